@@ -1,0 +1,49 @@
+// The one Cascade binary: `cascade <command> [options]`. Every deno task and the netboot
+// initramfs call this file; each command lives in its own module and exports `main`.
+import { UsageError } from "./imagetools/cli_kit.ts";
+
+type Main = (args: string[]) => Promise<number>;
+
+// Each entry: command name -> [one-line summary, main]. Keep sorted by workflow order.
+const COMMANDS: Record<string, [string, Main]> = {
+  // COMMANDS-TABLE (one line per command; add yours here)
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length)) + 2;
+  return [
+    "cascade: image a whole room of lab PCs from one golden disk image",
+    "",
+    "USAGE:",
+    "  cascade <command> [options]      (cascade <command> --help for its options)",
+    "",
+    "COMMANDS:",
+    ...Object.entries(COMMANDS).map(([n, [s]]) => `  ${n.padEnd(width)}${s}`),
+    "",
+  ].join("\n");
+}
+
+export async function run(args: string[]): Promise<number> {
+  const [name, ...rest] = args;
+  if (!name || name === "-h" || name === "--help" || name === "help") {
+    console.log(usage());
+    return name ? 0 : 2;
+  }
+  const entry = COMMANDS[name];
+  if (!entry) {
+    console.error(`cascade: unknown command "${name}" (try "cascade --help")`);
+    return 2;
+  }
+  try {
+    return await entry[1](rest);
+  } catch (err) {
+    const e = err as Error;
+    console.error(`cascade ${name}: ${e.message ?? String(err)}`);
+    if (Deno.env.get("CASCADE_DEBUG")) console.error(e.stack);
+    return e instanceof UsageError ? 2 : 1;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await run(Deno.args));
+}
