@@ -77,8 +77,8 @@ export interface SchedulerSnapshot {
   serverQueue: { id: string; capacity: number; kind: ServerKind; since: number }[];
   /** `since`: when the client joined (kept across failures and requeues). */
   clientQueue: { id: string; since: number }[];
-  /** Active batches; `clients` are the ones still receiving. */
-  batches: { server: string; clients: string[]; since: number }[];
+  /** Active batches; `clients` are the ones still receiving (at most `capacity`). */
+  batches: { server: string; capacity: number; clients: string[]; since: number }[];
   /** client id -> server id it currently fetches from */
   upstream: Record<string, string>;
   paused: boolean;
@@ -181,6 +181,7 @@ export class Scheduler {
       clientQueue: this.#clients.map((c) => ({ ...c })),
       batches: [...this.#batches.values()].map((b) => ({
         server: b.server.id,
+        capacity: b.server.capacity,
         clients: b.clients.map((c) => c.id),
         since: b.since,
       })),

@@ -73,8 +73,8 @@ Deno.test("scheduler: FIFO queues give the head server the oldest clients, exact
       serverQueue: [{ id: "s2", capacity: 3, kind: "server", since: 6 }],
       clientQueue: [{ id: "f", since: 8 }, { id: "g", since: 9 }],
       batches: [
-        { server: "fake", clients: ["a", "b"], since: 2 },
-        { server: "s1", clients: ["c", "d", "e"], since: 7 },
+        { server: "fake", capacity: 2, clients: ["a", "b"], since: 2 },
+        { server: "s1", capacity: 3, clients: ["c", "d", "e"], since: 7 },
       ],
       upstream: { a: "fake", b: "fake", c: "s1", d: "s1", e: "s1" },
       paused: false,
@@ -132,7 +132,7 @@ Deno.test("scheduler: a failed client goes back to the head of the client queue,
   // s1 serves a and b; x waits alone. a fails at 8: a goes before x, still "since 0".
   assert.deepEqual(s.apply(failed("a", 8)), [requeued("a", 8)]);
   assert.deepEqual(s.snapshot().clientQueue, [{ id: "a", since: 0 }, { id: "x", since: 5 }]);
-  assert.deepEqual(s.snapshot().batches, [{ server: "s1", clients: ["b"], since: 1 }]);
+  assert.deepEqual(s.snapshot().batches, [{ server: "s1", capacity: 2, clients: ["b"], since: 1 }]);
   assert.deepEqual(s.snapshot().upstream, { b: "s1" });
   // s1 is still busy with b. When b fails too, s1 frees, and a + x (a waited > linger) leave.
   assert.deepEqual(s.apply(failed("b", 9, "timeout")), [
@@ -327,4 +327,163 @@ Deno.test("scheduler: a relay that leaves sends its downstream back to the head 
   ]);
   assert.deepEqual(s.snapshot().upstream, { b: "fake", w: "b" });
   assert.deepEqual(s.snapshot().serverQueue.map((q) => q.id), ["w"]);
+});
+
+// ---- Property test: random event sequences against the invariants -------------------------
+
+/** mulberry32: a tiny seeded PRNG, so a failing sequence can be replayed from its seed. */
+function prng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Every invariant the brief names; throws with the reason. `active`: clients owed an image. */
+function checkInvariants(s: Scheduler, active: Set<string>, mode: "classic" | "relay") {
+  const snap = s.snapshot();
+  // Never a client lost, never in two places: each active client is in exactly one place.
+  const places = new Map<string, number>();
+  const count = (id: string) => places.set(id, (places.get(id) ?? 0) + 1);
+  for (const c of snap.clientQueue) count(c.id);
+  for (const b of snap.batches) b.clients.forEach(count);
+  for (const id of active) {
+    assert.equal(places.get(id), 1, `client "${id}" is in ${places.get(id) ?? 0} places`);
+  }
+  for (const id of places.keys()) {
+    assert.ok(active.has(id), `"${id}" is queued but not owed an image`);
+  }
+  // upstream is exactly the batches; never more clients than capacity; no empty batch.
+  const links: Record<string, string> = {};
+  for (const b of snap.batches) {
+    assert.ok(b.clients.length >= 1 && b.clients.length <= b.capacity, `batch of "${b.server}"`);
+    for (const c of b.clients) links[c] = b.server;
+  }
+  assert.deepEqual(snap.upstream, links);
+  // A server is queued once, and never queued while serving.
+  const queued = snap.serverQueue.map((q) => q.id);
+  assert.equal(new Set(queued).size, queued.length, `server queue ${queued}`);
+  for (const b of snap.batches) {
+    assert.ok(!queued.includes(b.server), `"${b.server}" queued and serving`);
+  }
+  // Never a cycle: following upstream from anywhere ends within as many steps as there are links.
+  const n = Object.keys(snap.upstream).length;
+  for (const start of Object.keys(snap.upstream)) {
+    let x: string | undefined = start;
+    for (let i = 0; x !== undefined; i++) {
+      assert.ok(i <= n, `cycle through "${start}": ${JSON.stringify(snap.upstream)}`);
+      x = snap.upstream[x];
+      assert.notEqual(x, start, `cycle through "${start}": ${JSON.stringify(snap.upstream)}`);
+    }
+  }
+  // Relay mode: every receiving client is also a server (queued or serving).
+  if (mode === "relay") {
+    const serving = new Set([...queued, ...snap.batches.map((b) => b.server)]);
+    for (const c of Object.keys(snap.upstream)) assert.ok(serving.has(c), `relay "${c}" lost`);
+  }
+}
+
+function randomRun(seed: number, mode: "classic" | "relay", steps: number) {
+  const rnd = prng(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
+  const ids = Array.from({ length: 3 + Math.floor(rnd() * 10) }, (_, i) => `p${i}`);
+  const config: SchedulerConfig = {
+    linger: pick([0, 2, 10]),
+    mode,
+    relayCapacity: pick([1, 1, 2, 3]),
+  };
+  const s = new Scheduler(config);
+  const active = new Set<string>();
+  let at = 0;
+  let deadlineTicks = 0;
+  for (let step = 0; step < steps; step++) {
+    at += pick([0, 0, 0.5, 1, 3]);
+    const snap = s.snapshot();
+    const receiving = Object.keys(snap.upstream);
+    const r = rnd();
+    const deadline = s.nextDeadline();
+    let event: SchedulerEvent;
+    if (deadline !== null && r < 0.1) {
+      at = Math.max(at, deadline);
+      event = tick(at);
+    } else if (r < 0.22) {
+      const kind = pick(["fake", "server", "server"] as const);
+      event = server(pick(ids), rnd() < 0.03 ? 0 : 1 + Math.floor(rnd() * 3), at, kind);
+    } else if (r < 0.45) event = client(pick(ids), at);
+    else if (r < 0.62) {
+      event = received(rnd() < 0.9 && receiving.length ? pick(receiving) : pick(ids), at);
+    } else if (r < 0.75) {
+      event = failed(rnd() < 0.9 && receiving.length ? pick(receiving) : pick(ids), at);
+    } else if (r < 0.85) event = leave(pick(ids), at);
+    else if (r < 0.9) event = { type: rnd() < 0.5 ? "pause" : "resume", at };
+    else event = tick(at);
+
+    const wasServer = "id" in event &&
+      (snap.serverQueue.some((q) => q.id === event.id) ||
+        snap.batches.some((b) => b.server === event.id));
+    const decisions = s.apply(event);
+    const context = `seed ${seed} ${mode} step ${step}: ${JSON.stringify(event)} -> ${
+      JSON.stringify(decisions)
+    }`;
+    try {
+      if (decisions.some((d) => d.type === "rejected")) {
+        assert.equal(decisions.length, 1);
+        assert.deepEqual(s.snapshot(), snap, "a rejected event changed the state");
+      } else if (event.type === "client-ready") active.add(event.id);
+      else if (event.type === "client-received" || event.type === "leave") active.delete(event.id);
+      checkInvariants(s, active, mode);
+      const after = s.snapshot();
+      for (const d of decisions) {
+        if (d.type !== "assign") continue;
+        // Never assigned to itself or to a server downstream of it.
+        for (let x: string | undefined = d.server; x !== undefined; x = after.upstream[x]) {
+          assert.ok(!d.clients.includes(x), `"${x}" assigned to itself or its downstream`);
+        }
+        assert.ok(!after.paused, "assigned while paused");
+      }
+      if (event.type === "client-failed" && decisions[0].type === "requeued") {
+        const assigned = decisions.some((d) => d.type === "assign" && d.clients.includes(event.id));
+        if (!assigned) assert.equal(after.clientQueue[0].id, event.id, "failed client not at head");
+        // A relay keeps serving through its own failure.
+        if (mode === "relay" && wasServer) {
+          assert.ok(
+            after.serverQueue.some((q) => q.id === event.id) ||
+              after.batches.some((b) => b.server === event.id),
+            "failed relay stopped serving",
+          );
+        }
+      }
+      if (event.type === "tick" && event.at === deadline) {
+        assert.ok(
+          decisions.some((d) => d.type === "assign" && d.partial),
+          "deadline released nothing",
+        );
+        deadlineTicks++;
+      }
+      // Nothing ready is left behind: a tick at the same time changes nothing. (A rejected event
+      // changes nothing at all, not even a batch whose linger ran out since the last event.)
+      if (decisions[0]?.type === "rejected") continue;
+      const next = s.nextDeadline();
+      assert.ok(next === null || next > at, `deadline ${next} not after ${at}`);
+      assert.deepEqual(s.apply(tick(at)), []);
+      assert.deepEqual(s.snapshot(), after);
+    } catch (err) {
+      throw new Error(`${context}\n${(err as Error).message}`, { cause: err });
+    }
+  }
+  return deadlineTicks;
+}
+
+Deno.test("scheduler property: random sequences keep every invariant (both modes)", () => {
+  let deadlineTicks = 0;
+  for (let seed = 1; seed <= 1500; seed++) {
+    deadlineTicks += randomRun(seed, "classic", 80);
+    deadlineTicks += randomRun(seed, "relay", 80);
+  }
+  // The generator really exercised the linger path, not only full batches.
+  assert.ok(deadlineTicks > 100, `only ${deadlineTicks} deadline ticks`);
 });
