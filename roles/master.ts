@@ -1,0 +1,122 @@
+// The master process: load the slices' manifest, run the core behind the Hono app on one port,
+// tick the scheduler's linger deadlines, and end the run cleanly.
+import type { Hono } from "hono";
+import { loadManifest } from "../imagetools/image_io.ts";
+import type { Logger } from "../imagetools/log.ts";
+import { MasterCore } from "./master_core.ts";
+import { createMasterApp } from "./master_app.ts";
+import type { Mode } from "./protocol.ts";
+import { type RunStatus, runStatus } from "./status.ts";
+
+export interface MasterOptions {
+  slices: string;
+  hostname?: string;
+  port?: number;
+  mode: Mode;
+  linger: number;
+  fanout: number;
+  expect?: number;
+  token?: string;
+  log: Logger;
+  /** Routes for /boot, given the loaded image (netboot); built by the caller. */
+  boot?: (imageId: string, core: MasterCore) => Hono | undefined;
+}
+
+export interface RunningMaster {
+  url: string;
+  port: number;
+  imageId: string;
+  core: MasterCore;
+  status(): RunStatus;
+  /** Resolves with the reason once the run has ended. */
+  ended: Promise<string>;
+  /** End the run (if not yet), let peers hear it, stop serving. */
+  shutdown(reason?: string): Promise<void>;
+}
+
+const now = () => performance.now() / 1000;
+
+export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
+  const loaded = await loadManifest(o.slices);
+  let resolveEnded!: (r: string) => void;
+  const ended = new Promise<string>((r) => (resolveEnded = r));
+  const sockets = new Set<WebSocket>();
+  const core: MasterCore = new MasterCore({
+    mode: o.mode,
+    linger: o.linger,
+    fanout: o.fanout,
+    imageId: loaded.imageId,
+    totalChunks: loaded.manifest.chunks.length,
+    imageBytes: loaded.manifest.size,
+    expect: o.expect,
+    token: o.token,
+  }, {
+    now,
+    send(session, msg) {
+      const ws = session as WebSocket;
+      sockets.add(ws);
+      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
+    },
+    close(session, code, reason) {
+      const ws = session as WebSocket;
+      try {
+        ws.close(code, reason);
+      } catch { /* already closing */ }
+    },
+    log: o.log,
+    onEnd: (reason) => resolveEnded(reason),
+  });
+
+  const app = createMasterApp({
+    core,
+    manifest: loaded.manifest,
+    manifestBytes: loaded.bytes,
+    log: o.log,
+    now,
+    boot: o.boot?.(loaded.imageId, core),
+  });
+
+  // Linger needs a clock: wake at the scheduler's next deadline (and at least every second).
+  const ticker = setInterval(() => {
+    const d = core.nextDeadline();
+    if (d !== null && d <= now()) core.tick();
+  }, 250);
+
+  const server = Deno.serve({
+    hostname: o.hostname ?? "0.0.0.0",
+    port: o.port ?? 8080,
+    onListen: () => {},
+  }, (req, info) => app.fetch(req, info));
+  const addr = server.addr as Deno.NetAddr;
+  const host = addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname;
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
+  o.log("listening", {
+    url,
+    image: loaded.manifest.name,
+    imageId: loaded.imageId,
+    mode: o.mode,
+    expect: o.expect,
+  });
+
+  let stopped = false;
+  return {
+    url,
+    port: addr.port,
+    imageId: loaded.imageId,
+    core,
+    status: () => runStatus(core, loaded.manifest, now()),
+    ended,
+    async shutdown(reason = "the master is shutting down") {
+      if (stopped) return;
+      stopped = true;
+      core.end(reason);
+      clearInterval(ticker);
+      // Give peers a moment to read "end" and hang up themselves, then stop serving.
+      const deadline = Date.now() + 2000;
+      while (Date.now() < deadline && [...core.peers.values()].some((p) => p.connected)) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await server.shutdown();
+    },
+  };
+}

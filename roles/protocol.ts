@@ -1,0 +1,331 @@
+// The control protocol between peers and the master: JSON over one WebSocket per peer.
+// Pure: parsing and validation only. Every inbound message is checked here, so the master's
+// session code only ever sees well-formed messages.
+
+export const PROTOCOL_VERSION = 1;
+/** Control messages are small; anything bigger is refused before JSON.parse. */
+export const MAX_MESSAGE_BYTES = 16 * 1024;
+
+export type PeerRole = "client" | "server" | "fake";
+export type Mode = "classic" | "relay";
+export type AfterAction = "serve" | "reboot" | "poweroff";
+
+// ---- peer -> master -------------------------------------------------------------------------
+
+export interface HelloMessage {
+  type: "hello";
+  version: number;
+  role: PeerRole;
+  /** Human name (hostname, MAC); the master derives the peer id from it. */
+  name: string;
+  mac?: string;
+  imageId: string;
+  /** Port of the peer's chunk server; the master pairs it with the address it sees. */
+  port?: number;
+  /** Full data URL, when the peer knows better than the master what others should dial. */
+  url?: string;
+  /** How many clients this peer serves at once once it serves. */
+  capacity: number;
+  /** Chunks already verified (resume after a reconnect or a reboot). */
+  held: number;
+  /** True when the peer holds and has verified the whole image (a server, or a finished client). */
+  complete: boolean;
+  token?: string;
+}
+
+export interface ProgressMessage {
+  type: "progress";
+  held: number;
+  bytes: number;
+  /** Bytes per second over the last interval. */
+  rate: number;
+}
+
+/** The client holds every chunk: its server's slot is free. Read-back comes next. */
+export interface ReceivedMessage {
+  type: "received";
+}
+
+export interface VerifiedMessage {
+  type: "verified";
+  ok: boolean;
+  /** Chunks that failed the read-back check (when not ok). */
+  bad: number[];
+  seconds: number;
+}
+
+export interface FailedMessage {
+  type: "failed";
+  /** The server that failed this client. */
+  server: string;
+  reason: string;
+  detail: string;
+}
+
+export type PeerMessage =
+  | HelloMessage
+  | ProgressMessage
+  | ReceivedMessage
+  | VerifiedMessage
+  | FailedMessage;
+
+// ---- master -> peer -------------------------------------------------------------------------
+
+export interface WelcomeMessage {
+  type: "welcome";
+  id: string;
+  mode: Mode;
+  imageId: string;
+  /** The address the master sees for this peer (what others will dial). */
+  address: string;
+}
+export interface AssignMessage {
+  type: "assign";
+  server: { id: string; url: string };
+}
+export interface ServeMessage {
+  type: "serve";
+  clients: string[];
+}
+export interface EndMessage {
+  type: "end";
+  reason: string;
+}
+export interface ErrorMessage {
+  type: "error";
+  message: string;
+}
+export type MasterMessage =
+  | WelcomeMessage
+  | AssignMessage
+  | ServeMessage
+  | EndMessage
+  | ErrorMessage;
+
+// ---- validation -----------------------------------------------------------------------------
+
+/** A message that breaks the protocol: the master answers with `error` and closes the session. */
+export class ProtocolError extends Error {
+  override name = "ProtocolError";
+}
+
+type Obj = Record<string, unknown>;
+
+function str(o: Obj, key: string, max = 256, optional = false): string | undefined {
+  const v = o[key];
+  if (v === undefined && optional) return undefined;
+  if (typeof v !== "string" || v.length === 0 || v.length > max) {
+    throw new ProtocolError(
+      `Invalid "${o.type}" message: field "${key}" (${
+        JSON.stringify(v) ?? "missing"
+      }) must be a string of 1..${max} characters`,
+    );
+  }
+  return v;
+}
+
+function int(o: Obj, key: string, min: number, max: number, optional = false): number | undefined {
+  const v = o[key];
+  if (v === undefined && optional) return undefined;
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min || v > max) {
+    throw new ProtocolError(
+      `Invalid "${o.type}" message: field "${key}" (${
+        JSON.stringify(v) ?? "missing"
+      }) must be a whole number ${min}..${max}`,
+    );
+  }
+  return v;
+}
+
+function num(o: Obj, key: string): number {
+  const v = o[key];
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
+    throw new ProtocolError(
+      `Invalid "${o.type}" message: field "${key}" (${
+        JSON.stringify(v) ?? "missing"
+      }) must be a number >= 0`,
+    );
+  }
+  return v;
+}
+
+function bool(o: Obj, key: string): boolean {
+  const v = o[key];
+  if (typeof v !== "boolean") {
+    throw new ProtocolError(
+      `Invalid "${o.type}" message: field "${key}" (${
+        JSON.stringify(v) ?? "missing"
+      }) must be true or false`,
+    );
+  }
+  return v;
+}
+
+function onlyKeys(o: Obj, keys: string[]) {
+  for (const k of Object.keys(o)) {
+    if (!keys.includes(k)) {
+      throw new ProtocolError(`Invalid "${o.type}" message: unknown field "${k}"`);
+    }
+  }
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const MAC = /^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$/i;
+
+function validUrl(o: Obj, key: string): string | undefined {
+  const v = str(o, key, 512, true);
+  if (v === undefined) return undefined;
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new ProtocolError(`Invalid "${o.type}" message: field "${key}" ("${v}") is not a URL`);
+  }
+  if (u.protocol !== "http:") {
+    throw new ProtocolError(`Invalid "${o.type}" message: field "${key}" ("${v}") is not http://`);
+  }
+  return v.replace(/\/+$/, "");
+}
+
+/** Parse one inbound control message; throws ProtocolError naming what is wrong. */
+export function parsePeerMessage(raw: string | ArrayBuffer | Uint8Array): PeerMessage {
+  const size = typeof raw === "string" ? raw.length : raw.byteLength;
+  if (size > MAX_MESSAGE_BYTES) {
+    throw new ProtocolError(`Message of ${size} bytes is larger than ${MAX_MESSAGE_BYTES} bytes`);
+  }
+  const text = typeof raw === "string" ? raw : new TextDecoder().decode(raw);
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new ProtocolError(`Message is not JSON: ${JSON.stringify(text.slice(0, 40))}`);
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw new ProtocolError("Message is not a JSON object");
+  }
+  const o = v as Obj;
+  switch (o.type) {
+    case "hello": {
+      onlyKeys(o, [
+        "type",
+        "version",
+        "role",
+        "name",
+        "mac",
+        "imageId",
+        "port",
+        "url",
+        "capacity",
+        "held",
+        "complete",
+        "token",
+      ]);
+      const version = int(o, "version", 0, 1000)!;
+      if (version !== PROTOCOL_VERSION) {
+        throw new ProtocolError(
+          `Unsupported protocol version ${version} (this master speaks ${PROTOCOL_VERSION})`,
+        );
+      }
+      const role = o.role;
+      if (role !== "client" && role !== "server" && role !== "fake") {
+        throw new ProtocolError(
+          `Invalid "hello" message: field "role" (${
+            JSON.stringify(role) ?? "missing"
+          }) must be "client", "server" or "fake"`,
+        );
+      }
+      const name = str(o, "name", 64)!;
+      if (!/^[A-Za-z0-9._:-]+$/.test(name)) {
+        throw new ProtocolError(
+          `Invalid "hello" message: field "name" ("${name}") may hold only letters, digits and . _ : -`,
+        );
+      }
+      const mac = str(o, "mac", 17, true);
+      if (mac !== undefined && !MAC.test(mac)) {
+        throw new ProtocolError(`Invalid "hello" message: field "mac" ("${mac}") is not a MAC`);
+      }
+      const imageId = str(o, "imageId", 64)!;
+      if (!HEX64.test(imageId)) {
+        throw new ProtocolError(
+          `Invalid "hello" message: field "imageId" ("${imageId}") is not 64 hex digits`,
+        );
+      }
+      const port = int(o, "port", 1, 65535, true);
+      const url = validUrl(o, "url");
+      if ((role !== "client") && port === undefined && url === undefined) {
+        throw new ProtocolError(`Invalid "hello" message: a ${role} must give "port" or "url"`);
+      }
+      return {
+        type: "hello",
+        version,
+        role,
+        name,
+        ...(mac ? { mac: mac.toLowerCase().replaceAll("-", ":") } : {}),
+        imageId,
+        ...(port !== undefined ? { port } : {}),
+        ...(url !== undefined ? { url } : {}),
+        capacity: int(o, "capacity", 1, 64)!,
+        held: int(o, "held", 0, Number.MAX_SAFE_INTEGER)!,
+        complete: bool(o, "complete"),
+        ...(o.token !== undefined ? { token: str(o, "token", 256)! } : {}),
+      };
+    }
+    case "progress":
+      onlyKeys(o, ["type", "held", "bytes", "rate"]);
+      return {
+        type: "progress",
+        held: int(o, "held", 0, Number.MAX_SAFE_INTEGER)!,
+        bytes: int(o, "bytes", 0, Number.MAX_SAFE_INTEGER)!,
+        rate: num(o, "rate"),
+      };
+    case "received":
+      onlyKeys(o, ["type"]);
+      return { type: "received" };
+    case "verified": {
+      onlyKeys(o, ["type", "ok", "bad", "seconds"]);
+      const bad = o.bad;
+      if (
+        !Array.isArray(bad) || bad.length > 100000 ||
+        !bad.every((i) => Number.isSafeInteger(i) && i >= 0)
+      ) {
+        throw new ProtocolError(
+          `Invalid "verified" message: field "bad" must be a list of chunk indexes`,
+        );
+      }
+      return { type: "verified", ok: bool(o, "ok"), bad, seconds: num(o, "seconds") };
+    }
+    case "failed":
+      onlyKeys(o, ["type", "server", "reason", "detail"]);
+      return {
+        type: "failed",
+        server: str(o, "server", 128)!,
+        reason: str(o, "reason", 64)!,
+        detail: str(o, "detail", 1024)!,
+      };
+    default:
+      throw new ProtocolError(
+        `Unknown message type ${JSON.stringify(o.type) ?? "(missing)"}`,
+      );
+  }
+}
+
+/** Parse a message from the master (peers trust the master, but still fail clearly on junk). */
+export function parseMasterMessage(raw: string): MasterMessage {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    throw new ProtocolError(`Master sent a message that is not JSON: ${raw.slice(0, 40)}`);
+  }
+  const o = v as Obj;
+  switch (o?.type) {
+    case "welcome":
+    case "assign":
+    case "serve":
+    case "end":
+    case "error":
+      return o as unknown as MasterMessage;
+    default:
+      throw new ProtocolError(`Master sent an unknown message type ${JSON.stringify(o?.type)}`);
+  }
+}

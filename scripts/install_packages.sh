@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Debian packages the tests use: QEMU/iPXE/busybox/dnsmasq for netboot, udpcast as the
+# benchmark's peer, chromium for the dashboard's browser test, curl for the client benchmark.
+set -euo pipefail
+PKGS=(qemu-system-x86 ipxe-qemu ipxe busybox-static cpio zstd dnsmasq-base ovmf udpcast iproute2 chromium curl)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" != 0 ]; then
+  echo "Missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "Installing Debian packages: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >&2
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
