@@ -1,12 +1,25 @@
 // The one Cascade binary: `cascade <command> [options]`. Every deno task and the netboot
 // initramfs call this file; each command lives in its own module and exports `main`.
 import { UsageError } from "./imagetools/cli_kit.ts";
+import { assembleMain, infoMain, sliceMain, verifyMain } from "./imagetools/cli.ts";
+import { main as masterMain } from "./roles/master_cli.ts";
+import { clientMain, fakeServerMain, serverMain } from "./roles/peer_cli.ts";
+import { main as demoMain } from "./roles/demo.ts";
 
 type Main = (args: string[]) => Promise<number>;
 
 // Each entry: command name -> [one-line summary, main]. Keep sorted by workflow order.
 const COMMANDS: Record<string, [string, Main]> = {
   // COMMANDS-TABLE (one line per command; add yours here)
+  slice: ["slice a golden image or block device into verified chunks", sliceMain],
+  info: ["summarise a slices folder or manifest: size, chunks, image id", infoMain],
+  verify: ["check an image or disk against a manifest, naming every bad chunk", verifyMain],
+  assemble: ["rebuild an image (or write a disk) from slices, verifying each chunk", assembleMain],
+  master: ["pair waiting clients with servers; status, dashboard, boot files", masterMain],
+  "fake-server": ["serve the image from its slices to bootstrap the cascade", fakeServerMain],
+  server: ["serve the image from a disk that already holds it", serverMain],
+  client: ["receive the image onto a disk, verify it, then serve it on", clientMain],
+  demo: ["a whole lab images itself on this machine (files stand in for disks)", demoMain],
 };
 
 function usage(): string {

@@ -74,7 +74,11 @@ export function parseCommand(
     { type: "string" | "boolean"; short?: string; multiple?: boolean }
   > = { help: { type: "boolean", short: "h" } };
   for (const [name, o] of Object.entries(spec.options)) {
-    options[name] = { type: o.type, ...(o.short ? { short: o.short } : {}), multiple: o.multiple };
+    options[name] = {
+      type: o.type,
+      ...(o.short ? { short: o.short } : {}),
+      ...(o.multiple ? { multiple: true } : {}),
+    };
   }
   let parsed;
   try {

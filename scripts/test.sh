@@ -3,7 +3,8 @@
 # netboot end-to-end test, and ends with one totals line: "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/ensure_deno.sh || exit 1
+# Deno from PATH, else from the npm package "deno" through npx (only Node.js and npm needed).
+if ! command -v deno >/dev/null 2>&1; then deno() { npx --yes deno "$@"; }; fi
 bash scripts/install_packages.sh || exit 1
 export NO_COLOR=1
 
