@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import { type ChunkSource, openSlicesSource } from "./chunk_source.ts";
+import { createChunkApp, startChunkServer } from "./chunk_server.ts";
+import { randomImage, writeSlices } from "./slices_testkit.ts";
+
+const CHUNK = 64 * 1024;
+
+async function withSlices(
+  image: Uint8Array,
+  fn: (src: ChunkSource, manifestBytes: Uint8Array) => Promise<void>,
+) {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { manifestBytes } = await writeSlices(dir, image, CHUNK, "games.img");
+    await fn(await openSlicesSource(dir), manifestBytes);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("chunk app: manifest, health, chunks, and 400 for bad indices", async () => {
+  const image = randomImage(3 * CHUNK + 10, [[CHUNK, 2 * CHUNK]]);
+  await withSlices(image, async (src, manifestBytes) => {
+    const app = createChunkApp(src);
+    const man = await app.request("/v1/manifest");
+    assert.equal(man.status, 200);
+    assert.equal(man.headers.get("content-type"), "application/json");
+    assert.deepEqual(new Uint8Array(await man.arrayBuffer()), manifestBytes);
+
+    const health = await app.request("/v1/health");
+    assert.deepEqual(await health.json(), { imageId: src.imageId, held: 4, total: 4 });
+
+    for (const i of [0, 1, 3]) {
+      const res = await app.request(`/v1/chunks/${i}`);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("x-cascade-image"), src.imageId);
+      assert.equal(res.headers.get("content-type"), "application/octet-stream");
+      assert.deepEqual(
+        new Uint8Array(await res.arrayBuffer()),
+        image.subarray(i * CHUNK, (i + 1) * CHUNK),
+      );
+    }
+    for (const bad of ["4", "-1", "abc", "1.5", "99999999999999999999"]) {
+      const res = await app.request(`/v1/chunks/${bad}`);
+      assert.equal(res.status, 400);
+      assert.deepEqual(await res.json(), {
+        error: `Invalid chunk index "${bad}": image "games.img" has chunks 0..3`,
+      });
+    }
+    const nf = await app.request("/v2/x");
+    assert.equal(nf.status, 404);
+    assert.deepEqual(await nf.json(), { error: 'No such path "/v2/x"' });
+  });
+});
+
+Deno.test("chunk app: a chunk the source lacks answers 503 after the wait", async () => {
+  await withSlices(randomImage(2 * CHUNK), async (src) => {
+    const lacking: ChunkSource = {
+      manifest: src.manifest,
+      manifestBytes: src.manifestBytes,
+      imageId: src.imageId,
+      has: () => false,
+      heldCount: () => 0,
+      read: async (_i, opts) => {
+        await new Promise((r) => setTimeout(r, opts?.waitMs));
+        const { ChunkUnavailableError } = await import("./chunk_source.ts");
+        throw new ChunkUnavailableError("not yet");
+      },
+    };
+    const app = createChunkApp(lacking, { waitMs: 5 });
+    const res = await app.request("/v1/chunks/1");
+    assert.equal(res.status, 503);
+    assert.deepEqual(await res.json(), {
+      error: 'Chunk 1 of "games.img" is not available here yet',
+    });
+  });
+});
+
+Deno.test("startChunkServer streams the whole image and counts bytes served", async () => {
+  const image = randomImage(5 * CHUNK + 123, [[2 * CHUNK, 4 * CHUNK]]);
+  await withSlices(image, async (src) => {
+    const server = await startChunkServer({ source: src, hostname: "127.0.0.1", port: 0 });
+    try {
+      const res = await fetch(`${server.url}/v1/image`);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("content-length"), String(image.length));
+      assert.deepEqual(new Uint8Array(await res.arrayBuffer()), image);
+      const one = await fetch(`${server.url}/v1/chunks/5`);
+      assert.equal((await one.arrayBuffer()).byteLength, 123);
+      assert.equal(server.servedBytes(), image.length + 123);
+    } finally {
+      await server.close();
+    }
+  });
+});
