@@ -1,0 +1,189 @@
+// The imagetools commands: slice, verify, assemble, info. Thin shells over the modules that do
+// the work; the dispatcher (cascade.ts) prints a thrown error as one line and sets the exit code.
+import { assembleImage } from "./assemble.ts";
+import { type CommandSpec, parseCommand, requirePositionals, UsageError } from "./cli_kit.ts";
+import type { HashAlgo } from "./hashing.ts";
+import { loadManifest } from "./image_io.ts";
+import { renderInfo } from "./info.ts";
+import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "./manifest.ts";
+import { progressMode } from "./progress.ts";
+import { sliceImage, sliceSummary } from "./slice.ts";
+import { formatBytes, parseSize } from "./units.ts";
+import { formatBadChunk, HASH_LABEL, verifyImage } from "./verify.ts";
+
+const quietOption = {
+  type: "boolean",
+  short: "q",
+  help: "No progress output",
+  env: "CASCADE_QUIET",
+} as const;
+
+export const SLICE_SPEC: CommandSpec = {
+  name: "slice",
+  summary: "Slice a golden disk image or block device into MD5/SHA-256-manifested chunks",
+  usage: "<image> [options]",
+  options: {
+    out: {
+      type: "string",
+      short: "o",
+      arg: "DIR",
+      help: 'Slices folder to write (default: "<image>.cascade" beside the image)',
+    },
+    "chunk-size": {
+      type: "string",
+      arg: "SIZE",
+      help: "Bytes per chunk, e.g. 1M, 4MiB, 65536",
+      default: "1MiB",
+      env: "CASCADE_CHUNK_SIZE",
+    },
+    name: { type: "string", arg: "NAME", help: "Image name in the manifest (default: file name)" },
+    force: { type: "boolean", short: "f", help: "Replace an existing slices folder" },
+    quiet: { ...quietOption, help: "No progress; print only the image id" },
+  },
+  notes: [
+    "Writes DIR/manifest.json and DIR/chunks/<sha256>.chunk; all-zero chunks are not stored,",
+    "identical chunks are stored once. Prints the image id (SHA-256 of manifest.json) last.",
+    "A block device needs --out (nothing is written beside /dev/...).",
+  ],
+};
+
+export const VERIFY_SPEC: CommandSpec = {
+  name: "verify",
+  summary: "Check an image or disk against a manifest, naming every bad chunk",
+  usage: "<image-or-device> <manifest-or-slices-dir> [options]",
+  options: {
+    md5: { type: "boolean", help: "Check MD5 only" },
+    sha256: { type: "boolean", help: "Check SHA-256 only" },
+    quiet: quietOption,
+  },
+  notes: [
+    "Checks both hashes unless told otherwise. Exit status 0 when every chunk matches, 1",
+    "otherwise (each bad chunk is printed with its index, offset and both hashes). A device",
+    "larger than the image is fine; a shorter one is an error.",
+  ],
+};
+
+export const ASSEMBLE_SPEC: CommandSpec = {
+  name: "assemble",
+  summary: "Rebuild an image (or write a disk) from slices, verifying each chunk",
+  usage: "<slices-dir> <out-image-or-device> [options]",
+  options: {
+    force: {
+      type: "boolean",
+      short: "f",
+      help: "Overwrite an existing file, or write an existing block device",
+    },
+    quiet: quietOption,
+  },
+  notes: [
+    "Every chunk's MD5 and SHA-256 is checked before it is written. A file is built under a",
+    "temporary name and renamed when complete (zero chunks become holes); a block device is",
+    "written in place, zeros included.",
+  ],
+};
+
+export const INFO_SPEC: CommandSpec = {
+  name: "info",
+  summary: "Summarise a slices folder or manifest: size, chunks, image id",
+  usage: "<slices-dir-or-manifest>",
+  options: {},
+};
+
+function chunkSizeOption(text: string): number {
+  let n: number;
+  try {
+    n = parseSize(text, "--chunk-size");
+  } catch (cause) {
+    throw new UsageError((cause as Error).message, { cause });
+  }
+  if (n < MIN_CHUNK_SIZE || n > MAX_CHUNK_SIZE) {
+    throw new UsageError(
+      `Invalid --chunk-size "${text}": must be ${formatBytes(MIN_CHUNK_SIZE)}..${
+        formatBytes(MAX_CHUNK_SIZE)
+      }`,
+    );
+  }
+  return n;
+}
+
+export async function sliceMain(args: string[]): Promise<number> {
+  const p = parseCommand(SLICE_SPEC, args);
+  if (!p) return 0;
+  const [image] = requirePositionals(SLICE_SPEC, p, ["<image>"]);
+  const quiet = p.values.quiet === true;
+  const r = await sliceImage({
+    image,
+    out: p.values.out as string | undefined,
+    chunkSize: chunkSizeOption(p.values["chunk-size"] as string),
+    name: p.values.name as string | undefined,
+    force: p.values.force === true,
+    progress: progressMode(quiet),
+  });
+  if (quiet) console.log(r.imageId);
+  else console.log(`${sliceSummary(r)}\nImage id: ${r.imageId}`);
+  return 0;
+}
+
+export async function verifyMain(args: string[]): Promise<number> {
+  const p = parseCommand(VERIFY_SPEC, args);
+  if (!p) return 0;
+  const [image, manifest] = requirePositionals(VERIFY_SPEC, p, [
+    "<image-or-device>",
+    "<manifest-or-slices-dir>",
+  ]);
+  const algos: HashAlgo[] = [];
+  if (p.values.md5 === true) algos.push("md5");
+  if (p.values.sha256 === true) algos.push("sha256");
+  if (algos.length === 0) algos.push("md5", "sha256");
+  const r = await verifyImage({
+    image,
+    manifest,
+    algos,
+    progress: progressMode(p.values.quiet === true),
+  });
+  for (const b of r.bad) console.log(formatBadChunk(b));
+  const against = r.manifestPath ?? manifest;
+  const what = algos.map((a) => HASH_LABEL[a]).join(" and ");
+  const badChunks = new Set(r.bad.map((b) => b.index)).size;
+  if (badChunks > 0) {
+    throw new Error(
+      `Cannot verify "${image}" against "${against}": ${badChunks} of ${r.chunks} chunks do not match`,
+    );
+  }
+  console.log(
+    `OK: "${image}" matches "${against}" (${r.chunks} chunks, ${
+      formatBytes(r.manifest.size)
+    }, ${what} checked)`,
+  );
+  return 0;
+}
+
+export async function assembleMain(args: string[]): Promise<number> {
+  const p = parseCommand(ASSEMBLE_SPEC, args);
+  if (!p) return 0;
+  const [slices, out] = requirePositionals(ASSEMBLE_SPEC, p, [
+    "<slices-dir>",
+    "<out-image-or-device>",
+  ]);
+  const r = await assembleImage({
+    slices,
+    out,
+    force: p.values.force === true,
+    progress: progressMode(p.values.quiet === true),
+  });
+  console.log(
+    `Assembled "${r.manifest.name}" (${
+      formatBytes(r.manifest.size)
+    }, ${r.chunks} chunks, ${r.zeroChunks} zero) into "${r.out}"; every chunk verified. Image id: ${r.imageId}`,
+  );
+  return 0;
+}
+
+export async function infoMain(args: string[]): Promise<number> {
+  const p = parseCommand(INFO_SPEC, args);
+  if (!p) return 0;
+  const [path] = requirePositionals(INFO_SPEC, p, ["<slices-dir-or-manifest>"]);
+  const loaded = await loadManifest(path);
+  console.log(renderInfo(loaded.manifest, loaded.imageId).trimEnd());
+  return 0;
+}

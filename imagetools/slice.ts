@@ -1,0 +1,328 @@
+// Slicing: a golden image (file or block device) -> a slices folder (manifest.json + chunks/).
+//
+// Crash safety: everything is built in a hidden sibling folder (".<out>.partial-<random>") and
+// only renamed to <out> once the chunks and then the manifest are written and fsynced. A run
+// killed at any point leaves no <out> that names missing chunks, so the chunk files themselves
+// need no temporary names of their own: the whole folder is the temporary name.
+import { basename, dirname, join } from "node:path";
+import { allocShared, createImageHasher, type ImageHasherMode } from "./hashing.ts";
+import {
+  CHUNKS_DIR,
+  defaultSlicesDir,
+  MANIFEST_FILE,
+  openImage,
+  osReason,
+  writeFully,
+} from "./image_io.ts";
+import {
+  chunkCount,
+  type ChunkEntry,
+  chunkFileName,
+  chunkLength,
+  DEFAULT_CHUNK_SIZE,
+  imageIdOf,
+  type Manifest,
+  MANIFEST_FORMAT,
+  MAX_CHUNK_SIZE,
+  MAX_IMAGE_SIZE,
+  MIN_CHUNK_SIZE,
+  parseManifest,
+  serializeManifest,
+} from "./manifest.ts";
+import { Progress, type ProgressMode } from "./progress.ts";
+import { formatBytes } from "./units.ts";
+
+export interface SliceOptions {
+  /** Image file or block device to slice. */
+  image: string;
+  /** Output folder (default "<image>.cascade" beside the image; required for a device). */
+  out?: string;
+  /** Bytes per chunk (default 1 MiB). */
+  chunkSize?: number;
+  /** Name recorded in the manifest (default: the image's file name). */
+  name?: string;
+  /** Replace an existing slices folder at `out`. */
+  force?: boolean;
+  /** Progress on stderr (default "quiet"). */
+  progress?: ProgressMode;
+  /** Where progress text goes (default stderr). */
+  progressWrite?: (text: string) => void;
+  /** Hashing threads (default "workers"; "inline" is the benchmark's baseline). */
+  hasher?: ImageHasherMode;
+  /** fsync chunks, manifest and folders before the final rename (default true). */
+  sync?: boolean;
+}
+
+export interface SliceResult {
+  manifest: Manifest;
+  manifestBytes: Uint8Array;
+  imageId: string;
+  /** The slices folder written. */
+  dir: string;
+  chunks: number;
+  zeroChunks: number;
+  /** Distinct non-zero chunks written (identical chunks are stored once). */
+  storedChunks: number;
+  storedBytes: number;
+  seconds: number;
+}
+
+/** Buffers in flight: enough to overlap reading, hashing and writing, bounded to ~32 MiB. */
+function bufferCount(chunkSize: number): number {
+  return Math.max(3, Math.min(8, Math.floor(32 * 1024 * 1024 / chunkSize)));
+}
+
+function checkName(name: string) {
+  // Mirrors validateManifest's rule, so a bad --name fails before the slicing, not after.
+  const control = [...name].some((ch) => ch.charCodeAt(0) < 32);
+  if (name.length === 0 || name.length > 255 || control) {
+    throw new RangeError(
+      `Invalid name ${JSON.stringify(name)}: must be 1..255 printable characters`,
+    );
+  }
+}
+
+async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.lstat(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw new Error(`Cannot inspect "${path}": ${osReason(err)}`, { cause: err });
+  }
+}
+
+/** A folder --force may replace: an empty one or a slices folder (it holds manifest.json). */
+async function replaceable(path: string, info: Deno.FileInfo): Promise<boolean> {
+  if (!info.isDirectory) return false;
+  if (await lstatOrNull(join(path, MANIFEST_FILE))) return true;
+  for await (const _ of Deno.readDir(path)) return false;
+  return true;
+}
+
+async function fsyncPath(path: string) {
+  const f = await Deno.open(path, { read: true });
+  try {
+    await f.sync();
+  } finally {
+    f.close();
+  }
+}
+
+/** Run `fn` over `items`, at most `limit` at a time. */
+async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>) {
+  let next = 0;
+  const run = async () => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
+}
+
+function randomTag(): string {
+  return crypto.randomUUID().slice(0, 8);
+}
+
+/** Slice an image or block device into a slices folder; see SliceOptions. */
+export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
+  const started = performance.now();
+  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  if (
+    !Number.isSafeInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE
+  ) {
+    throw new RangeError(
+      `Invalid chunk size ${chunkSize}: must be ${MIN_CHUNK_SIZE}..${MAX_CHUNK_SIZE} bytes`,
+    );
+  }
+  const name = options.name ?? basename(options.image);
+  checkName(name);
+  const sync = options.sync ?? true;
+
+  const src = await openImage(options.image);
+  let tmp: string | undefined;
+  try {
+    if (src.size === 0) throw new Error(`Cannot slice "${options.image}": the image is empty`);
+    if (src.size > MAX_IMAGE_SIZE) {
+      throw new RangeError(
+        `Cannot slice "${options.image}": its ${src.size} bytes exceed the ${MAX_IMAGE_SIZE} allowed`,
+      );
+    }
+    if (options.out === undefined && src.blockDevice) {
+      throw new TypeError(
+        `Cannot slice block device "${options.image}" without an output folder (give --out)`,
+      );
+    }
+    const out = options.out ?? defaultSlicesDir(options.image);
+    const existing = await lstatOrNull(out);
+    if (existing && !options.force) {
+      throw new Error(
+        `Cannot slice "${options.image}": output "${out}" already exists (use --force to replace it)`,
+      );
+    }
+    if (existing && !(await replaceable(out, existing))) {
+      throw new Error(
+        `Cannot replace "${out}": it is not a slices folder (no ${MANIFEST_FILE}); remove it yourself`,
+      );
+    }
+
+    tmp = join(dirname(out), `.${basename(out)}.partial-${randomTag()}`);
+    const chunksDir = join(tmp, CHUNKS_DIR);
+    try {
+      await Deno.mkdir(chunksDir, { recursive: true });
+    } catch (cause) {
+      throw new Error(`Cannot create "${tmp}": ${osReason(cause)}`, { cause });
+    }
+
+    const size = src.size;
+    const count = chunkCount(size, chunkSize);
+    const entries: ChunkEntry[] = new Array(count);
+    const stored = new Set<string>();
+    let storedBytes = 0;
+    let zeroChunks = 0;
+    let hashed = 0;
+    const progress = new Progress({
+      label: `slice ${name}`,
+      total: size,
+      mode: options.progress ?? "quiet",
+      ...(options.progressWrite ? { write: options.progressWrite } : {}),
+    });
+
+    const hasher = createImageHasher(options.hasher ?? "workers");
+    const free = Array.from({ length: bufferCount(chunkSize) }, () => allocShared(chunkSize));
+    const waiting: ((b: Uint8Array) => void)[] = [];
+    const release = (b: Uint8Array) => {
+      const w = waiting.shift();
+      if (w) w(b);
+      else free.push(b);
+    };
+    const acquire = () =>
+      free.length ? Promise.resolve(free.pop()!) : new Promise<Uint8Array>((r) => waiting.push(r));
+    let failure: unknown;
+    const tasks = new Set<Promise<void>>();
+
+    try {
+      for (let i = 0; i < count && failure === undefined; i++) {
+        const buf = await acquire();
+        const offset = i * chunkSize;
+        const length = chunkLength({ size, chunkSize }, i);
+        const view = buf.subarray(0, length);
+        let n: number;
+        try {
+          n = await src.readAt(offset, view);
+        } catch (err) {
+          release(buf);
+          throw err;
+        }
+        if (n !== length) {
+          release(buf);
+          throw new Error(
+            `Cannot slice "${options.image}": it ended at byte ${offset + n}, expected ${size}`,
+          );
+        }
+        // push() posts to the hashing threads before its first await: chunks stay in order.
+        const hashing = hasher.push(view);
+        const task = (async () => {
+          const h = await hashing;
+          entries[i] = h;
+          if (h.zero) zeroChunks++;
+          else if (!stored.has(h.sha256)) {
+            stored.add(h.sha256);
+            await writeChunk(join(chunksDir, chunkFileName(h)), view);
+            storedBytes += length;
+          }
+          hashed += length;
+          progress.update(hashed);
+        })().catch((err) => {
+          failure ??= err;
+        }).finally(() => {
+          tasks.delete(task);
+          release(buf);
+        });
+        tasks.add(task);
+      }
+      await Promise.all(tasks);
+      if (failure !== undefined) throw failure;
+      const whole = await hasher.finish();
+      progress.finish();
+
+      const manifest: Manifest = {
+        format: MANIFEST_FORMAT,
+        name,
+        size,
+        chunkSize,
+        md5: whole.md5,
+        sha256: whole.sha256,
+        chunks: entries,
+      };
+      const text = serializeManifest(manifest);
+      parseManifest(text); // never write a manifest this very code would refuse
+      const manifestBytes = new TextEncoder().encode(text);
+
+      if (sync) {
+        await eachLimited([...stored], 8, (sha) => fsyncPath(join(chunksDir, `${sha}.chunk`)));
+        await fsyncPath(chunksDir);
+      }
+      const manifestTmp = join(tmp, `${MANIFEST_FILE}.tmp`);
+      await Deno.writeFile(manifestTmp, manifestBytes);
+      if (sync) await fsyncPath(manifestTmp);
+      await Deno.rename(manifestTmp, join(tmp, MANIFEST_FILE));
+      if (sync) await fsyncPath(tmp);
+
+      await swapIn(tmp, out, existing !== null);
+      tmp = undefined;
+      if (sync) await fsyncPath(dirname(out));
+
+      return {
+        manifest,
+        manifestBytes,
+        imageId: imageIdOf(manifestBytes),
+        dir: out,
+        chunks: count,
+        zeroChunks,
+        storedChunks: stored.size,
+        storedBytes,
+        seconds: (performance.now() - started) / 1000,
+      };
+    } finally {
+      hasher.close();
+    }
+  } finally {
+    src.close();
+    if (tmp !== undefined) await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  }
+}
+
+async function writeChunk(path: string, bytes: Uint8Array) {
+  const f = await Deno.open(path, { write: true, createNew: true });
+  try {
+    await writeFully(f, bytes);
+  } catch (cause) {
+    throw new Error(`Cannot write chunk file "${path}": ${osReason(cause)}`, { cause });
+  } finally {
+    f.close();
+  }
+}
+
+/** Put the finished folder in place; an old one is moved aside first and removed after. */
+async function swapIn(tmp: string, out: string, replace: boolean) {
+  if (!replace) {
+    await Deno.rename(tmp, out);
+    return;
+  }
+  const old = join(dirname(out), `.${basename(out)}.old-${randomTag()}`);
+  await Deno.rename(out, old);
+  try {
+    await Deno.rename(tmp, out);
+  } catch (err) {
+    await Deno.rename(old, out).catch(() => {});
+    throw err;
+  }
+  await Deno.remove(old, { recursive: true });
+}
+
+/** One line for the end of a slice run. */
+export function sliceSummary(r: SliceResult): string {
+  return `Sliced "${r.manifest.name}" (${
+    formatBytes(r.manifest.size)
+  }) into ${r.chunks} chunks: ${r.zeroChunks} zero, ${r.storedChunks} stored (${
+    formatBytes(r.storedBytes)
+  }) in "${r.dir}"`;
+}
