@@ -5,6 +5,7 @@ import { assembleMain, infoMain, sliceMain, verifyMain } from "./imagetools/cli.
 import { main as masterMain } from "./roles/master_cli.ts";
 import { clientMain, fakeServerMain, serverMain } from "./roles/peer_cli.ts";
 import { main as demoMain } from "./roles/demo.ts";
+import { main as simulateMain } from "./roles/simulate_cli.ts";
 
 type Main = (args: string[]) => Promise<number>;
 
@@ -20,6 +21,7 @@ const COMMANDS: Record<string, [string, Main]> = {
   server: ["serve the image from a disk that already holds it", serverMain],
   client: ["receive the image onto a disk, verify it, then serve it on", clientMain],
   demo: ["a whole lab images itself on this machine (files stand in for disks)", demoMain],
+  simulate: ["plan a run: PCs imaged over time in classic and relay mode", simulateMain],
 };
 
 function usage(): string {
