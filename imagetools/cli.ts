@@ -98,9 +98,7 @@ function chunkSizeOption(text: string): number {
   }
   if (n < MIN_CHUNK_SIZE || n > MAX_CHUNK_SIZE) {
     throw new UsageError(
-      `Invalid --chunk-size "${text}": must be ${formatBytes(MIN_CHUNK_SIZE)}..${
-        formatBytes(MAX_CHUNK_SIZE)
-      }`,
+      `Invalid --chunk-size "${text}": must be ${MIN_CHUNK_SIZE}..${MAX_CHUNK_SIZE} bytes`,
     );
   }
   return n;
