@@ -61,7 +61,7 @@ Deno.test("HasherPool hashes views (shared or not) exactly like hashChunk", asyn
 Deno.test("image hashers (workers and inline) give chunk and whole-image hashes", async () => {
   const image = seededImage(5 * 4096 + 33, 3, [[4096, 8192]]);
   const pieces = [0, 4096, 8192, 12288, 16384, 20480].map((o) => image.subarray(o, o + 4096));
-  for (const mode of ["workers", "inline"] as const) {
+  for (const mode of ["workers", "inline", "pool"] as const) {
     const h = createImageHasher(mode);
     try {
       for (let round = 0; round < 2; round++) { // finish() starts over

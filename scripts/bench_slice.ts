@@ -11,6 +11,7 @@ import { sliceImage } from "../imagetools/slice.ts";
 import { formatBytes, parseCount, parseSize } from "../imagetools/units.ts";
 
 const MB = 1e6;
+const MODES: readonly ImageHasherMode[] = ["inline", "pool", "workers"];
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -134,13 +135,14 @@ async function main() {
     const two: number[] = [];
     const slices: Record<ImageHasherMode, { seconds: number; rss: number }[]> = {
       inline: [],
+      pool: [],
       workers: [],
     };
     for (let r = 0; r < runs; r++) {
       console.error(`Run ${r + 1} of ${runs} ...`);
       one.push(hashOneCore(mem, size, chunkSize));
       two.push(await hashTwoWorkers(mem, size, chunkSize));
-      for (const mode of ["inline", "workers"] as const) {
+      for (const mode of MODES) {
         slices[mode].push(await runChild(image, `${dir}/out-${mode}-${r}`, chunkSize, mode));
       }
     }
@@ -159,20 +161,14 @@ async function main() {
     };
     row("hash limit: MD5+SHA-256, 1 core", one);
     row("hash limit: MD5+SHA-256, 2 workers", two);
-    row(
-      "slice, hashing inline (main thread)",
-      slices.inline.map((s) => s.seconds),
-      median(
-        slices.inline.map((s) => s.rss),
-      ),
-    );
-    row(
-      "slice, hashing in 2 workers",
-      slices.workers.map((s) => s.seconds),
-      median(
-        slices.workers.map((s) => s.rss),
-      ),
-    );
+    const labels: Record<ImageHasherMode, string> = {
+      inline: "slice, all hashing on the main thread",
+      pool: "slice, chunks on 2 workers, image on main",
+      workers: "slice, 2 workers, equal shares (default)",
+    };
+    for (const mode of MODES) {
+      row(labels[mode], slices[mode].map((s) => s.seconds), median(slices[mode].map((s) => s.rss)));
+    }
 
     const head = ["", "median s", "MB/s", "x 1-core limit", "peak RSS"];
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
