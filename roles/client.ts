@@ -6,6 +6,7 @@ import type { Logger } from "../imagetools/log.ts";
 import { Progress, type ProgressMode } from "../imagetools/progress.ts";
 import { startChunkServer } from "./chunk_server.ts";
 import { ControlSession } from "./control_session.ts";
+import { rateLimited } from "./rate_limit.ts";
 import type { AfterAction, MasterMessage } from "./protocol.ts";
 import { PROTOCOL_VERSION } from "./protocol.ts";
 import { ReceiveError, Receiver } from "./receiver.ts";
@@ -24,6 +25,8 @@ export interface ClientOptions {
   token?: string;
   /** Address the chunk server listens on. */
   listen: string;
+  /** Upload cap in bytes per second when serving. */
+  rateLimit?: number;
   inflight: number;
   verifyMd5: boolean;
   progress: ProgressMode;
@@ -105,7 +108,8 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
     log("resume", { target: o.target, held: n, total: manifest.chunks.length });
   }
   await receiver.fillZeros();
-  const server = await startChunkServer({ source: receiver, hostname: o.listen, port: 0, log });
+  const served = o.rateLimit ? rateLimited(receiver, o.rateLimit) : receiver;
+  const server = await startChunkServer({ source: served, hostname: o.listen, port: 0, log });
 
   let verified = receiver.missing().length === 0 && existed;
   // The fetch in progress (a new assignment supersedes it).
@@ -170,6 +174,8 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
     }
     if (current !== mine) return;
     current = null;
+    const st = receiver.stats();
+    session.send({ type: "progress", held: st.heldChunks, bytes: st.bytesReceived, rate: st.rate });
     session.send({ type: "received" });
     const t0 = performance.now();
     const bad = await receiver.readBack();
@@ -198,6 +204,13 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
     `${o.name}: ${result.verified ? "verified" : "NOT verified"} (${result.reason})`,
   );
   const s = receiver.stats();
+  log("finished", {
+    verified: result.verified,
+    received: s.bytesReceived,
+    refetched: s.bytesRefetched,
+    servers: servers.join(","),
+    reason: result.reason,
+  });
   return {
     verified: result.verified,
     reason: result.reason,

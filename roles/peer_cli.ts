@@ -10,7 +10,7 @@ import {
 import { makeLogger } from "../imagetools/log.ts";
 import { isImageId } from "../imagetools/manifest.ts";
 import { progressMode } from "../imagetools/progress.ts";
-import { parseCount, parseDuration } from "../imagetools/units.ts";
+import { parseCount, parseDuration, parseRate } from "../imagetools/units.ts";
 import { verifyImage } from "../imagetools/verify.ts";
 import { openDiskSource, openSlicesSource } from "./chunk_source.ts";
 import { fetchManifest, runClient } from "./client.ts";
@@ -42,6 +42,12 @@ const common: Record<string, OptionSpec> = {
     help: "Address the chunk server listens on",
     default: "0.0.0.0",
     env: "CASCADE_LISTEN",
+  },
+  "rate-limit": {
+    type: "string",
+    arg: "RATE",
+    help: "Cap this PC's upload, e.g. 50mbit or 5MB/s (default: no cap)",
+    env: "CASCADE_RATE_LIMIT",
   },
 };
 
@@ -81,6 +87,7 @@ export const clientSpec: CommandSpec = {
     mac: { type: "string", arg: "MAC", help: "This PC's MAC, shown on the dashboard" },
     token: common.token,
     listen: common.listen,
+    "rate-limit": common["rate-limit"],
     inflight: {
       type: "string",
       arg: "N",
@@ -126,6 +133,7 @@ export const serverSpec: CommandSpec = {
     name: common.name,
     token: common.token,
     listen: common.listen,
+    "rate-limit": common["rate-limit"],
   },
 };
 
@@ -146,6 +154,7 @@ export const fakeServerSpec: CommandSpec = {
     name: { ...common.name, help: "Name shown on the dashboard", default: "fake-server" },
     token: common.token,
     listen: common.listen,
+    "rate-limit": common["rate-limit"],
   },
 };
 
@@ -158,6 +167,11 @@ function masterUrl(spec: CommandSpec, p: ParsedCommand): string {
   } catch {
     throw new UsageError(`Invalid --master "${text}": expected a URL like http://10.0.0.1:8080`);
   }
+}
+
+function rateLimit(v: Record<string, unknown>): number | undefined {
+  const text = v["rate-limit"];
+  return typeof text === "string" ? parseRate(text, "--rate-limit") : undefined;
 }
 
 function parseAfter(text: string): AfterAction {
@@ -200,6 +214,7 @@ export async function clientMain(args: string[]): Promise<number> {
     after: parseAfter(v.after as string),
     token: v.token as string | undefined,
     listen: v.listen as string,
+    rateLimit: rateLimit(v),
     inflight: parseCount(v.inflight as string, "--inflight", 1, 64),
     verifyMd5: !v["no-md5"],
     progress: progressMode(Boolean(v.quiet)),
@@ -253,6 +268,7 @@ export async function serverMain(args: string[]): Promise<number> {
     capacity,
     token: v.token as string | undefined,
     listen: v.listen as string,
+    rateLimit: rateLimit(v),
     log,
   });
   log("stopped", { reason: result.reason, served: result.servedBytes });
@@ -275,6 +291,7 @@ export async function fakeServerMain(args: string[]): Promise<number> {
     capacity: parseCount(v.capacity as string, "--capacity", 1, 64),
     token: v.token as string | undefined,
     listen: v.listen as string,
+    rateLimit: rateLimit(v),
     log,
   });
   log("stopped", { reason: result.reason, served: result.servedBytes });

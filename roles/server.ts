@@ -4,6 +4,7 @@ import type { Logger } from "../imagetools/log.ts";
 import type { ChunkSource } from "./chunk_source.ts";
 import { startChunkServer } from "./chunk_server.ts";
 import { ControlSession } from "./control_session.ts";
+import { rateLimited } from "./rate_limit.ts";
 import { PROTOCOL_VERSION } from "./protocol.ts";
 
 export interface ServerOptions {
@@ -14,6 +15,8 @@ export interface ServerOptions {
   capacity: number;
   token?: string;
   listen: string;
+  /** Upload cap in bytes per second. */
+  rateLimit?: number;
   /** Advertise this URL instead of letting the master pair our port with the address it sees. */
   advertise?: string;
   log: Logger;
@@ -26,7 +29,8 @@ export interface ServerResult {
 
 export async function runServer(o: ServerOptions): Promise<ServerResult> {
   const { log, source } = o;
-  const server = await startChunkServer({ source, hostname: o.listen, port: 0, log });
+  const served = o.rateLimit ? rateLimited(source, o.rateLimit) : source;
+  const server = await startChunkServer({ source: served, hostname: o.listen, port: 0, log });
   let finish!: (reason: string) => void;
   const finished = new Promise<string>((r) => (finish = r));
   const session = new ControlSession({
