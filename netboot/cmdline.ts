@@ -1,0 +1,177 @@
+// The cascade.* settings on the kernel command line: rendered by the master into the iPXE
+// script, read back by the netbooted PC, and turned into `cascade client` flags. Every value is
+// checked both ways so a bad setting fails with a clear message instead of a half-imaged disk.
+
+export const AFTER_ACTIONS = ["serve", "reboot", "poweroff"] as const;
+export type AfterAction = typeof AFTER_ACTIONS[number];
+
+export interface BootSettings {
+  /** Master base URL, no trailing slash, e.g. "http://10.0.0.1:8080". */
+  master: string;
+  /** Disk to image, e.g. "/dev/sda". */
+  target: string;
+  /** The SHA-256 of the manifest to accept (64 lowercase hex digits); absent: the master's. */
+  imageId?: string;
+  after: AfterAction;
+  token?: string;
+}
+
+/** Kernel parameter names, in the order they are rendered. */
+export const CMDLINE_KEYS = {
+  master: "cascade.master",
+  imageId: "cascade.image",
+  target: "cascade.target",
+  after: "cascade.after",
+  token: "cascade.token",
+} as const;
+
+export function checkMasterUrl(value: string, what = "master URL"): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch (cause) {
+    throw new TypeError(`Bad ${what} "${value}": not a URL (expected http://HOST[:PORT])`, {
+      cause,
+    });
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new TypeError(`Bad ${what} "${value}": must start with http:// or https://`);
+  }
+  if (url.username || url.password || url.search || url.hash || /[\s"'\\${}]/.test(value)) {
+    throw new TypeError(
+      `Bad ${what} "${value}": no credentials, query, fragment, spaces or quotes allowed`,
+    );
+  }
+  return value.replace(/\/+$/, "");
+}
+
+export function checkImageId(value: string, what = "image id"): string {
+  if (!/^[0-9a-f]{64}$/.test(value)) {
+    throw new TypeError(`Bad ${what} "${value}": must be 64 lowercase hex digits (a SHA-256)`);
+  }
+  return value;
+}
+
+export function checkAfter(value: string, what = "after action"): AfterAction {
+  if (!(AFTER_ACTIONS as readonly string[]).includes(value)) {
+    throw new TypeError(`Bad ${what} "${value}": must be one of ${AFTER_ACTIONS.join(", ")}`);
+  }
+  return value as AfterAction;
+}
+
+export function checkTarget(value: string, what = "target disk"): string {
+  if (!/^\/dev\/[A-Za-z0-9._\/:+-]+$/.test(value) || value.split("/").includes("..")) {
+    throw new TypeError(`Bad ${what} "${value}": must be a device path such as /dev/sda`);
+  }
+  return value;
+}
+
+export function checkToken(value: string, what = "token"): string {
+  // It travels on the kernel command line and inside iPXE scripts: no spaces, quotes or ${.
+  if (!/^[A-Za-z0-9._~+\/=-]{1,256}$/.test(value)) {
+    throw new TypeError(
+      `Bad ${what}: must be 1 to 256 characters of A-Z a-z 0-9 . _ ~ + / = -`,
+    );
+  }
+  return value;
+}
+
+/** Check a whole settings object (for rendering); throws the first problem. */
+export function checkBootSettings(s: BootSettings): BootSettings {
+  return {
+    master: checkMasterUrl(s.master),
+    target: checkTarget(s.target),
+    ...(s.imageId !== undefined ? { imageId: checkImageId(s.imageId) } : {}),
+    after: checkAfter(s.after),
+    ...(s.token !== undefined ? { token: checkToken(s.token) } : {}),
+  };
+}
+
+/** "cascade.master=... cascade.image=..." for a kernel command line. */
+export function renderCascadeCmdline(s: BootSettings): string {
+  const c = checkBootSettings(s);
+  const parts = [`${CMDLINE_KEYS.master}=${c.master}`];
+  if (c.imageId) parts.push(`${CMDLINE_KEYS.imageId}=${c.imageId}`);
+  parts.push(`${CMDLINE_KEYS.target}=${c.target}`, `${CMDLINE_KEYS.after}=${c.after}`);
+  if (c.token) parts.push(`${CMDLINE_KEYS.token}=${c.token}`);
+  return parts.join(" ");
+}
+
+/** Split a kernel command line into words, honouring double quotes as the kernel does. */
+export function splitCmdline(text: string): string[] {
+  const words: string[] = [];
+  let word = "", inWord = false, quoted = false;
+  for (const ch of text) {
+    if (ch === '"') {
+      quoted = !quoted;
+      inWord = true;
+    } else if (/\s/.test(ch) && !quoted) {
+      if (inWord) words.push(word);
+      word = "";
+      inWord = false;
+    } else {
+      word += ch;
+      inWord = true;
+    }
+  }
+  if (inWord) words.push(word);
+  return words;
+}
+
+/**
+ * Read cascade.* settings from a kernel command line (e.g. /proc/cmdline). Every problem is
+ * reported at once, in one TypeError, so one reboot fixes them all.
+ */
+export function parseCascadeCmdline(text: string): BootSettings {
+  const raw = new Map<string, string>();
+  const known = new Set<string>(Object.values(CMDLINE_KEYS));
+  const problems: string[] = [];
+  for (const w of splitCmdline(text)) {
+    if (!w.startsWith("cascade.")) continue;
+    const eq = w.indexOf("=");
+    const key = eq < 0 ? w : w.slice(0, eq);
+    if (!known.has(key)) {
+      problems.push(`unknown setting "${key}"`);
+      continue;
+    }
+    raw.set(key, eq < 0 ? "" : w.slice(eq + 1)); // the last one wins, as for the kernel
+  }
+  const get = (k: keyof typeof CMDLINE_KEYS) => raw.get(CMDLINE_KEYS[k]);
+  const check = <T>(k: keyof typeof CMDLINE_KEYS, f: (v: string, what: string) => T) => {
+    const v = get(k);
+    if (v === undefined) return undefined;
+    try {
+      return f(v, CMDLINE_KEYS[k]);
+    } catch (e) {
+      problems.push((e as Error).message.replace(/^Bad /, ""));
+      return undefined;
+    }
+  };
+  const master = check("master", checkMasterUrl);
+  if (get("master") === undefined) problems.push(`${CMDLINE_KEYS.master}=URL is missing`);
+  const target = check("target", checkTarget);
+  if (get("target") === undefined) problems.push(`${CMDLINE_KEYS.target}=DISK is missing`);
+  const imageId = check("imageId", checkImageId);
+  const after = check("after", checkAfter) ?? "serve";
+  const token = check("token", checkToken);
+  if (problems.length) {
+    throw new TypeError(`Bad cascade settings on the kernel command line: ${problems.join("; ")}`);
+  }
+  return {
+    master: master!,
+    target: target!,
+    ...(imageId ? { imageId } : {}),
+    after,
+    ...(token ? { token } : {}),
+  };
+}
+
+/** The `cascade client` arguments for these settings (the CLI contract /init relies on). */
+export function clientArgs(s: BootSettings): string[] {
+  const c = checkBootSettings(s);
+  const args = ["client", "--master", c.master, "--target", c.target];
+  if (c.imageId) args.push("--image-id", c.imageId);
+  args.push("--after", c.after);
+  if (c.token) args.push("--token", c.token);
+  return args;
+}

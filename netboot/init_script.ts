@@ -1,0 +1,270 @@
+// The initramfs /init (busybox sh) and the udhcpc event script, rendered from a template.
+// /init is PID 1: it must never exit, never hang silently, and never leave a dead shell: every
+// failure is shown on the console with its reason and retried after a delay.
+
+import { AFTER_ACTIONS, CMDLINE_KEYS } from "./cmdline.ts";
+
+export interface InitOptions {
+  /** Modules to load when no network interface shows up from the hardware's modaliases. */
+  fallbackModules: string[];
+  /** Seconds between attempts (default 10). */
+  retryDelay?: number;
+  /** Client failures before a reboot fetches fresh settings from the master (default 6). */
+  attemptsBeforeReboot?: number;
+}
+
+function shellWords(words: string[]): string {
+  for (const w of words) {
+    if (!/^[A-Za-z0-9_.\/-]+$/.test(w)) {
+      throw new TypeError(`Cannot put "${w}" in /init: only A-Z a-z 0-9 _ . / - allowed`);
+    }
+  }
+  return words.join(" ");
+}
+
+export function renderInit(o: InitOptions): string {
+  const delay = o.retryDelay ?? 10;
+  const attempts = o.attemptsBeforeReboot ?? 6;
+  if (!Number.isInteger(delay) || delay < 1) throw new RangeError(`Bad retry delay ${delay}`);
+  if (!Number.isInteger(attempts) || attempts < 1) {
+    throw new RangeError(`Bad attempts before reboot ${attempts}`);
+  }
+  const k = CMDLINE_KEYS;
+  return `#!/bin/sh
+# Cascade netboot /init (rendered by netboot/init_script.ts; edit the template, not this file).
+# Mounts the basics, loads drivers for the hardware found, gets a DHCP lease, reads cascade.*
+# settings from the kernel command line and runs the Cascade client until it succeeds.
+export PATH=/bin:/sbin
+export HOME=/tmp DENO_DIR=/tmp/deno DENO_NO_UPDATE_CHECK=1 DENO_NO_PROMPT=1 NO_COLOR=1
+RETRY_DELAY=${delay}
+ATTEMPTS_BEFORE_REBOOT=${attempts}
+FALLBACK_MODULES="${shellWords(o.fallbackModules)}"
+
+uptime_s() { read -r up _ < /proc/uptime 2>/dev/null; echo "\${up:-?}"; }
+say() { echo "[cascade \$(uptime_s)s] $*"; }
+shout() {
+  echo ""
+  echo "############################################################"
+  echo "# $*"
+  echo "############################################################"
+}
+
+# Wait RETRY_DELAY seconds; Enter opens a shell for troubleshooting, then the retry goes on.
+pause() {
+  say "retrying in \${1:-$RETRY_DELAY} s (press Enter for a shell)"
+  t0=$(date +%s)
+  if read -t "\${1:-$RETRY_DELAY}" -r _ 2>/dev/null; then
+    echo "Type 'exit' to resume."
+    setsid cttyhack sh
+  fi
+  # read returns at once on a console without input: still wait the full delay.
+  left=$(( \${1:-$RETRY_DELAY} - ($(date +%s) - t0) ))
+  [ "$left" -gt 0 ] && sleep "$left"
+}
+
+mount_basics() {
+  mkdir -p /proc /sys /dev /tmp /run
+  mount -t proc proc /proc
+  mount -t sysfs sysfs /sys
+  mount -t devtmpfs devtmpfs /dev 2>/dev/null || mdev -s
+  mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+  mount -t tmpfs -o mode=1777 tmpfs /tmp
+  mount -t tmpfs tmpfs /run
+  echo 4 > /proc/sys/kernel/printk # keep kernel chatter from burying the status lines
+}
+
+# Load the driver of every device the kernel reports (modalias); loading one (virtio_pci)
+# reveals more devices (virtio_net), so repeat until nothing new appears.
+load_drivers() {
+  before=-1
+  pass=0
+  while [ "$pass" -lt 4 ]; do
+    pass=$((pass + 1))
+    find /sys/devices -name modalias -type f 2>/dev/null | while read -r f; do
+      read -r a < "$f" 2>/dev/null && [ -n "$a" ] && echo "$a"
+    done | sort -u > /run/modaliases
+    xargs -r modprobe -qa < /run/modaliases 2>/dev/null
+    now=$(wc -l < /proc/modules)
+    [ "$now" = "$before" ] && break
+    before=$now
+  done
+  say "drivers loaded: $(cut -d' ' -f1 /proc/modules | sort | tr '\\n' ' ')"
+}
+
+nics() {
+  for d in /sys/class/net/*; do
+    n=\${d##*/}
+    [ "$n" = lo ] || [ ! -e "$d/device" ] || echo "$n"
+  done
+}
+
+# The interface iPXE booted from (BOOTIF=01-aa-bb-...), else every wired interface.
+boot_nics() {
+  bootif=""
+  for w in $(cat /proc/cmdline); do
+    case "$w" in BOOTIF=01-*) bootif=$(echo "\${w#BOOTIF=01-}" | tr '-' ':' | tr 'A-F' 'a-f') ;; esac
+  done
+  all=$(nics)
+  if [ -n "$bootif" ]; then
+    for n in $all; do
+      [ "$(cat /sys/class/net/$n/address)" = "$bootif" ] && { echo "$n"; return; }
+    done
+  fi
+  echo "$all"
+}
+
+network_up() {
+  if [ -z "$(nics)" ]; then
+    say "no network interface from the hardware's drivers; loading all known NIC drivers"
+    modprobe -qa $FALLBACK_MODULES 2>/dev/null
+    sleep 1
+  fi
+  if [ -z "$(nics)" ]; then
+    shout "NO NETWORK INTERFACE FOUND"
+    say "PCI network controllers (vendor:device), none has a driver here:"
+    for d in /sys/bus/pci/devices/*; do
+      case "$(cat "$d/class")" in 0x02*) echo "    \${d##*/} $(cat "$d/vendor"):$(cat "$d/device")" ;; esac
+    done
+    return 1
+  fi
+  for n in $(boot_nics); do
+    ip link set "$n" up
+    say "DHCP on $n ($(cat /sys/class/net/$n/address))"
+    # -n: give up after -t tries; without -q udhcpc stays in the background to renew the lease.
+    if udhcpc -i "$n" -s /etc/udhcpc/default.script -t 8 -T 3 -A 3 -n -p "/run/udhcpc.$n.pid" \\
+      -x hostname:cascade-"$(tr -d ':' < /sys/class/net/$n/address)" >/dev/null 2>&1; then
+      say "network up: $n $(ip -4 -o addr show dev "$n" | awk '{print $4}')"
+      return 0
+    fi
+    say "no DHCP lease on $n"
+  done
+  shout "NO DHCP LEASE (is the cable in, is the DHCP server up?)"
+  return 1
+}
+
+# cascade.* settings from the kernel command line, checked with the rules of netboot/cmdline.ts.
+read_settings() {
+  MASTER="" TARGET="" IMAGE="" AFTER="serve" TOKEN="" bad=""
+  for w in $1; do
+    case "$w" in
+      ${k.master}=*) MASTER=\${w#*=} ;;
+      ${k.target}=*) TARGET=\${w#*=} ;;
+      ${k.imageId}=*) IMAGE=\${w#*=} ;;
+      ${k.after}=*) AFTER=\${w#*=} ;;
+      ${k.token}=*) TOKEN=\${w#*=} ;;
+      cascade.*) bad="$bad; unknown setting \\"\${w%%=*}\\"" ;;
+    esac
+  done
+  case "$MASTER" in
+    "") bad="$bad; ${k.master}=URL is missing" ;;
+    http://?*|https://?*) ;;
+    *) bad="$bad; ${k.master} \\"$MASTER\\": must start with http:// or https://" ;;
+  esac
+  case "$TARGET" in
+    "") bad="$bad; ${k.target}=DISK is missing" ;;
+    *..*|*[!A-Za-z0-9._/:+-]*) bad="$bad; ${k.target} \\"$TARGET\\": must be a device path such as /dev/sda" ;;
+    /dev/?*) ;;
+    *) bad="$bad; ${k.target} \\"$TARGET\\": must be a device path such as /dev/sda" ;;
+  esac
+  if [ -n "$IMAGE" ]; then
+    case "$IMAGE" in
+      *[!0-9a-f]*) bad="$bad; ${k.imageId} \\"$IMAGE\\": must be 64 lowercase hex digits (a SHA-256)" ;;
+      *) [ \${#IMAGE} -eq 64 ] || bad="$bad; ${k.imageId} \\"$IMAGE\\": must be 64 lowercase hex digits (a SHA-256)" ;;
+    esac
+  fi
+  case "$AFTER" in
+    ${AFTER_ACTIONS.join("|")}) ;;
+    *) bad="$bad; ${k.after} \\"$AFTER\\": must be one of ${AFTER_ACTIONS.join(", ")}" ;;
+  esac
+  if [ -n "$bad" ]; then
+    echo "Bad cascade settings on the kernel command line: \${bad#; }"
+    return 1
+  fi
+}
+
+run_client() {
+  set -- client --master "$MASTER" --target "$TARGET"
+  [ -n "$IMAGE" ] && set -- "$@" --image-id "$IMAGE"
+  set -- "$@" --after "$AFTER"
+  say "running: cascade $*"  # the token stays off the screen
+  [ -n "$TOKEN" ] && set -- "$@" --token "$TOKEN"
+  /bin/cascade "$@"
+}
+
+finish() {
+  sync
+  case "$AFTER" in
+    reboot) shout "DISK IMAGED AND VERIFIED: REBOOTING"; sleep 3; reboot -f ;;
+    *) shout "DISK IMAGED AND VERIFIED: POWERING OFF"; sleep 3; poweroff -f ;;
+  esac
+}
+
+main() {
+  mount_basics
+  exec < /dev/console > /dev/console 2>&1
+  shout "Cascade netboot: $(uname -r), $(grep -c ^processor /proc/cpuinfo) CPU(s), $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) MiB"
+  if ! read_settings "$(cat /proc/cmdline)"; then
+    shout "BAD BOOT SETTINGS: fix the master's configuration; rebooting to fetch new ones"
+    pause 30
+    reboot -f
+  fi
+  say "master $MASTER, target $TARGET, image \${IMAGE:-(the master's)}, after $AFTER"
+  load_drivers
+  until network_up; do pause; load_drivers; done
+  attempt=0
+  while :; do
+    attempt=$((attempt + 1))
+    if [ ! -b "$TARGET" ]; then
+      shout "TARGET DISK $TARGET NOT FOUND"
+      say "disks seen: $(ls /sys/block | grep -v -e '^loop' -e '^ram' | tr '\\n' ' ')"
+    elif run_client; then
+      finish
+    else
+      shout "CASCADE CLIENT FAILED (exit code $?, attempt $attempt; reason above)"
+    fi
+    if [ "$attempt" -ge "$ATTEMPTS_BEFORE_REBOOT" ]; then
+      shout "$attempt FAILED ATTEMPTS: REBOOTING TO START AFRESH"
+      sleep 5
+      reboot -f
+    fi
+    pause
+  done
+}
+
+# Sourcing with CASCADE_INIT_LIB=1 only defines the functions (tests).
+if [ -z "$CASCADE_INIT_LIB" ]; then
+  main
+  # PID 1 must never exit: the kernel would panic.
+  while :; do sleep 3600; done
+fi
+`;
+}
+
+/** busybox udhcpc event script: configure the interface, route and DNS from the lease. */
+export function renderUdhcpcScript(): string {
+  return `#!/bin/sh
+# udhcpc event script (rendered by netboot/init_script.ts): udhcpc runs it as "script EVENT"
+# with the lease in the environment; without it udhcpc gets a lease and configures nothing.
+case "$1" in
+  deconfig)
+    ip -4 addr flush dev "$interface"
+    ip link set "$interface" up
+    ;;
+  bound|renew)
+    ip -4 addr flush dev "$interface"
+    ip addr add "$ip/\${mask:-24}" \${broadcast:+broadcast "$broadcast"} dev "$interface"
+    if [ -n "$router" ]; then
+      while ip route del default 2>/dev/null; do :; done
+      for r in $router; do ip route add default via "$r" dev "$interface" && break; done
+    fi
+    : > /etc/resolv.conf
+    [ -n "$domain" ] && echo "search $domain" >> /etc/resolv.conf
+    for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+    ;;
+  leasefail|nak)
+    echo "udhcpc: $1 on $interface\${message:+: $message}"
+    ;;
+esac
+exit 0
+`;
+}
