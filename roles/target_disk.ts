@@ -11,6 +11,8 @@ export interface TargetDisk {
   isBlockDevice: boolean;
   /** True when openTarget created or extended an empty file: every byte reads as zero. */
   fresh?: boolean;
+  /** Writes bypass the page cache (O_DIRECT). */
+  direct?: boolean;
   writeAt(offset: number, bytes: Uint8Array): Promise<void>;
   /** Fill `into` from `offset`; returns the bytes read (fewer only at the end of the disk). */
   readAt(offset: number, into: Uint8Array): Promise<number>;
@@ -18,30 +20,85 @@ export interface TargetDisk {
   close(): void;
 }
 
+/** O_DIRECT needs buffer address, offset and length aligned to the logical block size. */
+const ALIGN = 4096;
+
+async function pwrite(fd: number, bytes: Uint8Array, offset: number): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    done += await new Promise<number>((resolve, reject) =>
+      fs.write(
+        fd,
+        bytes,
+        done,
+        bytes.length - done,
+        offset + done,
+        (err, n) => err ? reject(err) : resolve(n),
+      )
+    );
+  }
+}
+
 class FdTarget implements TargetDisk {
   #closed = false;
+  #direct: boolean;
+  /** Aligned staging buffers for O_DIRECT writes, by length. */
+  #staging = new Map<number, Uint8Array[]>();
+
   constructor(
     readonly path: string,
     readonly size: number,
     readonly isBlockDevice: boolean,
     readonly fresh: boolean,
     private readonly fd: number,
-  ) {}
+    /** The same file opened with O_DIRECT, or -1. */
+    private readonly directFd: number,
+  ) {
+    this.#direct = directFd >= 0;
+  }
 
+  /** Writes bypass the page cache (O_DIRECT) where the offset allows. */
+  get direct(): boolean {
+    return this.#direct;
+  }
+
+  // WHY O_DIRECT: buffered writes cost ~1.2 CPU s/GB in the kernel here (page cache copy and
+  // allocation), O_DIRECT ~0.05 plus one memcpy into an aligned buffer. It also keeps a 6 GB
+  // image from evicting everything else, and readBack then reads the disk, not the cache.
   async writeAt(offset: number, bytes: Uint8Array): Promise<void> {
-    let done = 0;
-    while (done < bytes.length) {
-      done += await new Promise<number>((resolve, reject) =>
-        fs.write(
-          this.fd,
-          bytes,
-          done,
-          bytes.length - done,
-          offset + done,
-          (err, n) => err ? reject(err) : resolve(n),
-        )
-      );
+    const aligned = this.#direct && offset % ALIGN === 0
+      ? bytes.length - (bytes.length % ALIGN)
+      : 0;
+    if (aligned > 0) {
+      const stage = this.#acquire(aligned);
+      try {
+        stage.set(bytes.subarray(0, aligned));
+        await pwrite(this.directFd, stage, offset);
+      } catch (err) {
+        // EINVAL: this device wants another alignment after all; use the page cache from now.
+        if (!(err instanceof Error && /os error 22|EINVAL/.test(err.message))) throw err;
+        this.#direct = false;
+        await pwrite(this.fd, bytes, offset);
+        return;
+      } finally {
+        this.#staging.get(aligned)!.push(stage);
+      }
     }
+    // The unaligned rest (the image's last bytes, or odd chunk sizes) goes through the cache.
+    if (aligned < bytes.length) await pwrite(this.fd, bytes.subarray(aligned), offset + aligned);
+  }
+
+  /** A staging buffer of `length` bytes at an O_DIRECT-aligned address. JS cannot ask for an
+   * aligned allocation, but a WebAssembly.Memory's bytes start on a page boundary. */
+  #acquire(length: number): Uint8Array {
+    let free = this.#staging.get(length);
+    if (!free) this.#staging.set(length, free = []);
+    return free.pop() ??
+      new Uint8Array(
+        new WebAssembly.Memory({ initial: Math.ceil(length / 65536) }).buffer,
+        0,
+        length,
+      );
   }
 
   readAt(offset: number, into: Uint8Array): Promise<number> {
@@ -56,19 +113,22 @@ class FdTarget implements TargetDisk {
     if (this.#closed) return;
     this.#closed = true;
     fs.closeSync(this.fd);
+    if (this.directFd >= 0) fs.closeSync(this.directFd);
   }
 }
 
 /**
- * Open the disk to write the image to. A regular file that is missing or empty is created and
- * extended to imageSize (sparse: it reads as zeros, so zero chunks need no writing). A block
- * device or an existing non-empty file smaller than imageSize is refused before anything is
- * written. Block devices are sized by seeking to their end (stat says 0).
+ * Open the disk to write the image to (writes bypass the page cache with O_DIRECT where the
+ * file system allows; `direct: false` turns that off). A regular file that is missing or empty
+ * is created and extended to imageSize (sparse: it reads as zeros, so zero chunks need no
+ * writing). A block device or an existing non-empty file smaller than imageSize is refused
+ * before anything is written. Block devices are sized by seeking to their end (stat says 0).
  */
 export async function openTarget(
   path: string,
   imageSize: number,
   imageName: string,
+  opts: { direct?: boolean } = {},
 ): Promise<TargetDisk> {
   let existing: { size: number; isBlockDevice: boolean } | undefined;
   try {
@@ -115,5 +175,13 @@ export async function openTarget(
     }
     size = imageSize;
   }
-  return new FdTarget(path, size, existing?.isBlockDevice ?? false, empty, fd);
+  let directFd = -1;
+  if (opts.direct ?? true) {
+    try {
+      directFd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_DIRECT);
+    } catch {
+      // tmpfs and some others refuse O_DIRECT: everything goes through the page cache.
+    }
+  }
+  return new FdTarget(path, size, existing?.isBlockDevice ?? false, empty, fd, directFd);
 }

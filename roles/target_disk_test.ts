@@ -74,3 +74,28 @@ Deno.test("openTarget refuses a directory", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("writes land exactly, through O_DIRECT or the page cache, aligned or not", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const direct of [true, false]) {
+      const path = join(dir, `disk-${direct}`);
+      const t = await openTarget(path, 5 * 4096 + 300, "games.img", { direct });
+      if (!direct) assert.equal(t.direct, false);
+      const a = new Uint8Array(3 * 4096 + 100).map((_, i) => i % 251);
+      const b = new Uint8Array(4096).fill(7);
+      const c = new Uint8Array(50).fill(9);
+      // Concurrent: one aligned with a tail, one aligned, one at an odd offset.
+      await Promise.all([t.writeAt(0, a), t.writeAt(4 * 4096, b), t.writeAt(5 * 4096 + 250, c)]);
+      await t.sync();
+      t.close();
+      const want = new Uint8Array(5 * 4096 + 300);
+      want.set(a, 0);
+      want.set(b, 4 * 4096);
+      want.set(c, 5 * 4096 + 250);
+      assert.deepEqual(await Deno.readFile(path), want);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
