@@ -93,3 +93,25 @@ Deno.test("startChunkServer streams the whole image and counts bytes served", as
     }
   });
 });
+
+Deno.test("close() lets a whole-image download in flight finish", async () => {
+  const image = randomImage(40 * CHUNK);
+  await withSlices(image, async (src) => {
+    const server = await startChunkServer({ source: src, hostname: "127.0.0.1" });
+    const res = await fetch(`${server.url}/v1/image`);
+    const reader = res.body!.getReader();
+    const first = await reader.read();
+    const closed = server.close();
+    const parts = [first.value!];
+    for (let r = await reader.read(); !r.done; r = await reader.read()) parts.push(r.value);
+    await closed;
+    const got = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      got.set(p, at);
+      at += p.length;
+    }
+    assert.deepEqual(got, image);
+    await assert.rejects(fetch(`${server.url}/v1/health`));
+  });
+});

@@ -159,7 +159,7 @@ export class Receiver implements ChunkSource {
   #bytesRefetched = 0;
   #badChunks = 0;
   #rateSamples: [number, number][] = [];
-  #fetching = false;
+  #fetching: Promise<void> = Promise.resolve();
   /** The target was created empty, so unwritten zero chunks already read as zeros. */
   #zerosOnDisk: boolean;
 
@@ -443,20 +443,23 @@ export class Receiver implements ChunkSource {
    * Resolves when every chunk is held (zero chunks are filled at the end if fillZeros was not
    * called). A bad chunk is not written and the others go on; after maxBadChunks bad ones, or
    * any other failure, the requests in flight are cancelled, verified chunks are written, and
-   * a ReceiveError is thrown (bad-chunk last, when that was the only trouble).
+   * a ReceiveError is thrown (bad-chunk last, when that was the only trouble). Calls run one at
+   * a time: a second call waits until the first has settled (abort the first to switch servers).
    */
   async fetchFrom(serverUrl: string, opts: FetchOptions = {}): Promise<void> {
-    if (this.#fetching) {
-      throw new Error(`Cannot fetch "${this.manifest.name}" from ${serverUrl}: already fetching`);
-    }
-    opts.signal?.throwIfAborted();
-    this.#fetching = true;
+    // One fetch at a time: a new one (after the caller aborted the last) waits for the last to
+    // settle, so two never write the same chunk and no verified chunk is fetched twice.
+    const previous = this.#fetching;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#fetching = promise;
     try {
+      await previous;
+      opts.signal?.throwIfAborted();
       await this.#fetchAll(serverUrl.replace(/\/+$/, ""), opts);
+      await this.fillZeros();
     } finally {
-      this.#fetching = false;
+      resolve();
     }
-    await this.fillZeros();
   }
 
   async #fetchAll(base: string, opts: FetchOptions): Promise<void> {

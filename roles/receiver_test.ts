@@ -355,3 +355,34 @@ Deno.test("a server that stalls mid-chunk is a timeout; an abort stops fetchFrom
     }
   });
 });
+
+Deno.test("switching servers: abort one fetch and start the next at once", async () => {
+  await withFixture(async (f) => {
+    const slow = await startChunkServer({
+      source: wrap(f.src, { delayMs: 20 }).source,
+      hostname: "127.0.0.1",
+    });
+    const good = wrap(f.src);
+    const fast = await startChunkServer({ source: good.source, hostname: "127.0.0.1" });
+    const r = await newReceiver(f, "disk", 2);
+    try {
+      const ac = new AbortController();
+      const first = r.fetchFrom(slow.url, { signal: ac.signal });
+      while (r.heldCount() < 3) await new Promise((res) => setTimeout(res, 5));
+      ac.abort();
+      // Not awaited first: the second call waits for the first to settle, then takes over.
+      const second = r.fetchFrom(fast.url);
+      await assert.rejects(first, { name: "AbortError" });
+      const heldAfterFirst = r.heldCount();
+      await second;
+      assert.ok(heldAfterFirst >= 3, `${heldAfterFirst}`);
+      assert.equal(new Set(good.requested).size, good.requested.length);
+      assert.ok(r.stats().bytesRefetched <= 2 * CHUNK);
+      assert.deepEqual(await Deno.readFile(join(f.dir, "disk")), f.image);
+    } finally {
+      r.target.close();
+      await slow.close();
+      await fast.close();
+    }
+  });
+});
