@@ -10,6 +10,7 @@ import {
   chunkLength,
   chunkOffset,
   imageIdOf,
+  isAllZero,
   type Logger,
   type Manifest,
   parseManifest,
@@ -86,22 +87,6 @@ export class ReceiveError extends Error {
 export const DEFAULT_INFLIGHT = 4;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 const RATE_WINDOW_MS = 3000;
-
-/** True when every byte is zero (8 bytes a step where alignment allows). */
-function isAllZero(bytes: Uint8Array): boolean {
-  let i = 0;
-  const n = bytes.length;
-  const head = Math.min(n, (8 - (bytes.byteOffset % 8)) % 8);
-  for (; i < head; i++) if (bytes[i] !== 0) return false;
-  const words = Math.floor((n - i) / 8);
-  if (words > 0) {
-    const w = new BigUint64Array(bytes.buffer, bytes.byteOffset + i, words);
-    for (let k = 0; k < words; k++) if (w[k] !== 0n) return false;
-    i += words * 8;
-  }
-  for (; i < n; i++) if (bytes[i] !== 0) return false;
-  return true;
-}
 
 /** Reused chunk buffers. BYOB reads and worker transfers hand back new handles to the same
  * memory, so a buffer comes back as whatever handle its last user holds (or null if lost). */

@@ -1,67 +1,31 @@
 // Test and benchmark helpers for the data path: random images with zero runs, and a minimal
-// slicer writing the slices layout (imagetools' slicer is the real one; this one keeps the
-// roles tests independent of it and small).
-import { createHash, randomFillSync } from "node:crypto";
+// slicer writing the slices layout from memory (imagetools' slicer is the real one; this keeps
+// the roles tests small and independent of it). Manifests come from imagetools' test oracle.
 import { join } from "node:path";
-import {
-  chunkFileName,
-  chunkLength,
-  type Manifest,
-  MANIFEST_FORMAT,
-  serializeManifest,
-} from "../imagetools/mod.ts";
+import { chunkFileName, chunkLength } from "../imagetools/mod.ts";
+import { expectedManifest, seededImage } from "../imagetools/testkit.ts";
 
-/** `size` random bytes with the given [start, end) ranges zeroed. */
+let nextSeed = 1;
+
+/** `size` pseudo-random bytes (a new seed each call) with the [start, end) ranges zeroed. */
 export function randomImage(size: number, zeroRanges: [number, number][] = []): Uint8Array {
-  const image = new Uint8Array(size);
-  for (let off = 0; off < size; off += 1 << 16) {
-    randomFillSync(image, off, Math.min(1 << 16, size - off));
-  }
-  for (const [a, b] of zeroRanges) image.fill(0, a, b);
-  return image;
-}
-
-function isZero(bytes: Uint8Array): boolean {
-  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0) return false;
-  return true;
-}
-
-/** The manifest of `image` (canonical bytes, as the slicer writes them). */
-export function manifestOf(image: Uint8Array, chunkSize: number, name: string) {
-  const chunks = [];
-  for (let off = 0; off < image.length; off += chunkSize) {
-    const bytes = image.subarray(off, Math.min(off + chunkSize, image.length));
-    chunks.push({
-      md5: createHash("md5").update(bytes).digest("hex"),
-      sha256: createHash("sha256").update(bytes).digest("hex"),
-      zero: isZero(bytes),
-    });
-  }
-  const manifest: Manifest = {
-    format: MANIFEST_FORMAT,
-    name,
-    size: image.length,
-    chunkSize,
-    md5: createHash("md5").update(image).digest("hex"),
-    sha256: createHash("sha256").update(image).digest("hex"),
-    chunks,
-  };
-  return { manifest, manifestBytes: new TextEncoder().encode(serializeManifest(manifest)) };
+  return seededImage(size, nextSeed++, zeroRanges);
 }
 
 /** Write DIR/manifest.json and DIR/chunks/<sha256>.chunk (zero chunks not stored). */
 export async function writeSlices(dir: string, image: Uint8Array, chunkSize: number, name: string) {
-  const out = manifestOf(image, chunkSize, name);
+  const { manifest, text } = expectedManifest(image, chunkSize, name);
+  const manifestBytes = new TextEncoder().encode(text);
   await Deno.mkdir(join(dir, "chunks"), { recursive: true });
-  for (let i = 0; i < out.manifest.chunks.length; i++) {
-    const entry = out.manifest.chunks[i];
+  for (let i = 0; i < manifest.chunks.length; i++) {
+    const entry = manifest.chunks[i];
     if (entry.zero) continue;
     const off = i * chunkSize;
     await Deno.writeFile(
       join(dir, "chunks", chunkFileName(entry)),
-      image.subarray(off, off + chunkLength(out.manifest, i)),
+      image.subarray(off, off + chunkLength(manifest, i)),
     );
   }
-  await Deno.writeFile(join(dir, "manifest.json"), out.manifestBytes);
-  return out;
+  await Deno.writeFile(join(dir, "manifest.json"), manifestBytes);
+  return { manifest, manifestBytes };
 }
