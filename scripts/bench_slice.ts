@@ -157,6 +157,7 @@ async function main() {
         (rate / MB).toFixed(0),
         (rate / limit).toFixed(2),
         rss === undefined ? "-" : formatBytes(rss),
+        secs.map((t) => (size / t / MB).toFixed(0)).join(" "),
       ]);
     };
     row("hash limit: MD5+SHA-256, 1 core", one);
@@ -170,7 +171,7 @@ async function main() {
       row(labels[mode], slices[mode].map((s) => s.seconds), median(slices[mode].map((s) => s.rss)));
     }
 
-    const head = ["", "median s", "MB/s", "x 1-core limit", "peak RSS"];
+    const head = ["", "median s", "MB/s", "x 1-core limit", "peak RSS", "each run MB/s"];
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
     const line = (cells: string[]) =>
       `| ${cells.map((c, i) => (i ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(" | ")} |`;
