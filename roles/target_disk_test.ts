@@ -99,3 +99,54 @@ Deno.test("writes land exactly, through O_DIRECT or the page cache, aligned or n
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+// A loop device stands in for /dev/sda: sized by seeking (stat says 0), refused when small,
+// written through O_DIRECT. Needs root and losetup; ignored (and says why) without them.
+async function losetup(...args: string[]): Promise<string | null> {
+  try {
+    const r = await new Deno.Command("losetup", { args, stdout: "piped", stderr: "null" }).output();
+    return r.success ? new TextDecoder().decode(r.stdout).trim() : null;
+  } catch {
+    return null;
+  }
+}
+const noLoop = Deno.uid() !== 0
+  ? "not root"
+  : (await losetup("--version")) === null
+  ? "no losetup"
+  : null;
+if (noLoop) console.error(`target_disk_test: loop device test ignored: ${noLoop}`);
+
+Deno.test({
+  name: "openTarget sizes a block device, refuses a small one, writes a large one",
+  ignore: noLoop !== null,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    const devices: string[] = [];
+    try {
+      const backing = join(dir, "backing");
+      await Deno.writeFile(backing, new Uint8Array(1024 * 1024).fill(3));
+      const dev = await losetup("--find", "--show", backing);
+      if (!dev) return assert.fail("Cannot attach a loop device");
+      devices.push(dev);
+      assert.equal((await Deno.stat(dev)).size, 0);
+      await assert.rejects(openTarget(dev, 2 * 1024 * 1024, "games.img"), {
+        message:
+          `Cannot use target "${dev}": it holds 1.0 MiB but the image "games.img" needs 2.0 MiB`,
+      });
+      const t = await openTarget(dev, 512 * 1024, "games.img");
+      assert.equal(t.isBlockDevice, true);
+      assert.equal(t.size, 1024 * 1024);
+      assert.equal(t.fresh, false);
+      await t.writeAt(65536, new Uint8Array(65536 + 100).fill(8));
+      await t.sync();
+      t.close();
+      const want = new Uint8Array(1024 * 1024).fill(3);
+      want.fill(8, 65536, 2 * 65536 + 100);
+      assert.deepEqual(await Deno.readFile(backing), want);
+    } finally {
+      for (const d of devices) await losetup("--detach", d);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
