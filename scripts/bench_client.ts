@@ -270,12 +270,35 @@ async function main(): Promise<number> {
       variants: { type: "boolean", default: false },
       dir: { type: "string" },
       keep: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
       // Child mode (one Receiver run in its own process).
       receive: { type: "string" },
       manifest: { type: "string" },
       target: { type: "string" },
     },
   });
+  if (values.help) {
+    console.log(
+      [
+        "bench:client: one client against curl | tee >(md5sum) >(sha256sum) > target, same run",
+        "",
+        "USAGE:",
+        "  deno task bench:client [options]",
+        "",
+        "OPTIONS:",
+        "  --size SIZE         Image size (default: 1G)",
+        "  --runs N            Runs per row; medians are printed (default: 3)",
+        "  --chunk-size SIZE   Chunk size of the slices (default: 1M)",
+        "  --inflight N        Client requests in flight (default: 4)",
+        "  --md5-threads N     Client MD5 worker threads, 0 = main thread (default: 1)",
+        "  --variants          Also run: 1 and 8 in flight, MD5 on main, MD5 on 2 workers",
+        "  --dir DIR           Work folder (kept); default: a temporary one, removed",
+        "  --keep              Keep the temporary work folder",
+        "  -h, --help          Show this help and exit",
+      ].join("\n"),
+    );
+    return 0;
+  }
   if (values.receive) {
     await receiveChild({
       url: values.receive,
