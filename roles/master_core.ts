@@ -6,6 +6,8 @@ import type { HelloMessage, MasterMessage, Mode, PeerMessage, PeerRole } from ".
 import { type Decision, Scheduler, type SchedulerEvent } from "./scheduler.ts";
 
 export type PeerState =
+  /** Netboot: asked for its boot script, has not said hello yet. */
+  | "booting"
   | "waiting"
   | "receiving"
   | "verifying"
@@ -48,6 +50,8 @@ export interface PeerRecord {
   verified: boolean;
   failures: PeerFailure[];
   connected: boolean;
+  /** Bytes this peer served, as its clients reported them in "progress" (for /metrics). */
+  served?: number;
 }
 
 export interface MasterConfig {
@@ -88,6 +92,8 @@ export class MasterCore {
   /** Recent events, newest last (for the status page). */
   readonly events: EventRecord[] = [];
   ended: string | null = null;
+  /** Draining: no new clients are admitted (known ones may reconnect); see drain(). */
+  draining = false;
   readonly startedAt: number;
   #io: MasterIo;
   #sessions = new Map<SessionKey, { address: string; peer?: string }>();
@@ -156,6 +162,10 @@ export class MasterCore {
           );
         }
         peer.held = msg.held;
+        if (peer.server && msg.bytes > peer.bytes) {
+          const server = this.peers.get(peer.server);
+          if (server) server.served = (server.served ?? 0) + msg.bytes - peer.bytes;
+        }
         peer.bytes = msg.bytes;
         peer.rate = msg.rate;
         return;
@@ -227,7 +237,12 @@ export class MasterCore {
     if (msg.held > config.totalChunks) {
       return this.reject(session, `Invalid "hello": held ${msg.held} > ${config.totalChunks}`);
     }
+    if (this.draining && msg.role === "client" && !this.peers.has(msg.name)) {
+      return this.reject(session, "This run is draining: the master admits no new clients");
+    }
     const now = this.#io.now();
+    // The PC that was booting has come up: its hello replaces the booting placeholder.
+    if (msg.mac && this.peers.get(msg.mac)?.state === "booting") this.peers.delete(msg.mac);
     const id = this.#uniqueId(msg.name);
     const host = address.includes(":") ? `[${address}]` : address;
     const url = msg.url ?? (msg.port ? `http://${host}:${msg.port}` : undefined);
@@ -348,6 +363,39 @@ export class MasterCore {
   pause(paused: boolean) {
     this.#apply({ type: paused ? "pause" : "resume", at: this.#io.now() });
     this.#event(paused ? "paused" : "resumed");
+  }
+
+  /** Drain: refuse hellos from clients this run has not seen (servers are still welcome). */
+  drain(on: boolean) {
+    this.draining = on;
+    this.#event(on ? "draining" : "admitting");
+  }
+
+  /** Netboot: a PC asked for its boot script. Shown as "booting" until its hello. */
+  booting(mac: string, address: string) {
+    const known = [...this.peers.values()].some((p) => p.mac === mac && p.connected);
+    if (known || this.ended) return;
+    const now = this.#io.now();
+    this.peers.set(mac, {
+      id: mac,
+      role: "client",
+      name: mac,
+      mac,
+      address,
+      capacity: 0,
+      state: "booting",
+      held: 0,
+      total: this.config.totalChunks,
+      bytes: 0,
+      rate: 0,
+      servedBy: [],
+      serving: [],
+      joinedAt: now,
+      verified: false,
+      failures: [],
+      connected: false,
+    });
+    this.#event("booting", { peer: mac, address });
   }
 
   end(reason: string) {
