@@ -6,6 +6,7 @@ import { main as masterMain } from "./roles/master_cli.ts";
 import { clientMain, fakeServerMain, serverMain } from "./roles/peer_cli.ts";
 import { main as demoMain } from "./roles/demo.ts";
 import { main as simulateMain } from "./roles/simulate_cli.ts";
+import { main as historyMain } from "./roles/history_cli.ts";
 import { main as buildNetbootMain } from "./netboot/build_cli.ts";
 
 type Main = (args: string[]) => Promise<number>;
@@ -23,6 +24,7 @@ const COMMANDS: Record<string, [string, Main]> = {
   client: ["receive the image onto a disk, verify it, then serve it on", clientMain],
   demo: ["a whole lab images itself on this machine (files stand in for disks)", demoMain],
   simulate: ["plan a run: PCs imaged over time in classic and relay mode", simulateMain],
+  history: ["print the master's run history: each PC's result and failures", historyMain],
   "build-netboot": ["write kernel, initramfs and iPXE/PXELINUX/dnsmasq configs", buildNetbootMain],
 };
 

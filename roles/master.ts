@@ -5,6 +5,7 @@ import { loadManifest } from "../imagetools/image_io.ts";
 import type { Logger } from "../imagetools/log.ts";
 import { MasterCore } from "./master_core.ts";
 import { createMasterApp } from "./master_app.ts";
+import { type History, recordRun } from "./history.ts";
 import type { Mode } from "./protocol.ts";
 import { type RunStatus, runStatus } from "./status.ts";
 
@@ -18,6 +19,8 @@ export interface MasterOptions {
   expect?: number;
   token?: string;
   log: Logger;
+  /** Record this run (each PC's result) into this history; the caller closes it. */
+  history?: History;
   /** Routes for /boot, given the loaded image (netboot); built by the caller. */
   boot?: (imageId: string, core: MasterCore) => Hono | undefined;
 }
@@ -67,6 +70,14 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
     onEnd: (reason) => resolveEnded(reason),
   });
 
+  // The core's clock is performance.now() in seconds: wall time is the time origin plus that.
+  const stopRecording = o.history
+    ? recordRun(o.history, core, {
+      imageName: loaded.manifest.name,
+      toWall: (at) => performance.timeOrigin + at * 1000,
+      log: o.log,
+    })
+    : () => {};
   const app = createMasterApp({
     core,
     manifest: loaded.manifest,
@@ -117,6 +128,7 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
         await new Promise((r) => setTimeout(r, 50));
       }
       await server.shutdown();
+      stopRecording();
     },
   };
 }

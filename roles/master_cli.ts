@@ -1,13 +1,15 @@
 // `cascade master`: run the master until the run ends (--expect N reached, Ctrl-C or SIGTERM),
 // then print the summary table.
+import { dirname, join, resolve } from "node:path";
 import {
   type CommandSpec,
   parseCommand,
   requireOption,
   UsageError,
 } from "../imagetools/cli_kit.ts";
-import { makeLogger } from "../imagetools/log.ts";
+import { type Logger, makeLogger } from "../imagetools/log.ts";
 import { parseCount, parseDuration } from "../imagetools/units.ts";
+import { type History, HISTORY_FILE, openHistory } from "./history.ts";
 import { startMaster } from "./master.ts";
 import type { Mode } from "./protocol.ts";
 import { summaryTable } from "./status.ts";
@@ -64,6 +66,13 @@ export const masterSpec: CommandSpec = {
       help: "Lab token that servers and admin actions must present",
       env: "CASCADE_TOKEN",
     },
+    history: {
+      type: "string",
+      arg: "FILE",
+      help: `Run history database (default: ${HISTORY_FILE} beside the slices folder)`,
+      env: "CASCADE_HISTORY",
+    },
+    "no-history": { type: "boolean", help: "Keep no run history" },
     "status-file": {
       type: "string",
       arg: "FILE",
@@ -88,6 +97,10 @@ export async function main(args: string[]): Promise<number> {
   if (!p) return 0;
   const slices = requireOption(masterSpec, p, "slices");
   const v = p.values as Record<string, string | undefined>;
+  const log = makeLogger("master");
+  const history = p.values["no-history"]
+    ? undefined
+    : await openMasterHistory(slices, v.history, log);
   const master = await startMaster({
     slices,
     hostname: v.host,
@@ -97,7 +110,11 @@ export async function main(args: string[]): Promise<number> {
     fanout: parseCount(v.fanout!, "--fanout", 1, 64),
     expect: v.expect !== undefined ? parseCount(v.expect, "--expect", 1, 100000) : undefined,
     token: v.token,
-    log: makeLogger("master"),
+    log,
+    history,
+  }).catch((err) => {
+    history?.close();
+    throw err;
   });
   console.error(`Cascade master on ${master.url} (image ${master.imageId})`);
   const stop = (signal: string) => master.core.end(`stopped by ${signal}`);
@@ -109,6 +126,7 @@ export async function main(args: string[]): Promise<number> {
   await master.shutdown(reason);
   Deno.removeSignalListener("SIGINT", onInt);
   Deno.removeSignalListener("SIGTERM", onTerm);
+  history?.close();
   const status = master.status();
   if (v["status-file"]) {
     // Written under a temporary name and renamed, so a reader never sees half a file.
@@ -118,4 +136,25 @@ export async function main(args: string[]): Promise<number> {
   }
   console.log(summaryTable(status));
   return 0;
+}
+
+/**
+ * The run history: --history FILE must open; the default (beside the slices folder, where a
+ * lab keeps its images) is best effort, since a read-only folder must not stop a run.
+ */
+async function openMasterHistory(
+  slices: string,
+  given: string | undefined,
+  log: Logger,
+): Promise<History | undefined> {
+  if (given !== undefined) return openHistory(given);
+  const info = await Deno.stat(slices).catch(() => null);
+  const folder = info?.isFile ? dirname(dirname(resolve(slices))) : dirname(resolve(slices));
+  const path = join(folder, HISTORY_FILE);
+  try {
+    return openHistory(path);
+  } catch (err) {
+    log("history-off", { path, error: (err as Error).message });
+    return undefined;
+  }
 }
