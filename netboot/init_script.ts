@@ -129,10 +129,12 @@ network_up() {
   fi
   for n in $(boot_nics); do
     ip link set "$n" up
+    # A name from the MAC (the DHCP server may give a better one): "(none)" helps nobody.
+    hostname "cascade-$(tr -d ':' < /sys/class/net/$n/address)"
     say "DHCP on $n ($(cat /sys/class/net/$n/address))"
     # -n: give up after -t tries; without -q udhcpc stays in the background to renew the lease.
     if udhcpc -i "$n" -s /etc/udhcpc/default.script -t 8 -T 3 -A 3 -n -p "/run/udhcpc.$n.pid" \\
-      -x hostname:cascade-"$(tr -d ':' < /sys/class/net/$n/address)" >/dev/null 2>&1; then
+      -x "hostname:$(hostname)" >/dev/null 2>&1; then
       say "network up: $n $(ip -4 -o addr show dev "$n" | awk '{print $4}')"
       return 0
     fi
@@ -260,6 +262,7 @@ case "$1" in
     : > /etc/resolv.conf
     [ -n "$domain" ] && echo "search $domain" >> /etc/resolv.conf
     for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+    [ -n "$hostname" ] && hostname "$hostname"
     ;;
   leasefail|nak)
     echo "udhcpc: $1 on $interface\${message:+: $message}"
