@@ -413,6 +413,7 @@ export async function buildNetboot(o: BuildOptions): Promise<BuildReport> {
     "build.json",
     JSON.stringify(
       {
+        master: o.master,
         kernelVersion: kver,
         kernelArgs: o.kernelArgs,
         binaryMode: cascade.mode,

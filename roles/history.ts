@@ -92,6 +92,12 @@ CREATE TABLE IF NOT EXISTS failures (
   server TEXT
 );
 CREATE INDEX IF NOT EXISTS failures_by_pc ON failures (run_id, peer);
+-- PCs imaged and verified, by MAC: netboot boots them from their own disk until re-imaged.
+CREATE TABLE IF NOT EXISTS imaged (
+  mac TEXT PRIMARY KEY,
+  image_id TEXT NOT NULL,
+  at INTEGER NOT NULL
+);
 PRAGMA user_version = 1;
 `;
 
@@ -216,6 +222,31 @@ export class History {
       }));
   }
 
+  /** Remember that the PC with this MAC holds and has verified this image. */
+  markImaged(mac: string, imageId: string, at: number): void {
+    this.#db.prepare(
+      `INSERT INTO imaged (mac, image_id, at) VALUES (?, ?, ?)
+       ON CONFLICT (mac) DO UPDATE SET image_id = excluded.image_id, at = excluded.at`,
+    ).run(mac, imageId, Math.round(at));
+  }
+
+  /** The image the PC with this MAC was last imaged with, or null. */
+  imagedWith(mac: string): string | null {
+    const row = this.#db.prepare("SELECT image_id FROM imaged WHERE mac = ?").get(mac) as
+      | Row
+      | undefined;
+    return row ? String(row.image_id) : null;
+  }
+
+  /** Forget that a PC (or, with "all", every PC) was imaged, so it is imaged again at its next
+   *  network boot. Returns how many PCs were forgotten. */
+  forgetImaged(mac: string | "all"): number {
+    const res = mac === "all"
+      ? this.#db.prepare("DELETE FROM imaged").run()
+      : this.#db.prepare("DELETE FROM imaged WHERE mac = ?").run(mac);
+    return Number(res.changes);
+  }
+
   close(): void {
     if (this.#db.isOpen) this.#db.close();
   }
@@ -299,6 +330,8 @@ export function recordRun(history: History, core: MasterCore, o: RecordOptions):
       if (e.event === "verified" && typeof e.fields.readback === "number") {
         readback.set(peer, e.fields.readback);
       }
+      const mac = core.peers.get(peer)?.mac;
+      if (e.event === "verified" && mac) history.markImaged(mac, config.imageId, o.toWall(e.at));
       if (e.event === "leave") leftAt.set(peer, e.at);
       if (e.event === "join") leftAt.delete(peer);
       if (e.event === "end") {

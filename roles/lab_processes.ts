@@ -44,8 +44,8 @@ export class LabProcesses {
   }
 
   /** Start the master on port 0 and return its URL once it is listening. */
-  async startMaster(args: string[], timeoutMs = 30_000): Promise<string> {
-    const proc = this.start("master", ["master", ...args]);
+  async startMaster(args: string[], timeoutMs = 30_000, name = "master"): Promise<string> {
+    const proc = this.start(name, ["master", ...args]);
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const text = await Deno.readTextFile(proc.log).catch(() => "");

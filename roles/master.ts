@@ -1,6 +1,8 @@
 // The master process: load the slices' manifest, run the core behind the Hono app on one port,
 // tick the scheduler's linger deadlines, and end the run cleanly.
 import type { Hono } from "hono";
+import { join } from "node:path";
+import { createBootApp } from "../netboot/boot_routes.ts";
 import { loadManifest } from "../imagetools/image_io.ts";
 import type { Logger } from "../imagetools/log.ts";
 import { MasterCore } from "./master_core.ts";
@@ -21,8 +23,53 @@ export interface MasterOptions {
   log: Logger;
   /** Record this run (each PC's result) into this history; the caller closes it. */
   history?: History;
-  /** Routes for /boot, given the loaded image (netboot); built by the caller. */
-  boot?: (imageId: string, core: MasterCore) => Hono | undefined;
+  /** Serve the netboot files of this `build-netboot` output under /boot. */
+  netboot?: NetbootOptions;
+}
+
+export interface NetbootOptions {
+  /** Output folder of `cascade build-netboot` (vmlinuz, initrd, build.json). */
+  dir: string;
+  /** The master's URL as lab PCs reach it; default: the --master the build was made with. */
+  publicUrl?: string;
+}
+
+/** The settings a netboot build was made with (its build.json). */
+export async function readNetbootBuild(dir: string): Promise<Record<string, unknown>> {
+  const path = join(dir, "build.json");
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch (cause) {
+    throw new Error(
+      `Cannot use netboot folder "${dir}": no readable "${path}" (build it with: deno task build-netboot --master URL --out ${dir})`,
+      { cause },
+    );
+  }
+}
+
+function bootApp(
+  n: NetbootOptions,
+  build: Record<string, unknown>,
+  imageId: string,
+  core: MasterCore,
+  token: string | undefined,
+  history: History | undefined,
+): Hono {
+  const masterUrl = n.publicUrl ?? (typeof build.master === "string" ? build.master : undefined);
+  if (!masterUrl) {
+    throw new Error(`Cannot serve netboot files from "${n.dir}": give --public-url`);
+  }
+  return createBootApp({
+    dir: n.dir,
+    masterUrl,
+    imageId,
+    // A PC imaged and verified with this image boots its own disk until an admin re-images it.
+    shouldImage: (mac) => history?.imagedWith(mac) !== imageId,
+    onBootRequest: (mac, ip) => core.booting(mac, ip ?? "unknown"),
+    token,
+    target: typeof build.target === "string" ? build.target : "/dev/sda",
+    after: typeof build.after === "string" ? build.after : "serve",
+  });
 }
 
 export interface RunningMaster {
@@ -43,7 +90,6 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
   const loaded = await loadManifest(o.slices);
   let resolveEnded!: (r: string) => void;
   const ended = new Promise<string>((r) => (resolveEnded = r));
-  const sockets = new Set<WebSocket>();
   const core: MasterCore = new MasterCore({
     mode: o.mode,
     linger: o.linger,
@@ -57,7 +103,6 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
     now,
     send(session, msg) {
       const ws = session as WebSocket;
-      sockets.add(ws);
       if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
     },
     close(session, code, reason) {
@@ -84,7 +129,17 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
     manifestBytes: loaded.bytes,
     log: o.log,
     now,
-    boot: o.boot?.(loaded.imageId, core),
+    boot: o.netboot
+      ? bootApp(
+        o.netboot,
+        await readNetbootBuild(o.netboot.dir),
+        loaded.imageId,
+        core,
+        o.token,
+        o.history,
+      )
+      : undefined,
+    reimage: o.history ? (mac) => o.history!.forgetImaged(mac) : undefined,
   });
 
   // Linger needs a clock: wake at the scheduler's next deadline (and at least every second).

@@ -3,6 +3,7 @@
 // files plug in under /boot.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
+import { normalizeMac } from "../netboot/boot_routes.ts";
 import { streamSSE } from "hono/streaming";
 import type { Manifest } from "../imagetools/manifest.ts";
 import type { Logger } from "../imagetools/log.ts";
@@ -20,6 +21,8 @@ export interface MasterAppOptions {
   now: () => number;
   /** Extra routes mounted under /boot (netboot files), when built. */
   boot?: Hono;
+  /** Forget that a PC (or "all") was imaged, so netboot images it again; returns how many. */
+  reimage?: (mac: string) => number;
   /** Event stream pacing in ms: at most one update per `minGap`, at least one per `period`. */
   sse?: { minGap: number; period: number };
 }
@@ -50,7 +53,7 @@ export function attachControlSocket(
   socket.onerror = () => {/* onclose follows */};
 }
 
-export const ADMIN_ACTIONS = ["pause", "resume", "drain", "end"] as const;
+export const ADMIN_ACTIONS = ["pause", "resume", "drain", "end", "reimage"] as const;
 export type AdminAction = typeof ADMIN_ACTIONS[number];
 
 /** Why an admin request may not act, or null when its bearer token is the lab token. */
@@ -75,8 +78,14 @@ export function adminDenied(
 }
 
 /** An admin request's body: empty, or a JSON object with at most a "reason" (for end). */
-export function parseAdminBody(action: AdminAction, text: string): { reason?: string } {
-  if (text.trim() === "") return {};
+export function parseAdminBody(
+  action: AdminAction,
+  text: string,
+): { reason?: string; mac?: string } {
+  if (text.trim() === "") {
+    if (action === "reimage") throw new TypeError('Missing field "mac" (a MAC, or "all")');
+    return {};
+  }
   if (text.length > 4096) throw new RangeError(`Body of ${text.length} bytes is over 4096 bytes`);
   let v: unknown;
   try {
@@ -89,14 +98,24 @@ export function parseAdminBody(action: AdminAction, text: string): { reason?: st
   if (typeof v !== "object" || v === null || Array.isArray(v)) {
     throw new TypeError("Body must be a JSON object");
   }
-  const allowed = action === "end" ? ["reason"] : [];
+  const allowed = action === "end" ? ["reason"] : action === "reimage" ? ["mac"] : [];
   for (const [k, value] of Object.entries(v)) {
     if (!allowed.includes(k)) throw new TypeError(`Unknown field "${k}" for "${action}"`);
     if (typeof value !== "string" || value.length < 1 || value.length > 200) {
       throw new TypeError(`Field "${k}" must be a string of 1..200 characters`);
     }
   }
-  return v as { reason?: string };
+  const body = v as { reason?: string; mac?: string };
+  if (action === "reimage") {
+    const mac = body.mac === "all" ? "all" : normalizeMac(body.mac ?? "");
+    if (!mac) {
+      throw new TypeError(
+        `Field "mac" (${JSON.stringify(body.mac) ?? "missing"}) must be a MAC or "all"`,
+      );
+    }
+    body.mac = mac;
+  }
+  return body;
 }
 
 function mentions(e: EventRecord, id: string): boolean {
@@ -230,11 +249,23 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
       if (denied.status === 401) c.header("WWW-Authenticate", 'Bearer realm="cascade"');
       return c.json({ error: denied.message }, denied.status);
     }
-    let body: { reason?: string };
+    let body: { reason?: string; mac?: string };
     try {
       body = parseAdminBody(action, await c.req.text());
     } catch (err) {
       return c.json({ error: `Invalid "${action}" request: ${(err as Error).message}` }, 400);
+    }
+    if (action === "reimage") {
+      // Not tied to the run: it changes what PCs boot next time, even between runs.
+      if (!o.reimage) {
+        return c.json(
+          { error: "Re-imaging needs the run history: start without --no-history" },
+          409,
+        );
+      }
+      const forgotten = o.reimage(body.mac!);
+      o.log("admin", { action, mac: body.mac, forgotten });
+      return c.json({ mac: body.mac, forgotten });
     }
     if (core.ended) return c.json({ error: `The run has ended: ${core.ended}` }, 409);
     const paused = () => core.scheduler.snapshot().paused;

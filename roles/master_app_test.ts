@@ -88,7 +88,8 @@ Deno.test("GET /api/v1/status: the live status with admin state, ETA and recent 
   assert.equal(s.imageId, "ab".repeat(32));
   assert.deepEqual([s.paused, s.draining, s.expect, s.ended, s.eta], [false, false, 8, null, 22]);
   assert.deepEqual(s.totals, {
-    clients: 8,
+    clients: 7,
+    booting: 1,
     verified: 1,
     receiving: 3,
     waiting: 1,
@@ -236,7 +237,7 @@ Deno.test("admin: a missing token is 401, a wrong one 403, an unknown action 404
   const unknown = await app.request(admin("reboot-all", { token: TOKEN }));
   assert.equal(unknown.status, 404);
   assert.deepEqual(await unknown.json(), {
-    error: 'No admin action "reboot-all": expected pause, resume, drain, end',
+    error: 'No admin action "reboot-all": expected pause, resume, drain, end, reimage',
   });
   const get = await app.request("/api/v1/admin/pause");
   assert.equal(get.status, 404);

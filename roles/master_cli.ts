@@ -10,6 +10,7 @@ import {
 import { type Logger, makeLogger } from "../imagetools/log.ts";
 import { parseCount, parseDuration } from "../imagetools/units.ts";
 import { type History, HISTORY_FILE, openHistory } from "./history.ts";
+import { normalizeMac } from "../netboot/boot_routes.ts";
 import { startMaster } from "./master.ts";
 import type { Mode } from "./protocol.ts";
 import { summaryTable } from "./status.ts";
@@ -73,6 +74,23 @@ export const masterSpec: CommandSpec = {
       env: "CASCADE_HISTORY",
     },
     "no-history": { type: "boolean", help: "Keep no run history" },
+    netboot: {
+      type: "string",
+      arg: "DIR",
+      help: "Serve this build-netboot output under /boot (PCs PXE-boot into the client)",
+      env: "CASCADE_NETBOOT",
+    },
+    "public-url": {
+      type: "string",
+      arg: "URL",
+      help: "The master's URL as lab PCs reach it (default: the build's --master)",
+      env: "CASCADE_PUBLIC_URL",
+    },
+    reimage: {
+      type: "string",
+      arg: "MACS",
+      help: 'Image these PCs again at their next netboot (comma-separated MACs, or "all")',
+    },
     "status-file": {
       type: "string",
       arg: "FILE",
@@ -101,6 +119,14 @@ export async function main(args: string[]): Promise<number> {
   const history = p.values["no-history"]
     ? undefined
     : await openMasterHistory(slices, v.history, log);
+  if (v.reimage !== undefined) {
+    if (!history) throw new UsageError("--reimage needs the run history (drop --no-history)");
+    for (const item of v.reimage.split(",")) {
+      const mac = item.trim() === "all" ? "all" : normalizeMac(item.trim());
+      if (!mac) throw new UsageError(`Invalid --reimage "${item}": expected MACs or "all"`);
+      log("reimage", { mac, forgotten: history.forgetImaged(mac) });
+    }
+  }
   const master = await startMaster({
     slices,
     hostname: v.host,
@@ -112,6 +138,7 @@ export async function main(args: string[]): Promise<number> {
     token: v.token,
     log,
     history,
+    netboot: v.netboot ? { dir: v.netboot, publicUrl: v["public-url"] } : undefined,
   }).catch((err) => {
     history?.close();
     throw err;

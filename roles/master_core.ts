@@ -241,8 +241,14 @@ export class MasterCore {
       return this.reject(session, "This run is draining: the master admits no new clients");
     }
     const now = this.#io.now();
-    // The PC that was booting has come up: its hello replaces the booting placeholder.
-    if (msg.mac && this.peers.get(msg.mac)?.state === "booting") this.peers.delete(msg.mac);
+    // The PC that was booting has come up: its hello replaces the booting placeholder. A hello
+    // without a MAC takes the MAC of the placeholder that booted from the same address.
+    let mac = msg.mac;
+    if (!mac && msg.role === "client") {
+      mac = [...this.peers.values()].find((p) => p.state === "booting" && p.address === address)
+        ?.mac;
+    }
+    if (mac && this.peers.get(mac)?.state === "booting") this.peers.delete(mac);
     const id = this.#uniqueId(msg.name);
     const host = address.includes(":") ? `[${address}]` : address;
     const url = msg.url ?? (msg.port ? `http://${host}:${msg.port}` : undefined);
@@ -252,7 +258,7 @@ export class MasterCore {
       id,
       role: msg.role,
       name: msg.name,
-      mac: msg.mac,
+      mac,
       address,
       url,
       capacity: msg.capacity,
@@ -347,11 +353,9 @@ export class MasterCore {
     peer.connected = false;
     if (this.ended) return;
     const was = peer.state;
-    if (peer.role === "client" && !peer.verified) {
-      peer.state = "left";
-    } else if (peer.state === "serving") {
-      peer.state = "left";
-    }
+    // A verified PC that leaves (its after action is reboot or poweroff) is done, not lost.
+    if (peer.role === "client" && peer.verified) peer.state = "done";
+    else if (peer.role === "client" || peer.state === "serving") peer.state = "left";
     this.#event("leave", { peer: peer.id, was });
     this.#apply({ type: "leave", id: peer.id, at: this.#io.now() });
   }

@@ -38,6 +38,7 @@ export interface RunStatus {
   paused: boolean;
   totals: {
     clients: number;
+    booting: number;
     verified: number;
     receiving: number;
     waiting: number;
@@ -84,7 +85,8 @@ export function peerStatus(p: PeerRecord, chunkSize: number): PeerStatus {
 export function runStatus(core: MasterCore, manifest: Manifest, now: number): RunStatus {
   const snap = core.scheduler.snapshot();
   const peers = [...core.peers.values()].map((p) => peerStatus(p, manifest.chunkSize));
-  const clients = peers.filter((p) => p.role === "client");
+  // A booting PC is not a client yet: it shows up in the list, not in the totals.
+  const clients = peers.filter((p) => p.role === "client" && p.state !== "booting");
   return {
     imageId: core.config.imageId,
     image: {
@@ -100,6 +102,7 @@ export function runStatus(core: MasterCore, manifest: Manifest, now: number): Ru
     paused: snap.paused,
     totals: {
       clients: clients.length,
+      booting: peers.filter((p) => p.state === "booting").length,
       verified: clients.filter((p) => p.verified).length,
       receiving: clients.filter((p) => p.state === "receiving").length,
       waiting: clients.filter((p) => p.state === "waiting").length,

@@ -15,7 +15,7 @@ export interface Lab {
   procs: LabProcesses;
   disk(name: string): string;
   /** Start a master on port 0 with these extra flags; returns its URL. */
-  master(args: string[]): Promise<string>;
+  master(args: string[], name?: string): Promise<string>;
   status(url: string): Promise<RunStatus>;
   /** Poll the master's status until `pred` holds (bounded). */
   until(
@@ -52,18 +52,22 @@ export async function makeLab(size: number, chunkSize = 256 * 1024): Promise<Lab
     manifest: sliced.manifest,
     procs,
     disk: (name) => join(dir, "disks", `${name}.img`),
-    master: (args) =>
-      procs.startMaster([
-        "--slices",
-        slices,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--status-file",
-        join(dir, "status.json"),
-        ...args,
-      ]),
+    master: (args, name = "master") =>
+      procs.startMaster(
+        [
+          "--slices",
+          slices,
+          "--host",
+          "127.0.0.1",
+          "--port",
+          "0",
+          "--status-file",
+          join(dir, "status.json"),
+          ...args,
+        ],
+        30_000,
+        name,
+      ),
     async status(url) {
       return await (await fetch(`${url}/api/v1/status`)).json();
     },

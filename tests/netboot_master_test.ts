@@ -1,0 +1,69 @@
+// The master's netboot answers, end to end with real processes: a PC is imaged at its first
+// network boot, boots its own disk afterwards (even after a master restart), and is imaged
+// again once an admin asks for it.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { makeLab, waitExit } from "./lab_kit.ts";
+
+const MAC = "52:54:00:12:34:56";
+
+async function fakeNetbootBuild(dir: string) {
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(join(dir, "vmlinuz"), "kernel");
+  await Deno.writeTextFile(join(dir, "initrd"), "initramfs");
+  await Deno.writeTextFile(
+    join(dir, "build.json"),
+    JSON.stringify({ master: "http://10.0.0.1:8080", target: "/dev/vda", after: "poweroff" }),
+  );
+}
+
+async function bootScript(url: string, mac = MAC): Promise<string> {
+  const res = await fetch(`${url}/boot/ipxe?mac=${mac.replaceAll(":", "-")}`);
+  assert.equal(res.status, 200);
+  return await res.text();
+}
+
+Deno.test("netboot: image at first boot, local disk after, again after a re-image", async () => {
+  const lab = await makeLab(2 * 1024 * 1024);
+  try {
+    const netboot = join(lab.dir, "netboot");
+    await fakeNetbootBuild(netboot);
+    const history = join(lab.dir, "history.sqlite");
+    const flags = ["--mode", "classic", "--netboot", netboot, "--history", history];
+    let url = await lab.master([...flags, "--expect", "1", "--token", "t0k", "--linger", "0"]);
+
+    // First boot: the PC is unknown, so its script images it, pinned to this image.
+    const first = await bootScript(url);
+    assert.match(first, new RegExp(`cascade\\.image=${lab.imageId}`));
+    assert.match(first, /cascade\.master=http:\/\/10\.0\.0\.1:8080/);
+    assert.match(first, /cascade\.target=\/dev\/vda/);
+    const booting = await lab.status(url);
+    assert.equal(booting.peers.find((p) => p.mac === MAC)?.state, "booting");
+
+    lab.fake("fake", url, ["--token", "t0k"]);
+    lab.client("pc", url, ["--token", "t0k", "--after", "poweroff"]);
+    assert.equal(await waitExit(lab, "master"), 0);
+    assert.ok(await lab.matches("pc"));
+
+    // Its next boot (a new master process, same history) boots the local disk.
+    url = await lab.master([...flags, "--token", "t0k"], "master2");
+    assert.match(await bootScript(url), /sanboot --no-describe --drive 0x80/);
+    assert.match(await bootScript(url, "52:54:00:00:00:01"), /cascade\.image=/, "others image");
+
+    // The admin asks for it again: the token is checked, then its next boot images it.
+    const reimage = (auth: string) =>
+      fetch(`${url}/api/v1/admin/reimage`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${auth}`, "content-type": "application/json" },
+        body: JSON.stringify({ mac: MAC.replaceAll(":", "-") }),
+      });
+    const denied = await reimage("wrong");
+    assert.equal(denied.status, 403);
+    await denied.body?.cancel();
+    const ok = await reimage("t0k");
+    assert.deepEqual(await ok.json(), { mac: MAC, forgotten: 1 });
+    assert.match(await bootScript(url), new RegExp(`cascade\\.image=${lab.imageId}`));
+  } finally {
+    await lab.close();
+  }
+});
