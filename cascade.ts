@@ -59,7 +59,8 @@ export async function run(args: string[]): Promise<number> {
     const e = err as Error;
     console.error(`cascade ${name}: ${e.message ?? String(err)}`);
     if (Deno.env.get("CASCADE_DEBUG")) console.error(e.stack);
-    return e instanceof UsageError ? 2 : 1;
+    // A bad flag value (the units parsers say "Invalid --flag ...") is a usage error too.
+    return e instanceof UsageError || /^Invalid --/.test(e.message ?? "") ? 2 : 1;
   }
 }
 
