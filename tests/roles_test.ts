@@ -222,3 +222,30 @@ Deno.test("a client pinned to another image id refuses the master's image", asyn
     await lab.close();
   }
 });
+
+Deno.test("a master restart: peers reconnect, say what they hold, and the run finishes", async () => {
+  const lab = await makeLab(8 * MiB);
+  try {
+    // A port we can ask the second master for again.
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = String((probe.addr as Deno.NetAddr).port);
+    probe.close();
+    const flags = ["--mode", "classic", "--expect", "2", "--linger", "1", "--port", port];
+    const url = await lab.master(flags);
+    lab.fake("fake", url, ["--rate-limit", "4MB/s"]);
+    lab.client("p1", url);
+    lab.client("p2", url);
+    await lab.until(url, (s) => s.totals.receiving === 2, "both receiving");
+    lab.procs.kill("master");
+    await waitExit(lab, "master", 10_000);
+    const again = await lab.master(flags, "master2");
+    assert.equal(again, url);
+    assert.equal(await waitExit(lab, "master2"), 0);
+    assert.ok(await lab.matches("p1"));
+    assert.ok(await lab.matches("p2"));
+    const joins = logEvents(await lab.procs.logText("master2"), "master.join");
+    assert.deepEqual(joins.map((j) => j.peer).sort(), ["fake", "p1", "p2"]);
+  } finally {
+    await lab.close();
+  }
+});
