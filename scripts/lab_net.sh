@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# An emulated switched LAN: N hosts, each its own network namespace, on one Linux bridge in a
+# "switch" namespace; every port shaped with tbf in both directions (the host side's egress is
+# its upload, the switch side's its download), so each port is a full-duplex link of its own.
+# Facts behind the choices (tbf, 128 KiB burst, no htb): /work/shared/LAB-FACTS.md.
+#
+#   lab_net.sh up N RATE PREFIX [SUBNET]   hosts PREFIXh1..PREFIXhN, host i at SUBNET.i (/24)
+#   lab_net.sh exec PREFIX I CMD [ARG...]  run CMD in host I, its PID recorded for `down`
+#   lab_net.sh down PREFIX                 end recorded processes, delete namespaces and state
+#   lab_net.sh list PREFIX                 namespaces and live recorded PIDs of this prefix
+#
+# PREFIX (e.g. cas1234-) must be unique per run: everything is named after it, so parallel runs
+# and leftovers never collide. Nothing is created in the root namespace except the state folder
+# /run/cascade-lab/PREFIX (the PID list), removed by `down`.
+set -euo pipefail
+
+STATE_ROOT=${CASCADE_LAB_STATE:-/run/cascade-lab}
+
+die() {
+  echo "lab_net.sh: $*" >&2
+  exit 1
+}
+
+check_prefix() {
+  [[ $1 =~ ^[a-z][a-z0-9-]{1,23}$ ]] ||
+    die "Invalid prefix \"$1\": use 2..24 lower-case letters, digits and -, starting with a letter"
+}
+
+# Namespaces of this prefix (exact prefix match, nothing else).
+prefix_namespaces() {
+  ip netns list 2>/dev/null | awk '{print $1}' | while read -r ns; do
+    if [[ $ns == "$1"* ]]; then echo "$ns"; fi
+  done
+}
+
+cmd_up() {
+  [[ $# -ge 3 ]] || die "usage: up N RATE PREFIX [SUBNET]"
+  local n=$1 rate=$2 prefix=$3 subnet=${4:-10.213.0}
+  [[ $n =~ ^[0-9]+$ && $n -ge 1 && $n -le 250 ]] || die "Invalid host count \"$n\": expected 1..250"
+  [[ $rate =~ ^[0-9]+(\.[0-9]+)?[kmg]?bit$ ]] ||
+    die "Invalid rate \"$rate\": expected a tc rate like 100mbit"
+  [[ $subnet =~ ^10\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || die "Invalid subnet \"$subnet\": expected 10.X.Y"
+  check_prefix "$prefix"
+  [[ $(id -u) -eq 0 ]] || die "Cannot build the lab: network namespaces need root"
+  if [[ -n $(prefix_namespaces "$prefix") || -e $STATE_ROOT/$prefix ]]; then
+    die "Cannot build the lab \"$prefix\": it exists already (run: lab_net.sh down $prefix)"
+  fi
+  mkdir -p "$STATE_ROOT/$prefix"
+  : >"$STATE_ROOT/$prefix/pids"
+  echo "$n $rate $subnet" >"$STATE_ROOT/$prefix/lab"
+  # Half-built labs are taken down again.
+  trap 'cmd_down "$prefix" >/dev/null 2>&1 || true' ERR
+  local sw=${prefix}sw
+  ip netns add "$sw"
+  ip -n "$sw" link set lo up
+  ip -n "$sw" link add br0 type bridge
+  # No IGMP snooping: multicast floods every port, as on a plain switch (udpcast needs it).
+  ip -n "$sw" link set br0 type bridge mcast_snooping 0 stp_state 0 forward_delay 0
+  ip -n "$sw" link set br0 up
+  local tbf=(tbf rate "$rate" burst 128kb latency 20ms)
+  for ((i = 1; i <= n; i++)); do
+    local h=${prefix}h$i
+    ip netns add "$h"
+    ip -n "$h" link set lo up
+    # The veth pair is created straight inside the two namespaces: no name in the root one.
+    ip link add eth0 netns "$h" type veth peer name "p$i" netns "$sw"
+    ip -n "$sw" link set "p$i" master br0
+    ip -n "$sw" link set "p$i" up
+    ip -n "$h" addr add "$subnet.$i/24" brd + dev eth0
+    ip -n "$h" link set eth0 up
+    ip -n "$h" route add 224.0.0.0/4 dev eth0
+    ip netns exec "$h" tc qdisc replace dev eth0 root "${tbf[@]}"
+    ip netns exec "$sw" tc qdisc replace dev "p$i" root "${tbf[@]}"
+  done
+  trap - ERR
+  echo "lab $prefix up: $n hosts ${prefix}h1..${prefix}h$n at $subnet.1..$subnet.$n, $rate per port each way"
+}
+
+cmd_exec() {
+  [[ $# -ge 3 ]] || die "usage: exec PREFIX I CMD [ARG...]"
+  local prefix=$1 i=$2
+  shift 2
+  check_prefix "$prefix"
+  [[ -f $STATE_ROOT/$prefix/pids ]] || die "No lab \"$prefix\" (run: lab_net.sh up N RATE $prefix)"
+  # The shell inside the namespace records its own PID, then becomes the command (same PID).
+  exec ip netns exec "${prefix}h$i" sh -c 'echo $$ >>"$0"; exec "$@"' \
+    "$STATE_ROOT/$prefix/pids" "$@"
+}
+
+# Is PID alive and still inside one of our namespaces (so a recycled PID is never touched)?
+ours() {
+  local pid=$1 prefix=$2 ns
+  [[ -d /proc/$pid ]] || return 1
+  ns=$(ip netns identify "$pid" 2>/dev/null) || return 1
+  [[ $ns == "$prefix"* ]]
+}
+
+cmd_down() {
+  [[ $# -eq 1 ]] || die "usage: down PREFIX"
+  local prefix=$1 pidfile
+  check_prefix "$prefix"
+  pidfile=$STATE_ROOT/$prefix/pids
+  local pids=()
+  if [[ -f $pidfile ]]; then mapfile -t pids <"$pidfile"; fi
+  local live=()
+  for pid in "${pids[@]}"; do if ours "$pid" "$prefix"; then live+=("$pid"); fi; done
+  if ((${#live[@]})); then
+    kill -TERM "${live[@]}" 2>/dev/null || true
+    for _ in $(seq 1 30); do
+      local left=()
+      for pid in "${live[@]}"; do if ours "$pid" "$prefix"; then left+=("$pid"); fi; done
+      ((${#left[@]})) || break
+      sleep 0.1
+    done
+    for pid in "${live[@]}"; do
+      if ours "$pid" "$prefix"; then kill -KILL "$pid" 2>/dev/null || true; fi
+    done
+  fi
+  local stray=0
+  for ns in $(prefix_namespaces "$prefix"); do
+    # A process we did not start cannot be inside our namespaces; say so loudly if one is.
+    local inside
+    inside=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
+    if [[ -n $inside ]]; then
+      echo "lab_net.sh: unrecorded processes left in $ns: $inside" >&2
+      stray=1
+    fi
+    ip netns del "$ns"
+  done
+  rm -rf "${STATE_ROOT:?}/$prefix"
+  rmdir "$STATE_ROOT" 2>/dev/null || true
+  echo "lab $prefix down"
+  return $stray
+}
+
+cmd_list() {
+  [[ $# -eq 1 ]] || die "usage: list PREFIX"
+  check_prefix "$1"
+  prefix_namespaces "$1"
+  if [[ -f $STATE_ROOT/$1/pids ]]; then
+    while read -r pid; do if ours "$pid" "$1"; then echo "pid $pid"; fi; done <"$STATE_ROOT/$1/pids"
+  fi
+}
+
+case ${1:-} in
+up | down | exec | list)
+  sub=$1
+  shift
+  "cmd_$sub" "$@"
+  ;;
+*)
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  [[ ${1:-} == -h || ${1:-} == --help ]] || exit 2
+  ;;
+esac
