@@ -69,8 +69,10 @@ export interface BuildOptions {
   /** "all": every ethernet driver of the kernel too; "common": the COMMON_MODULES list only. */
   nics: "all" | "common";
   firmwareDir: string;
-  /** Subnet (or any address in it) for the proxy-DHCP dnsmasq config. */
+  /** Subnet (or any address in it) for the proxy-DHCP dnsmasq config (default: pxeServer). */
   proxySubnet?: string;
+  /** This machine's IPv4 address on the lab network (default: the master URL's, if an IP). */
+  pxeServer?: string;
   /** TypeScript entry for the binary (default: the repo's cascade.ts). */
   entry: string;
   /** Seconds to let `deno compile` try before falling back to deno + bundle. */
@@ -384,19 +386,18 @@ export async function buildNetboot(o: BuildOptions): Promise<BuildReport> {
     }
   }
   const host = new URL(o.master).hostname;
-  const subnet = o.proxySubnet ??
-    (/^\d+\.\d+\.\d+\.\d+$/.test(host) ? host : undefined);
-  if (subnet) {
+  const bootServer = o.pxeServer ?? (/^\d+\.\d+\.\d+\.\d+$/.test(host) ? host : undefined);
+  if (bootServer) {
     await write(
       "dnsmasq.conf",
       renderDnsmasqConf({
         masterUrl: o.master,
         tftpRoot: join(out, "tftp"),
-        mode: { kind: "proxy", subnet },
+        mode: { kind: "proxy", subnet: o.proxySubnet ?? bootServer, bootServer },
       }),
     );
   } else {
-    o.log("dnsmasq: pass --proxy-subnet (an address of the lab's subnet) to write dnsmasq.conf");
+    o.log("dnsmasq: pass --pxe-server (this machine's lab address) to write dnsmasq.conf");
   }
   const report: BuildReport = {
     binaryMode: cascade.mode,

@@ -75,10 +75,16 @@ const SPEC: CommandSpec = {
       help: "Where firmware files named by the modules are taken from",
       default: "/lib/firmware",
     },
+    "pxe-server": {
+      type: "string",
+      arg: "ADDR",
+      help: "This machine's IPv4 address on the lab network, for dnsmasq.conf " +
+        "(default: the master URL's, if it is an address)",
+    },
     "proxy-subnet": {
       type: "string",
       arg: "ADDR",
-      help: "An address of the lab's subnet for dnsmasq.conf (default: the master's address)",
+      help: "An address of the lab's subnet for dnsmasq.conf (default: --pxe-server)",
     },
     "compile-timeout": {
       type: "string",
@@ -140,6 +146,7 @@ export async function main(args: string[]): Promise<number> {
     nics: v.nics,
     firmwareDir: v.firmware!,
     proxySubnet: v["proxy-subnet"],
+    pxeServer: v["pxe-server"],
     entry: fileURLToPath(new URL("../cascade.ts", import.meta.url)),
     compileTimeout: timeout,
     ipxeDir: "/usr/lib/ipxe",

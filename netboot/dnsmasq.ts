@@ -9,7 +9,12 @@
 import { checkMasterUrl } from "./cmdline.ts";
 
 export type DnsmasqMode =
-  | { kind: "proxy"; subnet: string }
+  | {
+    kind: "proxy";
+    subnet: string;
+    /** This machine's address on the lab network (the TFTP/PXE server iPXE is told of). */
+    bootServer: string;
+  }
   | {
     kind: "dhcp";
     rangeStart: string;
@@ -99,7 +104,9 @@ export function renderDnsmasqConf(o: DnsmasqOptions): string {
       'pxe-service=tag:!ipxe,BC_EFI,"Cascade: loading iPXE",snponly.efi',
       'pxe-service=tag:!ipxe,X86-64_EFI,"Cascade: loading iPXE",snponly.efi',
       "# iPXE: no pxe-service matches it, so it gets this boot filename: the first stage.",
-      `dhcp-boot=tag:ipxe,${first}`,
+      "# The server address matters: iPXE ignores a ProxyDHCP answer whose next-server",
+      "# (siaddr) is empty, even when the file is an http:// URL.",
+      `dhcp-boot=tag:ipxe,${first},,${ipv4(o.mode.bootServer, "boot server address")}`,
     );
   } else {
     lines.push(

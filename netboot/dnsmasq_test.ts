@@ -8,7 +8,7 @@ Deno.test("proxy-DHCP dnsmasq config matches its golden file", async () => {
     renderDnsmasqConf({
       masterUrl: "http://10.0.0.1:8080",
       tftpRoot: "/srv/cascade/tftp",
-      mode: { kind: "proxy", subnet: "10.0.0.0" },
+      mode: { kind: "proxy", subnet: "10.0.0.0", bootServer: "10.0.0.1" },
       interface: "eth0",
     }),
   );
@@ -37,7 +37,7 @@ Deno.test("dnsmasq config is accepted by dnsmasq --test", async () => {
   try {
     for (
       const mode of [
-        { kind: "proxy" as const, subnet: "10.0.0.0" },
+        { kind: "proxy" as const, subnet: "10.0.0.0", bootServer: "10.0.0.1" },
         {
           kind: "dhcp" as const,
           rangeStart: "10.0.0.2",
@@ -68,7 +68,7 @@ Deno.test("dnsmasq rendering names the bad value", () => {
       renderDnsmasqConf({
         masterUrl: "http://m",
         tftpRoot: "/t",
-        mode: { kind: "proxy", subnet: "10.0.0" },
+        mode: { kind: "proxy", subnet: "10.0.0", bootServer: "10.0.0.1" },
       }),
     /Bad proxy subnet "10.0.0": expected an IPv4 address/,
   );
@@ -77,7 +77,7 @@ Deno.test("dnsmasq rendering names the bad value", () => {
       renderDnsmasqConf({
         masterUrl: "http://m",
         tftpRoot: "/t",
-        mode: { kind: "proxy", subnet: "10.0.0.0" },
+        mode: { kind: "proxy", subnet: "10.0.0.0", bootServer: "10.0.0.1" },
         ipv6RouterAdverts: true,
       }),
     /without an interface/,

@@ -6,10 +6,14 @@
 #   lab_netboot.sh up PREFIX [SUBNET]          namespace PREFIXlan, bridge br0 at SUBNET.1/24
 #   lab_netboot.sh run PREFIX NAME CMD [ARG..] run CMD in the namespace in the background,
 #                                              output to STATE/NAME.log, PID recorded
+#   lab_netboot.sh landhcp PREFIX             the lab's own DHCP server (plain dnsmasq, no PXE)
+#                                              in namespace PREFIXdhcp at SUBNET.2, cabled to
+#                                              br0: for testing the proxy-DHCP config beside it
 #   lab_netboot.sh vm PREFIX NAME MAC DISK [QEMU ARGS..]
 #                                              a tap on br0 and a QEMU VM (TCG, 512 MB, BIOS,
 #                                              virtio-net, the disk as virtio) that PXE-boots;
-#                                              serial console to STATE/NAME.log
+#                                              serial console to STATE/NAME.log; env
+#                                              VM_NIC_OPTS adds NIC options (romfile= : no iPXE)
 #   lab_netboot.sh wait PREFIX NAME REGEX SECS wait until STATE/NAME.log matches REGEX
 #   lab_netboot.sh down PREFIX                 end recorded processes (by PID), delete the
 #                                              namespace (bridge, taps with it) and the state
@@ -54,6 +58,10 @@ cmd_up() {
   # An IPv6 address so dnsmasq can send router adverts (iPXE otherwise waits ~16 s).
   ip -n "$ns" addr add fd77::1/64 dev br0 nodad
   ip -n "$ns" link set br0 up
+  # Checksums in software for what the namespace sends: QEMU's virtio-net fills in a missing
+  # UDP checksum only for packets from port 67, so without this a ProxyDHCP answer (port
+  # 4011) reaches iPXE with a partial checksum and is dropped. Real wires have no such issue.
+  ip netns exec "$ns" ethtool -K br0 tx off >/dev/null
   echo "lab_netboot: up: namespace $ns, br0 $subnet.1/24, state $state"
 }
 
@@ -66,7 +74,7 @@ cmd_run() {
   [[ $name =~ ^[a-z0-9_-]+$ ]] || die "Invalid name \"$name\""
   [[ $# -ge 1 ]] || die "usage: run PREFIX NAME CMD [ARG..]"
   local ns state
-  ns=$(ns_of "$prefix")
+  ns=${LAB_NS:-$(ns_of "$prefix")}
   state=$(state_of "$prefix")
   [[ -d $state ]] || die "No lab $prefix: run up first"
   ip netns exec "$ns" setsid sh -c 'echo $$ > "$0"; exec "$@"' "$state/$name.pid" "$@" \
@@ -75,6 +83,27 @@ cmd_run() {
   [[ -s $state/$name.pid ]] || die "Cannot start $name: no PID recorded"
   cat "$state/$name.pid" >>"$state/pids"
   echo "lab_netboot: $name running as PID $(cat "$state/$name.pid"), log $state/$name.log"
+}
+
+cmd_landhcp() {
+  local prefix=${1:-}
+  check_prefix "$prefix"
+  local ns dns state subnet
+  ns=$(ns_of "$prefix")
+  dns="${prefix}dhcp"
+  state=$(state_of "$prefix")
+  subnet=$(cat "$state/subnet")
+  ip netns add "$dns"
+  ip -n "$dns" link set lo up
+  ip -n "$ns" link add veth-dhcp type veth peer name eth0 netns "$dns"
+  ip -n "$ns" link set veth-dhcp master br0
+  ip -n "$ns" link set veth-dhcp up
+  ip -n "$dns" addr add "$subnet.2/24" dev eth0
+  ip -n "$dns" link set eth0 up
+  LAB_NS=$dns cmd_run "$prefix" landhcp dnsmasq --keep-in-foreground --log-facility=- --port=0 --log-dhcp \
+    --interface=eth0 --bind-interfaces --dhcp-leasefile="$state/landhcp.leases" \
+    --pid-file="$state/landhcp.pid2" \
+    --dhcp-range="$subnet.100,$subnet.199,255.255.255.0,1h" --dhcp-option="option:router,$subnet.1"
 }
 
 cmd_vm() {
@@ -93,7 +122,7 @@ cmd_vm() {
   cmd_run "$prefix" "$name" qemu-system-x86_64 -accel tcg -m 512 -smp 1 \
     -nographic -monitor none -no-reboot -boot n \
     -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" \
-    -device "virtio-net-pci,netdev=n0,mac=$mac" \
+    -device "virtio-net-pci,netdev=n0,mac=$mac${VM_NIC_OPTS:+,$VM_NIC_OPTS}" \
     -drive "file=$disk,format=raw,if=virtio" "$@"
 }
 
@@ -126,7 +155,9 @@ cmd_down() {
       [[ $pid =~ ^[0-9]+$ ]] && kill -9 "$pid" 2>/dev/null || true
     done <"$state/pids"
   fi
-  if ip netns list | awk '{print $1}' | grep -qx "$ns"; then ip netns del "$ns"; fi
+  for n in "$ns" "${prefix}dhcp"; do
+    if ip netns list | awk '{print $1}' | grep -qx "$n"; then ip netns del "$n"; fi
+  done
   rm -rf "$state"
   echo "lab_netboot: down: $prefix"
 }
@@ -135,8 +166,9 @@ case "${1:-}" in
 up) shift; cmd_up "$@" ;;
 run) shift; cmd_run "$@" ;;
 vm) shift; cmd_vm "$@" ;;
+landhcp) shift; cmd_landhcp "$@" ;;
 wait) shift; cmd_wait "$@" ;;
 down) shift; cmd_down "$@" ;;
 state) check_prefix "${2:-}"; state_of "$2" ;;
-*) sed -n '2,20p' "$0" >&2; exit 2 ;;
+*) sed -n '2,23p' "$0" >&2; exit 2 ;;
 esac

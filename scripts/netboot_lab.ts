@@ -1,7 +1,10 @@
 // Helpers for the emulated netboot lab (scripts/lab_netboot.sh, scripts/test_netboot.sh):
 //   netboot_lab.ts dnsmasq-conf SUBNET TFTP_DIR MASTER_URL   print a full-DHCP dnsmasq config
-//   netboot_lab.ts serve DIR MASTER_URL IMAGE_ID TARGET AFTER  serve createBootApp at /boot on
-//                                                              the master URL's host and port
+//   netboot_lab.ts dnsmasq-proxy-conf SUBNET TFTP_DIR MASTER_URL  the same in proxy-DHCP mode
+//   netboot_lab.ts serve DIR MASTER_URL IMAGE_ID TARGET AFTER [LOCAL_MACS]
+//       serve createBootApp at /boot on the master URL's host and port; LOCAL_MACS (comma
+//       separated, aa:bb:..) get the local-disk script, every other PC the image script
+//   netboot_lab.ts boot-sector FILE   write a BIOS boot sector printing CASCADE-LOCAL-DISK-BOOTED
 // The server logs every request with the seconds since it started, so a test can time the boot.
 import { Hono } from "hono";
 import { createBootApp } from "../netboot/boot_routes.ts";
@@ -26,8 +29,31 @@ if (cmd === "dnsmasq-conf") {
     interface: "br0",
     ipv6RouterAdverts: true,
   }));
+} else if (cmd === "dnsmasq-proxy-conf") {
+  const [subnet, tftp, master] = args;
+  console.log(renderDnsmasqConf({
+    masterUrl: master,
+    tftpRoot: tftp,
+    mode: { kind: "proxy", subnet: `${subnet}.0`, bootServer: `${subnet}.1` },
+    interface: "br0",
+    ipv6RouterAdverts: true,
+  }));
+} else if (cmd === "boot-sector") {
+  // xor ax,ax; mov ds,ax; xor bx,bx; mov si,msg; mov ah,0Eh; l: lodsb; or al,al; jz h;
+  // int 10h; jmp l; h: hlt; jmp h; msg: ...  (BIOS teletype; SeaBIOS mirrors it to serial)
+  const code = "31c08ed831dbbe177cb40eac08c07404cd10ebf7f4ebfd".match(/../g)!.map((h) =>
+    parseInt(h, 16)
+  );
+  const sector = new Uint8Array(512);
+  sector.set(code);
+  sector.set(new TextEncoder().encode("CASCADE-LOCAL-DISK-BOOTED\r\n\0"), 0x17);
+  sector.set([0x55, 0xaa], 510);
+  const f = await Deno.open(args[0], { write: true });
+  await f.write(sector);
+  f.close();
 } else if (cmd === "serve") {
-  const [dir, master, imageId, target, after] = args;
+  const [dir, master, imageId, target, after, localMacs = ""] = args;
+  const local = new Set(localMacs.split(",").filter(Boolean));
   const app = new Hono();
   app.use(async (c, next) => {
     console.log(`[${stamp()}s] ${c.req.method} ${c.req.path}${new URL(c.req.url).search}`);
@@ -42,7 +68,7 @@ if (cmd === "dnsmasq-conf") {
       imageId,
       target,
       after,
-      shouldImage: () => true,
+      shouldImage: (mac) => !local.has(mac),
       onBootRequest: (mac, ip) => console.log(`[${stamp()}s] boot request mac=${mac} ip=${ip}`),
     }),
   );
