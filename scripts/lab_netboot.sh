@@ -58,10 +58,6 @@ cmd_up() {
   # An IPv6 address so dnsmasq can send router adverts (iPXE otherwise waits ~16 s).
   ip -n "$ns" addr add fd77::1/64 dev br0 nodad
   ip -n "$ns" link set br0 up
-  # Checksums in software for what the namespace sends: QEMU's virtio-net fills in a missing
-  # UDP checksum only for packets from port 67, so without this a ProxyDHCP answer (port
-  # 4011) reaches iPXE with a partial checksum and is dropped. Real wires have no such issue.
-  ip netns exec "$ns" ethtool -K br0 tx off >/dev/null
   echo "lab_netboot: up: namespace $ns, br0 $subnet.1/24, state $state"
 }
 
@@ -119,9 +115,12 @@ cmd_vm() {
   ip -n "$ns" link set "$tap" master br0
   ip -n "$ns" link set "$tap" up
   # -no-reboot: a reboot ends QEMU, so a run cannot loop; poweroff ends it too.
+  # vnet_hdr=off: the kernel then fills in checksums before the tap. With it, packets from
+  # this namespace reach the guest with partial UDP checksums, which QEMU's virtio-net fixes
+  # only for port 67: iPXE dropped every ProxyDHCP answer (port 4011). Real wires are fine.
   cmd_run "$prefix" "$name" qemu-system-x86_64 -accel tcg -m 512 -smp 1 \
     -nographic -monitor none -no-reboot -boot n \
-    -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" \
+    -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no,vnet_hdr=off" \
     -device "virtio-net-pci,netdev=n0,mac=$mac${VM_NIC_OPTS:+,$VM_NIC_OPTS}" \
     -drive "file=$disk,format=raw,if=virtio" "$@"
 }
