@@ -60,7 +60,8 @@ const SPEC: CommandSpec = {
     zstd: {
       type: "string",
       arg: "LEVEL",
-      help: "zstd level for the initramfs (1-19)",
+      help: "zstd level for the initramfs (1-19); 9: 10% smaller than 3 for ~0.5 s more, " +
+        "19: 10% smaller again but ~60 s to build; unpacking takes the same",
       default: "9",
     },
     nics: {
@@ -168,7 +169,8 @@ export async function main(args: string[]): Promise<number> {
       `kernel ${report.kernelVersion}, ${report.modules} modules, ${report.firmware} firmware files`,
       `initramfs: ${formatBytes(report.cpioBytes)} cpio -> ${
         formatBytes(initrd.bytes)
-      } with zstd -${level}`,
+      } with zstd -${level} (zstd: the kernel unpacks it fast; -9 is the sweet spot: ` +
+      "-3 is 10% bigger, -19 10% smaller but ~60 s to build)",
       `took ${formatDuration(report.seconds)}`,
     ].join("\n"),
   );
