@@ -56,6 +56,9 @@ Deno.test("buildNetboot writes kernel, initramfs and configs (no modules.dep: .m
     assert.equal(await Deno.readTextFile(join(out, "vmlinuz")), "not really a kernel");
     const build = JSON.parse(await Deno.readTextFile(join(out, "build.json")));
     assert.equal(build.kernelArgs, "console=ttyS0");
+    assert.equal(build.master, "http://10.9.0.1:8080");
+    assert.equal(build.target, "/dev/vda");
+    assert.equal(build.after, "poweroff");
 
     // Unpack the initramfs with the system tools and look inside.
     const root = join(dir, "root");
