@@ -136,6 +136,7 @@ network_up() {
     if udhcpc -i "$n" -s /etc/udhcpc/default.script -t 8 -T 3 -A 3 -n -p "/run/udhcpc.$n.pid" \\
       -x "hostname:$(hostname)" >/dev/null 2>&1; then
       say "network up: $n $(ip -4 -o addr show dev "$n" | awk '{print $4}')"
+      MAC=$(cat "/sys/class/net/$n/address")
       return 0
     fi
     say "no DHCP lease on $n"
@@ -188,6 +189,7 @@ run_client() {
   set -- client --master "$MASTER" --target "$TARGET"
   [ -n "$IMAGE" ] && set -- "$@" --image-id "$IMAGE"
   set -- "$@" --after "$AFTER"
+  [ -n "$MAC" ] && set -- "$@" --mac "$MAC" # lets the master match this PC to its netboot
   say "running: cascade $*"  # the token stays off the screen
   [ -n "$TOKEN" ] && set -- "$@" --token "$TOKEN"
   /bin/cascade "$@"
