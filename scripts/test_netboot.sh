@@ -5,8 +5,12 @@
 # timing each step. Until the master serves a run here, the client only waits for one: an
 # "image" scenario passes when the VM's console shows the client ran and reported.
 #
-# Scenarios (env SCENARIOS, default "image proxy local uefi-pxe"):
-#   image     the real thing: `cascade master --netboot` and a fake-server on the LAN; the VM
+# Scenarios (env SCENARIOS, default "lab proxy local uefi-pxe"):
+#   lab       a lab: three VMs (two BIOS, one UEFI/OVMF) with blank disks PXE-boot together from
+#             `cascade master --netboot` (relay mode) and a fake-server, image their disks
+#             serving each other, and power off once the master ends the run; the host compares
+#             every disk with the golden image byte for byte
+#   image     the same for one VM: `cascade master --netboot` and a fake-server on the LAN; the VM
 #             netboots, receives a 16 MiB random image onto its disk, verifies it, powers off;
 #             the host compares the disk file with the image
 #   bios      SeaBIOS + QEMU's iPXE NIC ROM, dnsmasq as the LAN's DHCP server
@@ -44,7 +48,7 @@ if [[ ${REUSE:-} != 1 || ! -f $out/initrd ]]; then
   eval "$(grep -E '^(KERNEL|MODULES)=' <<<"$kv")"
   echo "== build (kernel $KERNEL)"
   if ! deno run -A netboot/build_cli.ts --master "$master" --out "$out" --kernel "$KERNEL" \
-    --modules "$MODULES" --target /dev/vda --after poweroff --compile-timeout 20 \
+    --modules "$MODULES" --target /dev/vda --after serve --compile-timeout 20 \
     --zstd "${ZSTD:-9}" --kernel-args "console=tty0 console=ttyS0,115200 loglevel=4 panic=10"; then
     echo "netboot: 0 passed, 1 failed"
     exit 1
@@ -53,11 +57,84 @@ fi
 
 now_ds() { echo $(($(date +%s%N) / 100000000)); } # tenths of a second
 
+# Three VMs PXE-boot together and image each other: the issue's end-to-end proof.
+lab_scenario() {
+  local prefix="nb$$lab-" vms=(vm1 vm2 vm3) state t0
+  cleanup() {
+    if [[ ${KEEP:-} == 1 ]]; then echo "KEEP=1: bash $lab down $prefix"; else bash $lab down "$prefix" >/dev/null; fi
+  }
+  trap cleanup EXIT
+  bash $lab up "$prefix" "$subnet" >/dev/null
+  state=$(bash $lab state "$prefix")
+  deno run -A scripts/netboot_lab.ts dnsmasq-conf "$subnet" "$out/tftp" "$master" >"$state/dnsmasq.conf"
+  bash $lab run "$prefix" dnsmasq dnsmasq --keep-in-foreground --log-facility=- \
+    --conf-file="$state/dnsmasq.conf" --pid-file="$state/dnsmasq.pid2" \
+    --dhcp-leasefile="$state/leases" >/dev/null
+  # Random data: a mostly-zero disk would compare equal even when a copy was cut short.
+  head -c 16M /dev/urandom >"$state/golden.img"
+  deno run -A cascade.ts slice "$state/golden.img" --out "$state/slices" --quiet >/dev/null
+  bash $lab run "$prefix" http deno run -A cascade.ts master --slices "$state/slices" \
+    --host "$subnet.1" --port 8080 --netboot "$out" --expect 3 --mode relay --linger 5 \
+    --history "$state/history.sqlite" --status-file "$state/status.json" >/dev/null
+  bash $lab wait "$prefix" http "listening|8080" 60
+  bash $lab run "$prefix" fake deno run -A cascade.ts fake-server --slices "$state/slices" \
+    --master "$master" --listen "$subnet.1" >/dev/null
+  echo "== lab: 3 VMs (vm1, vm2 BIOS; vm3 UEFI), relay mode, 16 MiB random image"
+  t0=$(now_ds)
+  local i
+  for i in 1 2 3; do
+    truncate -s 64M "$state/vm$i.img"
+    local fw=()
+    [[ $i == 3 ]] && fw=(-bios /usr/share/ovmf/OVMF.fd)
+    bash $lab vm "$prefix" "vm$i" "52:54:00:77:01:0$i" "$state/vm$i.img" "${fw[@]}" >/dev/null
+  done
+  lap() { local t=$(($(now_ds) - t0)); printf '  %-34s %4d.%d s\n' "$1:" $((t / 10)) $((t % 10)); }
+  for v in "${vms[@]}"; do
+    if ! bash $lab wait "$prefix" "$v" "running: cascade client" "$timeout"; then
+      echo "  $v never started the client; console (tail):"
+      tr -d '\r' <"$state/$v.log" | grep -av '^$' | tail -15
+      return 1
+    fi
+    lap "$v: cascade client started"
+  done
+  for v in "${vms[@]}"; do
+    if ! bash $lab wait "$prefix" "$v" "DISK IMAGED AND VERIFIED" "$timeout"; then
+      echo "  $v did not image its disk; console (tail):"
+      tr -d '\r' <"$state/$v.log" | grep -av '^$' | tail -15
+      return 1
+    fi
+    lap "$v: disk imaged and verified"
+  done
+  # The master ends the run once all three verified; every VM then powers off.
+  for v in "${vms[@]}"; do
+    local pid
+    pid=$(cat "$state/$v.pid")
+    for _ in $(seq "$timeout"); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    if kill -0 "$pid" 2>/dev/null; then echo "  $v did not power off"; return 1; fi
+  done
+  lap "all VMs powered off"
+  for v in "${vms[@]}"; do
+    cmp -n 16777216 "$state/golden.img" "$state/$v.img" || { echo "  $v: disk differs"; return 1; }
+  done
+  echo "  every VM's disk holds the image byte for byte (16 MiB, random)"
+  # Who served whom, from the master's final status: the VMs must have served each other.
+  deno eval --quiet '
+    const s = JSON.parse(Deno.readTextFileSync(Deno.args[0]));
+    const pcs = s.peers.filter((p) => p.role === "client");
+    for (const p of pcs) console.log(`  ${p.id} (${p.mac}) served by ${p.servedBy.join(" > ")}`);
+    const byVm = pcs.filter((p) => p.servedBy.some((id) => pcs.some((q) => q.id === id)));
+    if (pcs.length !== 3 || !pcs.every((p) => p.verified) || byVm.length === 0) {
+      console.log("  expected 3 verified PCs, at least one served by another PC");
+      Deno.exit(1);
+    }' "$state/status.json"
+}
+
 # One scenario in a subshell: its own lab (prefix), torn down on the way out.
 scenario() (
   set -euo pipefail
   local name=$1 prefix="nb$$${1//[^a-z]/}-" dhcp=full firmware=bios local_boot=0 real=0
   case $name in
+  lab) lab_scenario; return ;;
   bios) ;;
   image) real=1 ;;
   proxy) dhcp=proxy ;;
@@ -151,7 +228,7 @@ scenario() (
 
 passed=0
 failed=0
-for s in ${SCENARIOS:-image proxy local uefi-pxe}; do
+for s in ${SCENARIOS:-lab proxy local uefi-pxe}; do
   if scenario "$s"; then passed=$((passed + 1)); else
     echo "== $s: FAILED"
     failed=$((failed + 1))
