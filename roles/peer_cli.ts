@@ -174,6 +174,13 @@ function rateLimit(v: Record<string, unknown>): number | undefined {
   return typeof text === "string" ? parseRate(text, "--rate-limit") : undefined;
 }
 
+/** A server the master refused says why in one plain line and exits 1. */
+function refused(reason: string, command: string): number {
+  if (!reason.startsWith("refused")) return 0;
+  console.error(`cascade ${command}: ${reason}`);
+  return 1;
+}
+
 function parseAfter(text: string): AfterAction {
   if (text !== "serve" && text !== "reboot" && text !== "poweroff") {
     throw new UsageError(`Invalid --after "${text}": expected serve, reboot or poweroff`);
@@ -272,7 +279,7 @@ export async function serverMain(args: string[]): Promise<number> {
     log,
   });
   log("stopped", { reason: result.reason, served: result.servedBytes });
-  return result.reason.startsWith("refused") ? 1 : 0;
+  return refused(result.reason, serverSpec.name);
 }
 
 export async function fakeServerMain(args: string[]): Promise<number> {
@@ -295,5 +302,5 @@ export async function fakeServerMain(args: string[]): Promise<number> {
     log,
   });
   log("stopped", { reason: result.reason, served: result.servedBytes });
-  return result.reason.startsWith("refused") ? 1 : 0;
+  return refused(result.reason, fakeServerSpec.name);
 }
