@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { mulberry32 } from "../imagetools/testkit.ts";
 import {
   type Decision,
   Scheduler,
@@ -331,18 +332,6 @@ Deno.test("scheduler: a relay that leaves sends its downstream back to the head 
 
 // ---- Property test: random event sequences against the invariants -------------------------
 
-/** mulberry32: a tiny seeded PRNG, so a failing sequence can be replayed from its seed. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Every invariant the brief names; throws with the reason. `active`: clients owed an image. */
 function checkInvariants(s: Scheduler, active: Set<string>, mode: "classic" | "relay") {
   const snap = s.snapshot();
@@ -388,7 +377,7 @@ function checkInvariants(s: Scheduler, active: Set<string>, mode: "classic" | "r
 }
 
 function randomRun(seed: number, mode: "classic" | "relay", steps: number) {
-  const rnd = prng(seed);
+  const rnd = mulberry32(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
   const ids = Array.from({ length: 3 + Math.floor(rnd() * 10) }, (_, i) => `p${i}`);
   const config: SchedulerConfig = {
