@@ -75,6 +75,8 @@ export interface CascadeOptions extends RunOptions {
   inflight?: number;
   /** Extra client flags. */
   clientArgs?: string[];
+  /** The cascade.ts to run (default: this tree's), e.g. a patched checkout to compare. */
+  cascade?: string;
 }
 
 export interface PcOutcome {
@@ -145,8 +147,8 @@ async function readLog(path: string): Promise<string> {
   return await Deno.readTextFile(path).catch(() => "");
 }
 
-function cascadeCmd(args: string[]): string[] {
-  return [Deno.execPath(), "run", "-A", "--quiet", CASCADE, ...args];
+function cascadeCmd(args: string[], cascade = CASCADE): string[] {
+  return [Deno.execPath(), "run", "-A", "--quiet", cascade, ...args];
 }
 
 /** One Cascade run: master, N clients all registered and waiting, then the fake server. Timed
@@ -184,7 +186,7 @@ export async function runCascade(o: CascadeOptions): Promise<RunResult> {
         "--status-file",
         statusFile,
         "--no-history",
-      ]),
+      ], o.cascade),
       { log: log("master") },
     );
     procs.push(master);
@@ -207,7 +209,7 @@ export async function runCascade(o: CascadeOptions): Promise<RunResult> {
           "--quiet",
           ...(o.inflight ? ["--inflight", String(o.inflight)] : []),
           ...(o.clientArgs ?? []),
-        ]),
+        ], o.cascade),
         { log: log(`pc${k}`) },
       ));
     }
@@ -228,7 +230,7 @@ export async function runCascade(o: CascadeOptions): Promise<RunResult> {
         "fake",
         "--capacity",
         String(o.fakeCapacity),
-      ]),
+      ], o.cascade),
       { log: log("fake") },
     ));
     const t0 = performance.now();
