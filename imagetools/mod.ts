@@ -6,6 +6,7 @@ export * from "./progress.ts";
 export * from "./log.ts";
 export * from "./hashing.ts";
 export * from "./image_io.ts";
+export * from "./direct_write.ts";
 export * from "./slice.ts";
 export * from "./verify.ts";
 export * from "./assemble.ts";

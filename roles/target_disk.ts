@@ -2,7 +2,7 @@
 // Positional reads and writes (pread/pwrite through node:fs), so concurrent calls never race
 // on a shared file offset.
 import * as fs from "node:fs";
-import { formatBytes } from "../imagetools/mod.ts";
+import { DirectWriter, formatBytes } from "../imagetools/mod.ts";
 import { readFullyAt, sizeOf } from "./chunk_source.ts";
 
 export interface TargetDisk {
@@ -20,30 +20,9 @@ export interface TargetDisk {
   close(): void;
 }
 
-/** O_DIRECT needs buffer address, offset and length aligned to the logical block size. */
-const ALIGN = 4096;
-
-async function pwrite(fd: number, bytes: Uint8Array, offset: number): Promise<void> {
-  let done = 0;
-  while (done < bytes.length) {
-    done += await new Promise<number>((resolve, reject) =>
-      fs.write(
-        fd,
-        bytes,
-        done,
-        bytes.length - done,
-        offset + done,
-        (err, n) => err ? reject(err) : resolve(n),
-      )
-    );
-  }
-}
-
 class FdTarget implements TargetDisk {
   #closed = false;
-  #direct: boolean;
-  /** Aligned staging buffers for O_DIRECT writes, by length. */
-  #staging = new Map<number, Uint8Array[]>();
+  #writer: DirectWriter;
 
   constructor(
     readonly path: string,
@@ -54,51 +33,18 @@ class FdTarget implements TargetDisk {
     /** The same file opened with O_DIRECT, or -1. */
     private readonly directFd: number,
   ) {
-    this.#direct = directFd >= 0;
+    this.#writer = new DirectWriter(fd, directFd);
   }
 
   /** Writes bypass the page cache (O_DIRECT) where the offset allows. */
   get direct(): boolean {
-    return this.#direct;
+    return this.#writer.direct;
   }
 
-  // WHY O_DIRECT: buffered writes cost ~1.2 CPU s/GB in the kernel here (page cache copy and
-  // allocation), O_DIRECT ~0.05 plus one memcpy into an aligned buffer. It also keeps a 6 GB
-  // image from evicting everything else, and readBack then reads the disk, not the cache.
-  async writeAt(offset: number, bytes: Uint8Array): Promise<void> {
-    const aligned = this.#direct && offset % ALIGN === 0
-      ? bytes.length - (bytes.length % ALIGN)
-      : 0;
-    if (aligned > 0) {
-      const stage = this.#acquire(aligned);
-      try {
-        stage.set(bytes.subarray(0, aligned));
-        await pwrite(this.directFd, stage, offset);
-      } catch (err) {
-        // EINVAL: this device wants another alignment after all; use the page cache from now.
-        if (!(err instanceof Error && /os error 22|EINVAL/.test(err.message))) throw err;
-        this.#direct = false;
-        await pwrite(this.fd, bytes, offset);
-        return;
-      } finally {
-        this.#staging.get(aligned)!.push(stage);
-      }
-    }
-    // The unaligned rest (the image's last bytes, or odd chunk sizes) goes through the cache.
-    if (aligned < bytes.length) await pwrite(this.fd, bytes.subarray(aligned), offset + aligned);
-  }
-
-  /** A staging buffer of `length` bytes at an O_DIRECT-aligned address. JS cannot ask for an
-   * aligned allocation, but a WebAssembly.Memory's bytes start on a page boundary. */
-  #acquire(length: number): Uint8Array {
-    let free = this.#staging.get(length);
-    if (!free) this.#staging.set(length, free = []);
-    return free.pop() ??
-      new Uint8Array(
-        new WebAssembly.Memory({ initial: Math.ceil(length / 65536) }).buffer,
-        0,
-        length,
-      );
+  // O_DIRECT (imagetools/direct_write.ts says why): aligned pieces around the page cache, the
+  // unaligned rest through it. readBack then reads the disk, not the cache.
+  writeAt(offset: number, bytes: Uint8Array): Promise<void> {
+    return this.#writer.writeAt(offset, bytes);
   }
 
   readAt(offset: number, into: Uint8Array): Promise<number> {
