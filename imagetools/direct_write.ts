@@ -172,23 +172,24 @@ export class NewFileWriter {
   /** Create `path` (failing if it exists) holding exactly `bytes`. */
   async write(path: string, bytes: Uint8Array): Promise<void> {
     const { O_WRONLY, O_CREAT, O_EXCL, O_TRUNC, O_DIRECT } = fs.constants;
-    if (this.#direct) {
-      let fd: number | undefined;
-      try {
-        fd = await open(path, O_WRONLY | O_CREAT | O_EXCL | O_DIRECT);
-        await this.#writeDirect(fd, bytes);
-        return;
-      } catch (err) {
-        if (!isDirectRefused(err)) throw err;
-        this.#direct = false;
-        // Refused at open: nothing exists yet. Refused at a write: start the file over.
-        if (fd === undefined) return await this.#writeBuffered(path, bytes, O_EXCL);
-      } finally {
-        if (fd !== undefined) await close(fd);
-      }
-      return await this.#writeBuffered(path, bytes, O_TRUNC);
+    if (!this.#direct) return await this.#writeBuffered(path, bytes, O_EXCL);
+    let fd: number;
+    try {
+      fd = await open(path, O_WRONLY | O_CREAT | O_EXCL | O_DIRECT);
+    } catch (err) {
+      if (!isDirectRefused(err)) throw err;
+      this.#direct = false; // refused at open: nothing was created
+      return await this.#writeBuffered(path, bytes, O_EXCL);
     }
-    await this.#writeBuffered(path, bytes, O_EXCL);
+    try {
+      return await this.#writeDirect(fd, bytes);
+    } catch (err) {
+      if (!isDirectRefused(err)) throw err;
+      this.#direct = false; // refused at a write: the file starts over through the cache
+    } finally {
+      await close(fd);
+    }
+    await this.#writeBuffered(path, bytes, O_TRUNC);
   }
 
   // A length that is not a multiple of the alignment: the aligned head straight from `bytes`,
