@@ -44,7 +44,8 @@ OPTIONS:
   --fanout N          Relay fan-out (default 1: a chain)
   --inflight N        Client's chunk requests in flight (default: the client's own)
   --udp-bitrate R     udp-sender --max-bitrate (default: none)
-  --keep              Keep the work folder (logs, status files) and print its path
+  --keep              Keep the work folder (logs and status of every run; disks are always
+                      removed once checked) and print its path
   -v, --verbose       Per-PC times and servers after every Cascade run
   -h, --help          Show this help
 
@@ -225,6 +226,16 @@ function describe(r: RunResult): string {
   ).join("\n");
 }
 
+/** Free bytes on the file system holding `dir` (df: Deno has no statfs). */
+async function freeBytes(dir: string): Promise<number> {
+  const out = await new Deno.Command("df", { args: ["--output=avail", "-B1", dir] }).output();
+  const n = Number(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1));
+  if (!out.success || !Number.isFinite(n)) {
+    throw new Error(`Cannot read the free space of "${dir}"`);
+  }
+  return n;
+}
+
 async function main(args: string[]): Promise<number> {
   const c = parseConfig(args);
   if (!c) return 0;
@@ -234,6 +245,16 @@ async function main(args: string[]): Promise<number> {
   }
   const sOverB = c.size / c.rateBytes;
   const dir = await Deno.makeTempDir({ prefix: "cascade-bench-lab-" });
+  // The golden image, its slices and one run's disks must fit, with room to spare.
+  const need = (c.pcs + 2) * c.size + (1 << 30);
+  const free = await freeBytes(dir);
+  if (free < need) {
+    await Deno.remove(dir, { recursive: true });
+    console.error(
+      `bench:lab: needs ${formatBytes(need)} free beside ${dir}, has ${formatBytes(free)}`,
+    );
+    return 1;
+  }
   let net: LabNet | undefined;
   const stop = () => {
     console.error("\nbench:lab: interrupted; taking the lab down");
@@ -287,9 +308,6 @@ async function main(args: string[]): Promise<number> {
             : `${label}: FAILED: ${r.reason}`,
         );
         if (c.verbose || !r.ok) console.log(describe(r));
-        if (!c.keep) {
-          await Deno.remove(join(runDir, "disks"), { recursive: true }).catch(() => {});
-        }
       }
     }
     const rows: ScenarioSummary[] = c.only.map((o) => ({

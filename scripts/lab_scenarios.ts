@@ -63,6 +63,8 @@ export interface RunOptions {
   progress?: (line: string) => void;
   /** Seconds between progress lines (default 5). */
   every?: number;
+  /** Keep the PCs' disk files after the run (default: removed once checked; they are big). */
+  keepDisks?: boolean;
 }
 
 export interface CascadeOptions extends RunOptions {
@@ -126,6 +128,11 @@ async function settle(p: HostProcess, ms: number): Promise<boolean> {
   return exited;
 }
 
+async function prepare(o: RunOptions) {
+  await Deno.mkdir(join(o.dir, "disks"), { recursive: true });
+  await Deno.mkdir(join(o.dir, "logs"), { recursive: true });
+}
+
 async function settleAll(procs: HostProcess[]) {
   for (const p of procs) if (!p.status) await settle(p, 0);
 }
@@ -155,8 +162,6 @@ function cascadeCmd(args: string[], cascade = CASCADE): string[] {
  * by the master's clock from the fake server's registration to the last verified disk. */
 export async function runCascade(o: CascadeOptions): Promise<RunResult> {
   const { net, image, pcs } = o;
-  await Deno.mkdir(join(o.dir, "disks"), { recursive: true });
-  await Deno.mkdir(join(o.dir, "logs"), { recursive: true });
   const log = (name: string) => join(o.dir, "logs", `${name}.log`);
   const statusFile = join(o.dir, "status.json");
   const url = `http://${net.ip(MASTER_HOST)}:${MASTER_PORT}`;
@@ -164,6 +169,7 @@ export async function runCascade(o: CascadeOptions): Promise<RunResult> {
   const deadline = performance.now() + o.timeout * 1000;
   const every = (o.every ?? 5) * 1000;
   try {
+    await prepare(o);
     const master = net.spawn(
       MASTER_HOST,
       cascadeCmd([
@@ -278,6 +284,7 @@ export async function runCascade(o: CascadeOptions): Promise<RunResult> {
     return failedRun(err);
   } finally {
     await settleAll(procs);
+    if (!o.keepDisks) await Deno.remove(join(o.dir, "disks"), { recursive: true }).catch(() => {});
   }
 
   async function until(pred: () => Promise<boolean>, what: string) {
@@ -298,13 +305,12 @@ export interface UdpcastOptions extends RunOptions {
  * Timed from the sender's start to the last receiver's exit (the receivers verify nothing). */
 export async function runUdpcast(o: UdpcastOptions): Promise<RunResult> {
   const { net, image, pcs } = o;
-  await Deno.mkdir(join(o.dir, "disks"), { recursive: true });
-  await Deno.mkdir(join(o.dir, "logs"), { recursive: true });
   const log = (name: string) => join(o.dir, "logs", `${name}.log`);
   const procs: HostProcess[] = [];
   const receivers: HostProcess[] = [];
   const every = (o.every ?? 5) * 1000;
   try {
+    await prepare(o);
     for (let k = 1; k <= pcs; k++) {
       const p = net.spawn(
         pcHost(k),
@@ -373,5 +379,6 @@ export async function runUdpcast(o: UdpcastOptions): Promise<RunResult> {
     return failedRun(err);
   } finally {
     await settleAll(procs);
+    if (!o.keepDisks) await Deno.remove(join(o.dir, "disks"), { recursive: true }).catch(() => {});
   }
 }
