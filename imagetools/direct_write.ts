@@ -145,23 +145,36 @@ function close(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fs.close(fd, (err) => err ? reject(err) : resolve()));
 }
 
+function fsync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fsync(fd, (err) => err ? reject(err) : resolve()));
+}
+
 function ftruncate(fd: number, length: number): Promise<void> {
   return new Promise((resolve, reject) =>
     fs.ftruncate(fd, length, (err) => err ? reject(err) : resolve())
   );
 }
 
+export interface NewFileWriterOptions {
+  /** Try O_DIRECT (default true). */
+  direct?: boolean;
+  /** fsync each file before closing it (default false). */
+  sync?: boolean;
+}
+
 /**
  * Writes whole new files (each path must not exist yet), through O_DIRECT unless the file
- * system refuses it, in which case this writer uses the page cache from then on. Nothing is
- * fsynced here: the caller decides when (slicing syncs every chunk file before its rename).
+ * system refuses it, in which case this writer uses the page cache from then on. With `sync`,
+ * a file's bytes are durable when write() resolves (its folder entry is the caller's to sync).
  */
 export class NewFileWriter {
   #direct: boolean;
+  #sync: boolean;
   #staging = new StagingPool();
 
-  constructor(opts: { direct?: boolean } = {}) {
+  constructor(opts: NewFileWriterOptions = {}) {
     this.#direct = opts.direct ?? true;
+    this.#sync = opts.sync ?? false;
   }
 
   /** Files are written around the page cache. */
@@ -182,7 +195,9 @@ export class NewFileWriter {
       return await this.#writeBuffered(path, bytes, O_EXCL);
     }
     try {
-      return await this.#writeDirect(fd, bytes);
+      await this.#writeDirect(fd, bytes);
+      if (this.#sync) await fsync(fd);
+      return;
     } catch (err) {
       if (!isDirectRefused(err)) throw err;
       this.#direct = false; // refused at a write: the file starts over through the cache
@@ -215,6 +230,7 @@ export class NewFileWriter {
     const fd = await open(path, O_WRONLY | O_CREAT | mode);
     try {
       await pwriteFully(fd, bytes, 0);
+      if (this.#sync) await fsync(fd);
     } finally {
       await close(fd);
     }

@@ -42,10 +42,10 @@ function takesDirect(dir: string): boolean {
 // aligned memory (written in place) and from ordinary memory (staged).
 const LENGTHS = [0, 100, DIRECT_ALIGN, 3 * DIRECT_ALIGN + 100, 256 * 1024];
 
-Deno.test("NewFileWriter writes files byte-exact, direct or buffered, any length", () =>
+Deno.test("NewFileWriter writes files byte-exact, direct or buffered, synced or not, any length", () =>
   withTempDir(async (dir) => {
-    for (const direct of [true, false]) {
-      const writer = new NewFileWriter({ direct });
+    for (const [direct, sync] of [[true, true], [true, false], [false, true], [false, false]]) {
+      const writer = new NewFileWriter({ direct, sync });
       for (const length of LENGTHS) {
         const bytes = seededImage(length, length + 1);
         const inAligned = allocAligned(length, { shared: true });
@@ -53,7 +53,7 @@ Deno.test("NewFileWriter writes files byte-exact, direct or buffered, any length
         const unaligned = new Uint8Array(length + 1).subarray(1);
         unaligned.set(bytes);
         for (const [what, src] of [["aligned", inAligned], ["unaligned", unaligned]] as const) {
-          const path = join(dir, `${direct}-${length}-${what}`);
+          const path = join(dir, `${direct}-${sync}-${length}-${what}`);
           await writer.write(path, src);
           assert.deepEqual(await Deno.readFile(path), bytes, `${path}`);
         }

@@ -107,15 +107,6 @@ async function fsyncPath(path: string) {
   }
 }
 
-/** Run `fn` over `items`, at most `limit` at a time. */
-async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>) {
-  let next = 0;
-  const run = async () => {
-    while (next < items.length) await fn(items[next++]);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
-}
-
 function randomTag(): string {
   return crypto.randomUUID().slice(0, 8);
 }
@@ -194,7 +185,9 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
       { length: bufferCount(chunkSize) },
       (_, k) => pool.subarray(k * stride, k * stride + chunkSize),
     );
-    const writer = new NewFileWriter({ direct: options.direct ?? true });
+    // Each chunk file is fsynced as it is written (on its own descriptor, while the hashing
+    // goes on), not in a pass at the end when nothing else is left to overlap with.
+    const writer = new NewFileWriter({ direct: options.direct ?? true, sync });
     const waiting: ((b: Uint8Array) => void)[] = [];
     const release = (b: Uint8Array) => {
       const w = waiting.shift();
@@ -264,10 +257,7 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
       parseManifest(text); // never write a manifest this very code would refuse
       const manifestBytes = new TextEncoder().encode(text);
 
-      if (sync) {
-        await eachLimited([...stored], 8, (sha) => fsyncPath(join(chunksDir, `${sha}.chunk`)));
-        await fsyncPath(chunksDir);
-      }
+      if (sync) await fsyncPath(chunksDir);
       const manifestTmp = join(tmp, `${MANIFEST_FILE}.tmp`);
       await Deno.writeFile(manifestTmp, manifestBytes);
       if (sync) await fsyncPath(manifestTmp);
