@@ -3,8 +3,10 @@
 //   GET /v1/health         {"imageId","held","total"}
 //   GET /v1/chunks/:index  one chunk (waits for a relay's chunk up to waitMs, then 503)
 //   GET /v1/image          the whole image in order, so `curl .../v1/image > disk` works
+//   GET /v1/stream?from=A&to=B  the non-zero chunks A..B-1 back to back, in order (waits as
+//                          /v1/chunks does; a chunk that does not come cuts the stream)
 import { Hono } from "hono";
-import { type Logger, silentLogger } from "../imagetools/mod.ts";
+import { chunkLength, type Logger, silentLogger } from "../imagetools/mod.ts";
 import { type ChunkSource, ChunkUnavailableError, DEFAULT_WAIT_MS } from "./chunk_source.ts";
 
 export const IMAGE_HEADER = "x-cascade-image";
@@ -77,7 +79,8 @@ export function createChunkApp(source: ChunkSource, opts: ChunkAppOptions = {}):
     });
   });
 
-  app.get("/v1/image", () => {
+  /** Chunks `indices` back to back in one response, in order (relay waits included). */
+  const streamChunks = (indices: number[], headers: Record<string, string>) => {
     // Ends waits when the client goes away (cancel) or the server closes.
     const gone = new AbortController();
     const signal = opts.closing ? AbortSignal.any([gone.signal, opts.closing]) : gone.signal;
@@ -85,8 +88,8 @@ export function createChunkApp(source: ChunkSource, opts: ChunkAppOptions = {}):
     const ahead: Promise<Uint8Array>[] = [];
     let next = 0;
     const fill = () => {
-      while (ahead.length < 3 && next < total) {
-        const p = source.read(next++, { waitMs, signal });
+      while (ahead.length < 3 && next < indices.length) {
+        const p = source.read(indices[next++], { waitMs, signal });
         p.catch(() => {}); // Surfaced when its turn comes.
         ahead.push(p);
       }
@@ -107,7 +110,7 @@ export function createChunkApp(source: ChunkSource, opts: ChunkAppOptions = {}):
           sent++;
         } catch (err) {
           // Cut the stream: a short image with a clean end would pass for a whole one.
-          log("image.cut", { peer: opts.peerId, index: sent, error: errorMessage(err) });
+          log("image.cut", { peer: opts.peerId, index: indices[sent], error: errorMessage(err) });
           controller.error(err);
         }
       },
@@ -115,14 +118,39 @@ export function createChunkApp(source: ChunkSource, opts: ChunkAppOptions = {}):
         gone.abort();
       },
     });
+    let length = 0;
+    for (const i of indices) length += chunkLength(m, i);
     return new Response(body, {
       headers: {
         "content-type": "application/octet-stream",
-        "content-length": String(m.size),
-        "content-disposition": `attachment; filename="${m.name.replace(/["\\]/g, "_")}"`,
+        "content-length": String(length),
         [IMAGE_HEADER]: source.imageId,
+        ...headers,
       },
     });
+  };
+
+  app.get("/v1/image", () =>
+    streamChunks(Array.from({ length: total }, (_, i) => i), {
+      "content-disposition": `attachment; filename="${m.name.replace(/["\\]/g, "_")}"`,
+    }));
+
+  // GET /v1/stream?from=A&to=B: the non-zero chunks of A..B-1, back to back, in order.
+  app.get("/v1/stream", (c) => {
+    const a = c.req.query("from") ?? "";
+    const b = c.req.query("to") ?? "";
+    const from = /^\d{1,15}$/.test(a) ? Number(a) : NaN;
+    const to = /^\d{1,15}$/.test(b) ? Number(b) : NaN;
+    if (!(from >= 0 && to <= total && from < to)) {
+      return c.json({
+        error: `Invalid chunk range from "${a}" to "${b}": image "${m.name}" has chunks 0..${
+          total - 1
+        } (to is exclusive)`,
+      }, 400);
+    }
+    const indices: number[] = [];
+    for (let i = from; i < to; i++) if (!m.chunks[i].zero) indices.push(i);
+    return streamChunks(indices, {});
   });
 
   app.notFound((c) => c.json({ error: `No such path "${c.req.path}"` }, 404));

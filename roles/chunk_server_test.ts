@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { type ChunkSource, openSlicesSource } from "./chunk_source.ts";
 import { createChunkApp, startChunkServer } from "./chunk_server.ts";
+import { Receiver } from "./receiver.ts";
+import { openTarget } from "./target_disk.ts";
 import { randomImage, writeSlices } from "./slices_testkit.ts";
 
 const CHUNK = 64 * 1024;
@@ -113,5 +115,77 @@ Deno.test("close() lets a whole-image download in flight finish", async () => {
     }
     assert.deepEqual(got, image);
     await assert.rejects(fetch(`${server.url}/v1/health`));
+  });
+});
+
+Deno.test("chunk app: /v1/stream sends the non-zero chunks of a range in order; 400 for bad ranges", async () => {
+  // Chunks 0..5, zeros at 2 and 4, the last one short.
+  const image = randomImage(5 * CHUNK + 77, [[2 * CHUNK, 3 * CHUNK], [4 * CHUNK, 5 * CHUNK]]);
+  await withSlices(image, async (src) => {
+    const requested: number[] = [];
+    const rec: ChunkSource = { ...src, has: (i) => src.has(i), heldCount: () => src.heldCount() };
+    rec.read = (i, opts) => {
+      requested.push(i);
+      return src.read(i, opts);
+    };
+    const app = createChunkApp(rec);
+    const part = (i: number) => image.subarray(i * CHUNK, Math.min(image.length, (i + 1) * CHUNK));
+    const res = await app.request("/v1/stream?from=1&to=6");
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("x-cascade-image"), src.imageId);
+    const want = new Uint8Array(2 * CHUNK + 77);
+    want.set(part(1), 0);
+    want.set(part(3), CHUNK);
+    want.set(part(5), 2 * CHUNK);
+    assert.equal(res.headers.get("content-length"), String(want.length));
+    assert.deepEqual(new Uint8Array(await res.arrayBuffer()), want);
+    assert.deepEqual(requested, [1, 3, 5]);
+
+    const zeros = await app.request("/v1/stream?from=2&to=3");
+    assert.equal(zeros.status, 200);
+    assert.equal((await zeros.arrayBuffer()).byteLength, 0);
+
+    for (const [a, b] of [["3", "3"], ["4", "2"], ["0", "7"], ["-1", "2"], ["x", "2"], ["", "1"]]) {
+      const bad = await app.request(`/v1/stream?from=${a}&to=${b}`);
+      assert.equal(bad.status, 400);
+      assert.deepEqual(await bad.json(), {
+        error:
+          `Invalid chunk range from "${a}" to "${b}": image "games.img" has chunks 0..5 (to is exclusive)`,
+      });
+    }
+    const none = await app.request("/v1/stream?to=2");
+    assert.equal(none.status, 400);
+  });
+});
+
+Deno.test("chunk app: /v1/stream from a relay waits for each chunk, sending each as it arrives", async () => {
+  const image = randomImage(4 * CHUNK + 9, [[CHUNK, 2 * CHUNK]]);
+  await withSlices(image, async (src, manifestBytes) => {
+    const dir = await Deno.makeTempDir();
+    const upstream = await startChunkServer({ source: src, hostname: "127.0.0.1" });
+    const target = await openTarget(`${dir}/relay`, image.length, "games.img");
+    const relayRx = new Receiver({ manifestBytes, target });
+    const relay = await startChunkServer({
+      source: relayRx,
+      hostname: "127.0.0.1",
+      waitMs: 10_000,
+    });
+    try {
+      const res = await fetch(`${relay.url}/v1/stream?from=0&to=5`);
+      assert.equal(res.status, 200);
+      assert.equal(relayRx.heldCount(), 0);
+      const body = res.arrayBuffer();
+      await new Promise((r) => setTimeout(r, 30));
+      await relayRx.fetchFrom(upstream.url);
+      const want = new Uint8Array(3 * CHUNK + 9);
+      want.set(image.subarray(0, CHUNK), 0);
+      want.set(image.subarray(2 * CHUNK), CHUNK);
+      assert.deepEqual(new Uint8Array(await body), want);
+    } finally {
+      target.close();
+      await relay.close();
+      await upstream.close();
+      await Deno.remove(dir, { recursive: true });
+    }
   });
 });

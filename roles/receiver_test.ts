@@ -110,21 +110,23 @@ Deno.test("a server dying mid-transfer: server-gone, then another finishes only 
   await withFixture(async (f) => {
     const app = createChunkApp(f.src);
     const dead = new AbortController();
-    let chunkRequests = 0;
-    // Serves 8 chunks, then sends half a chunk and is torn down (as a PC losing power).
+    // Streams 8 chunks and half of the next, then is torn down (as a PC losing power).
     const dying = Deno.serve(
       { hostname: "127.0.0.1", port: 0, signal: dead.signal, onListen() {} },
       async (req) => {
-        const m = /^\/v1\/chunks\/(\d+)$/.exec(new URL(req.url).pathname);
-        if (!m || chunkRequests++ < 8) return app.fetch(req);
-        const bytes = await f.src.read(Number(m[1]));
+        if (new URL(req.url).pathname !== "/v1/stream") return app.fetch(req);
+        const sent = nonZero(f).slice(0, 9);
+        const parts = await Promise.all(sent.map((i) => f.src.read(i)));
+        parts[8] = parts[8].slice(0, CHUNK / 2);
         const body = new ReadableStream({
           start(c) {
-            c.enqueue(bytes.slice(0, bytes.length / 2));
+            for (const p of parts) c.enqueue(p);
             setTimeout(() => dead.abort(), 20);
           },
         });
-        return new Response(body, { headers: { "content-length": String(bytes.length) } });
+        return new Response(body, {
+          headers: { "content-length": String(lengthOf(f, nonZero(f))) },
+        });
       },
     );
     const r = await newReceiver(f, "disk");
@@ -142,7 +144,7 @@ Deno.test("a server dying mid-transfer: server-gone, then another finishes only 
       await dying.finished;
 
       const missing = r.missing();
-      assert.ok(missing.length > 0 && missing.length < nonZero(f).length);
+      assert.deepEqual(missing, nonZero(f).slice(8));
       const heldBefore = nonZero(f).filter((i) => !missing.includes(i));
       const second = wrap(f.src);
       const server = await startChunkServer({ source: second.source, hostname: "127.0.0.1" });
@@ -341,7 +343,7 @@ Deno.test("a server that stalls mid-chunk is a timeout; an abort stops fetchFrom
       assert.equal(err.reason, "timeout");
       assert.equal(
         err.message,
-        `Cannot fetch chunk 0 of "games.img" from ${url}/v1/chunks/0: nothing received for 100 ms (after 10 of 65536 bytes)`,
+        `Cannot fetch chunk 0 of "games.img" from ${url}/v1/stream?from=0&to=24: nothing received for 100 ms (after 10 of 65536 bytes)`,
       );
       const ac = new AbortController();
       const p = r.fetchFrom(url, { signal: ac.signal });
@@ -383,6 +385,81 @@ Deno.test("switching servers: abort one fetch and start the next at once", async
       r.target.close();
       await slow.close();
       await fast.close();
+    }
+  });
+});
+
+Deno.test("an older server without /v1/stream (404): per-chunk requests fetch it all", async () => {
+  await withFixture(async (f) => {
+    const rec = wrap(f.src);
+    const app = createChunkApp(rec.source);
+    const paths: string[] = [];
+    const old = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+      const path = new URL(req.url).pathname;
+      paths.push(path);
+      if (path === "/v1/stream") return Response.json({ error: "No such path" }, { status: 404 });
+      return app.fetch(req);
+    });
+    const r = await newReceiver(f, "disk");
+    try {
+      await r.fetchFrom(`http://127.0.0.1:${old.addr.port}`);
+      assert.equal(paths.filter((p) => p === "/v1/stream").length, 1);
+      assert.deepEqual([...rec.requested].sort((a, b) => a - b), nonZero(f));
+      assert.equal(r.stats().bytesReceived, lengthOf(f, nonZero(f)));
+      assert.equal(r.stats().bytesRefetched, 0);
+      assert.deepEqual(await Deno.readFile(join(f.dir, "disk")), f.image);
+      assert.deepEqual(await r.readBack(), []);
+    } finally {
+      r.target.close();
+      await old.shutdown();
+    }
+  });
+});
+
+Deno.test("streaming: one request per run of missing chunks; a bad chunk mid-stream is never written", async () => {
+  await withFixture(async (f) => {
+    const paths: string[] = [];
+    const corrupt = wrap(f.src, {
+      bytes: (i, b) => {
+        if (i !== 7) return b;
+        const c = b.slice();
+        c[5] ^= 1;
+        return c;
+      },
+    });
+    const app = createChunkApp(corrupt.source);
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+      const u = new URL(req.url);
+      paths.push(u.pathname + u.search);
+      return app.fetch(req);
+    });
+    const r = await newReceiver(f, "disk");
+    try {
+      const err = await r.fetchFrom(`http://127.0.0.1:${server.addr.port}`).then(
+        () => assert.fail("should fail"),
+        (e) => e,
+      );
+      assert.ok(err instanceof ReceiveError);
+      assert.equal(err.reason, "bad-chunk");
+      assert.equal(err.index, 7);
+      // One stream for all (zero chunks 3-5 and 17 do not split a run); the rest after 7 is
+      // verified and written.
+      assert.deepEqual(paths, ["/v1/stream?from=0&to=24"]);
+      assert.deepEqual(r.missing(), [7]);
+      const expected = f.image.slice();
+      expected.fill(0, 7 * CHUNK, 8 * CHUNK);
+      assert.deepEqual(await Deno.readFile(join(f.dir, "disk")), expected);
+      // Only the unverified chunk is asked again.
+      const seen = wrap(f.src);
+      const good = await startChunkServer({ source: seen.source, hostname: "127.0.0.1" });
+      await r.fetchFrom(good.url);
+      await good.close();
+      assert.deepEqual(seen.requested, [7]);
+      assert.deepEqual(await Deno.readFile(join(f.dir, "disk")), f.image);
+      assert.deepEqual(await r.readBack(), []);
+    } finally {
+      r.target.close();
+      await server.shutdown();
     }
   });
 });
