@@ -680,8 +680,7 @@ export class Receiver implements ChunkSource {
     const url = `${base}/v1/chunks/${index}`;
     const expected = chunkLength(m, index);
     const what = `chunk ${index} of "${m.name}" from ${url}`;
-    const refetch = this.#attempted[index] === 1;
-    let got = 0;
+    const at = { got: 0 };
     const fromError = (err: unknown): Error => {
       if (isBadChunk(err)) {
         this.#badChunks++;
@@ -691,14 +690,14 @@ export class Receiver implements ChunkSource {
       if (req.timedOut) {
         return new ReceiveError(
           "timeout",
-          `Cannot fetch ${what}: nothing received for ${req.timeoutMs} ms (after ${got} of ${expected} bytes)`,
+          `Cannot fetch ${what}: nothing received for ${req.timeoutMs} ms (after ${at.got} of ${expected} bytes)`,
           { index, cause: err },
         );
       }
       if (cancelled()) return new Cancelled();
       return new ReceiveError(
         "server-gone",
-        `Cannot fetch ${what}: the server went away after ${got} of ${expected} bytes (${
+        `Cannot fetch ${what}: the server went away after ${at.got} of ${expected} bytes (${
           (err as Error).message
         })`,
         { index, cause: err },
@@ -736,24 +735,8 @@ export class Receiver implements ChunkSource {
       if (!res.body) {
         throw new ReceiveError("bad-chunk", `Cannot verify ${what}: empty body`, { index });
       }
-      const sha = createHash("sha256");
       const reader = res.body.getReader({ mode: "byob" });
-      let buf = buffer;
-      while (got < expected) {
-        const { value, done } = await reader.read(new Uint8Array(buf, got, expected - got));
-        if (done) {
-          throw new ReceiveError(
-            "server-gone",
-            `Cannot fetch ${what}: the response ended after ${got} of ${expected} bytes`,
-            { index },
-          );
-        }
-        buf = value.buffer as ArrayBuffer;
-        sha.update(value);
-        got += value.byteLength;
-        this.#countBytes(value.byteLength, refetch);
-        req.last = performance.now();
-      }
+      const got = await this.#readChunk(reader, buffer, index, expected, what, req, at);
       // The body must end here: a longer one is not this chunk.
       const tail = await reader.read(new Uint8Array(1));
       if (!tail.done) {
@@ -764,12 +747,46 @@ export class Receiver implements ChunkSource {
           { index },
         );
       }
-      return { buffer: buf, sha256: sha.digest("hex") };
+      return got;
     } catch (err) {
       throw fromError(err);
     } finally {
-      if (got > 0) this.#attempted[index] = 1;
+      if (at.got > 0) this.#attempted[index] = 1;
     }
+  }
+
+  /** Read exactly `expected` bytes of chunk `index` into `buffer` (byob: the bytes land in
+   * place), hashing SHA-256 as they arrive. `at.got` says how far it came, for errors. */
+  async #readChunk(
+    reader: ReadableStreamBYOBReader,
+    buffer: ArrayBuffer,
+    index: number,
+    expected: number,
+    what: string,
+    req: Request,
+    at: { got: number },
+  ): Promise<{ buffer: ArrayBuffer; sha256: string }> {
+    const refetch = this.#attempted[index] === 1;
+    const sha = createHash("sha256");
+    let buf = buffer;
+    while (at.got < expected) {
+      const { value, done }: ReadableStreamReadResult<Uint8Array> = await reader.read(
+        new Uint8Array(buf, at.got, expected - at.got),
+      );
+      if (done) {
+        throw new ReceiveError(
+          "server-gone",
+          `Cannot fetch ${what}: the response ended after ${at.got} of ${expected} bytes`,
+          { index },
+        );
+      }
+      buf = value.buffer as ArrayBuffer;
+      sha.update(value);
+      at.got += value.byteLength;
+      this.#countBytes(value.byteLength, refetch);
+      req.last = performance.now();
+    }
+    return { buffer: buf, sha256: sha.digest("hex") };
   }
 
   /** Split the missing chunks (in order) into runs with only zero chunks between members. */
@@ -802,7 +819,7 @@ export class Receiver implements ChunkSource {
     const url = `${base}/v1/stream?from=${run[0]}&to=${run[run.length - 1] + 1}`;
     let index = run[0];
     let expected = chunkLength(m, index);
-    let got = 0;
+    const at = { got: 0 };
     const what = () => `chunk ${index} of "${m.name}" from ${url}`;
     let res: Response | undefined;
     let reader: ReadableStreamBYOBReader | undefined;
@@ -827,36 +844,18 @@ export class Receiver implements ChunkSource {
       reader = res.body.getReader({ mode: "byob" });
       for (index of run) {
         expected = chunkLength(m, index);
-        got = 0;
-        const refetch = this.#attempted[index] === 1;
-        let buf: ArrayBuffer | null = await pool.acquire();
+        at.got = 0;
+        const buf = await pool.acquire();
         req.last = performance.now(); // Waiting for a buffer is not the server stalling.
+        let handed = false;
         try {
           if (cancelled()) throw new Cancelled();
-          const sha = createHash("sha256");
-          while (got < expected) {
-            const { value, done }: ReadableStreamReadResult<Uint8Array> = await reader.read(
-              new Uint8Array(buf, got, expected - got),
-            );
-            if (done) {
-              throw new ReceiveError(
-                "server-gone",
-                `Cannot fetch ${what()}: the response ended after ${got} of ${expected} bytes`,
-                { index },
-              );
-            }
-            buf = value.buffer as ArrayBuffer;
-            sha.update(value);
-            got += value.byteLength;
-            this.#countBytes(value.byteLength, refetch);
-            req.last = performance.now();
-          }
-          onChunk(index, { buffer: buf, sha256: sha.digest("hex") });
-          buf = null;
+          onChunk(index, await this.#readChunk(reader, buf, index, expected, what(), req, at));
+          handed = true;
         } finally {
-          if (got > 0) this.#attempted[index] = 1;
+          if (at.got > 0) this.#attempted[index] = 1;
           // Not handed on: back to the pool (a byob read may have taken it, so a fresh one).
-          if (buf !== null) pool.release(null);
+          if (!handed) pool.release(null);
         }
       }
     } catch (err) {
@@ -864,14 +863,14 @@ export class Receiver implements ChunkSource {
       if (req.timedOut) {
         throw new ReceiveError(
           "timeout",
-          `Cannot fetch ${what()}: nothing received for ${req.timeoutMs} ms (after ${got} of ${expected} bytes)`,
+          `Cannot fetch ${what()}: nothing received for ${req.timeoutMs} ms (after ${at.got} of ${expected} bytes)`,
           { index, cause: err },
         );
       }
       if (cancelled()) throw new Cancelled();
       throw new ReceiveError(
         "server-gone",
-        `Cannot fetch ${what()}: the server went away after ${got} of ${expected} bytes (${
+        `Cannot fetch ${what()}: the server went away after ${at.got} of ${expected} bytes (${
           (err as Error).message
         })`,
         { index, cause: err },
