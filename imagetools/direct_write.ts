@@ -1,10 +1,11 @@
 // Writing around the page cache (O_DIRECT): page-aligned buffers, positional writes into a disk
 // or file that is already open, and whole new files (slicing's chunk files).
 //
-// WHY O_DIRECT: buffered writes cost ~1.1-1.6 CPU s/GB in the kernel here (page cache
-// allocation and a copy), O_DIRECT ~0.1, plus one copy into an aligned buffer where the
-// caller's bytes are not aligned already. It also keeps a 6 GB image from evicting everything
-// else from the cache. JS cannot ask for an aligned allocation, but a WebAssembly.Memory's
+// WHY O_DIRECT: buffered writes cost the kernel a page-cache copy and page allocation: ~0.3
+// CPU s/GB here with free memory, ~1.1 when the cache fills memory and new pages must be
+// reclaimed first (so their cost varies from run to run); O_DIRECT costs ~0.1, plus one copy
+// into an aligned buffer where the caller's bytes are not aligned already. It also keeps a 6 GB
+// image from evicting everything else from the cache. JS cannot ask for an aligned allocation, but a WebAssembly.Memory's
 // bytes start on a page boundary: allocAligned hands out such buffers (shared ones too, which
 // hashing workers read in place) and remembers them, so writing from them needs no copy at all.
 import * as fs from "node:fs";

@@ -186,7 +186,11 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
       (_, k) => pool.subarray(k * stride, k * stride + chunkSize),
     );
     // Each chunk file is fsynced as it is written (on its own descriptor, while the hashing
-    // goes on), not in a pass at the end when nothing else is left to overlap with.
+    // goes on), not in a pass at the end when nothing else is left to overlap with. Measured
+    // (bench:slice and A/B runs, 1 GiB, chunk files on ext4, idle 2-core VM): O_DIRECT 0.79-0.83
+    // x the hash limit in every run; buffered writes 0.45-0.79 (slow whenever new page-cache
+    // pages need reclaiming); buffered with the fsync pass at the end (the earlier code) 0.59-0.68.
+    // Chunk files in tmpfs: 0.76-0.83 either way (tmpfs pages are its storage: nothing to skip).
     const writer = new NewFileWriter({ direct: options.direct ?? true, sync });
     const waiting: ((b: Uint8Array) => void)[] = [];
     const release = (b: Uint8Array) => {
