@@ -7,12 +7,12 @@ import {
   requireOption,
   UsageError,
 } from "../imagetools/cli_kit.ts";
-import { makeLogger } from "../imagetools/log.ts";
+import { type Logger, makeLogger } from "../imagetools/log.ts";
 import { isImageId } from "../imagetools/manifest.ts";
 import { progressMode } from "../imagetools/progress.ts";
 import { parseCount, parseDuration, parseRate } from "../imagetools/units.ts";
 import { verifyImage } from "../imagetools/verify.ts";
-import { openDiskSource, openSlicesSource } from "./chunk_source.ts";
+import { type ChunkSource, openDiskSource, openSlicesSource } from "./chunk_source.ts";
 import { fetchManifest, runClient } from "./client.ts";
 import type { AfterAction } from "./protocol.ts";
 import { runServer } from "./server.ts";
@@ -174,10 +174,33 @@ function rateLimit(v: Record<string, unknown>): number | undefined {
   return typeof text === "string" ? parseRate(text, "--rate-limit") : undefined;
 }
 
-/** A server the master refused says why in one plain line and exits 1. */
-function refused(reason: string, command: string): number {
-  if (!reason.startsWith("refused")) return 0;
-  console.error(`cascade ${command}: ${reason}`);
+/** Serve until the master ends the run; a server the master refused says why and exits 1. */
+async function serveUntilEnd(
+  spec: CommandSpec,
+  v: Record<string, unknown>,
+  o: {
+    master: string;
+    source: ChunkSource;
+    role: "server" | "fake";
+    name: string;
+    capacity: number;
+    log: Logger;
+  },
+): Promise<number> {
+  const result = await runServer({
+    masterUrl: o.master,
+    source: o.source,
+    role: o.role,
+    name: o.name,
+    capacity: o.capacity,
+    token: v.token as string | undefined,
+    listen: v.listen as string,
+    rateLimit: rateLimit(v),
+    log: o.log,
+  });
+  o.log("stopped", { reason: result.reason, served: result.servedBytes });
+  if (!result.reason.startsWith("refused")) return 0;
+  console.error(`cascade ${spec.name}: ${result.reason}`);
   return 1;
 }
 
@@ -267,19 +290,15 @@ export async function serverMain(args: string[]): Promise<number> {
       await Deno.remove(tmp).catch(() => {});
     }
   }
-  const result = await runServer({
-    masterUrl: master,
-    source: await openDiskSource(source, manifestBytes),
+  const disk = await openDiskSource(source, manifestBytes);
+  return await serveUntilEnd(serverSpec, v, {
+    master,
+    source: disk,
     role: "server",
     name,
     capacity,
-    token: v.token as string | undefined,
-    listen: v.listen as string,
-    rateLimit: rateLimit(v),
     log,
   });
-  log("stopped", { reason: result.reason, served: result.servedBytes });
-  return refused(result.reason, serverSpec.name);
 }
 
 export async function fakeServerMain(args: string[]): Promise<number> {
@@ -290,17 +309,12 @@ export async function fakeServerMain(args: string[]): Promise<number> {
   const master = masterUrl(fakeServerSpec, p);
   const name = peerName(v.name, "fake-server");
   const log = makeLogger(`fake-server[${name}]`);
-  const result = await runServer({
-    masterUrl: master,
+  return await serveUntilEnd(fakeServerSpec, v, {
+    master,
     source: await openSlicesSource(slices),
     role: "fake",
     name,
     capacity: parseCount(v.capacity as string, "--capacity", 1, 64),
-    token: v.token as string | undefined,
-    listen: v.listen as string,
-    rateLimit: rateLimit(v),
     log,
   });
-  log("stopped", { reason: result.reason, served: result.servedBytes });
-  return refused(result.reason, fakeServerSpec.name);
 }

@@ -116,6 +116,11 @@ interface Request {
   timeoutMs: number;
 }
 
+/** A request in flight, watched by the idle timer from now on. */
+function newRequest(timeoutMs: number): Request {
+  return { ctl: new AbortController(), last: performance.now(), timedOut: false, timeoutMs };
+}
+
 function isBadChunk(err: unknown): err is ReceiveError {
   return err instanceof ReceiveError && err.reason === "bad-chunk";
 }
@@ -556,12 +561,7 @@ export class Receiver implements ChunkSource {
     let fallback = false;
     for (const run of this.#runs(queue)) {
       if (failure !== undefined) break;
-      const req: Request = {
-        ctl: new AbortController(),
-        last: performance.now(),
-        timedOut: false,
-        timeoutMs,
-      };
+      const req = newRequest(timeoutMs);
       active.add(req);
       try {
         await this.#receiveRun(base, run, pool, req, () => failure !== undefined, stage);
@@ -598,12 +598,7 @@ export class Receiver implements ChunkSource {
           pool.release(buffer);
           break;
         }
-        const req: Request = {
-          ctl: new AbortController(),
-          last: performance.now(),
-          timedOut: false,
-          timeoutMs,
-        };
+        const req = newRequest(timeoutMs);
         active.add(req);
         let got: { buffer: ArrayBuffer; sha256: string };
         try {
