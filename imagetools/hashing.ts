@@ -6,6 +6,7 @@
 // ~1.5 ms). Either way the caller must not change the bytes until the promise settles.
 import { createHash } from "node:crypto";
 import { zeroChunkHashes } from "./manifest.ts";
+import { WorkerRpc } from "./worker_rpc.ts";
 
 export type HashAlgo = "md5" | "sha256";
 export const HASH_ALGOS: readonly HashAlgo[] = ["md5", "sha256"];
@@ -78,14 +79,6 @@ interface WorkRequest {
   finish?: boolean;
 }
 
-interface WorkReply {
-  id: number;
-  digests?: Digests;
-  error?: string;
-}
-
-// The worker's code travels as a string (a blob: URL), so the module still works after
-// `deno bundle` or `deno compile`, where a second file beside this one would not exist.
 const WORKER_SOURCE = `
 import { createHash } from "node:crypto";
 let running = new Map();
@@ -111,55 +104,20 @@ self.onmessage = (e) => {
 };
 `;
 
-let workerUrl: string | undefined;
-
-/** One hashing thread; requests are answered in the order they were sent. */
+/** One hashing thread. */
 class HashWorker {
-  #worker: Worker;
-  #pending = new Map<number, { resolve: (d: Digests) => void; reject: (e: Error) => void }>();
-  #nextId = 0;
-  #closed = false;
-
-  constructor() {
-    workerUrl ??= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
-    this.#worker = new Worker(workerUrl, { type: "module" });
-    this.#worker.onmessage = (e: MessageEvent<WorkReply>) => {
-      const p = this.#pending.get(e.data.id);
-      if (!p) return;
-      this.#pending.delete(e.data.id);
-      if (e.data.error !== undefined) p.reject(new Error(`Cannot hash: ${e.data.error}`));
-      else p.resolve(e.data.digests ?? {});
-    };
-    this.#worker.onerror = (e: ErrorEvent) => {
-      e.preventDefault();
-      this.#failAll(new Error(`Hash worker failed: ${e.message}`));
-    };
-  }
+  #rpc = new WorkerRpc<{ digests?: Digests }>(WORKER_SOURCE, "hash");
 
   get inFlight(): number {
-    return this.#pending.size;
+    return this.#rpc.inFlight;
   }
 
-  request(req: Omit<WorkRequest, "id">): Promise<Digests> {
-    if (this.#closed) return Promise.reject(new Error("Cannot hash: the hasher is closed"));
-    const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      this.#worker.postMessage({ id, ...req });
-    });
+  async request(req: Omit<WorkRequest, "id">): Promise<Digests> {
+    return (await this.#rpc.request(req)).digests ?? {};
   }
 
   close() {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#worker.terminate();
-    this.#failAll(new Error("Cannot hash: the hasher was closed"));
-  }
-
-  #failAll(err: Error) {
-    const all = [...this.#pending.values()];
-    this.#pending.clear();
-    for (const p of all) p.reject(err);
+    this.#rpc.close();
   }
 }
 
@@ -212,32 +170,30 @@ export class HasherPool {
  * the whole image's MD5 and SHA-256 (so every byte is hashed twice by each algorithm).
  */
 export interface ImageHasher {
-  /** Feed the next chunk (chunks must come in image order); resolves to its hashes. */
+  /** Feed the next chunk (chunks must come in image order); resolves to its hashes. The bytes
+   * must stay as they are until then. */
   push(bytes: Uint8Array): Promise<ChunkHashes>;
+  /** Start on everything pushed so far: a hasher may hold chunks back to hash several at once,
+   * so call this before waiting for a pushed chunk's hashes. */
+  flush(): void;
   /** The whole image's hashes (of everything pushed so far); the hasher then starts over. */
   finish(): Promise<{ md5: string; sha256: string }>;
   close(): void;
 }
 
 /**
- * "workers": two hashing threads with equal shares (the fast way); "inline": everything on this
- * thread (the baseline); "pool": chunk hashes on a HasherPool, whole-image hashes on this thread
- * (the obvious design, kept for the benchmark's comparison).
+ * "batch": two threads, chunk MD5s eight at a time in SIMD lanes (batch_hasher.ts; the fast way,
+ * for chunks in a shared WebAssembly.Memory); "split": two threads, node:crypto only (the
+ * previous way, kept for the benchmark's comparison); "inline": all on this thread (the baseline).
  */
-export type ImageHasherMode = "workers" | "inline" | "pool";
-
-export function createImageHasher(mode: ImageHasherMode = "workers"): ImageHasher {
-  if (mode === "inline") return new InlineImageHasher();
-  if (mode === "pool") return new PoolImageHasher();
-  return new SplitImageHasher();
-}
+export type ImageHasherMode = "batch" | "split" | "inline";
 
 // WHY two workers split this way: one runs the whole-image MD5 and each chunk's SHA-256, the
 // other the whole-image SHA-256 and each chunk's MD5, so each does MD5 + SHA-256 per byte (equal
 // work), both cores stay busy and the main thread keeps only the I/O. bench:slice, 1 GiB, the
 // least loaded run: 405 MB/s, against 384 with chunks on a 2-worker pool and the serial image
 // hashes on the main thread (that thread then sets the pace), and 197 with all on one thread.
-class SplitImageHasher implements ImageHasher {
+export class SplitImageHasher implements ImageHasher {
   #a = new HashWorker(); // whole-image MD5 + chunk SHA-256
   #b = new HashWorker(); // whole-image SHA-256 + chunk MD5
 
@@ -251,6 +207,8 @@ class SplitImageHasher implements ImageHasher {
     if (zero) return { ...zeroChunkHashes(bytes.length), zero: true };
     return { md5: b.md5!, sha256: a.sha256!, zero: false };
   }
+
+  flush() {}
 
   async finish(): Promise<{ md5: string; sha256: string }> {
     const [a, b] = await Promise.all([
@@ -267,20 +225,17 @@ class SplitImageHasher implements ImageHasher {
   }
 }
 
-class InlineImageHasher implements ImageHasher {
+export class InlineImageHasher implements ImageHasher {
   #md5 = createHash("md5");
   #sha256 = createHash("sha256");
 
   push(bytes: Uint8Array): Promise<ChunkHashes> {
-    this.feed(bytes);
+    this.#md5.update(bytes);
+    this.#sha256.update(bytes);
     return Promise.resolve(hashChunk(bytes));
   }
 
-  /** Only the whole-image hashes. */
-  feed(bytes: Uint8Array) {
-    this.#md5.update(bytes);
-    this.#sha256.update(bytes);
-  }
+  flush() {}
 
   finish(): Promise<{ md5: string; sha256: string }> {
     const out = { md5: this.#md5.digest("hex"), sha256: this.#sha256.digest("hex") };
@@ -290,23 +245,4 @@ class InlineImageHasher implements ImageHasher {
   }
 
   close() {}
-}
-
-class PoolImageHasher implements ImageHasher {
-  #pool = new HasherPool({ workers: 2 });
-  #whole = new InlineImageHasher();
-
-  push(bytes: Uint8Array): Promise<ChunkHashes> {
-    const chunk = this.#pool.hashChunk(bytes);
-    this.#whole.feed(bytes);
-    return chunk;
-  }
-
-  finish(): Promise<{ md5: string; sha256: string }> {
-    return this.#whole.finish();
-  }
-
-  close() {
-    this.#pool.close();
-  }
 }
