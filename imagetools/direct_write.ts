@@ -24,6 +24,12 @@ const alignedStores = new WeakSet<ArrayBufferLike>();
  * `shared`, it is backed by a SharedArrayBuffer, so it can be posted to a Worker without a copy.
  */
 export function allocAligned(length: number, opts: { shared?: boolean } = {}): Uint8Array {
+  return new Uint8Array(alignedMemory(length, opts).buffer, 0, length);
+}
+
+/** The memory behind allocAligned, of at least `length` bytes, for code that also runs
+ * WebAssembly over the buffers (its views at aligned offsets are O_DIRECT-ready too). */
+export function alignedMemory(length: number, opts: { shared?: boolean } = {}): WebAssembly.Memory {
   if (!Number.isSafeInteger(length) || length < 0) {
     throw new RangeError(`Invalid buffer length ${length}: must be a whole number of bytes`);
   }
@@ -32,7 +38,7 @@ export function allocAligned(length: number, opts: { shared?: boolean } = {}): U
     ? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
     : new WebAssembly.Memory({ initial: pages });
   alignedStores.add(memory.buffer);
-  return new Uint8Array(memory.buffer, 0, length);
+  return memory;
 }
 
 /** True when `bytes` starts at an O_DIRECT-aligned address (a view into allocAligned memory). */

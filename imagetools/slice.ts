@@ -5,8 +5,14 @@
 // killed at any point leaves no <out> that names missing chunks, so the chunk files themselves
 // need no temporary names of their own: the whole folder is the temporary name.
 import { basename, dirname, join } from "node:path";
-import { allocAligned, DIRECT_ALIGN, NewFileWriter } from "./direct_write.ts";
-import { createImageHasher, type ImageHasherMode } from "./hashing.ts";
+import { BATCH_SCRATCH, BatchImageHasher, MAX_BATCH, MD5_PAD_ROOM } from "./batch_hasher.ts";
+import { alignedMemory, DIRECT_ALIGN, NewFileWriter } from "./direct_write.ts";
+import {
+  type ImageHasher,
+  type ImageHasherMode,
+  InlineImageHasher,
+  SplitImageHasher,
+} from "./hashing.ts";
 import { CHUNKS_DIR, defaultSlicesDir, MANIFEST_FILE, openImage, osReason } from "./image_io.ts";
 import {
   chunkCount,
@@ -41,7 +47,7 @@ export interface SliceOptions {
   progress?: ProgressMode;
   /** Where progress text goes (default stderr). */
   progressWrite?: (text: string) => void;
-  /** Hashing threads (default "workers"; "inline" is the benchmark's baseline). */
+  /** How to hash (default "batch"; the others are the benchmark's comparisons). */
   hasher?: ImageHasherMode;
   /** fsync chunks, manifest and folders before the final rename (default true). */
   sync?: boolean;
@@ -66,9 +72,27 @@ export interface SliceResult {
   seconds: number;
 }
 
-/** Buffers in flight: enough to overlap reading, hashing and writing, bounded to ~32 MiB. */
-function bufferCount(chunkSize: number): number {
-  return Math.max(3, Math.min(8, Math.floor(32 * 1024 * 1024 / chunkSize)));
+/** Buffers in flight: enough to overlap reading, hashing and writing (three batches), bounded
+ * to ≈ 32 MiB unless a chunk alone is bigger (then 3). */
+function bufferCount(stride: number): number {
+  return Math.max(3, Math.min(3 * MAX_BATCH, Math.floor(32 * 1024 * 1024 / stride)));
+}
+
+/** Chunks per batch: a third of the buffers, in whole groups of eight SIMD lanes where possible. */
+function batchSize(buffers: number): number {
+  const third = Math.max(1, Math.floor(buffers / 3));
+  return third >= 8 ? third - (third % 8) : third;
+}
+
+function createHasher(
+  mode: ImageHasherMode,
+  memory: WebAssembly.Memory,
+  scratch: number,
+  batch: number,
+): ImageHasher {
+  if (mode === "inline") return new InlineImageHasher();
+  if (mode === "split") return new SplitImageHasher();
+  return new BatchImageHasher({ memory, scratch, batch });
 }
 
 function checkName(name: string) {
@@ -175,15 +199,22 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
       ...(options.progressWrite ? { write: options.progressWrite } : {}),
     });
 
-    const hasher = createImageHasher(options.hasher ?? "workers");
-    // One shared, page-aligned allocation cut into the buffers: the hashing workers read them
-    // in place (shared) and the chunk files are written from them around the page cache
-    // (aligned), so after the read into them the main thread copies no chunk byte.
-    const stride = Math.ceil(chunkSize / DIRECT_ALIGN) * DIRECT_ALIGN;
-    const pool = allocAligned(stride * bufferCount(chunkSize), { shared: true });
+    // One shared, page-aligned memory cut into the buffers: the hashing workers read them in
+    // place (shared, and WebAssembly hashes them where they are) and the chunk files are written
+    // from them around the page cache (aligned), so after the read into them the main thread
+    // copies no chunk byte. Each buffer has room after its chunk for the MD5 padding.
+    const stride = Math.ceil((chunkSize + MD5_PAD_ROOM) / DIRECT_ALIGN) * DIRECT_ALIGN;
+    const buffers = bufferCount(stride);
+    const memory = alignedMemory(stride * buffers + BATCH_SCRATCH, { shared: true });
+    const hasher = createHasher(
+      options.hasher ?? "batch",
+      memory,
+      stride * buffers,
+      batchSize(buffers),
+    );
     const free = Array.from(
-      { length: bufferCount(chunkSize) },
-      (_, k) => pool.subarray(k * stride, k * stride + chunkSize),
+      { length: buffers },
+      (_, k) => new Uint8Array(memory.buffer, k * stride, chunkSize),
     );
     // Each chunk file is fsynced as it is written (on its own descriptor, while the hashing
     // goes on), not in a pass at the end when nothing else is left to overlap with. Measured
@@ -198,8 +229,12 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
       if (w) w(b);
       else free.push(b);
     };
-    const acquire = () =>
-      free.length ? Promise.resolve(free.pop()!) : new Promise<Uint8Array>((r) => waiting.push(r));
+    // Out of buffers: the ones held back in a part-filled batch must go to the workers now.
+    const acquire = () => {
+      if (free.length) return Promise.resolve(free.pop()!);
+      hasher.flush();
+      return new Promise<Uint8Array>((r) => waiting.push(r));
+    };
     let failure: unknown;
     const tasks = new Set<Promise<void>>();
 
@@ -243,6 +278,7 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
         });
         tasks.add(task);
       }
+      hasher.flush();
       await Promise.all(tasks);
       if (failure !== undefined) throw failure;
       const whole = await hasher.finish();
