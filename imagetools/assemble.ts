@@ -2,8 +2,9 @@
 // A regular file is built under a hidden temporary name and renamed at the end (a killed run
 // leaves no half image under the real name); zero chunks stay holes. A block device is written
 // in place, zeros included (a disk's old contents are not zeros).
-import { basename, dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { HasherPool } from "./hashing.ts";
+import { leftoverPath, removeLeftovers } from "./leftovers.ts";
 import { openSlices, osReason, sizeOf, type Slices, writeFully } from "./image_io.ts";
 import { chunkCount, chunkLength, type Manifest } from "./manifest.ts";
 import { Progress, type ProgressMode } from "./progress.ts";
@@ -27,6 +28,8 @@ export interface AssembleResult {
   imageId: string;
   out: string;
   blockDevice: boolean;
+  /** Unfinished files of interrupted earlier runs, removed before this one started. */
+  removedLeftovers: string[];
   chunks: number;
   zeroChunks: number;
   seconds: number;
@@ -80,9 +83,8 @@ export async function assembleImage(options: AssembleOptions): Promise<AssembleR
     );
   }
   const blockDevice = Boolean(info?.isBlockDevice);
-  const target = blockDevice
-    ? out
-    : join(dirname(out), `.${basename(out)}.partial-${crypto.randomUUID().slice(0, 8)}`);
+  const removedLeftovers = blockDevice ? [] : await removeLeftovers(out);
+  const target = blockDevice ? out : leftoverPath(out, "partial");
 
   let file: Deno.FsFile;
   try {
@@ -162,6 +164,7 @@ export async function assembleImage(options: AssembleOptions): Promise<AssembleR
       imageId: slices.imageId,
       out,
       blockDevice,
+      removedLeftovers,
       chunks: count,
       zeroChunks,
       seconds: (performance.now() - started) / 1000,

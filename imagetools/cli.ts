@@ -104,6 +104,10 @@ function chunkSizeOption(text: string): number {
   return n;
 }
 
+function reportLeftovers(paths: string[]) {
+  for (const path of paths) console.error(`Removed what an interrupted run left: "${path}"`);
+}
+
 export async function sliceMain(args: string[]): Promise<number> {
   const p = parseCommand(SLICE_SPEC, args);
   if (!p) return 0;
@@ -117,6 +121,7 @@ export async function sliceMain(args: string[]): Promise<number> {
     force: p.values.force === true,
     progress: progressMode(quiet),
   });
+  if (!quiet) reportLeftovers(r.removedLeftovers);
   if (quiet) console.log(r.imageId);
   else console.log(`${sliceSummary(r)}\nImage id: ${r.imageId}`);
   return 0;
@@ -169,6 +174,7 @@ export async function assembleMain(args: string[]): Promise<number> {
     force: p.values.force === true,
     progress: progressMode(p.values.quiet === true),
   });
+  if (p.values.quiet !== true) reportLeftovers(r.removedLeftovers);
   console.log(
     `Assembled "${r.manifest.name}" (${
       formatBytes(r.manifest.size)

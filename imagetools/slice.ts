@@ -1,9 +1,10 @@
 // Slicing: a golden image (file or block device) -> a slices folder (manifest.json + chunks/).
 //
-// Crash safety: everything is built in a hidden sibling folder (".<out>.partial-<random>") and
+// Crash safety: everything is built in a hidden sibling folder (".<out>.partial-…") and
 // only renamed to <out> once the chunks and then the manifest are written and fsynced. A run
 // killed at any point leaves no <out> that names missing chunks, so the chunk files themselves
-// need no temporary names of their own: the whole folder is the temporary name.
+// need no temporary names of their own: the whole folder is the temporary name. Such a folder
+// left by a killed run is removed by the next run for the same output (leftovers.ts).
 import { basename, dirname, join } from "node:path";
 import { BATCH_SCRATCH, BatchImageHasher, MAX_BATCH, MD5_PAD_ROOM } from "./batch_hasher.ts";
 import { alignedMemory, DIRECT_ALIGN, NewFileWriter } from "./direct_write.ts";
@@ -29,6 +30,7 @@ import {
   parseManifest,
   serializeManifest,
 } from "./manifest.ts";
+import { leftoverPath, removeLeftovers } from "./leftovers.ts";
 import { Progress, type ProgressMode } from "./progress.ts";
 import { formatBytes } from "./units.ts";
 
@@ -69,6 +71,8 @@ export interface SliceResult {
   storedBytes: number;
   /** Chunk files were written around the page cache (O_DIRECT). */
   direct: boolean;
+  /** Unfinished folders of interrupted earlier runs, removed before this one started. */
+  removedLeftovers: string[];
   seconds: number;
 }
 
@@ -131,10 +135,6 @@ async function fsyncPath(path: string) {
   }
 }
 
-function randomTag(): string {
-  return crypto.randomUUID().slice(0, 8);
-}
-
 /** Slice an image or block device into a slices folder; see SliceOptions. */
 export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
   const started = performance.now();
@@ -177,7 +177,8 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
       );
     }
 
-    tmp = join(dirname(out), `.${basename(out)}.partial-${randomTag()}`);
+    const leftovers = await removeLeftovers(out);
+    tmp = leftoverPath(out, "partial");
     const chunksDir = join(tmp, CHUNKS_DIR);
     try {
       await Deno.mkdir(chunksDir, { recursive: true });
@@ -218,10 +219,11 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
     );
     // Each chunk file is fsynced as it is written (on its own descriptor, while the hashing
     // goes on), not in a pass at the end when nothing else is left to overlap with. Measured
-    // (bench:slice and A/B runs, 1 GiB, chunk files on ext4, idle 2-core VM): O_DIRECT 0.79-0.83
-    // x the hash limit in every run; buffered writes 0.45-0.79 (slow whenever new page-cache
-    // pages need reclaiming); buffered with the fsync pass at the end (the earlier code) 0.59-0.68.
-    // Chunk files in tmpfs: 0.76-0.83 either way (tmpfs pages are its storage: nothing to skip).
+    // (bench:slice, 1 GiB, chunk files on ext4, idle 2-core VM, the batch hasher): O_DIRECT
+    // 522-526 MB/s = 0.97 x the hash limit, 3.69 CPU s; buffered writes 376-521 MB/s, 4.05 CPU s
+    // (slow whenever new page-cache pages need reclaiming). With the earlier node:crypto-only
+    // hasher: O_DIRECT 0.79-0.83, buffered 0.45-0.79, buffered with an fsync pass at the end
+    // 0.59-0.68. Chunk files in tmpfs: about equal either way (tmpfs pages are its storage).
     const writer = new NewFileWriter({ direct: options.direct ?? true, sync });
     const waiting: ((b: Uint8Array) => void)[] = [];
     const release = (b: Uint8Array) => {
@@ -318,6 +320,7 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
         storedChunks: stored.size,
         storedBytes,
         direct: writer.direct,
+        removedLeftovers: leftovers,
         seconds: (performance.now() - started) / 1000,
       };
     } finally {
@@ -343,7 +346,7 @@ async function swapIn(tmp: string, out: string, replace: boolean) {
     await Deno.rename(tmp, out);
     return;
   }
-  const old = join(dirname(out), `.${basename(out)}.old-${randomTag()}`);
+  const old = leftoverPath(out, "old");
   await Deno.rename(out, old);
   try {
     await Deno.rename(tmp, out);

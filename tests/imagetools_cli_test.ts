@@ -211,4 +211,18 @@ Deno.test("a slice killed halfway leaves the old slices or none, never a broken 
         if (exists) await assertConsistent(target);
       }
     }
+    // The next run for an output removes what the killed one left beside it, and says so.
+    const left = (await listDir(dir)).filter((n) => n.includes(".partial-"));
+    const again = await cascade(["slice", "big.img", "--out", out, "--force"], dir);
+    assert.equal(again.code, 0, again.stderr);
+    for (const name of left.filter((n) => n.startsWith(".slices."))) {
+      assert.ok(
+        again.stderr.includes(`Removed what an interrupted run left: "${join(dir, name)}"`),
+      );
+    }
+    assert.deepEqual(
+      (await listDir(dir)).filter((n) => n.startsWith(".slices.")),
+      [],
+    );
+    await assertConsistent(out);
   }));
