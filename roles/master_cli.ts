@@ -11,6 +11,7 @@ import { type Logger, makeLogger } from "../imagetools/log.ts";
 import { parseCount, parseDuration } from "../imagetools/units.ts";
 import { type History, HISTORY_FILE, openHistory } from "./history.ts";
 import { normalizeMac } from "../netboot/boot_routes.ts";
+import { lanUrls, machineInterfaces } from "./listen_urls.ts";
 import { startMaster } from "./master.ts";
 import type { Mode } from "./protocol.ts";
 import { summaryTable } from "./status.ts";
@@ -144,6 +145,8 @@ export async function main(args: string[]): Promise<number> {
     throw err;
   });
   console.error(`Cascade master on ${master.url} (image ${master.imageId})`);
+  const lan = lanUrls(v.host!, master.port, machineInterfaces());
+  if (lan.length) console.error(`Lab PCs and browsers reach it at ${lan.join(", ")}`);
   const stop = (signal: string) => master.core.end(`stopped by ${signal}`);
   const onInt = () => stop("SIGINT");
   const onTerm = () => stop("SIGTERM");
