@@ -1,80 +1,20 @@
 import assert from "node:assert/strict";
-import { type MasterConfig, MasterCore } from "./master_core.ts";
-import {
-  type HelloMessage,
-  type MasterMessage,
-  parsePeerMessage,
-  type PeerMessage,
-  PROTOCOL_VERSION,
-  ProtocolError,
-} from "./protocol.ts";
+import type { MasterConfig } from "./master_core.ts";
+import { coreHarness, helloMessage, IMAGE_ID } from "./master_testkit.ts";
+import { type HelloMessage, parsePeerMessage, ProtocolError } from "./protocol.ts";
 
-const IMAGE = "a".repeat(64);
+const IMAGE = IMAGE_ID;
 
+/** A core on a hand-driven clock: a small image (8 chunks of 1 KiB), linger 10 s. */
 function harness(config: Partial<MasterConfig> = {}) {
-  let t = 0;
-  const sent: { to: string; msg: MasterMessage }[] = [];
-  const closed: string[] = [];
-  const sessions = new Map<object, string>();
-  let ended: string | null = null;
-  const core = new MasterCore({
-    mode: "classic",
-    linger: 10,
-    fanout: 1,
-    imageId: IMAGE,
-    totalChunks: 8,
-    imageBytes: 8 * 1024,
-    ...config,
-  }, {
-    now: () => t,
-    send: (s, msg) => sent.push({ to: sessions.get(s)!, msg }),
-    close: (s) => closed.push(sessions.get(s)!),
-    log: () => {},
-    onEnd: (r) => (ended = r),
-  });
-  const keys = new Map<string, object>();
-  return {
-    core,
-    sent,
-    closed,
-    ended: () => ended,
-    advance: (s: number) => (t += s),
-    open(name: string, address = "10.0.0.9") {
-      const key = { name };
-      sessions.set(key, name);
-      keys.set(name, key);
-      core.connect(key, address);
-    },
-    say(name: string, msg: PeerMessage) {
-      core.message(keys.get(name)!, msg);
-    },
-    drop(name: string) {
-      core.disconnect(keys.get(name)!);
-    },
-    to(name: string) {
-      return sent.filter((s) => s.to === name).map((s) => s.msg);
-    },
-  };
+  return coreHarness({ linger: 10, totalChunks: 8, imageBytes: 8 * 1024, ...config });
 }
 
-function hello(name: string, role: HelloMessage["role"], extra: Partial<HelloMessage> = {}) {
-  return {
-    type: "hello",
-    version: PROTOCOL_VERSION,
-    role,
-    name,
-    imageId: IMAGE,
-    port: 9000,
-    capacity: role === "fake" ? 2 : 3,
-    held: 0,
-    complete: role !== "client",
-    ...extra,
-  } as HelloMessage;
-}
+const hello = helloMessage;
 
 Deno.test("master pairs a full batch FIFO and tells server and clients", () => {
   const h = harness();
-  h.open("fake");
+  h.open("fake", "10.0.0.9");
   h.say("fake", hello("fake", "fake"));
   for (const n of ["pc1", "pc2", "pc3"]) {
     h.open(n, `10.0.0.${n.slice(2)}`);
@@ -91,7 +31,7 @@ Deno.test("master pairs a full batch FIFO and tells server and clients", () => {
 
 Deno.test("classic: a verified client becomes a server and takes the waiting client", () => {
   const h = harness({ linger: 1000 });
-  h.open("fake");
+  h.open("fake", "10.0.0.9");
   h.say("fake", hello("fake", "fake", { capacity: 1 }));
   h.open("pc1");
   h.say("pc1", hello("pc1", "client", { capacity: 1 }));
@@ -111,7 +51,7 @@ Deno.test("classic: a verified client becomes a server and takes the waiting cli
 
 Deno.test("a failed client is re-queued at the head; a stale failure is only recorded", () => {
   const h = harness({ linger: 0 });
-  h.open("fake");
+  h.open("fake", "10.0.0.9");
   h.say("fake", hello("fake", "fake", { capacity: 1 }));
   h.open("pc1");
   h.say("pc1", hello("pc1", "client"));
@@ -154,7 +94,7 @@ Deno.test("unexpected messages close only that session", () => {
 
 Deno.test("--expect ends the run once N clients verified, and everyone is told", () => {
   const h = harness({ expect: 1, linger: 0 });
-  h.open("fake");
+  h.open("fake", "10.0.0.9");
   h.say("fake", hello("fake", "fake"));
   h.open("pc1");
   h.say("pc1", hello("pc1", "client"));

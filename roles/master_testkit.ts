@@ -33,11 +33,42 @@ export interface CoreHarness {
   /** The core's clock, in seconds. */
   time: { now: number };
   sent: { to: string; msg: MasterMessage }[];
+  /** Sessions the core closed, by name, in order. */
+  closed: string[];
+  /** The core's end reason, once it ended the run. */
+  ended(): string | null;
+  /** Move the clock on by `seconds`. */
+  advance(seconds: number): void;
+  /** What the core sent to `name`, in order. */
+  to(name: string): MasterMessage[];
   open(name: string, address?: string): void;
   hello(name: string, role: HelloMessage["role"], extra?: Partial<HelloMessage>): void;
   say(name: string, msg: PeerMessage): void;
   drop(name: string): void;
 }
+
+/** A peer's hello for IMAGE_ID (a fake server or server holds it all, a client nothing). */
+export function helloMessage(
+  name: string,
+  role: HelloMessage["role"],
+  extra: Partial<HelloMessage> = {},
+): HelloMessage {
+  return {
+    type: "hello",
+    version: PROTOCOL_VERSION,
+    role,
+    name,
+    imageId: IMAGE_ID,
+    port: 9000,
+    capacity: role === "fake" ? 2 : 3,
+    held: 0,
+    complete: role !== "client",
+    ...extra,
+  } as HelloMessage;
+}
+
+const tokenOf = (config: Partial<MasterConfig>) =>
+  config.token !== undefined ? { token: config.token } : {};
 
 export function coreHarness(config: Partial<MasterConfig> = {}): CoreHarness {
   const time = { now: 1000 };
@@ -55,13 +86,20 @@ export function coreHarness(config: Partial<MasterConfig> = {}): CoreHarness {
   }, {
     now: () => time.now,
     send: (s, msg) => sent.push({ to: names.get(s)!, msg }),
-    close: () => {},
+    close: (s) => closed.push(names.get(s)!),
     log: () => {},
+    onEnd: (reason) => (ended = reason),
   });
+  const closed: string[] = [];
+  let ended: string | null = null;
   const h: CoreHarness = {
     core,
     time,
     sent,
+    closed,
+    ended: () => ended,
+    advance: (seconds) => (time.now += seconds),
+    to: (name) => sent.filter((s) => s.to === name).map((s) => s.msg),
     open(name, address = "10.0.0.1") {
       const key = { name };
       names.set(key, name);
@@ -70,19 +108,7 @@ export function coreHarness(config: Partial<MasterConfig> = {}): CoreHarness {
     },
     hello(name, role, extra = {}) {
       if (!keys.has(name)) h.open(name);
-      h.say(name, {
-        type: "hello",
-        version: PROTOCOL_VERSION,
-        role,
-        name,
-        imageId: IMAGE_ID,
-        port: 9000,
-        capacity: role === "fake" ? 2 : 3,
-        held: 0,
-        complete: role !== "client",
-        ...(config.token !== undefined ? { token: config.token } : {}),
-        ...extra,
-      } as HelloMessage);
+      h.say(name, helloMessage(name, role, { ...tokenOf(config), ...extra }));
     },
     say(name, msg) {
       core.message(keys.get(name)!, msg);
