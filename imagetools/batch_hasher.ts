@@ -73,8 +73,8 @@ function chunkMd5s(chunks, views) {
   const out = [];
   for (let i = 0; i < chunks.length; i += 8) {
     const group = chunks.slice(i, i + 8);
-    if (group.length >= 5) out.push(...md5Lanes(lanes8, 2, group));
-    else if (group.length >= 3) out.push(...md5Lanes(lanes4, 1, group));
+    if (lanes8 && group.length >= 5) out.push(...md5Lanes(lanes8, 2, group));
+    else if (lanes4 && group.length >= 3) out.push(...md5Lanes(lanes4, 1, group));
     else for (let k = i; k < i + group.length; k++) {
       out.push(createHash("md5").update(views[k]).digest("hex"));
     }
@@ -89,8 +89,12 @@ self.onmessage = (e) => {
       ({ role, memory, scratch } = m);
       running = createHash(role === "image-md5" ? "md5" : "sha256");
       if (role === "chunks") {
-        lanes4 = instance(m.lanes4);
-        lanes8 = instance(m.lanes8);
+        try {
+          lanes4 = instance(m.lanes4);
+          lanes8 = instance(m.lanes8);
+        } catch {
+          lanes4 = lanes8 = null; // no WebAssembly SIMD here: one node:crypto pass a chunk
+        }
       }
       self.postMessage({ id: m.id });
       return;
@@ -152,6 +156,9 @@ export interface BatchImageHasherOptions {
   scratch: number;
   /** Chunks a batch holds before it goes to the workers by itself (1..MAX_BATCH). */
   batch: number;
+  /** Chunk MD5s in WebAssembly SIMD lanes (default true; without, or where the runtime has no
+   * WebAssembly SIMD, one node:crypto pass a chunk). */
+  simd?: boolean;
 }
 
 /**
@@ -191,8 +198,8 @@ export class BatchImageHasher implements ImageHasher {
         role: "chunks",
         memory,
         scratch,
-        lanes4: md5LanesModule(true, 1),
-        lanes8: md5LanesModule(true, 2),
+        lanes4: options.simd === false ? null : md5LanesModule(true, 1),
+        lanes8: options.simd === false ? null : md5LanesModule(true, 2),
       }),
     ]).catch(() => {});
   }

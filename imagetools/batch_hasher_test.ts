@@ -31,7 +31,7 @@ Deno.test("md5LanesModule is valid WebAssembly for shared and plain memories, 4 
   }
 });
 
-Deno.test("BatchImageHasher matches node:crypto for every MD5 padding case and batch shape", async () => {
+Deno.test("BatchImageHasher matches node:crypto for every MD5 padding case and batch shape, SIMD or not", async () => {
   // Lengths around the padding edges (rest 0, 1, 55, 56, 63, 64 + ...) and a non-power of two;
   // 21 chunks: lanes of 8, of 4 (3 chunks), node:crypto (1-2 chunks), a shorter last chunk.
   const rests = [0, 1, 55, 56, 63, 65, 119, 120, 904];
@@ -40,9 +40,9 @@ Deno.test("BatchImageHasher matches node:crypto for every MD5 padding case and b
     const size = 21 * chunkSize - 17 * (r + 1);
     const image = seededImage(size, r + 1, [[2 * chunkSize, 3 * chunkSize]]); // chunk 2 is zero
     const { memory, views, scratch } = laidOut(image, chunkSize);
-    for (const batch of [8, 11, 1]) {
+    for (const [batch, simd] of [[8, true], [11, true], [1, true], [8, false]] as const) {
       const before = views.map((v) => v.slice());
-      const h = new BatchImageHasher({ memory, scratch, batch });
+      const h = new BatchImageHasher({ memory, scratch, batch, simd });
       try {
         for (let round = 0; round < 2; round++) { // finish() starts over
           const pending = views.map((v) => h.push(v));
@@ -51,7 +51,7 @@ Deno.test("BatchImageHasher matches node:crypto for every MD5 padding case and b
           assert.deepEqual(
             got,
             views.map((v) => hashChunk(v)),
-            `chunk ${chunkSize} batch ${batch}`,
+            `chunk ${chunkSize} batch ${batch} simd ${simd}`,
           );
           assert.equal(got[2].zero, true);
           assert.deepEqual(await h.finish(), {
