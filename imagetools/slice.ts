@@ -77,7 +77,9 @@ export interface SliceResult {
 }
 
 /** Buffers in flight: enough to overlap reading, hashing and writing (three batches), bounded
- * to ≈ 32 MiB unless a chunk alone is bigger (then 3). */
+ * to ≈ 32 MiB unless a chunk alone is bigger (then 3). Measured (bench:slice, 1 GiB, 1 MiB
+ * chunks): 31 buffers 0.99 x the hash limit, 19 buffers 0.92, 11 buffers 0.77; peak RSS
+ * 124, 114 and 109 MiB (the runtime and its workers are most of it). */
 function bufferCount(stride: number): number {
   return Math.max(3, Math.min(3 * MAX_BATCH, Math.floor(32 * 1024 * 1024 / stride)));
 }
