@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { BATCH_SCRATCH, BatchImageHasher, MD5_PAD_ROOM } from "./batch_hasher.ts";
+import {
+  BATCH_SCRATCH,
+  BatchImageHasher,
+  ChunkBatchHasher,
+  chunkBuffers,
+  MD5_PAD_ROOM,
+} from "./batch_hasher.ts";
 import { alignedMemory } from "./direct_write.ts";
 import { hashChunk } from "./hashing.ts";
 import { md5LanesModule } from "./md5_multi.ts";
@@ -13,7 +19,7 @@ const hex = (algo: string, b: Uint8Array) => createHash(algo).update(b).digest("
 function laidOut(image: Uint8Array, chunkSize: number) {
   const stride = Math.ceil((chunkSize + MD5_PAD_ROOM) / 16) * 16;
   const count = Math.ceil(image.length / chunkSize);
-  const memory = alignedMemory(stride * count + BATCH_SCRATCH, { shared: true });
+  const memory = alignedMemory(stride * count + 2 * BATCH_SCRATCH, { shared: true });
   const views = Array.from({ length: count }, (_, i) => {
     const piece = image.subarray(i * chunkSize, (i + 1) * chunkSize);
     const view = new Uint8Array(memory.buffer, i * stride, piece.length);
@@ -113,4 +119,47 @@ Deno.test("BatchImageHasher refuses a memory, scratch offset or batch size it ca
     () => new BatchImageHasher({ memory: shared, scratch: 0, batch: 65 }),
     /Invalid batch size 65/,
   );
+});
+
+Deno.test("ChunkBatchHasher gives each chunk's MD5 and SHA-256 (zero chunks too), on two workers", async () => {
+  const chunkSize = 4096 + 56;
+  const image = seededImage(40 * chunkSize - 100, 7, [[0, chunkSize]]);
+  const { memory, views, scratch } = laidOut(image, chunkSize);
+  for (const batch of [8, 3]) {
+    const h = new ChunkBatchHasher({ memory, scratch, batch });
+    try {
+      const pending = views.map((v) => h.digest(v));
+      h.flush();
+      const want = views.map((v) => ({ md5: hex("md5", v), sha256: hex("sha256", v) }));
+      assert.deepEqual(await Promise.all(pending), want, `batch ${batch}`);
+      const held = h.digest(views[1]); // a batch of 1 of 8 waits for flush() or close()
+      h.close();
+      await assert.rejects(held, /the hasher was closed/);
+    } finally {
+      h.close();
+    }
+  }
+  // Two workers need two scratch areas.
+  assert.throws(
+    () =>
+      new ChunkBatchHasher({ memory, scratch: memory.buffer.byteLength - BATCH_SCRATCH, batch: 8 }),
+    /Invalid scratch offset/,
+  );
+});
+
+Deno.test("chunkBuffers: page-aligned chunk views with pad room, within ~32 MiB, batches of 8", () => {
+  const b = chunkBuffers(1024 * 1024, 256);
+  assert.equal(b.buffers.length, 31);
+  assert.equal(b.batch, 8);
+  for (const v of b.buffers) {
+    assert.equal(v.length, 1024 * 1024);
+    assert.equal(v.byteOffset % 4096, 0);
+  }
+  const gaps = b.buffers.slice(1).map((v, k) => v.byteOffset - b.buffers[k].byteOffset);
+  assert.ok(gaps.every((g) => g >= 1024 * 1024 + MD5_PAD_ROOM));
+  assert.ok(b.scratch >= b.buffers.at(-1)!.byteOffset + 1024 * 1024 + MD5_PAD_ROOM);
+  assert.ok(b.scratch + 256 <= b.memory.buffer.byteLength);
+  // A chunk bigger than the bound still gets three buffers, in batches of one.
+  const big = chunkBuffers(64 * 1024 * 1024, 256);
+  assert.deepEqual([big.buffers.length, big.batch], [3, 1]);
 });

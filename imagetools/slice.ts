@@ -6,8 +6,8 @@
 // need no temporary names of their own: the whole folder is the temporary name. Such a folder
 // left by a killed run is removed by the next run for the same output (leftovers.ts).
 import { basename, dirname, join } from "node:path";
-import { BATCH_SCRATCH, BatchImageHasher, MAX_BATCH, MD5_PAD_ROOM } from "./batch_hasher.ts";
-import { alignedMemory, DIRECT_ALIGN, NewFileWriter } from "./direct_write.ts";
+import { BATCH_SCRATCH, BatchImageHasher, chunkBuffers } from "./batch_hasher.ts";
+import { NewFileWriter } from "./direct_write.ts";
 import {
   type ImageHasher,
   type ImageHasherMode,
@@ -74,20 +74,6 @@ export interface SliceResult {
   /** Unfinished folders of interrupted earlier runs, removed before this one started. */
   removedLeftovers: string[];
   seconds: number;
-}
-
-/** Buffers in flight: enough to overlap reading, hashing and writing (three batches), bounded
- * to ≈ 32 MiB unless a chunk alone is bigger (then 3). Measured (bench:slice, 1 GiB, 1 MiB
- * chunks): 31 buffers 0.99 x the hash limit, 19 buffers 0.92, 11 buffers 0.77; peak RSS
- * 124, 114 and 109 MiB (the runtime and its workers are most of it). */
-function bufferCount(stride: number): number {
-  return Math.max(3, Math.min(3 * MAX_BATCH, Math.floor(32 * 1024 * 1024 / stride)));
-}
-
-/** Chunks per batch: a third of the buffers, in whole groups of eight SIMD lanes where possible. */
-function batchSize(buffers: number): number {
-  const third = Math.max(1, Math.floor(buffers / 3));
-  return third >= 8 ? third - (third % 8) : third;
 }
 
 function createHasher(
@@ -202,23 +188,10 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
       ...(options.progressWrite ? { write: options.progressWrite } : {}),
     });
 
-    // One shared, page-aligned memory cut into the buffers: the hashing workers read them in
-    // place (shared, and WebAssembly hashes them where they are) and the chunk files are written
-    // from them around the page cache (aligned), so after the read into them the main thread
-    // copies no chunk byte. Each buffer has room after its chunk for the MD5 padding.
-    const stride = Math.ceil((chunkSize + MD5_PAD_ROOM) / DIRECT_ALIGN) * DIRECT_ALIGN;
-    const buffers = bufferCount(stride);
-    const memory = alignedMemory(stride * buffers + BATCH_SCRATCH, { shared: true });
-    const hasher = createHasher(
-      options.hasher ?? "batch",
-      memory,
-      stride * buffers,
-      batchSize(buffers),
-    );
-    const free = Array.from(
-      { length: buffers },
-      (_, k) => new Uint8Array(memory.buffer, k * stride, chunkSize),
-    );
+    // After the read into these buffers no chunk byte is copied: the workers hash them in place
+    // and the chunk files are written from them around the page cache.
+    const { memory, buffers: free, scratch, batch } = chunkBuffers(chunkSize, BATCH_SCRATCH);
+    const hasher = createHasher(options.hasher ?? "batch", memory, scratch, batch);
     // Each chunk file is fsynced as it is written (on its own descriptor, while the hashing
     // goes on), not in a pass at the end when nothing else is left to overlap with. Measured
     // (bench:slice, 1 GiB, chunk files on ext4, idle 2-core VM, the batch hasher): O_DIRECT

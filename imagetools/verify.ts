@@ -1,5 +1,6 @@
 // Verifying: check an image file or disk against a manifest, chunk by chunk, naming every bad one.
-import { allocShared, HASH_ALGOS, type HashAlgo, HasherPool, isAllZero } from "./hashing.ts";
+import { BATCH_SCRATCH, ChunkBatchHasher, chunkBuffers } from "./batch_hasher.ts";
+import { HASH_ALGOS, type HashAlgo, isAllZero } from "./hashing.ts";
 import { type LoadedManifest, loadManifest, openImage } from "./image_io.ts";
 import {
   chunkCount,
@@ -62,7 +63,11 @@ export async function verifyImage(options: VerifyOptions): Promise<VerifyResult>
     : { manifest: validateManifest(options.manifest) };
   const manifest = loaded.manifest!;
   const src = await openImage(options.image);
-  const pool = new HasherPool({ workers: 2 });
+  const { memory, buffers: free, scratch, batch } = chunkBuffers(
+    manifest.chunkSize,
+    2 * BATCH_SCRATCH,
+  );
+  const hasher = new ChunkBatchHasher({ memory, scratch, batch });
   try {
     if (src.size < manifest.size) {
       throw new Error(
@@ -77,11 +82,11 @@ export async function verifyImage(options: VerifyOptions): Promise<VerifyResult>
       ...(options.progressWrite ? { write: options.progressWrite } : {}),
     });
     const bad: BadChunk[] = [];
-    const free = Array.from({ length: 6 }, () => allocShared(manifest.chunkSize));
     const inFlight = new Set<Promise<void>>();
     let done = 0;
     let failure: unknown;
     for (let i = 0; i < count && failure === undefined; i++) {
+      if (free.length === 0) hasher.flush(); // the held-back batch must go before we wait
       while (free.length === 0) await Promise.race(inFlight);
       const buf = free.pop()!;
       const offset = i * manifest.chunkSize;
@@ -104,7 +109,7 @@ export async function verifyImage(options: VerifyOptions): Promise<VerifyResult>
         // A zero chunk that reads as zeros matches by definition: no hashing needed.
         const actual = entry.zero && isAllZero(view)
           ? zeroChunkHashes(length)
-          : await pool.digest(view, algos);
+          : await hasher.digest(view);
         for (const a of algos) {
           if (actual[a] !== entry[a]) {
             bad.push({ index: i, offset, hash: a, expected: entry[a], actual: actual[a]! });
@@ -120,6 +125,7 @@ export async function verifyImage(options: VerifyOptions): Promise<VerifyResult>
       });
       inFlight.add(task);
     }
+    hasher.flush();
     await Promise.all(inFlight);
     if (failure !== undefined) throw failure;
     progress.finish();
@@ -134,7 +140,7 @@ export async function verifyImage(options: VerifyOptions): Promise<VerifyResult>
       seconds: (performance.now() - started) / 1000,
     };
   } finally {
-    pool.close();
+    hasher.close();
     src.close();
   }
 }
