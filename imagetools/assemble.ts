@@ -3,7 +3,7 @@
 // leaves no half image under the real name); zero chunks stay holes. A block device is written
 // in place, zeros included (a disk's old contents are not zeros).
 import { dirname } from "node:path";
-import { HasherPool } from "./hashing.ts";
+import { BATCH_SCRATCH, ChunkBatchHasher, chunkBuffers } from "./batch_hasher.ts";
 import { leftoverPath, removeLeftovers } from "./leftovers.ts";
 import { openSlices, osReason, sizeOf, type Slices, writeFully } from "./image_io.ts";
 import { chunkCount, chunkLength, type Manifest } from "./manifest.ts";
@@ -35,9 +35,6 @@ export interface AssembleResult {
   seconds: number;
 }
 
-/** Chunks read and verified ahead of the one being written. */
-const WINDOW = 6;
-
 async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
   try {
     return await Deno.stat(path);
@@ -47,12 +44,19 @@ async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
   }
 }
 
-/** Read chunk `index` and check both its hashes; throws naming the chunk and its file. */
-async function readVerified(slices: Slices, pool: HasherPool, index: number, out: string) {
+/** Check a chunk's bytes against both its manifest hashes; throws naming the chunk and its file. */
+async function checkChunk(
+  slices: Slices,
+  hasher: ChunkBatchHasher,
+  pushed: () => void,
+  index: number,
+  bytes: Uint8Array,
+  out: string,
+) {
   const entry = slices.manifest.chunks[index];
-  if (entry.zero) return null;
-  const bytes = await slices.readChunk(index);
-  const actual = await pool.digest(bytes);
+  const digest = hasher.digest(bytes);
+  pushed();
+  const actual = await digest;
   for (const a of ["sha256", "md5"] as const) {
     if (actual[a] !== entry[a]) {
       throw new Error(
@@ -62,7 +66,6 @@ async function readVerified(slices: Slices, pool: HasherPool, index: number, out
       );
     }
   }
-  return bytes;
 }
 
 /** Rebuild the image from slices into `out` (a new/replaced file or a block device). */
@@ -95,7 +98,12 @@ export async function assembleImage(options: AssembleOptions): Promise<AssembleR
   } catch (cause) {
     throw new Error(`Cannot open "${target}" for writing: ${osReason(cause)}`, { cause });
   }
-  const pool = new HasherPool({ workers: 2 });
+  // Chunk files are read into these buffers and hashed in place (SIMD lanes, two workers).
+  const { memory, buffers: free, scratch, batch } = chunkBuffers(
+    manifest.chunkSize,
+    2 * BATCH_SCRATCH,
+  );
+  const hasher = new ChunkBatchHasher({ memory, scratch, batch });
   let closed = false;
   try {
     if (blockDevice) {
@@ -117,21 +125,48 @@ export async function assembleImage(options: AssembleOptions): Promise<AssembleR
     });
     const zeros = blockDevice ? new Uint8Array(manifest.chunkSize) : null;
     let zeroChunks = 0;
-    // A window of chunks read and verified ahead; writes go in order, one at a time.
-    const ahead: Promise<Uint8Array | null>[] = [];
+    // A window of chunks read and verified ahead, one buffer each; writes go in order, one at a
+    // time. `pushed` resolves with a chunk's place among those handed to the hasher, so the
+    // writer can tell whether the chunk it waits for is still held back in a part-filled batch.
+    interface Ahead {
+      buf: Uint8Array | null;
+      view: Uint8Array | null;
+      pushed: Promise<unknown>;
+      checked: Promise<void>;
+    }
+    let pushes = 0;
+    const ahead: Ahead[] = [];
+    const window = free.length;
     const start = (i: number) => {
-      const p = readVerified(slices, pool, i, out);
-      p.catch(() => {}); // awaited in order below; this only avoids an unhandled rejection
-      ahead.push(p);
+      if (manifest.chunks[i].zero) {
+        ahead.push({
+          buf: null,
+          view: null,
+          pushed: Promise.resolve(),
+          checked: Promise.resolve(),
+        });
+        return;
+      }
+      const buf = free.pop()!;
+      const view = buf.subarray(0, chunkLength(manifest, i));
+      let place = (_: number) => {};
+      const pushed = new Promise<number>((r) => (place = r));
+      const checked = slices.readChunk(i, view).then(() =>
+        checkChunk(slices, hasher, () => place(pushes++), i, view, out)
+      );
+      checked.catch(() => {}); // awaited in order below; this only avoids an unhandled rejection
+      ahead.push({ buf, view, pushed, checked });
     };
-    for (let i = 0; i < Math.min(WINDOW, count); i++) start(i);
+    for (let i = 0; i < Math.min(window, count); i++) start(i);
     let done = 0;
     for (let i = 0; i < count; i++) {
-      const bytes = await ahead.shift()!;
-      if (i + WINDOW < count) start(i + WINDOW);
+      const item = ahead.shift()!;
+      const place = await Promise.race([item.pushed, item.checked]);
+      if (typeof place === "number" && place >= pushes - hasher.held) hasher.flush();
+      await item.checked;
       const length = chunkLength(manifest, i);
-      const data = bytes ?? zeros?.subarray(0, length);
-      if (bytes === null) zeroChunks++;
+      const data = item.view ?? zeros?.subarray(0, length);
+      if (item.view === null) zeroChunks++;
       if (data) {
         try {
           await file.seek(i * manifest.chunkSize, Deno.SeekMode.Start);
@@ -145,6 +180,8 @@ export async function assembleImage(options: AssembleOptions): Promise<AssembleR
           );
         }
       }
+      if (item.buf) free.push(item.buf);
+      if (i + window < count) start(i + window);
       done += length;
       progress.update(done);
     }
@@ -174,6 +211,6 @@ export async function assembleImage(options: AssembleOptions): Promise<AssembleR
     if (!blockDevice) await Deno.remove(target).catch(() => {});
     throw err;
   } finally {
-    pool.close();
+    hasher.close();
   }
 }

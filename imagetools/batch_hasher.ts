@@ -205,6 +205,11 @@ abstract class Batcher<T> {
     this.#batch = batch;
   }
 
+  /** Chunks pushed but not yet handed to a worker (the last ones pushed). */
+  get held(): number {
+    return this.#waiting.length;
+  }
+
   /** Send one batch; resolves to one result per chunk, in order. */
   protected abstract send(chunks: BatchChunk[]): Promise<T[]>;
 

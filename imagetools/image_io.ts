@@ -156,8 +156,9 @@ export interface Slices {
   dir: string;
   /** Path of a chunk's file (derived from its hash only), or null for a zero chunk. */
   chunkPath(index: number): string | null;
-  /** A chunk's bytes: zeros for a zero chunk; a clear error when its file is missing. */
-  readChunk(index: number): Promise<Uint8Array>;
+  /** A chunk's bytes (read into `into` when given: exactly the chunk's length): zeros for a
+   * zero chunk; a clear error when its file is missing or has another length. */
+  readChunk(index: number, into?: Uint8Array): Promise<Uint8Array>;
 }
 
 /** Open a slices folder (or its manifest.json): chunk files are found by hash, never by a path. */
@@ -184,25 +185,36 @@ export async function openSlices(dir: string): Promise<Slices> {
     imageId: loaded.imageId,
     dir: where,
     chunkPath,
-    async readChunk(index) {
+    async readChunk(index, into) {
       const path = chunkPath(index);
       const length = chunkLength(manifest, index);
-      if (path === null) return new Uint8Array(length);
-      let bytes: Uint8Array;
+      if (into && into.length !== length) {
+        throw new RangeError(`Cannot read chunk ${index} (${length} bytes) into ${into.length}`);
+      }
+      const out = into ?? new Uint8Array(length);
+      if (path === null) return out.fill(0);
+      const fail = (why: string, cause?: unknown) =>
+        new Error(`Cannot read chunk ${index} of "${where}": file "${path}" ${why}`, { cause });
+      let file: Deno.FsFile;
       try {
-        bytes = await Deno.readFile(path);
+        file = await Deno.open(path, { read: true });
       } catch (cause) {
-        const why = cause instanceof Deno.errors.NotFound ? "is missing" : osReason(cause);
-        throw new Error(`Cannot read chunk ${index} of "${where}": file "${path}" ${why}`, {
-          cause,
-        });
+        throw fail(cause instanceof Deno.errors.NotFound ? "is missing" : osReason(cause), cause);
       }
-      if (bytes.length !== length) {
-        throw new Error(
-          `Cannot read chunk ${index} of "${where}": file "${path}" holds ${bytes.length} bytes, expected ${length}`,
-        );
+      try {
+        const size = (await file.stat()).size;
+        if (size !== length) throw fail(`holds ${size} bytes, expected ${length}`);
+        let n: number;
+        try {
+          n = await readFully(file, out);
+        } catch (cause) {
+          throw fail(osReason(cause), cause);
+        }
+        if (n !== length) throw fail(`holds ${n} bytes, expected ${length}`);
+        return out;
+      } finally {
+        file.close();
       }
-      return bytes;
     },
   };
 }
