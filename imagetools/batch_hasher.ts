@@ -1,7 +1,8 @@
-// Slicing's hasher: each chunk's MD5 and SHA-256 and the whole image's, on two worker threads,
-// for chunks that lie in one shared WebAssembly.Memory, handed over in batches.
+// Chunk hashing on worker threads, for chunks that lie in one shared WebAssembly.Memory, handed
+// over in batches: BatchImageHasher for slicing (each chunk's MD5 and SHA-256 and the whole
+// image's), ChunkBatchHasher for checking chunks against a manifest (verify, assemble).
 //
-// WHY this split: the whole-image MD5 is one chain over every byte (≈ 1.46 ms a MiB with
+// WHY slicing splits its work this way: the whole-image MD5 is one chain over every byte (≈ 1.46 ms a MiB with
 // node:crypto, and nothing can share it out), so it gets a thread of its own. The other thread
 // does the whole-image SHA-256 and each chunk's SHA-256 (≈ 0.5 ms a MiB each, SHA-NI) and each
 // chunk's MD5, eight chunks at once in WebAssembly SIMD lanes (md5_multi.ts, ≈ 0.4 ms a MiB):
