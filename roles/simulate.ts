@@ -3,8 +3,9 @@
 //
 // The model (simple on purpose; say so when quoting its figures):
 // - At time 0 the fake server registers and every PC asks for the image at once.
-// - Every port is full duplex at `rate` bytes/s each way (a switched LAN): a PC's download never
-//   competes with its upload. A server serving k clients splits its uplink k ways.
+// - Every port is full duplex at `rate` bytes/s each way (a switched LAN), of which the share
+//   `efficiency` is image bytes (headers take the rest): a PC's download never competes with its
+//   upload. A server serving k clients splits its uplink k ways.
 // - A receiving PC's rate is min(rate, its server's uplink share, diskRate) — with
 //   `transferTime` it is size/transferTime instead, whatever the sharing. Rates are recomputed
 //   whenever a transfer starts or ends (fluid flow, piecewise constant).
@@ -29,6 +30,9 @@ export interface SimulateParams {
   size: number;
   /** Per-port rate in each direction, bytes/s. */
   rate: number;
+  /** Share of the port rate that carries image bytes; protocol headers take the rest (default
+   * 1; ETHERNET_TCP_EFFICIENCY for TCP over a real Ethernet wire). Not applied to diskRate. */
+  efficiency?: number;
   /** Disk write rate, bytes/s (default: unlimited). */
   diskRate?: number;
   /** Clients the fake server serves at once (default 2; unicast: all PCs; relay: at most the
@@ -65,6 +69,10 @@ export interface SimulationResult {
 }
 
 export const FAKE_ID = "fake";
+
+/** TCP over Ethernet at MTU 1500: 1448 payload bytes (IP and TCP headers with timestamps take
+ * 52) per 1538 bytes of wire time (frame header, FCS, preamble and inter-frame gap take 38). */
+export const ETHERNET_TCP_EFFICIENCY = 1448 / 1538;
 
 interface Pc {
   id: string;
@@ -103,6 +111,12 @@ function checkParams(p: SimulateParams) {
   whole(p.pcs, "PC count", 0);
   positive(p.size, "image size");
   positive(p.rate, "port rate");
+  need(
+    p.efficiency === undefined || (p.efficiency > 0 && p.efficiency <= 1),
+    "efficiency",
+    p.efficiency,
+    "must be > 0 and <= 1",
+  );
   positive(p.diskRate, "disk rate");
   whole(p.fakeCapacity, "fake server capacity", 1);
   whole(p.capacity, "server capacity", 1);
@@ -115,7 +129,8 @@ function checkParams(p: SimulateParams) {
 /** Run one mode of the plan to its end. Throws if the room could never finish. */
 export function simulate(params: SimulateParams): SimulationResult {
   checkParams(params);
-  const { mode, pcs, size, rate } = params;
+  const { mode, pcs, size } = params;
+  const rate = params.rate * (params.efficiency ?? 1); // image bytes a second, each way
   const diskRate = params.diskRate ?? Infinity;
   const chunk = params.chunkSize ?? 1024 * 1024;
   const capacity = params.capacity ?? 3;

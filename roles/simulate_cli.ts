@@ -11,6 +11,7 @@ import {
 } from "../imagetools/units.ts";
 import {
   autoStep,
+  ETHERNET_TCP_EFFICIENCY,
   SIM_MODES,
   type SimMode,
   simulate,
@@ -32,6 +33,12 @@ export const simulateSpec: CommandSpec = {
       arg: "RATE",
       help: "Per-port rate in each direction (switched, full duplex)",
       default: "100mbit",
+    },
+    efficiency: {
+      type: "string",
+      arg: "SHARE",
+      help: "Share of the port rate that is image bytes (TCP/IP over Ethernet, MTU 1500: 0.94)",
+      default: ETHERNET_TCP_EFFICIENCY.toFixed(4),
     },
     "disk-rate": {
       type: "string",
@@ -96,6 +103,15 @@ export const simulateSpec: CommandSpec = {
   ],
 };
 
+/** A share in (0, 1], e.g. "0.94". */
+function parseShare(text: string, what: string): number {
+  const v = Number(text);
+  if (!/^\d*\.?\d+$/.test(text.trim()) || !(v > 0 && v <= 1)) {
+    throw new RangeError(`Invalid ${what} "${text}": expected a number above 0 and at most 1`);
+  }
+  return v;
+}
+
 /** Turn a bad value into a usage error (exit 2) naming the flag. */
 function flag<T>(name: string, value: string, parse: (v: string, what: string) => T): T {
   try {
@@ -130,9 +146,9 @@ export function describePlan(p: Omit<SimulateParams, "mode">): string {
   const relayFake = Math.min(fake, fanout);
   const transfer = p.transferTime !== undefined
     ? `every transfer takes ${formatDuration(p.transferTime)} (fixed)`
-    : `ports ${mbit(p.rate)} each way, disk ${
-      p.diskRate === undefined ? "unlimited" : mbit(p.diskRate)
-    }`;
+    : `ports ${mbit(p.rate)} each way (${+((p.efficiency ?? 1) * 100).toFixed(
+      1,
+    )} % of it image bytes), disk ${p.diskRate === undefined ? "unlimited" : mbit(p.diskRate)}`;
   return [
     `Plan: ${p.pcs} PCs, image ${formatBytes(p.size)}, ${transfer}, chunk ${
       formatBytes(p.chunkSize ?? 1024 * 1024)
@@ -162,6 +178,7 @@ export async function main(args: string[]): Promise<number> {
     pcs: flag("pcs", str("pcs")!, (t, w) => parseCount(t, w, 0, 1_000_000)),
     size: flag("size", str("size")!, parseSize),
     rate: flag("rate", str("rate")!, parseRate),
+    efficiency: flag("efficiency", str("efficiency")!, parseShare),
     diskRate: str("disk-rate") === undefined
       ? undefined
       : flag("disk-rate", str("disk-rate")!, parseRate),

@@ -110,6 +110,21 @@ Deno.test("simulate: a relay chain finishes in S/B + (N-1)·δ", () => {
   assert.equal(r.timeline.length, 6);
 });
 
+Deno.test("simulate: efficiency scales every port's image bytes, not the disk", () => {
+  const full = simulate({ mode: "relay", pcs: 5, size: S, rate: B }).finish;
+  near(
+    simulate({ mode: "relay", pcs: 5, size: S, rate: B, efficiency: 0.5 }).finish,
+    2 * full,
+    "half",
+  );
+  const disk = simulate({ mode: "relay", pcs: 3, size: S, rate: B, diskRate: B / 4 }).finish;
+  near(
+    simulate({ mode: "relay", pcs: 3, size: S, rate: B, diskRate: B / 4, efficiency: 0.5 }).finish,
+    disk,
+    "the disk still sets the pace",
+  );
+});
+
 Deno.test("simulate: the disk caps the rate, and the hop is one chunk at that rate", () => {
   const r = simulate({ mode: "relay", pcs: 3, size: S, rate: B, diskRate: B / 4 });
   r.perPc.forEach((p, k) => near(p.end, 40 + k * 4 * delta, p.id));
@@ -174,6 +189,7 @@ Deno.test("simulate: edge cases and bad parameters", () => {
   const base: SimulateParams = { mode: "classic", pcs: 2, size: S, rate: B };
   assert.throws(() => simulate({ ...base, pcs: 1.5 }), /Invalid PC count "1.5"/);
   assert.throws(() => simulate({ ...base, rate: 0 }), /Invalid port rate "0": must be > 0/);
+  assert.throws(() => simulate({ ...base, efficiency: 0 }), /Invalid efficiency "0"/);
   assert.throws(() => simulate({ ...base, capacity: 0 }), RangeError);
   assert.throws(() => simulate({ ...base, mode: "mesh" as "relay" }), TypeError);
 });
@@ -233,12 +249,34 @@ Deno.test("simulate: the CLI rejects a bad mode with exit 2 and writes --json an
       'cascade simulate: Invalid --mode "mesh": expected classic, relay, unicast, both, all or a comma list\n',
     );
     const svg = `${dir}/plan.svg`;
-    const ok = await run("--pcs", "3", "--size", "125MB", "--json", "--svg", svg);
+    const ok = await run(
+      "--pcs",
+      "3",
+      "--size",
+      "125MB",
+      "--efficiency",
+      "1",
+      "--json",
+      "--svg",
+      svg,
+    );
     assert.equal(ok.code, 0);
     const json = JSON.parse(new TextDecoder().decode(ok.stdout));
     assert.deepEqual(json.results.map((r: { mode: string }) => r.mode), ["classic", "relay"]);
     assert.equal(json.results[0].finish, 30);
     assert.equal(json.params.size, 125e6);
+    // By default only TCP over Ethernet's payload share of each port carries image bytes.
+    const tcp = JSON.parse(
+      new TextDecoder().decode((await run("--pcs", "3", "--size", "125MB", "--json")).stdout),
+    );
+    assert.equal(tcp.params.efficiency, 0.9415);
+    assert.ok(Math.abs(tcp.results[0].finish - 30 / 0.9415) < 1e-9);
+    const share = await run("--efficiency", "1.5");
+    assert.equal(share.code, 2);
+    assert.equal(
+      new TextDecoder().decode(share.stderr),
+      'cascade simulate: Invalid --efficiency "1.5": expected a number above 0 and at most 1\n',
+    );
     assert.match(await Deno.readTextFile(svg), /^<svg [^]*<\/svg>\n$/);
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -202,6 +202,10 @@ function capacities(s: Scenario, c: Config) {
   return { fakeCapacity: 2, capacity: 3 };
 }
 
+/** tbf counts a frame from its Ethernet header on: 1514 bytes for 1448 of TCP payload (no
+ * preamble, FCS or gap on a veth, unlike ETHERNET_TCP_EFFICIENCY's real wire). */
+export const TBF_TCP_EFFICIENCY = 1448 / 1514;
+
 export function prediction(s: Scenario, c: Config): number {
   if (s === "udpcast") return c.size / c.rateBytes;
   return simulate({
@@ -209,6 +213,7 @@ export function prediction(s: Scenario, c: Config): number {
     pcs: c.pcs,
     size: c.size,
     rate: c.rateBytes,
+    efficiency: TBF_TCP_EFFICIENCY,
     ...capacities(s, c),
     relayFanout: c.fanout,
     chunkSize: c.chunkSize,
