@@ -1,7 +1,7 @@
 // Chunk hashing: MD5 + SHA-256 (+ the all-zero flag) of one chunk, on this thread or on worker
 // threads. node:crypto is native; the workers buy parallelism, not faster hashing.
 //
-// Buffers: a view over a SharedArrayBuffer is handed to a worker without a copy (allocShared);
+// Buffers: a view over a SharedArrayBuffer is handed to a worker without a copy;
 // any other view is copied on the way (a memcpy of 1 MiB costs ~0.1 ms, noise beside MD5's
 // ~1.5 ms). Either way the caller must not change the bytes until the promise settles.
 import { createHash } from "node:crypto";
@@ -50,11 +50,6 @@ export function hashChunk(bytes: Uint8Array): ChunkHashes {
   if (isAllZero(bytes)) return { ...zeroChunkHashes(bytes.length), zero: true };
   const d = digest(bytes);
   return { md5: d.md5!, sha256: d.sha256!, zero: false };
-}
-
-/** A Uint8Array over a SharedArrayBuffer: workers read it in place, with no copy. */
-export function allocShared(length: number): Uint8Array {
-  return new Uint8Array(new SharedArrayBuffer(length));
 }
 
 /**
@@ -118,50 +113,6 @@ class HashWorker {
 
   close() {
     this.#rpc.close();
-  }
-}
-
-export interface HasherPoolOptions {
-  /** Worker threads (default: the number of CPU cores, at most 4). */
-  workers?: number;
-}
-
-/**
- * Hashes chunks on worker threads; keep several chunks in flight (one per worker at least) to
- * use every core. Zero chunks are detected here and never sent. Call close() when done: live
- * workers keep the process running.
- */
-export class HasherPool {
-  #workers: HashWorker[];
-
-  constructor(options: HasherPoolOptions = {}) {
-    const n = options.workers ?? Math.min(4, Math.max(1, navigator.hardwareConcurrency || 1));
-    if (!Number.isInteger(n) || n < 1) {
-      throw new RangeError(`Invalid worker count ${n}: must be a whole number of at least 1`);
-    }
-    this.#workers = Array.from({ length: n }, () => new HashWorker());
-  }
-
-  get size(): number {
-    return this.#workers.length;
-  }
-
-  /** MD5, SHA-256 and the zero flag of one chunk. */
-  async hashChunk(bytes: Uint8Array): Promise<ChunkHashes> {
-    if (isAllZero(bytes)) return { ...zeroChunkHashes(bytes.length), zero: true };
-    const d = await this.digest(bytes, HASH_ALGOS);
-    return { md5: d.md5!, sha256: d.sha256!, zero: false };
-  }
-
-  /** Digests of one buffer for the given algorithms, on the least busy worker. */
-  digest(bytes: Uint8Array, algos: readonly HashAlgo[] = HASH_ALGOS): Promise<Digests> {
-    let best = this.#workers[0];
-    for (const w of this.#workers) if (w.inFlight < best.inFlight) best = w;
-    return best.request({ bytes: shareable(bytes), chunk: [...algos] });
-  }
-
-  close() {
-    for (const w of this.#workers) w.close();
   }
 }
 

@@ -1,14 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import {
-  allocShared,
-  digest,
-  hashChunk,
-  HasherPool,
-  InlineImageHasher,
-  isAllZero,
-  SplitImageHasher,
-} from "./hashing.ts";
+import { digest, hashChunk, InlineImageHasher, isAllZero, SplitImageHasher } from "./hashing.ts";
 import { zeroChunkHashes } from "./manifest.ts";
 import { seededImage } from "./testkit.ts";
 
@@ -38,25 +30,6 @@ Deno.test("hashChunk gives MD5, SHA-256 and the zero flag", () => {
   });
   assert.deepEqual(hashChunk(new Uint8Array(4096)), { ...zeroChunkHashes(4096), zero: true });
   assert.deepEqual(digest(data, ["sha256"]), { sha256: hex("sha256", data) });
-});
-
-Deno.test("HasherPool hashes views (shared or not) exactly like hashChunk", async () => {
-  const pool = new HasherPool({ workers: 2 });
-  try {
-    const big = seededImage(64 * 1024, 2);
-    const shared = allocShared(big.length);
-    shared.set(big);
-    // A view in the middle of a larger buffer: only its own bytes may be hashed.
-    const views = [big.subarray(100, 5000), shared.subarray(7, 40_000), big, new Uint8Array(512)];
-    const got = await Promise.all(views.map((v) => pool.hashChunk(v)));
-    assert.deepEqual(got, views.map((v) => hashChunk(v)));
-    assert.deepEqual(await pool.digest(big.subarray(1, 9), ["md5"]), {
-      md5: hex("md5", big.subarray(1, 9)),
-    });
-  } finally {
-    pool.close();
-  }
-  await assert.rejects(pool.hashChunk(new Uint8Array([1])), /Cannot hash: the worker is closed/);
 });
 
 Deno.test("image hashers (split and inline) give chunk and whole-image hashes", async () => {

@@ -11,7 +11,6 @@
 import { createHash, randomFillSync } from "node:crypto";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { allocShared, HasherPool } from "../imagetools/hashing.ts";
 import { type ImageHasherMode } from "../imagetools/hashing.ts";
 import { sliceImage } from "../imagetools/slice.ts";
 import { formatBytes, parseCount, parseSize } from "../imagetools/units.ts";
@@ -103,26 +102,6 @@ function hashOneCore(buf: Uint8Array, total: number, chunk: number, algos: strin
   return (performance.now() - t) / 1000;
 }
 
-/** The same work spread over two Workers (several pieces in flight): seconds for `total`. */
-async function hashTwoWorkers(buf: Uint8Array, total: number, chunk: number): Promise<number> {
-  const pool = new HasherPool({ workers: 2 });
-  try {
-    const t = performance.now();
-    const inFlight = new Set<Promise<unknown>>();
-    for (let done = 0, o = 0; done < total; done += chunk, o = (o + chunk) % buf.length) {
-      const p: Promise<unknown> = pool.digest(buf.subarray(o, o + chunk)).then(() =>
-        inFlight.delete(p)
-      );
-      inFlight.add(p);
-      if (inFlight.size >= 4) await Promise.race(inFlight);
-    }
-    await Promise.all(inFlight);
-    return (performance.now() - t) / 1000;
-  } finally {
-    pool.close();
-  }
-}
-
 async function runChild(
   v: Variant,
   image: string,
@@ -184,17 +163,15 @@ async function main() {
     }
 
     // Hash limit: in memory, the same amount of bytes as the image (in a 64 MiB loop).
-    const mem = allocShared(Math.min(size, 64 * 1024 * 1024));
+    const mem = new Uint8Array(Math.min(size, 64 * 1024 * 1024));
     randomFillSync(mem);
     const one: number[] = [];
     const md5: number[] = [];
-    const two: number[] = [];
     const slices = new Map<string, ChildResult[]>(VARIANTS.map((v) => [v.key, []]));
     for (let r = 0; r < runs; r++) {
       console.error(`Run ${r + 1} of ${runs} ...`);
       one.push(hashOneCore(mem, size, chunkSize, ["md5", "sha256"]));
       md5.push(hashOneCore(mem, size, chunkSize, ["md5"]));
-      two.push(await hashTwoWorkers(mem, size, chunkSize));
       for (const v of VARIANTS) {
         const out = `${outDir}/out-${v.key}-${r}`;
         slices.get(v.key)!.push(await runChild(v, image, out, chunkSize, outDir !== dir));
@@ -217,7 +194,6 @@ async function main() {
     };
     row("hash limit: MD5+SHA-256, 1 core", one);
     row("MD5 alone, 1 core", md5);
-    row("hash limit: MD5+SHA-256, 2 workers", two);
     for (const v of VARIANTS) {
       const runs = slices.get(v.key)!;
       const fell = v.direct && runs.some((s) => !s.direct) ? " (fell back to buffered)" : "";
