@@ -38,12 +38,13 @@ export class WorkerRpc<Reply extends object> {
     return this.#pending.size;
   }
 
-  request(req: object): Promise<Reply> {
+  /** Post `req` (moving the `transfer` buffers to the worker) and wait for its reply. */
+  request(req: object, transfer: Transferable[] = []): Promise<Reply> {
     if (this.#closed) return Promise.reject(new Error(`Cannot ${this.what}: the worker is closed`));
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#worker.postMessage({ ...req, id });
+      this.#worker.postMessage({ ...req, id }, transfer);
     });
   }
 
