@@ -6,7 +6,8 @@ export interface InterfaceAddress {
   address: string;
 }
 
-const url = (host: string, port: number) =>
+/** http://host:port, an IPv6 host in brackets. */
+export const httpUrl = (host: string, port: number) =>
   `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
 
 /** The non-loopback IPv4 URLs of a master bound to `hostname`:`port`, in interface order
@@ -19,7 +20,7 @@ export function lanUrls(
   if (hostname !== "0.0.0.0") return [];
   const seen = new Set<string>();
   for (const i of interfaces) {
-    if (i.family === "IPv4" && !i.address.startsWith("127.")) seen.add(url(i.address, port));
+    if (i.family === "IPv4" && !i.address.startsWith("127.")) seen.add(httpUrl(i.address, port));
   }
   return [...seen];
 }

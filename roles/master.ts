@@ -6,6 +6,7 @@ import { createBootApp } from "../netboot/boot_routes.ts";
 import { loadManifest } from "../imagetools/image_io.ts";
 import type { Logger } from "../imagetools/log.ts";
 import { MasterCore } from "./master_core.ts";
+import { httpUrl } from "./listen_urls.ts";
 import { createMasterApp } from "./master_app.ts";
 import { type History, recordRun } from "./history.ts";
 import type { Mode } from "./protocol.ts";
@@ -155,7 +156,7 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
   }, (req, info) => app.fetch(req, info));
   const addr = server.addr as Deno.NetAddr;
   const host = addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname;
-  const url = `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
+  const url = httpUrl(host, addr.port);
   o.log("listening", {
     url,
     image: loaded.manifest.name,
