@@ -1,12 +1,12 @@
 // The one Cascade binary: `cascade <command> [options]`. Every deno task and the netboot
 // initramfs call this file; each command lives in its own module and exports `main`.
-import { UsageError } from "./imagetools/cli_kit.ts";
+import { UsageError } from "./imagetools/kit/cli_kit.ts";
 import { assembleMain, infoMain, sliceMain, verifyMain } from "./imagetools/cli.ts";
-import { main as masterMain } from "./roles/master_cli.ts";
-import { clientMain, fakeServerMain, serverMain } from "./roles/peer_cli.ts";
-import { main as demoMain } from "./roles/demo.ts";
-import { main as simulateMain } from "./roles/simulate_cli.ts";
-import { main as historyMain } from "./roles/history_cli.ts";
+import { main as masterMain } from "./roles/master/cli.ts";
+import { clientMain, fakeServerMain, serverMain } from "./roles/peers/cli.ts";
+import { main as demoMain } from "./roles/demo/demo.ts";
+import { main as simulateMain } from "./roles/planner/cli.ts";
+import { main as historyMain } from "./roles/master/history_cli.ts";
 import { main as buildNetbootMain } from "./netboot/build_cli.ts";
 
 type Main = (args: string[]) => Promise<number>;

@@ -1,10 +1,10 @@
 // What other folders may import from imagetools.
 export * from "./manifest.ts";
-export * from "./units.ts";
-export * from "./cli_kit.ts";
-export * from "./progress.ts";
-export * from "./log.ts";
-export * from "./hashing.ts";
+export * from "./kit/units.ts";
+export * from "./kit/cli_kit.ts";
+export * from "./kit/progress.ts";
+export * from "./kit/log.ts";
+export * from "./hashing/chunk_hash.ts";
 export * from "./image_io.ts";
 export * from "./direct_write.ts";
 export * from "./slice.ts";

@@ -11,8 +11,8 @@ import {
   parseDuration,
   parseRate,
   parseSize,
-} from "../imagetools/units.ts";
-import { simulate } from "../roles/simulate.ts";
+} from "../imagetools/kit/units.ts";
+import { simulate } from "../roles/planner/simulate.ts";
 import { LabNet } from "./lab_net.ts";
 import {
   type LabImage,

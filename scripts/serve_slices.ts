@@ -4,8 +4,8 @@
 // Prints the URL on the first line of stdout once listening; SIGINT/SIGTERM close it gracefully.
 import { parseArgs } from "node:util";
 import { makeLogger, silentLogger } from "../imagetools/mod.ts";
-import { openSlicesSource } from "../roles/chunk_source.ts";
-import { startChunkServer } from "../roles/chunk_server.ts";
+import { openSlicesSource } from "../roles/data/chunk_source.ts";
+import { startChunkServer } from "../roles/data/chunk_server.ts";
 
 if (import.meta.main) {
   const { values, positionals } = parseArgs({

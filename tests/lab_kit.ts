@@ -2,9 +2,9 @@
 import { join } from "node:path";
 import { sliceImage } from "../imagetools/slice.ts";
 import type { Manifest } from "../imagetools/manifest.ts";
-import { makeSampleImage, sha256File } from "../roles/demo.ts";
-import { LabProcesses } from "../roles/lab_processes.ts";
-import type { RunStatus } from "../roles/status.ts";
+import { makeSampleImage, sha256File } from "../roles/demo/demo.ts";
+import { LabProcesses } from "../roles/demo/lab_processes.ts";
+import type { RunStatus } from "../roles/master/status.ts";
 
 export interface Lab {
   dir: string;

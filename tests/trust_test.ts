@@ -3,11 +3,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { sliceImage } from "../imagetools/slice.ts";
-import { openSlicesSource } from "../roles/chunk_source.ts";
-import { startChunkServer } from "../roles/chunk_server.ts";
-import { makeSampleImage } from "../roles/demo.ts";
-import { ReceiveError, Receiver } from "../roles/receiver.ts";
-import { openTarget } from "../roles/target_disk.ts";
+import { openSlicesSource } from "../roles/data/chunk_source.ts";
+import { startChunkServer } from "../roles/data/chunk_server.ts";
+import { makeSampleImage } from "../roles/demo/demo.ts";
+import { ReceiveError, Receiver } from "../roles/data/receiver.ts";
+import { openTarget } from "../roles/data/target_disk.ts";
 import { makeLab, waitExit } from "./lab_kit.ts";
 
 Deno.test("a client refuses a server that offers another image, and writes nothing", async () => {

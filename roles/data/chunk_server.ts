@@ -1,0 +1,219 @@
+// The data server: chunks over HTTP from any ChunkSource (slices, a disk, a relay's Receiver).
+//   GET /v1/manifest       the manifest's exact bytes
+//   GET /v1/health         {"imageId","held","total"}
+//   GET /v1/chunks/:index  one chunk (waits for a relay's chunk up to waitMs, then 503)
+//   GET /v1/image          the whole image in order, so `curl .../v1/image > disk` works
+//   GET /v1/stream?from=A&to=B  the non-zero chunks A..B-1 back to back, in order (waits as
+//                          /v1/chunks does; a chunk that does not come cuts the stream)
+import { Hono } from "hono";
+import { chunkLength, type Logger, silentLogger } from "../../imagetools/mod.ts";
+import { type ChunkSource, ChunkUnavailableError, DEFAULT_WAIT_MS } from "./chunk_source.ts";
+
+export const IMAGE_HEADER = "x-cascade-image";
+
+export interface ChunkAppOptions {
+  log?: Logger;
+  peerId?: string;
+  /** How long a request waits for a chunk the source does not hold yet (default 30000 ms). */
+  waitMs?: number;
+  /** Told the size of every chunk body handed out (metrics). */
+  onServed?: (bytes: number) => void;
+  /** Aborted when the server is closing: waiting requests give up at once (503). */
+  closing?: AbortSignal;
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export function createChunkApp(source: ChunkSource, opts: ChunkAppOptions = {}): Hono {
+  const log = opts.log ?? silentLogger;
+  const waitMs = opts.waitMs ?? DEFAULT_WAIT_MS;
+  const served = opts.onServed ?? (() => {});
+  const m = source.manifest;
+  const total = m.chunks.length;
+  const app = new Hono();
+
+  // request.signal is not used: Deno.serve aborts it even on success (legacy behaviour) and
+  // warns. A wait is bounded by waitMs anyway; closing the server ends waits at once.
+
+  app.get("/v1/manifest", () =>
+    new Response(source.manifestBytes as Uint8Array<ArrayBuffer>, {
+      headers: { "content-type": "application/json", [IMAGE_HEADER]: source.imageId },
+    }));
+
+  app.get(
+    "/v1/health",
+    (c) =>
+      c.json({ imageId: source.imageId, held: source.heldCount(), total }, 200, {
+        [IMAGE_HEADER]: source.imageId,
+      }),
+  );
+
+  app.get("/v1/chunks/:index", async (c) => {
+    const raw = c.req.param("index");
+    const index = /^\d{1,15}$/.test(raw) ? Number(raw) : NaN;
+    if (!(index < total)) {
+      return c.json({
+        error: `Invalid chunk index "${raw}": image "${m.name}" has chunks 0..${total - 1}`,
+      }, 400);
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = await source.read(index, { waitMs, signal: opts.closing });
+    } catch (err) {
+      if (err instanceof ChunkUnavailableError || opts.closing?.aborted) {
+        log("chunk.unavailable", { peer: opts.peerId, index, error: errorMessage(err) });
+        return c.json({ error: `Chunk ${index} of "${m.name}" is not available here yet` }, 503);
+      }
+      log("chunk.error", { peer: opts.peerId, index, error: errorMessage(err) });
+      return c.json({ error: `Cannot read chunk ${index} of "${m.name}"` }, 500);
+    }
+    served(bytes.length);
+    return new Response(bytes as Uint8Array<ArrayBuffer>, {
+      headers: {
+        "content-type": "application/octet-stream",
+        "content-length": String(bytes.length),
+        [IMAGE_HEADER]: source.imageId,
+      },
+    });
+  });
+
+  /** Chunks `indices` back to back in one response, in order (relay waits included). */
+  const streamChunks = (indices: number[], headers: Record<string, string>) => {
+    // Ends waits when the client goes away (cancel) or the server closes.
+    const gone = new AbortController();
+    const signal = opts.closing ? AbortSignal.any([gone.signal, opts.closing]) : gone.signal;
+    // Read a couple of chunks ahead so disk reads overlap the sending.
+    const ahead: Promise<Uint8Array>[] = [];
+    let next = 0;
+    const fill = () => {
+      while (ahead.length < 3 && next < indices.length) {
+        const p = source.read(indices[next++], { waitMs, signal });
+        p.catch(() => {}); // Surfaced when its turn comes.
+        ahead.push(p);
+      }
+    };
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        fill();
+        const p = ahead.shift();
+        if (!p) {
+          controller.close();
+          return;
+        }
+        try {
+          const bytes = await p;
+          served(bytes.length);
+          controller.enqueue(bytes);
+          sent++;
+        } catch (err) {
+          // Cut the stream: a short image with a clean end would pass for a whole one.
+          log("image.cut", { peer: opts.peerId, index: indices[sent], error: errorMessage(err) });
+          controller.error(err);
+        }
+      },
+      cancel() {
+        gone.abort();
+      },
+    });
+    let length = 0;
+    for (const i of indices) length += chunkLength(m, i);
+    return new Response(body, {
+      headers: {
+        "content-type": "application/octet-stream",
+        "content-length": String(length),
+        [IMAGE_HEADER]: source.imageId,
+        ...headers,
+      },
+    });
+  };
+
+  app.get("/v1/image", () =>
+    streamChunks(Array.from({ length: total }, (_, i) => i), {
+      "content-disposition": `attachment; filename="${m.name.replace(/["\\]/g, "_")}"`,
+    }));
+
+  // GET /v1/stream?from=A&to=B: the non-zero chunks of A..B-1, back to back, in order.
+  app.get("/v1/stream", (c) => {
+    const a = c.req.query("from") ?? "";
+    const b = c.req.query("to") ?? "";
+    const from = /^\d{1,15}$/.test(a) ? Number(a) : NaN;
+    const to = /^\d{1,15}$/.test(b) ? Number(b) : NaN;
+    if (!(from >= 0 && to <= total && from < to)) {
+      return c.json({
+        error: `Invalid chunk range from "${a}" to "${b}": image "${m.name}" has chunks 0..${
+          total - 1
+        } (to is exclusive)`,
+      }, 400);
+    }
+    const indices: number[] = [];
+    for (let i = from; i < to; i++) if (!m.chunks[i].zero) indices.push(i);
+    return streamChunks(indices, {});
+  });
+
+  app.notFound((c) => c.json({ error: `No such path "${c.req.path}"` }, 404));
+  app.onError((err, c) => {
+    log("request.error", { peer: opts.peerId, path: c.req.path, error: errorMessage(err) });
+    return c.json({ error: "Internal error" }, 500);
+  });
+  return app;
+}
+
+export interface ChunkServer {
+  url: string;
+  port: number;
+  /** Chunk bytes handed out so far. */
+  servedBytes(): number;
+  /** Stop accepting, let responses in flight finish (waiting ones get 503), then shut down. */
+  close(): Promise<void>;
+}
+
+export async function startChunkServer(opts: {
+  source: ChunkSource;
+  hostname?: string;
+  port?: number;
+  log?: Logger;
+  waitMs?: number;
+  peerId?: string;
+}): Promise<ChunkServer> {
+  const log = opts.log ?? silentLogger;
+  const hostname = opts.hostname ?? "0.0.0.0";
+  let servedBytes = 0;
+  const closing = new AbortController();
+  const app = createChunkApp(opts.source, {
+    log,
+    peerId: opts.peerId,
+    waitMs: opts.waitMs,
+    closing: closing.signal,
+    onServed: (n) => servedBytes += n,
+  });
+  const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
+  const server = Deno.serve({
+    hostname,
+    port: opts.port ?? 0,
+    onListen: (addr) => resolve(addr as Deno.NetAddr),
+  }, app.fetch);
+  const addr = await listening;
+  const host = hostname === "0.0.0.0" ? "127.0.0.1" : hostname === "::" ? "[::1]" : hostname;
+  const url = `http://${
+    host.includes(":") && !host.startsWith("[") ? `[${host}]` : host
+  }:${addr.port}`;
+  log("listen", { peer: opts.peerId, url, image: opts.source.imageId });
+  let closed: Promise<void> | undefined;
+  return {
+    url,
+    port: addr.port,
+    servedBytes: () => servedBytes,
+    close() {
+      closed ??= (async () => {
+        closing.abort();
+        // shutdown() is graceful (aborting Deno.serve's signal would cut streams in flight).
+        await server.shutdown();
+        log("closed", { peer: opts.peerId, servedBytes });
+      })();
+      return closed;
+    },
+  };
+}

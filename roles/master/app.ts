@@ -1,0 +1,312 @@
+// The master's HTTP face: one Hono app on one port. Control sessions (WebSocket), the image's
+// manifest, the live dashboard, status JSON and events (SSE), admin actions, /metrics; boot
+// files plug in under /boot.
+import { createHash, timingSafeEqual } from "node:crypto";
+import { Hono } from "hono";
+import { normalizeMac } from "../../netboot/boot_routes.ts";
+import { streamSSE } from "hono/streaming";
+import type { Manifest } from "../../imagetools/manifest.ts";
+import type { Logger } from "../../imagetools/kit/log.ts";
+import { dashboardTitle, renderDashboardMain, renderDashboardPage } from "./dashboard/page.ts";
+import { liveStatus } from "./live_status.ts";
+import { type EventRecord, type MasterCore, type SessionKey } from "./core.ts";
+import { renderMetrics, RunCounters } from "./metrics.ts";
+import { parsePeerMessage, ProtocolError } from "../protocol/control.ts";
+
+export interface MasterAppOptions {
+  core: MasterCore;
+  manifest: Manifest;
+  manifestBytes: Uint8Array;
+  log: Logger;
+  now: () => number;
+  /** Extra routes mounted under /boot (netboot files), when built. */
+  boot?: Hono;
+  /** Forget that a PC (or "all") was imaged, so netboot images it again; returns how many. */
+  reimage?: (mac: string) => number;
+  /** Event stream pacing in ms: at most one update per `minGap`, at least one per `period`. */
+  sse?: { minGap: number; period: number };
+}
+
+/** Wire a WebSocket to the core: every message validated, a bad one closes only its session. */
+export function attachControlSocket(
+  core: MasterCore,
+  socket: WebSocket,
+  address: string,
+  log: Logger,
+) {
+  const key: SessionKey = socket;
+  socket.onopen = () => core.connect(key, address);
+  socket.onmessage = (ev) => {
+    try {
+      const data = ev.data as string | ArrayBuffer;
+      core.message(key, parsePeerMessage(data));
+    } catch (err) {
+      if (err instanceof ProtocolError) core.reject(key, err.message);
+      else {
+        // A bug of ours must not take the master down: log it and drop that session only.
+        log("internal-error", { address, error: (err as Error).stack ?? String(err) });
+        core.reject(key, "Internal error in the master; see its log");
+      }
+    }
+  };
+  socket.onclose = () => core.disconnect(key);
+  socket.onerror = () => {/* onclose follows */};
+}
+
+export const ADMIN_ACTIONS = ["pause", "resume", "drain", "end", "reimage"] as const;
+export type AdminAction = typeof ADMIN_ACTIONS[number];
+
+/** Why an admin request may not act, or null when its bearer token is the lab token. */
+export function adminDenied(
+  token: string | undefined,
+  authorization: string | undefined,
+): { status: 401 | 403; message: string } | null {
+  if (token === undefined) {
+    return {
+      status: 403,
+      message: "Admin actions are off: start the master with --token T (or CASCADE_TOKEN)",
+    };
+  }
+  const m = /^Bearer (.+)$/.exec(authorization ?? "");
+  if (!m) return { status: 401, message: 'Admin actions need "Authorization: Bearer <lab token>"' };
+  // Compared as digests so the comparison takes the same time whatever the lengths.
+  const digest = (s: string) => createHash("sha256").update(s).digest();
+  if (!timingSafeEqual(digest(m[1]), digest(token))) {
+    return { status: 403, message: "Wrong lab token" };
+  }
+  return null;
+}
+
+/** An admin request's body: empty, or a JSON object with at most a "reason" (for end). */
+export function parseAdminBody(
+  action: AdminAction,
+  text: string,
+): { reason?: string; mac?: string } {
+  if (text.trim() === "") {
+    if (action === "reimage") throw new TypeError('Missing field "mac" (a MAC, or "all")');
+    return {};
+  }
+  if (text.length > 4096) throw new RangeError(`Body of ${text.length} bytes is over 4096 bytes`);
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new SyntaxError(`Body is not JSON: ${JSON.stringify(text.slice(0, 40))}`, {
+      cause: err,
+    });
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw new TypeError("Body must be a JSON object");
+  }
+  const allowed = action === "end" ? ["reason"] : action === "reimage" ? ["mac"] : [];
+  for (const [k, value] of Object.entries(v)) {
+    if (!allowed.includes(k)) throw new TypeError(`Unknown field "${k}" for "${action}"`);
+    if (typeof value !== "string" || value.length < 1 || value.length > 200) {
+      throw new TypeError(`Field "${k}" must be a string of 1..200 characters`);
+    }
+  }
+  const body = v as { reason?: string; mac?: string };
+  if (action === "reimage") {
+    const mac = body.mac === "all" ? "all" : normalizeMac(body.mac ?? "");
+    if (!mac) {
+      throw new TypeError(
+        `Field "mac" (${JSON.stringify(body.mac) ?? "missing"}) must be a MAC or "all"`,
+      );
+    }
+    body.mac = mac;
+  }
+  return body;
+}
+
+function mentions(e: EventRecord, id: string): boolean {
+  const f = e.fields;
+  return f.peer === id || f.server === id ||
+    (typeof f.clients === "string" && f.clients.split(",").includes(id));
+}
+
+export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.ServeHandlerInfo }> {
+  const app = new Hono<{ Bindings: Deno.ServeHandlerInfo }>();
+  const { core, manifest, manifestBytes } = o;
+  const counters = new RunCounters();
+  core.subscribe((e) => counters.observe(e));
+  const status = () => liveStatus(core, manifest, o.now());
+  const pace = o.sse ?? { minGap: 250, period: 1000 };
+
+  app.get("/api/v1/control", (c) => {
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+      return c.json(
+        { error: "This is the control WebSocket: connect with a WebSocket client" },
+        426,
+      );
+    }
+    const addr = c.env?.remoteAddr as Deno.NetAddr | undefined;
+    const { socket, response } = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 60 });
+    attachControlSocket(core, socket, addr?.hostname ?? "unknown", o.log);
+    return response;
+  });
+
+  app.get("/api/v1/manifest", () =>
+    new Response(manifestBytes as BufferSource, {
+      headers: { "content-type": "application/json", "x-cascade-image": core.config.imageId },
+    }));
+
+  app.get("/api/v1/image", (c) =>
+    c.json({
+      id: core.config.imageId,
+      name: manifest.name,
+      size: manifest.size,
+      chunkSize: manifest.chunkSize,
+      chunks: manifest.chunks.length,
+      zeroChunks: manifest.chunks.filter((ch) => ch.zero).length,
+      md5: manifest.md5,
+      sha256: manifest.sha256,
+    }));
+
+  app.get("/api/v1/status", (c) => c.json(status()));
+
+  app.get("/api/v1/peers/:id", (c) => {
+    const id = c.req.param("id");
+    const peer = status().peers.find((p) => p.id === id);
+    if (!peer) return c.json({ error: `No peer "${id}" in this run` }, 404);
+    return c.json({ peer, events: core.events.filter((e) => mentions(e, id)) });
+  });
+
+  // Server-sent events: a snapshot at once, then after events (at most one per minGap) and at
+  // least once per period (progress is not an event, and it doubles as the heartbeat). The
+  // stream ends with the run, so that it never holds up the server's shutdown.
+  app.get("/api/v1/events", (c) => {
+    const view = c.req.query("view");
+    if (view !== undefined && view !== "dashboard") {
+      return c.json({ error: `Unknown view "${view}": expected "dashboard" or none` }, 400);
+    }
+    return streamSSE(c, async (stream) => {
+      let dirty = true;
+      let wake: (() => void) | null = null;
+      const unsubscribe = core.subscribe(() => {
+        dirty = true;
+        wake?.();
+      });
+      stream.onAbort(() => wake?.());
+      const sleep = (ms: number) =>
+        new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(timer);
+            wake = null;
+            resolve();
+          };
+          const timer = setTimeout(done, ms);
+          wake = done;
+        });
+      let id = 0;
+      let last = -Infinity;
+      try {
+        while (!stream.aborted && !stream.closed) {
+          const t = performance.now();
+          const due = last + (dirty ? pace.minGap : pace.period);
+          if (t < due) {
+            await sleep(due - t);
+            continue;
+          }
+          dirty = false;
+          last = t;
+          const s = status();
+          await stream.writeSSE(
+            view
+              ? {
+                event: "view",
+                data: JSON.stringify({ title: dashboardTitle(s), html: renderDashboardMain(s) }),
+                id: String(++id),
+                ...(id === 1 ? { retry: 2000 } : {}),
+              }
+              : {
+                event: "status",
+                data: JSON.stringify(s),
+                id: String(++id),
+                ...(id === 1 ? { retry: 2000 } : {}),
+              },
+          );
+          if (s.ended) {
+            await stream.writeSSE({ event: "end", data: JSON.stringify({ reason: s.ended }) });
+            break;
+          }
+        }
+      } finally {
+        unsubscribe();
+      }
+    });
+  });
+
+  app.post("/api/v1/admin/:action", async (c) => {
+    const action = c.req.param("action") as AdminAction;
+    if (!ADMIN_ACTIONS.includes(action)) {
+      return c.json(
+        { error: `No admin action "${action}": expected ${ADMIN_ACTIONS.join(", ")}` },
+        404,
+      );
+    }
+    const denied = adminDenied(core.config.token, c.req.header("authorization"));
+    if (denied) {
+      if (denied.status === 401) c.header("WWW-Authenticate", 'Bearer realm="cascade"');
+      return c.json({ error: denied.message }, denied.status);
+    }
+    let body: { reason?: string; mac?: string };
+    try {
+      body = parseAdminBody(action, await c.req.text());
+    } catch (err) {
+      return c.json({ error: `Invalid "${action}" request: ${(err as Error).message}` }, 400);
+    }
+    if (action === "reimage") {
+      // Not tied to the run: it changes what PCs boot next time, even between runs.
+      if (!o.reimage) {
+        return c.json(
+          { error: "Re-imaging needs the run history: start without --no-history" },
+          409,
+        );
+      }
+      const forgotten = o.reimage(body.mac!);
+      o.log("admin", { action, mac: body.mac, forgotten });
+      return c.json({ mac: body.mac, forgotten });
+    }
+    if (core.ended) return c.json({ error: `The run has ended: ${core.ended}` }, 409);
+    const paused = () => core.scheduler.snapshot().paused;
+    switch (action) {
+      case "pause":
+        if (!paused()) core.pause(true);
+        break;
+      case "resume":
+        if (paused()) core.pause(false);
+        if (core.draining) core.drain(false);
+        break;
+      case "drain":
+        if (!core.draining) core.drain(true);
+        break;
+      case "end":
+        core.end(body.reason ?? "ended by an admin");
+        break;
+    }
+    o.log("admin", { action, ...body });
+    return c.json({ paused: paused(), draining: core.draining, ended: core.ended });
+  });
+
+  app.get("/metrics", (c) =>
+    c.body(renderMetrics(status(), counters), 200, {
+      "content-type": "text/plain; version=0.0.4; charset=utf-8",
+    }));
+
+  app.get("/", (c) =>
+    c.html(renderDashboardPage(status()), 200, {
+      // Everything the page needs is inline or from this master; the policy keeps it so.
+      "content-security-policy":
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; " +
+        "connect-src 'self'; img-src 'self' data:",
+    }));
+
+  if (o.boot) app.route("/boot", o.boot);
+
+  app.notFound((c) => c.json({ error: `No such route: ${c.req.method} ${c.req.path}` }, 404));
+  app.onError((err, c) => {
+    o.log("http-error", { path: c.req.path, error: err.message });
+    return c.json({ error: "Internal error in the master; see its log" }, 500);
+  });
+  return app;
+}

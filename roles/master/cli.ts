@@ -1,0 +1,190 @@
+// `cascade master`: run the master until the run ends (--expect N reached, Ctrl-C or SIGTERM),
+// then print the summary table.
+import { dirname, join, resolve } from "node:path";
+import {
+  type CommandSpec,
+  parseCommand,
+  requireOption,
+  UsageError,
+} from "../../imagetools/kit/cli_kit.ts";
+import { type Logger, makeLogger } from "../../imagetools/kit/log.ts";
+import { parseCount, parseDuration } from "../../imagetools/kit/units.ts";
+import { type History, HISTORY_FILE, openHistory } from "./history.ts";
+import { normalizeMac } from "../../netboot/boot_routes.ts";
+import { lanUrls, machineInterfaces } from "./listen_urls.ts";
+import { startMaster } from "./run.ts";
+import type { Mode } from "../protocol/control.ts";
+import { summaryTable } from "./status.ts";
+
+export const masterSpec: CommandSpec = {
+  name: "master",
+  summary: "pair waiting clients with servers, serve status, dashboard and boot files",
+  usage: "--slices DIR [options]",
+  options: {
+    slices: {
+      type: "string",
+      arg: "DIR",
+      help: "Slices folder (or manifest) of the image to deploy",
+      env: "CASCADE_SLICES",
+    },
+    port: { type: "string", arg: "P", help: "HTTP port", default: "8080", env: "CASCADE_PORT" },
+    host: {
+      type: "string",
+      arg: "ADDR",
+      help: "Address to listen on",
+      default: "0.0.0.0",
+      env: "CASCADE_HOST",
+    },
+    mode: {
+      type: "string",
+      arg: "MODE",
+      help: "relay (serve each chunk once verified) or classic (the seed's scheme)",
+      default: "relay",
+      env: "CASCADE_MODE",
+    },
+    linger: {
+      type: "string",
+      arg: "S",
+      help: "Seconds a short batch waits before it goes out partial",
+      default: "10",
+      env: "CASCADE_LINGER",
+    },
+    fanout: {
+      type: "string",
+      arg: "N",
+      help: "Relay mode: clients per server at once (1 = a chain, best on switched ports)",
+      default: "1",
+      env: "CASCADE_FANOUT",
+    },
+    expect: {
+      type: "string",
+      arg: "N",
+      help: "End the run once N clients have verified their disks",
+      env: "CASCADE_EXPECT",
+    },
+    token: {
+      type: "string",
+      arg: "T",
+      help: "Lab token that servers and admin actions must present",
+      env: "CASCADE_TOKEN",
+    },
+    history: {
+      type: "string",
+      arg: "FILE",
+      help: `Run history database (default: ${HISTORY_FILE} beside the slices folder)`,
+      env: "CASCADE_HISTORY",
+    },
+    "no-history": { type: "boolean", help: "Keep no run history" },
+    netboot: {
+      type: "string",
+      arg: "DIR",
+      help: "Serve this build-netboot output under /boot (PCs PXE-boot into the client)",
+      env: "CASCADE_NETBOOT",
+    },
+    "public-url": {
+      type: "string",
+      arg: "URL",
+      help: "The master's URL as lab PCs reach it (default: the build's --master)",
+      env: "CASCADE_PUBLIC_URL",
+    },
+    reimage: {
+      type: "string",
+      arg: "MACS",
+      help: 'Image these PCs again at their next netboot (comma-separated MACs, or "all")',
+    },
+    "status-file": {
+      type: "string",
+      arg: "FILE",
+      help: "Write the final status (JSON) here when the run ends",
+    },
+  },
+  notes: [
+    "The run ends when --expect PCs are verified, or on Ctrl-C / SIGTERM; every peer is told,",
+    "and a table of PCs, results, times and servers is printed.",
+  ],
+};
+
+export function parseMode(text: string): Mode {
+  if (text !== "classic" && text !== "relay") {
+    throw new UsageError(`Invalid --mode "${text}": expected "relay" or "classic"`);
+  }
+  return text;
+}
+
+export async function main(args: string[]): Promise<number> {
+  const p = parseCommand(masterSpec, args);
+  if (!p) return 0;
+  const slices = requireOption(masterSpec, p, "slices");
+  const v = p.values as Record<string, string | undefined>;
+  const log = makeLogger("master");
+  const history = p.values["no-history"]
+    ? undefined
+    : await openMasterHistory(slices, v.history, log);
+  if (v.reimage !== undefined) {
+    if (!history) throw new UsageError("--reimage needs the run history (drop --no-history)");
+    for (const item of v.reimage.split(",")) {
+      const mac = item.trim() === "all" ? "all" : normalizeMac(item.trim());
+      if (!mac) throw new UsageError(`Invalid --reimage "${item}": expected MACs or "all"`);
+      log("reimage", { mac, forgotten: history.forgetImaged(mac) });
+    }
+  }
+  const master = await startMaster({
+    slices,
+    hostname: v.host,
+    port: parseCount(v.port!, "--port", 0, 65535),
+    mode: parseMode(v.mode!),
+    linger: parseDuration(v.linger!, "--linger"),
+    fanout: parseCount(v.fanout!, "--fanout", 1, 64),
+    expect: v.expect !== undefined ? parseCount(v.expect, "--expect", 1, 100000) : undefined,
+    token: v.token,
+    log,
+    history,
+    netboot: v.netboot ? { dir: v.netboot, publicUrl: v["public-url"] } : undefined,
+  }).catch((err) => {
+    history?.close();
+    throw err;
+  });
+  console.error(`Cascade master on ${master.url} (image ${master.imageId})`);
+  const lan = lanUrls(v.host!, master.port, machineInterfaces());
+  if (lan.length) console.error(`Lab PCs and browsers reach it at ${lan.join(", ")}`);
+  const stop = (signal: string) => master.core.end(`stopped by ${signal}`);
+  const onInt = () => stop("SIGINT");
+  const onTerm = () => stop("SIGTERM");
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
+  const reason = await master.ended;
+  await master.shutdown(reason);
+  Deno.removeSignalListener("SIGINT", onInt);
+  Deno.removeSignalListener("SIGTERM", onTerm);
+  history?.close();
+  const status = master.status();
+  if (v["status-file"]) {
+    // Written under a temporary name and renamed, so a reader never sees half a file.
+    const tmp = `${v["status-file"]}.tmp`;
+    await Deno.writeTextFile(tmp, JSON.stringify(status, null, 2) + "\n");
+    await Deno.rename(tmp, v["status-file"]);
+  }
+  console.log(summaryTable(status));
+  return 0;
+}
+
+/**
+ * The run history: --history FILE must open; the default (beside the slices folder, where a
+ * lab keeps its images) is best effort, since a read-only folder must not stop a run.
+ */
+async function openMasterHistory(
+  slices: string,
+  given: string | undefined,
+  log: Logger,
+): Promise<History | undefined> {
+  if (given !== undefined) return openHistory(given);
+  const info = await Deno.stat(slices).catch(() => null);
+  const folder = info?.isFile ? dirname(dirname(resolve(slices))) : dirname(resolve(slices));
+  const path = join(folder, HISTORY_FILE);
+  try {
+    return openHistory(path);
+  } catch (err) {
+    log("history-off", { path, error: (err as Error).message });
+    return undefined;
+  }
+}

@@ -1,0 +1,487 @@
+// The master's brain: peers, their states and the scheduler, driven by validated control
+// messages. No sockets and no clock: the I/O shell (master_app.ts) injects `now`, `send`,
+// `close` and `log`, so the whole run can be replayed in tests.
+import type { Logger } from "../../imagetools/kit/log.ts";
+import type {
+  HelloMessage,
+  MasterMessage,
+  Mode,
+  PeerMessage,
+  PeerRole,
+} from "../protocol/control.ts";
+import { type Decision, Scheduler, type SchedulerEvent } from "./scheduler.ts";
+
+export type PeerState =
+  /** Netboot: asked for its boot script, has not said hello yet. */
+  | "booting"
+  | "waiting"
+  | "receiving"
+  | "verifying"
+  | "serving"
+  | "done"
+  | "failed"
+  | "left";
+
+export interface PeerFailure {
+  at: number;
+  reason: string;
+  detail: string;
+  server?: string;
+}
+
+export interface PeerRecord {
+  id: string;
+  role: PeerRole;
+  name: string;
+  mac?: string;
+  address: string;
+  url?: string;
+  capacity: number;
+  state: PeerState;
+  /** Chunks verified, and of how many. */
+  held: number;
+  total: number;
+  bytes: number;
+  rate: number;
+  /** The server this client fetches from now. */
+  server?: string;
+  /** Every server that served this client, in order. */
+  servedBy: string[];
+  /** Clients this peer is serving now. */
+  serving: string[];
+  joinedAt: number;
+  assignedAt?: number;
+  receivedAt?: number;
+  doneAt?: number;
+  verified: boolean;
+  failures: PeerFailure[];
+  connected: boolean;
+  /** Bytes this peer served, as its clients reported them in "progress" (for /metrics). */
+  served?: number;
+}
+
+export interface MasterConfig {
+  mode: Mode;
+  linger: number;
+  /** Relay mode: clients per relay (and per server). See scheduler.ts for why 1. */
+  fanout: number;
+  imageId: string;
+  totalChunks: number;
+  imageBytes: number;
+  /** End the run once this many clients have verified their disks. */
+  expect?: number;
+  token?: string;
+}
+
+export interface MasterIo {
+  now(): number;
+  send(session: SessionKey, msg: MasterMessage): void;
+  close(session: SessionKey, code: number, reason: string): void;
+  log: Logger;
+  /** Called once when the run ends (expect reached or end() called). */
+  onEnd?(reason: string): void;
+}
+
+/** Opaque per-connection key: the shell passes whatever identifies a WebSocket. */
+export type SessionKey = object;
+
+export interface EventRecord {
+  at: number;
+  event: string;
+  fields: Record<string, string | number | boolean | undefined>;
+}
+
+export class MasterCore {
+  readonly config: MasterConfig;
+  readonly peers = new Map<string, PeerRecord>();
+  readonly scheduler: Scheduler;
+  /** Recent events, newest last (for the status page). */
+  readonly events: EventRecord[] = [];
+  ended: string | null = null;
+  /** Draining: no new clients are admitted (known ones may reconnect); see drain(). */
+  draining = false;
+  readonly startedAt: number;
+  #io: MasterIo;
+  #sessions = new Map<SessionKey, { address: string; peer?: string }>();
+  #bySession = new Map<string, SessionKey>();
+  #listeners = new Set<(e: EventRecord) => void>();
+
+  constructor(config: MasterConfig, io: MasterIo) {
+    this.config = config;
+    this.#io = io;
+    this.startedAt = io.now();
+    this.scheduler = new Scheduler({
+      linger: config.linger,
+      mode: config.mode,
+      relayCapacity: config.fanout,
+    });
+  }
+
+  /** Subscribe to events (dashboard SSE); returns an unsubscribe function. */
+  subscribe(fn: (e: EventRecord) => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  #event(event: string, fields: EventRecord["fields"] = {}) {
+    const rec = { at: this.#io.now(), event, fields };
+    this.events.push(rec);
+    if (this.events.length > 500) this.events.shift();
+    this.#io.log(event, fields);
+    for (const fn of this.#listeners) fn(rec);
+  }
+
+  connect(session: SessionKey, address: string) {
+    this.#sessions.set(session, { address });
+  }
+
+  /** A message failed validation: answer with an error and close that session only. */
+  reject(session: SessionKey, message: string) {
+    const s = this.#sessions.get(session);
+    this.#event("protocol-error", { peer: s?.peer, address: s?.address, error: message });
+    this.#io.send(session, { type: "error", message });
+    this.#io.close(session, 1008, message.slice(0, 120));
+  }
+
+  message(session: SessionKey, msg: PeerMessage) {
+    const s = this.#sessions.get(session);
+    if (!s) return;
+    if (this.ended) {
+      this.#io.send(session, { type: "end", reason: this.ended });
+      return;
+    }
+    if (msg.type === "hello") {
+      if (s.peer) {
+        return this.reject(session, 'Unexpected "hello": this session already said hello');
+      }
+      return this.#hello(session, s.address, msg);
+    }
+    const peer = s.peer ? this.peers.get(s.peer) : undefined;
+    if (!peer) return this.reject(session, `Unexpected "${msg.type}" before "hello"`);
+    const now = this.#io.now();
+    switch (msg.type) {
+      case "progress":
+        if (msg.held > peer.total) {
+          return this.reject(
+            session,
+            `Invalid "progress": held ${msg.held} > ${peer.total} chunks`,
+          );
+        }
+        peer.held = msg.held;
+        if (peer.server && msg.bytes > peer.bytes) {
+          const server = this.peers.get(peer.server);
+          if (server) server.served = (server.served ?? 0) + msg.bytes - peer.bytes;
+        }
+        peer.bytes = msg.bytes;
+        peer.rate = msg.rate;
+        return;
+      case "received":
+        if (peer.role !== "client" || peer.state !== "receiving") {
+          return this.reject(session, `Unexpected "received" from ${peer.state} peer "${peer.id}"`);
+        }
+        peer.state = "verifying";
+        peer.held = peer.total;
+        peer.receivedAt = now;
+        peer.server = undefined;
+        this.#event("received", { peer: peer.id, seconds: round(now - (peer.assignedAt ?? now)) });
+        return this.#apply({ type: "client-received", id: peer.id, at: now });
+      case "verified":
+        if (peer.role !== "client" || peer.state !== "verifying") {
+          return this.reject(session, `Unexpected "verified" from ${peer.state} peer "${peer.id}"`);
+        }
+        if (msg.ok) return this.#verified(peer, now, msg.seconds);
+        peer.state = "waiting";
+        peer.held = Math.max(0, peer.total - msg.bad.length);
+        peer.failures.push({
+          at: now,
+          reason: "read-back",
+          detail: `${msg.bad.length} chunk(s) failed the read-back check: ${
+            msg.bad.slice(0, 10).join(", ")
+          }`,
+        });
+        this.#event("verify-failed", { peer: peer.id, bad: msg.bad.length });
+        return this.#apply({ type: "client-ready", id: peer.id, at: now });
+      case "failed": {
+        if (peer.role !== "client" || peer.verified) {
+          return this.reject(session, `Unexpected "failed" from ${peer.state} peer "${peer.id}"`);
+        }
+        peer.failures.push({ at: now, reason: msg.reason, detail: msg.detail, server: msg.server });
+        // Stale: the master already moved this client on (its server left), so only record it.
+        if (peer.state !== "receiving" || peer.server !== msg.server) {
+          this.#event("client-failed", { peer: peer.id, server: msg.server, reason: msg.reason });
+          return;
+        }
+        peer.state = "waiting";
+        peer.server = undefined;
+        this.#event("client-failed", {
+          peer: peer.id,
+          server: msg.server,
+          reason: msg.reason,
+          detail: msg.detail,
+        });
+        return this.#apply({ type: "client-failed", id: peer.id, at: now, reason: msg.reason });
+      }
+    }
+  }
+
+  #hello(session: SessionKey, address: string, msg: HelloMessage) {
+    const { config } = this;
+    if (config.token !== undefined && msg.token !== config.token) {
+      return this.reject(
+        session,
+        msg.token === undefined ? "This master needs the lab token" : "Wrong lab token",
+      );
+    }
+    if (msg.imageId !== config.imageId) {
+      return this.reject(
+        session,
+        `Peer holds image "${msg.imageId.slice(0, 12)}" but this master serves "${
+          config.imageId.slice(0, 12)
+        }"`,
+      );
+    }
+    if (msg.held > config.totalChunks) {
+      return this.reject(session, `Invalid "hello": held ${msg.held} > ${config.totalChunks}`);
+    }
+    if (this.draining && msg.role === "client" && !this.peers.has(msg.name)) {
+      return this.reject(session, "This run is draining: the master admits no new clients");
+    }
+    const now = this.#io.now();
+    // The PC that was booting has come up: its hello replaces the booting placeholder. A hello
+    // without a MAC takes the MAC of the placeholder that booted from the same address.
+    let mac = msg.mac;
+    if (!mac && msg.role === "client") {
+      mac = [...this.peers.values()].find((p) => p.state === "booting" && p.address === address)
+        ?.mac;
+    }
+    if (mac && this.peers.get(mac)?.state === "booting") this.peers.delete(mac);
+    const id = this.#uniqueId(msg.name);
+    const host = address.includes(":") ? `[${address}]` : address;
+    const url = msg.url ?? (msg.port ? `http://${host}:${msg.port}` : undefined);
+    const complete = msg.complete || msg.role !== "client";
+    const previous = this.peers.get(id);
+    const peer: PeerRecord = {
+      id,
+      role: msg.role,
+      name: msg.name,
+      mac,
+      address,
+      url,
+      capacity: msg.capacity,
+      state: complete ? "serving" : "waiting",
+      held: complete ? config.totalChunks : msg.held,
+      total: config.totalChunks,
+      bytes: 0,
+      rate: 0,
+      servedBy: previous?.servedBy ?? [],
+      serving: [],
+      joinedAt: previous?.joinedAt ?? now,
+      verified: complete && msg.role === "client" ? true : (previous?.verified ?? false),
+      failures: previous?.failures ?? [],
+      connected: true,
+    };
+    if (msg.role === "client" && complete) peer.doneAt = previous?.doneAt ?? now;
+    this.peers.set(id, peer);
+    const s = this.#sessions.get(session)!;
+    s.peer = id;
+    this.#bySession.set(id, session);
+    this.#io.send(session, {
+      type: "welcome",
+      id,
+      mode: config.mode,
+      imageId: config.imageId,
+      address,
+    });
+    this.#event("join", { peer: id, role: msg.role, address, url, held: peer.held, complete });
+    if (complete) {
+      this.#apply({
+        type: "server-ready",
+        id,
+        capacity: this.#capacity(msg.capacity),
+        kind: msg.role === "fake" ? "fake" : "server",
+        at: now,
+      });
+    } else {
+      this.#apply({ type: "client-ready", id, at: now });
+    }
+    this.#checkExpect();
+  }
+
+  /** In relay mode every server's fan-out is capped (a chain uses each port fully). */
+  #capacity(announced: number) {
+    return this.config.mode === "relay" ? Math.min(announced, this.config.fanout) : announced;
+  }
+
+  #uniqueId(name: string): string {
+    const taken = (id: string) => this.peers.get(id)?.connected;
+    if (!taken(name)) return name;
+    for (let i = 2;; i++) if (!taken(`${name}-${i}`)) return `${name}-${i}`;
+  }
+
+  #verified(peer: PeerRecord, now: number, seconds: number) {
+    peer.verified = true;
+    peer.doneAt = now;
+    peer.state = "serving";
+    this.#event("verified", {
+      peer: peer.id,
+      seconds: round(now - peer.joinedAt),
+      readback: round(seconds),
+      servedBy: peer.servedBy.join(","),
+    });
+    // Classic: only now does the PC serve. Relay: it has been in the server queue all along.
+    if (this.config.mode === "classic") {
+      this.#apply({
+        type: "server-ready",
+        id: peer.id,
+        capacity: peer.capacity,
+        kind: "server",
+        at: now,
+      });
+    }
+    this.#checkExpect();
+  }
+
+  #checkExpect() {
+    const { expect } = this.config;
+    if (expect === undefined || this.ended) return;
+    const done = [...this.peers.values()].filter((p) => p.role === "client" && p.verified).length;
+    if (done >= expect) this.end(`all ${expect} expected PCs verified`);
+  }
+
+  disconnect(session: SessionKey) {
+    const s = this.#sessions.get(session);
+    this.#sessions.delete(session);
+    if (!s?.peer) return;
+    if (this.#bySession.get(s.peer) !== session) return;
+    this.#bySession.delete(s.peer);
+    const peer = this.peers.get(s.peer);
+    if (!peer) return;
+    peer.connected = false;
+    if (this.ended) return;
+    const was = peer.state;
+    // A verified PC that leaves (its after action is reboot or poweroff) is done, not lost.
+    if (peer.role === "client" && peer.verified) peer.state = "done";
+    else if (peer.role === "client" || peer.state === "serving") peer.state = "left";
+    this.#event("leave", { peer: peer.id, was });
+    this.#apply({ type: "leave", id: peer.id, at: this.#io.now() });
+  }
+
+  tick() {
+    if (!this.ended) this.#apply({ type: "tick", at: this.#io.now() });
+  }
+
+  pause(paused: boolean) {
+    this.#apply({ type: paused ? "pause" : "resume", at: this.#io.now() });
+    this.#event(paused ? "paused" : "resumed");
+  }
+
+  /** Drain: refuse hellos from clients this run has not seen (servers are still welcome). */
+  drain(on: boolean) {
+    this.draining = on;
+    this.#event(on ? "draining" : "admitting");
+  }
+
+  /** Netboot: a PC asked for its boot script. Shown as "booting" until its hello. */
+  booting(mac: string, address: string) {
+    const known = [...this.peers.values()].some((p) => p.mac === mac && p.connected);
+    if (known || this.ended) return;
+    const now = this.#io.now();
+    this.peers.set(mac, {
+      id: mac,
+      role: "client",
+      name: mac,
+      mac,
+      address,
+      capacity: 0,
+      state: "booting",
+      held: 0,
+      total: this.config.totalChunks,
+      bytes: 0,
+      rate: 0,
+      servedBy: [],
+      serving: [],
+      joinedAt: now,
+      verified: false,
+      failures: [],
+      connected: false,
+    });
+    this.#event("booting", { peer: mac, address });
+  }
+
+  end(reason: string) {
+    if (this.ended) return;
+    this.ended = reason;
+    for (const p of this.peers.values()) {
+      if (p.connected && (p.state === "serving" || p.verified)) p.state = "done";
+    }
+    this.#event("end", { reason });
+    for (const session of this.#bySession.values()) this.#io.send(session, { type: "end", reason });
+    for (const [session, s] of this.#sessions) {
+      if (!s.peer) this.#io.send(session, { type: "end", reason });
+    }
+    this.#io.onEnd?.(reason);
+  }
+
+  #apply(event: SchedulerEvent) {
+    for (const d of this.scheduler.apply(event)) this.#decide(d);
+  }
+
+  #decide(d: Decision) {
+    switch (d.type) {
+      case "assign": {
+        const server = this.peers.get(d.server);
+        if (!server?.url) return; // cannot happen: servers join with a URL
+        server.serving = [...d.clients];
+        if (server.role === "client" && server.verified) server.state = "serving";
+        this.#send(server.id, { type: "serve", clients: d.clients });
+        for (const id of d.clients) {
+          const c = this.peers.get(id);
+          if (!c) continue;
+          c.state = "receiving";
+          c.server = server.id;
+          c.servedBy.push(server.id);
+          c.assignedAt = d.at;
+          this.#send(id, { type: "assign", server: { id: server.id, url: server.url } });
+        }
+        this.#event("assign", {
+          server: server.id,
+          clients: d.clients.join(","),
+          partial: d.partial,
+        });
+        return;
+      }
+      case "batch-done": {
+        const server = this.peers.get(d.server);
+        if (server) server.serving = [];
+        this.#event("batch-done", { server: d.server });
+        return;
+      }
+      case "requeued": {
+        const c = this.peers.get(d.client);
+        if (c && c.state === "receiving") {
+          c.state = "waiting";
+          c.server = undefined;
+        }
+        this.#event("requeued", { peer: d.client, reason: d.reason });
+        return;
+      }
+      case "rejected":
+        this.#event("scheduler-rejected", { event: d.event.type, reason: d.reason });
+        return;
+    }
+  }
+
+  #send(peerId: string, msg: MasterMessage) {
+    const session = this.#bySession.get(peerId);
+    if (session) this.#io.send(session, msg);
+  }
+
+  /** Earliest time the shell should call tick(), or null. */
+  nextDeadline(): number | null {
+    return this.scheduler.nextDeadline();
+  }
+}
+
+function round(n: number) {
+  return Math.round(n * 100) / 100;
+}

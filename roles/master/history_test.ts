@@ -1,0 +1,232 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { type HistoryPc, openHistory, recordRun } from "./history.ts";
+import { renderRun, renderRuns } from "./history_cli.ts";
+import { run } from "../../cascade.ts";
+import { coreHarness, IMAGE_ID, playSample } from "./testkit.ts";
+
+/** 2026-11-26 09:00:00 UTC at core time 1000 s (the testkit's start). */
+const T0 = Date.UTC(2026, 10, 26, 9, 0, 0);
+const toWall = (at: number) => T0 + (at - 1000) * 1000;
+const utc = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace("T", " ");
+
+async function withDir(fn: (dir: string) => Promise<void> | void) {
+  const dir = await Deno.makeTempDir({ prefix: "cascade-history-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** The sample run recorded into `path`, ended 3 s after the sample's last step. */
+function recordSample(path: string) {
+  const h = coreHarness({ expect: 8 });
+  const history = openHistory(path);
+  const logs: string[] = [];
+  recordRun(history, h.core, {
+    imageName: "lab-2026.img",
+    toWall,
+    log: (e, f) => logs.push(`${e} ${JSON.stringify(f)}`),
+  });
+  playSample(h);
+  h.time.now += 3;
+  h.core.end("stopped for the test");
+  return { h, history, logs };
+}
+
+function pc(peer: string, o: Partial<HistoryPc>): HistoryPc {
+  return {
+    runId: 1,
+    peer,
+    mac: null,
+    address: `10.0.1.${peer.slice(-1)}`,
+    imageId: IMAGE_ID,
+    startedAt: T0 + 3000,
+    endedAt: null,
+    bytes: 0,
+    verified: false,
+    readbackSeconds: null,
+    servedBy: [],
+    state: "receiving",
+    failures: [],
+    ...o,
+  };
+}
+
+Deno.test("history: a run, each PC's result and its failures, as they happened", async () => {
+  await withDir((dir) => {
+    const { history } = recordSample(join(dir, "h.sqlite"));
+    try {
+      assert.deepEqual(history.runs(), [{
+        id: 1,
+        startedAt: T0,
+        endedAt: T0 + 45_000,
+        endReason: "stopped for the test",
+        imageId: IMAGE_ID,
+        imageName: "lab-2026.img",
+        mode: "classic",
+        expect: 8,
+        pcs: 7,
+        verified: 1,
+      }]);
+      const MiB = 1024 * 1024;
+      assert.deepEqual(history.pcs(1), [
+        pc("pc-01", {
+          mac: "52:54:00:00:01:01",
+          startedAt: T0 + 1000,
+          endedAt: T0 + 13_000,
+          bytes: 64 * MiB,
+          verified: true,
+          readbackSeconds: 1.2,
+          servedBy: ["fake-server"],
+          state: "done",
+        }),
+        pc("pc-02", {
+          mac: "52:54:00:00:01:02",
+          startedAt: T0 + 1000,
+          bytes: 64 * MiB,
+          servedBy: ["fake-server"],
+          state: "verifying",
+        }),
+        pc("pc-03", { bytes: 48 * MiB, servedBy: ["pc-01"] }),
+        pc("pc-04", { bytes: 30 * MiB, servedBy: ["pc-01"] }),
+        pc("pc-05", { bytes: 9 * MiB, servedBy: ["pc-01"] }),
+        pc("pc-07", {
+          endedAt: T0 + 37_000,
+          servedBy: ["fake-server", "fake-server"],
+          state: "left",
+          failures: [{
+            at: T0 + 36_000,
+            reason: "bad-chunk",
+            detail: 'Chunk 12 failed its SHA-256 check from "fake-server"',
+            server: "fake-server",
+          }],
+        }),
+        pc("pc-06", { startedAt: T0 + 38_000, state: "waiting" }),
+      ]);
+    } finally {
+      history.close();
+    }
+  });
+});
+
+Deno.test("history: survives the master: reopened, the old run is there and a new one follows", async () => {
+  await withDir((dir) => {
+    const path = join(dir, "h.sqlite");
+    recordSample(path).history.close();
+    const again = recordSample(path);
+    again.history.close();
+    const reader = openHistory(path, { readOnly: true });
+    try {
+      assert.deepEqual(reader.runs().map((r) => [r.id, r.pcs, r.verified]), [[2, 7, 1], [1, 7, 1]]);
+      assert.equal(reader.pcs(1).length, 7);
+      assert.equal(reader.run(1)?.endReason, "stopped for the test");
+      assert.equal(reader.run(3), undefined);
+    } finally {
+      reader.close();
+    }
+  });
+});
+
+Deno.test("history: a history that cannot be written is logged once and never stops the run", async () => {
+  await withDir((dir) => {
+    const h = coreHarness({ expect: 8 });
+    const history = openHistory(join(dir, "h.sqlite"));
+    const logs: string[] = [];
+    recordRun(history, h.core, { imageName: "x", toWall, log: (e) => logs.push(e) });
+    history.close(); // the disk went away
+    playSample(h);
+    h.core.end("done");
+    assert.deepEqual(logs, ["history", "history-error"]);
+    assert.equal(h.core.peers.get("pc-01")?.state, "done");
+  });
+});
+
+Deno.test("history: a file that is not a database is a clear error", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "notes.txt");
+    await Deno.writeTextFile(path, "not sqlite at all, just some text ".repeat(100));
+    assert.throws(() => openHistory(path), /^Error: Cannot open the run history ".*notes\.txt": /);
+  });
+});
+
+Deno.test("history: the printed runs and a run's PCs", async () => {
+  await withDir((dir) => {
+    const { history } = recordSample(join(dir, "h.sqlite"));
+    try {
+      assert.equal(
+        renderRuns(history.runs(), utc),
+        [
+          "run  started              time  image                        mode     verified  end",
+          "---  -------------------  ----  ---------------------------  -------  --------  --------------------",
+          "1    2026-11-26 09:00:00  45s   lab-2026.img (abababababab)  classic  1/7       stopped for the test",
+        ].join("\n"),
+      );
+      assert.equal(
+        renderRun(history.runs()[0], history.pcs(1), utc),
+        [
+          'Run 1: "lab-2026.img" (abababababab), classic mode, started 2026-11-26 09:00:00, ' +
+          "1 of 7 PCs verified; ended after 45s: stopped for the test",
+          "",
+          "PC     address   MAC                started   time  bytes     verified        served by                  failures",
+          "-----  --------  -----------------  --------  ----  --------  --------------  -------------------------  --------",
+          "pc-01  10.0.1.1  52:54:00:00:01:01  09:00:01  12s   64.0 MiB  yes             fake-server                0",
+          "pc-02  10.0.1.2  52:54:00:00:01:02  09:00:01  -     64.0 MiB  NO (verifying)  fake-server                0",
+          "pc-03  10.0.1.3  -                  09:00:03  -     48.0 MiB  NO (receiving)  pc-01                      0",
+          "pc-04  10.0.1.4  -                  09:00:03  -     30.0 MiB  NO (receiving)  pc-01                      0",
+          "pc-05  10.0.1.5  -                  09:00:03  -     9.0 MiB   NO (receiving)  pc-01                      0",
+          "pc-07  10.0.1.7  -                  09:00:03  34s   0 B       NO (left)       fake-server > fake-server  1",
+          "pc-06  10.0.1.6  -                  09:00:38  -     0 B       NO (waiting)    -                          0",
+          "",
+          "Failures:",
+          '  09:00:36  pc-07: bad-chunk (server fake-server): Chunk 12 failed its SHA-256 check from "fake-server"',
+        ].join("\n"),
+      );
+      assert.equal(renderRuns([]), "No runs recorded yet.");
+    } finally {
+      history.close();
+    }
+  });
+});
+
+Deno.test("cascade history: --json, --run, and a missing database", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "h.sqlite");
+    recordSample(path).history.close();
+    const out: string[] = [];
+    const err: string[] = [];
+    const { log, error } = console;
+    console.log = (s: string) => out.push(s);
+    console.error = (s: string) => err.push(s);
+    try {
+      assert.equal(await run(["history", "--db", path, "--json", "--run", "1"]), 0);
+      const json = JSON.parse(out.join("\n"));
+      assert.equal(json.run.endReason, "stopped for the test");
+      assert.deepEqual(json.pcs.map((p: HistoryPc) => p.peer), [
+        "pc-01",
+        "pc-02",
+        "pc-03",
+        "pc-04",
+        "pc-05",
+        "pc-07",
+        "pc-06",
+      ]);
+      out.length = 0;
+      assert.equal(await run(["history", "--db", path]), 0);
+      assert.ok(out.join("\n").startsWith("run  started"));
+      assert.match(out.join("\n"), /\nRun 1: "lab-2026\.img"/);
+      assert.equal(await run(["history", "--db", path, "--run", "7"]), 2);
+      assert.equal(await run(["history", "--db", join(dir, "none.sqlite")]), 1);
+    } finally {
+      console.log = log;
+      console.error = error;
+    }
+    assert.deepEqual(err, [
+      `cascade history: No run 7 in "${path}"`,
+      `cascade history: No run history at "${
+        join(dir, "none.sqlite")
+      }": the master writes it beside the slices folder (or where --history says); pass --db FILE`,
+    ]);
+  });
+});

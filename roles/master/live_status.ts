@@ -1,0 +1,55 @@
+// What the dashboard, /api/v1/status and /metrics show: the run's status (status.ts) plus the
+// master's admin state, bytes served per peer, the run's ETA and the latest events. Pure.
+import type { Manifest } from "../../imagetools/manifest.ts";
+import type { EventRecord, MasterCore } from "./core.ts";
+import { type PeerStatus, type RunStatus, runStatus } from "./status.ts";
+
+export interface LivePeer extends PeerStatus {
+  /** Bytes this peer served, as its clients reported them. */
+  served: number;
+}
+
+export interface LiveStatus extends RunStatus {
+  peers: LivePeer[];
+  draining: boolean;
+  /** The run ends once this many clients have verified (null: ends by hand). */
+  expect: number | null;
+  /** Seconds until every known client is imaged, estimated (null: unknown or nothing left). */
+  eta: number | null;
+  /** The latest events, oldest first. */
+  recent: EventRecord[];
+}
+
+/** How many recent events the status carries. */
+export const RECENT_EVENTS = 12;
+
+export function liveStatus(core: MasterCore, manifest: Manifest, now: number): LiveStatus {
+  const base = runStatus(core, manifest, now);
+  const peers = base.peers.map((p) => ({ ...p, served: core.peers.get(p.id)?.served ?? 0 }));
+  return {
+    ...base,
+    peers,
+    draining: core.draining,
+    expect: core.config.expect ?? null,
+    eta: runEta(base),
+    recent: core.events.slice(-RECENT_EVENTS),
+  };
+}
+
+/**
+ * The run's ETA: the slowest receiving PC, or all bytes still missing over the room's current
+ * total rate when that is later (it counts waiting PCs too). An estimate: in a cascade the total
+ * rate grows as PCs start serving, so the figure falls faster than the clock early on.
+ */
+export function runEta(s: RunStatus): number | null {
+  if (s.ended) return null;
+  const open = s.peers.filter((p) =>
+    p.role === "client" && !p.verified && p.state !== "left" && p.state !== "booting"
+  );
+  if (open.length === 0) return null;
+  const rate = open.reduce((n, p) => n + (p.state === "receiving" ? p.rate : 0), 0);
+  if (rate <= 0) return null;
+  const missing = open.reduce((n, p) => n + (p.total - p.held) * s.image.chunkSize, 0);
+  const slowest = Math.max(0, ...open.map((p) => p.eta ?? 0));
+  return Math.max(slowest, missing / rate);
+}

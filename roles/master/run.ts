@@ -1,0 +1,190 @@
+// The master process: load the slices' manifest, run the core behind the Hono app on one port,
+// tick the scheduler's linger deadlines, and end the run cleanly.
+import type { Hono } from "hono";
+import { join } from "node:path";
+import { createBootApp } from "../../netboot/boot_routes.ts";
+import { loadManifest } from "../../imagetools/image_io.ts";
+import type { Logger } from "../../imagetools/kit/log.ts";
+import { MasterCore } from "./core.ts";
+import { httpUrl } from "./listen_urls.ts";
+import { createMasterApp } from "./app.ts";
+import { type History, recordRun } from "./history.ts";
+import type { Mode } from "../protocol/control.ts";
+import { type RunStatus, runStatus } from "./status.ts";
+
+export interface MasterOptions {
+  slices: string;
+  hostname?: string;
+  port?: number;
+  mode: Mode;
+  linger: number;
+  fanout: number;
+  expect?: number;
+  token?: string;
+  log: Logger;
+  /** Record this run (each PC's result) into this history; the caller closes it. */
+  history?: History;
+  /** Serve the netboot files of this `build-netboot` output under /boot. */
+  netboot?: NetbootOptions;
+}
+
+export interface NetbootOptions {
+  /** Output folder of `cascade build-netboot` (vmlinuz, initrd, build.json). */
+  dir: string;
+  /** The master's URL as lab PCs reach it; default: the --master the build was made with. */
+  publicUrl?: string;
+}
+
+/** The settings a netboot build was made with (its build.json). */
+export async function readNetbootBuild(dir: string): Promise<Record<string, unknown>> {
+  const path = join(dir, "build.json");
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch (cause) {
+    throw new Error(
+      `Cannot use netboot folder "${dir}": no readable "${path}" (build it with: deno task build-netboot --master URL --out ${dir})`,
+      { cause },
+    );
+  }
+}
+
+function bootApp(
+  n: NetbootOptions,
+  build: Record<string, unknown>,
+  imageId: string,
+  core: MasterCore,
+  token: string | undefined,
+  history: History | undefined,
+): Hono {
+  const masterUrl = n.publicUrl ?? (typeof build.master === "string" ? build.master : undefined);
+  if (!masterUrl) {
+    throw new Error(`Cannot serve netboot files from "${n.dir}": give --public-url`);
+  }
+  return createBootApp({
+    dir: n.dir,
+    masterUrl,
+    imageId,
+    // A PC imaged and verified with this image boots its own disk until an admin re-images it.
+    shouldImage: (mac) => history?.imagedWith(mac) !== imageId,
+    onBootRequest: (mac, ip) => core.booting(mac, ip ?? "unknown"),
+    token,
+    target: typeof build.target === "string" ? build.target : "/dev/sda",
+    after: typeof build.after === "string" ? build.after : "serve",
+  });
+}
+
+export interface RunningMaster {
+  url: string;
+  port: number;
+  imageId: string;
+  core: MasterCore;
+  status(): RunStatus;
+  /** Resolves with the reason once the run has ended. */
+  ended: Promise<string>;
+  /** End the run (if not yet), let peers hear it, stop serving. */
+  shutdown(reason?: string): Promise<void>;
+}
+
+const now = () => performance.now() / 1000;
+
+export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
+  const loaded = await loadManifest(o.slices);
+  let resolveEnded!: (r: string) => void;
+  const ended = new Promise<string>((r) => (resolveEnded = r));
+  const core: MasterCore = new MasterCore({
+    mode: o.mode,
+    linger: o.linger,
+    fanout: o.fanout,
+    imageId: loaded.imageId,
+    totalChunks: loaded.manifest.chunks.length,
+    imageBytes: loaded.manifest.size,
+    expect: o.expect,
+    token: o.token,
+  }, {
+    now,
+    send(session, msg) {
+      const ws = session as WebSocket;
+      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
+    },
+    close(session, code, reason) {
+      const ws = session as WebSocket;
+      try {
+        ws.close(code, reason);
+      } catch { /* already closing */ }
+    },
+    log: o.log,
+    onEnd: (reason) => resolveEnded(reason),
+  });
+
+  // The core's clock is performance.now() in seconds: wall time is the time origin plus that.
+  const stopRecording = o.history
+    ? recordRun(o.history, core, {
+      imageName: loaded.manifest.name,
+      toWall: (at) => performance.timeOrigin + at * 1000,
+      log: o.log,
+    })
+    : () => {};
+  const app = createMasterApp({
+    core,
+    manifest: loaded.manifest,
+    manifestBytes: loaded.bytes,
+    log: o.log,
+    now,
+    boot: o.netboot
+      ? bootApp(
+        o.netboot,
+        await readNetbootBuild(o.netboot.dir),
+        loaded.imageId,
+        core,
+        o.token,
+        o.history,
+      )
+      : undefined,
+    reimage: o.history ? (mac) => o.history!.forgetImaged(mac) : undefined,
+  });
+
+  // Linger needs a clock: wake at the scheduler's next deadline (and at least every second).
+  const ticker = setInterval(() => {
+    const d = core.nextDeadline();
+    if (d !== null && d <= now()) core.tick();
+  }, 250);
+
+  const server = Deno.serve({
+    hostname: o.hostname ?? "0.0.0.0",
+    port: o.port ?? 8080,
+    onListen: () => {},
+  }, (req, info) => app.fetch(req, info));
+  const addr = server.addr as Deno.NetAddr;
+  const host = addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname;
+  const url = httpUrl(host, addr.port);
+  o.log("listening", {
+    url,
+    image: loaded.manifest.name,
+    imageId: loaded.imageId,
+    mode: o.mode,
+    expect: o.expect,
+  });
+
+  let stopped = false;
+  return {
+    url,
+    port: addr.port,
+    imageId: loaded.imageId,
+    core,
+    status: () => runStatus(core, loaded.manifest, now()),
+    ended,
+    async shutdown(reason = "the master is shutting down") {
+      if (stopped) return;
+      stopped = true;
+      core.end(reason);
+      clearInterval(ticker);
+      // Give peers a moment to read "end" and hang up themselves, then stop serving.
+      const deadline = Date.now() + 2000;
+      while (Date.now() < deadline && [...core.peers.values()].some((p) => p.connected)) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await server.shutdown();
+      stopRecording();
+    },
+  };
+}

@@ -1,0 +1,478 @@
+import assert from "node:assert/strict";
+import { mulberry32 } from "../../imagetools/testkit.ts";
+import {
+  type Decision,
+  Scheduler,
+  type SchedulerConfig,
+  type SchedulerEvent,
+  type SchedulerSnapshot,
+} from "./scheduler.ts";
+
+const CLASSIC: SchedulerConfig = { linger: 10, mode: "classic", relayCapacity: 1 };
+const RELAY: SchedulerConfig = { linger: 10, mode: "relay", relayCapacity: 1 };
+
+// Shorthands so each table reads as the story it tells.
+const server = (id: string, capacity: number, at: number, kind: "fake" | "server" = "server") =>
+  ({ type: "server-ready", id, capacity, kind, at }) as const;
+const client = (id: string, at: number) => ({ type: "client-ready", id, at }) as const;
+const received = (id: string, at: number) => ({ type: "client-received", id, at }) as const;
+const failed = (id: string, at: number, reason = "bad chunk") =>
+  ({ type: "client-failed", id, at, reason }) as const;
+const leave = (id: string, at: number) => ({ type: "leave", id, at }) as const;
+const tick = (at: number) => ({ type: "tick", at }) as const;
+const assign = (server: string, clients: string[], at: number, partial = false): Decision => ({
+  type: "assign",
+  server,
+  clients,
+  partial,
+  at,
+});
+const done = (server: string, at: number): Decision => ({ type: "batch-done", server, at });
+const requeued = (client: string, at: number, reason = "bad chunk"): Decision => ({
+  type: "requeued",
+  client,
+  reason,
+  at,
+});
+
+/** Replay events; returns the decisions of each event, one row per event. */
+function replay(s: Scheduler, events: SchedulerEvent[]): Decision[][] {
+  return events.map((e) => s.apply(e));
+}
+
+Deno.test("scheduler: FIFO queues give the head server the oldest clients, exact batches", () => {
+  const s = new Scheduler(CLASSIC);
+  assert.deepEqual(
+    replay(s, [
+      server("fake", 2, 0, "fake"),
+      client("a", 1),
+      client("b", 2),
+      client("c", 3),
+      client("d", 4),
+      server("s1", 3, 5),
+      server("s2", 3, 6),
+      client("e", 7),
+      client("f", 8),
+      client("g", 9),
+    ]),
+    [
+      [],
+      [],
+      [assign("fake", ["a", "b"], 2)],
+      [],
+      [],
+      [],
+      [],
+      [assign("s1", ["c", "d", "e"], 7)],
+      [],
+      [],
+    ],
+  );
+  assert.deepEqual(
+    s.snapshot(),
+    {
+      serverQueue: [{ id: "s2", capacity: 3, kind: "server", since: 6 }],
+      clientQueue: [{ id: "f", since: 8 }, { id: "g", since: 9 }],
+      batches: [
+        { server: "fake", capacity: 2, clients: ["a", "b"], since: 2 },
+        { server: "s1", capacity: 3, clients: ["c", "d", "e"], since: 7 },
+      ],
+      upstream: { a: "fake", b: "fake", c: "s1", d: "s1", e: "s1" },
+      paused: false,
+    } satisfies SchedulerSnapshot,
+  );
+});
+
+Deno.test("scheduler: one event can fill several batches in queue order", () => {
+  const s = new Scheduler(CLASSIC);
+  replay(s, [client("a", 0), client("b", 0), client("c", 0), client("d", 0), client("e", 0)]);
+  replay(s, [server("s1", 2, 1)]);
+  assert.deepEqual(s.apply(server("s2", 2, 2)), [assign("s2", ["c", "d"], 2)]);
+  assert.deepEqual(s.snapshot().clientQueue, [{ id: "e", since: 0 }]);
+});
+
+Deno.test("scheduler: a batch that cannot fill goes out partial after the linger", () => {
+  const s = new Scheduler(CLASSIC);
+  assert.deepEqual(replay(s, [server("s1", 3, 0), client("a", 1), client("b", 4)]), [[], [], []]);
+  assert.equal(s.nextDeadline(), 11);
+  assert.deepEqual(s.apply(tick(10.5)), []);
+  assert.deepEqual(s.apply(tick(11)), [assign("s1", ["a", "b"], 11, true)]);
+  assert.equal(s.nextDeadline(), null);
+  // No server, no deadline: a server-ready itself brings the lingered client out at once.
+  assert.deepEqual(s.apply(client("c", 12)), []);
+  assert.equal(s.nextDeadline(), null);
+  assert.deepEqual(s.apply(server("s2", 2, 30)), [assign("s2", ["c"], 30, true)]);
+});
+
+Deno.test("scheduler: a finished batch sends its server to the tail of the server queue", () => {
+  const s = new Scheduler(CLASSIC);
+  assert.deepEqual(
+    replay(s, [
+      server("fake", 2, 0, "fake"),
+      client("a", 0),
+      client("b", 0),
+      server("s1", 3, 1),
+      received("a", 20),
+      received("b", 21),
+      server("a", 3, 22),
+    ]),
+    [[], [], [assign("fake", ["a", "b"], 0)], [], [], [done("fake", 21)], []],
+  );
+  assert.deepEqual(s.snapshot().serverQueue, [
+    { id: "s1", capacity: 3, kind: "server", since: 1 },
+    { id: "fake", capacity: 2, kind: "fake", since: 21 },
+    { id: "a", capacity: 3, kind: "server", since: 22 },
+  ]);
+  assert.deepEqual(s.snapshot().batches, []);
+  assert.deepEqual(s.snapshot().upstream, {});
+});
+
+Deno.test("scheduler: a failed client goes back to the head of the client queue, keeping since", () => {
+  const s = new Scheduler(CLASSIC);
+  replay(s, [server("s1", 2, 0), client("a", 0), client("b", 1), client("x", 5)]);
+  // s1 serves a and b; x waits alone. a fails at 8: a goes before x, still "since 0".
+  assert.deepEqual(s.apply(failed("a", 8)), [requeued("a", 8)]);
+  assert.deepEqual(s.snapshot().clientQueue, [{ id: "a", since: 0 }, { id: "x", since: 5 }]);
+  assert.deepEqual(s.snapshot().batches, [{ server: "s1", capacity: 2, clients: ["b"], since: 1 }]);
+  assert.deepEqual(s.snapshot().upstream, { b: "s1" });
+  // s1 is still busy with b. When b fails too, s1 frees, and a + x (a waited > linger) leave.
+  assert.deepEqual(s.apply(failed("b", 9, "timeout")), [
+    done("s1", 9),
+    requeued("b", 9, "timeout"),
+    assign("s1", ["b", "a"], 9),
+  ]);
+  assert.deepEqual(s.snapshot().clientQueue, [{ id: "x", since: 5 }]);
+  // The kept since makes a lone failed client leave partial as soon as a server is free.
+  const t = new Scheduler(CLASSIC);
+  replay(t, [server("s1", 3, 0), client("a", 0), client("b", 0), client("c", 0)]);
+  replay(t, [server("s2", 3, 1)]);
+  assert.deepEqual(t.apply(failed("c", 30)), [requeued("c", 30), assign("s2", ["c"], 30, true)]);
+});
+
+Deno.test("scheduler: a server that leaves sends its batch back to the head, in batch order", () => {
+  const s = new Scheduler(CLASSIC);
+  replay(s, [
+    server("s1", 3, 0),
+    client("a", 0),
+    client("b", 1),
+    client("c", 2),
+    client("d", 3),
+    received("b", 5),
+  ]);
+  assert.deepEqual(s.apply(leave("s1", 6)), [
+    requeued("a", 6, 'server "s1" left'),
+    requeued("c", 6, 'server "s1" left'),
+  ]);
+  assert.deepEqual(s.snapshot(), {
+    serverQueue: [],
+    clientQueue: [{ id: "a", since: 0 }, { id: "c", since: 2 }, { id: "d", since: 3 }],
+    batches: [],
+    upstream: {},
+    paused: false,
+  });
+  assert.deepEqual(s.apply(server("s2", 3, 7)), [assign("s2", ["a", "c", "d"], 7)]);
+});
+
+Deno.test("scheduler: a client that leaves mid-batch frees its slot; the last one ends the batch", () => {
+  const s = new Scheduler(CLASSIC);
+  replay(s, [server("s1", 2, 0), client("a", 0), client("b", 0), client("w", 1)]);
+  assert.deepEqual(s.apply(leave("a", 2)), []);
+  assert.deepEqual(s.apply(leave("w", 3)), []);
+  assert.deepEqual(s.apply(leave("b", 4)), [done("s1", 4)]);
+  assert.deepEqual(s.snapshot(), {
+    serverQueue: [{ id: "s1", capacity: 2, kind: "server", since: 4 }],
+    clientQueue: [],
+    batches: [],
+    upstream: {},
+    paused: false,
+  });
+});
+
+Deno.test("scheduler: pause holds every assignment until resume; other events still count", () => {
+  const s = new Scheduler(CLASSIC);
+  assert.deepEqual(
+    replay(s, [
+      server("s1", 2, 0),
+      client("a", 0),
+      { type: "pause", at: 1 },
+      client("b", 2),
+      client("c", 3),
+      tick(50),
+    ]),
+    [[], [], [], [], [], []],
+  );
+  assert.equal(s.snapshot().paused, true);
+  assert.equal(s.nextDeadline(), null);
+  assert.deepEqual(s.apply({ type: "resume", at: 60 }), [assign("s1", ["a", "b"], 60)]);
+  // c has waited since 3: linger already over, but no server is free.
+  assert.equal(s.nextDeadline(), null);
+  // Batch-done still happens while paused; the assignment waits for resume.
+  s.apply({ type: "pause", at: 61 });
+  replay(s, [received("a", 62)]);
+  assert.deepEqual(s.apply(received("b", 63)), [done("s1", 63)]);
+  assert.deepEqual(s.apply({ type: "resume", at: 64 }), [assign("s1", ["c"], 64, true)]);
+});
+
+Deno.test("scheduler: inconsistent events are rejected and change nothing", () => {
+  const s = new Scheduler(CLASSIC);
+  replay(s, [server("s1", 3, 0), client("a", 0)]);
+  const before = s.snapshot();
+  const bad: [SchedulerEvent, string][] = [
+    [received("zz", 1), 'Client "zz" is not in any batch'],
+    [failed("s1", 1), 'Client "s1" is not in any batch'],
+    [client("a", 1), 'Client "a" is already in the client queue'],
+    [server("s1", 3, 1), 'Server "s1" is already in the server queue'],
+    [server("s3", 0, 1), 'Invalid capacity "0" for server "s3": must be a whole number >= 1'],
+    [server("s3", 1.5, 1), 'Invalid capacity "1.5" for server "s3": must be a whole number >= 1'],
+    [
+      { type: "server-ready", id: "s3", capacity: 1, kind: "boss" as "fake", at: 1 },
+      'Invalid server kind "boss" for "s3"',
+    ],
+    [leave("nobody", 1), 'Peer "nobody" is in no queue and no batch'],
+    [client("", 1), 'Invalid peer id "": must be a non-empty string'],
+    [tick(NaN), 'Invalid time "NaN": must be a finite number of seconds'],
+    [{ type: "resume", at: 1 }, "Not paused"],
+    [{ type: "dance", at: 1 } as unknown as SchedulerEvent, 'Unknown event type "dance"'],
+  ];
+  for (const [event, reason] of bad) {
+    assert.deepEqual(s.apply(event), [{ type: "rejected", event, reason }]);
+    assert.deepEqual(s.snapshot(), before);
+  }
+  // Serving or receiving peers cannot join twice either.
+  assert.deepEqual(s.apply(tick(10)), [assign("s1", ["a"], 10, true)]);
+  const reasons = (e: SchedulerEvent) => s.apply(e).map((d) => d.type === "rejected" && d.reason);
+  assert.deepEqual(reasons(client("a", 11)), ['Client "a" is already receiving from "s1"']);
+  assert.deepEqual(reasons(server("s1", 3, 11)), ['Server "s1" is already serving a batch']);
+  s.apply({ type: "pause", at: 12 });
+  assert.deepEqual(reasons({ type: "pause", at: 13 }), ["Already paused"]);
+});
+
+Deno.test("scheduler: config is checked", () => {
+  assert.throws(() => new Scheduler({ ...CLASSIC, linger: -1 }), RangeError);
+  assert.throws(() => new Scheduler({ ...CLASSIC, relayCapacity: 0 }), RangeError);
+  assert.throws(
+    () => new Scheduler({ ...CLASSIC, mode: "mesh" as "relay" }),
+    /Invalid scheduler mode "mesh"/,
+  );
+});
+
+Deno.test("scheduler: relay mode builds chains; every assigned client joins the server queue", () => {
+  const s = new Scheduler(RELAY);
+  assert.deepEqual(
+    replay(s, [
+      server("fake", 1, 0, "fake"),
+      client("a", 0),
+      client("b", 0),
+      client("c", 1),
+    ]),
+    [[], [assign("fake", ["a"], 0)], [assign("a", ["b"], 0)], [assign("b", ["c"], 1)]],
+  );
+  assert.deepEqual(s.snapshot().serverQueue, [{ id: "c", capacity: 1, kind: "relay", since: 1 }]);
+  assert.deepEqual(s.snapshot().upstream, { a: "fake", b: "a", c: "b" });
+  // a fails: fake frees and is a's only allowed server (c is downstream of a).
+  assert.deepEqual(s.apply(failed("a", 5)), [
+    done("fake", 5),
+    requeued("a", 5),
+    assign("fake", ["a"], 5),
+  ]);
+  // a kept serving b through its failure: b never left a.
+  assert.deepEqual(s.snapshot().upstream, { a: "fake", b: "a", c: "b" });
+  // Received: the relay stays a server, no server-ready needed (a second one is a duplicate).
+  assert.deepEqual(s.apply(received("c", 9)), [done("b", 9)]);
+  assert.equal(s.apply(server("c", 3, 9))[0].type, "rejected");
+  assert.deepEqual(s.snapshot().serverQueue, [
+    { id: "c", capacity: 1, kind: "relay", since: 1 },
+    { id: "b", capacity: 1, kind: "relay", since: 9 },
+  ]);
+});
+
+Deno.test("scheduler: relay mode never serves a client from its own downstream", () => {
+  // Relay mode, fake serving two: a's branch and y's branch.
+  const s = new Scheduler(RELAY);
+  replay(s, [server("fake", 2, 0, "fake"), client("a", 0), client("y", 0)]);
+  replay(s, [client("b", 1), client("z", 1), client("c", 2), client("d", 2)]);
+  assert.deepEqual(s.snapshot().upstream, { a: "fake", y: "fake", b: "a", z: "y", c: "b", d: "z" });
+  assert.deepEqual(s.snapshot().serverQueue.map((q) => q.id), ["c", "d"]);
+  // Head server c is downstream of a (c -> b -> a): a takes the first allowed one, d.
+  assert.deepEqual(s.apply(failed("a", 5)), [requeued("a", 5), assign("d", ["a"], 5)]);
+  assert.deepEqual(s.snapshot().serverQueue.map((q) => q.id), ["c"]);
+});
+
+Deno.test("scheduler: a client with no allowed server waits; clients behind it are served", () => {
+  // Classic mode with the master turning receiving peers into servers by hand.
+  const s = new Scheduler(CLASSIC);
+  replay(s, [server("fake", 2, 0, "fake"), client("a", 0), client("y", 0)]);
+  replay(s, [server("a", 1, 1), client("b", 1), server("b", 1, 2)]);
+  assert.deepEqual(s.snapshot().upstream, { a: "fake", y: "fake", b: "a" });
+  // a fails; the only queued server, b, is downstream of a: a waits at the head, no deadline.
+  assert.deepEqual(s.apply(failed("a", 3)), [requeued("a", 3)]);
+  assert.equal(s.nextDeadline(), null);
+  assert.deepEqual(s.apply(tick(100)), []);
+  // c, behind a, may use b.
+  assert.deepEqual(s.apply(client("c", 101)), [assign("b", ["c"], 101)]);
+  // When fake frees, a is first in line again.
+  assert.deepEqual(s.apply(received("y", 102)), [
+    done("fake", 102),
+    assign("fake", ["a"], 102, true),
+  ]);
+});
+
+Deno.test("scheduler: a relay that leaves sends its downstream back to the head of the queue", () => {
+  const s = new Scheduler(RELAY);
+  replay(s, [server("fake", 1, 0, "fake"), client("a", 0), client("b", 0), client("w", 1)]);
+  // fake -> a -> b -> w. a leaves: b goes back to the head; fake frees and takes b at once.
+  assert.deepEqual(s.apply(leave("a", 2)), [
+    requeued("b", 2, 'server "a" left'),
+    done("fake", 2),
+    assign("fake", ["b"], 2),
+  ]);
+  assert.deepEqual(s.snapshot().upstream, { b: "fake", w: "b" });
+  assert.deepEqual(s.snapshot().serverQueue.map((q) => q.id), ["w"]);
+});
+
+// ---- Property test: random event sequences against the invariants -------------------------
+
+/** Every invariant the brief names; throws with the reason. `active`: clients owed an image. */
+function checkInvariants(s: Scheduler, active: Set<string>, mode: "classic" | "relay") {
+  const snap = s.snapshot();
+  // Never a client lost, never in two places: each active client is in exactly one place.
+  const places = new Map<string, number>();
+  const count = (id: string) => places.set(id, (places.get(id) ?? 0) + 1);
+  for (const c of snap.clientQueue) count(c.id);
+  for (const b of snap.batches) b.clients.forEach(count);
+  for (const id of active) {
+    assert.equal(places.get(id), 1, `client "${id}" is in ${places.get(id) ?? 0} places`);
+  }
+  for (const id of places.keys()) {
+    assert.ok(active.has(id), `"${id}" is queued but not owed an image`);
+  }
+  // upstream is exactly the batches; never more clients than capacity; no empty batch.
+  const links: Record<string, string> = {};
+  for (const b of snap.batches) {
+    assert.ok(b.clients.length >= 1 && b.clients.length <= b.capacity, `batch of "${b.server}"`);
+    for (const c of b.clients) links[c] = b.server;
+  }
+  assert.deepEqual(snap.upstream, links);
+  // A server is queued once, and never queued while serving.
+  const queued = snap.serverQueue.map((q) => q.id);
+  assert.equal(new Set(queued).size, queued.length, `server queue ${queued}`);
+  for (const b of snap.batches) {
+    assert.ok(!queued.includes(b.server), `"${b.server}" queued and serving`);
+  }
+  // Never a cycle: following upstream from anywhere ends within as many steps as there are links.
+  const n = Object.keys(snap.upstream).length;
+  for (const start of Object.keys(snap.upstream)) {
+    let x: string | undefined = start;
+    for (let i = 0; x !== undefined; i++) {
+      assert.ok(i <= n, `cycle through "${start}": ${JSON.stringify(snap.upstream)}`);
+      x = snap.upstream[x];
+      assert.notEqual(x, start, `cycle through "${start}": ${JSON.stringify(snap.upstream)}`);
+    }
+  }
+  // Relay mode: every receiving client is also a server (queued or serving).
+  if (mode === "relay") {
+    const serving = new Set([...queued, ...snap.batches.map((b) => b.server)]);
+    for (const c of Object.keys(snap.upstream)) assert.ok(serving.has(c), `relay "${c}" lost`);
+  }
+}
+
+function randomRun(seed: number, mode: "classic" | "relay", steps: number) {
+  const rnd = mulberry32(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
+  const ids = Array.from({ length: 3 + Math.floor(rnd() * 10) }, (_, i) => `p${i}`);
+  const config: SchedulerConfig = {
+    linger: pick([0, 2, 10]),
+    mode,
+    relayCapacity: pick([1, 1, 2, 3]),
+  };
+  const s = new Scheduler(config);
+  const active = new Set<string>();
+  let at = 0;
+  let deadlineTicks = 0;
+  for (let step = 0; step < steps; step++) {
+    at += pick([0, 0, 0.5, 1, 3]);
+    const snap = s.snapshot();
+    const receiving = Object.keys(snap.upstream);
+    const r = rnd();
+    const deadline = s.nextDeadline();
+    let event: SchedulerEvent;
+    if (deadline !== null && r < 0.1) {
+      at = Math.max(at, deadline);
+      event = tick(at);
+    } else if (r < 0.22) {
+      const kind = pick(["fake", "server", "server"] as const);
+      event = server(pick(ids), rnd() < 0.03 ? 0 : 1 + Math.floor(rnd() * 3), at, kind);
+    } else if (r < 0.45) event = client(pick(ids), at);
+    else if (r < 0.62) {
+      event = received(rnd() < 0.9 && receiving.length ? pick(receiving) : pick(ids), at);
+    } else if (r < 0.75) {
+      event = failed(rnd() < 0.9 && receiving.length ? pick(receiving) : pick(ids), at);
+    } else if (r < 0.85) event = leave(pick(ids), at);
+    else if (r < 0.9) event = { type: rnd() < 0.5 ? "pause" : "resume", at };
+    else event = tick(at);
+
+    const wasServer = "id" in event &&
+      (snap.serverQueue.some((q) => q.id === event.id) ||
+        snap.batches.some((b) => b.server === event.id));
+    const decisions = s.apply(event);
+    const context = `seed ${seed} ${mode} step ${step}: ${JSON.stringify(event)} -> ${
+      JSON.stringify(decisions)
+    }`;
+    try {
+      if (decisions.some((d) => d.type === "rejected")) {
+        assert.equal(decisions.length, 1);
+        assert.deepEqual(s.snapshot(), snap, "a rejected event changed the state");
+      } else if (event.type === "client-ready") active.add(event.id);
+      else if (event.type === "client-received" || event.type === "leave") active.delete(event.id);
+      checkInvariants(s, active, mode);
+      const after = s.snapshot();
+      for (const d of decisions) {
+        if (d.type !== "assign") continue;
+        // Never assigned to itself or to a server downstream of it.
+        for (let x: string | undefined = d.server; x !== undefined; x = after.upstream[x]) {
+          assert.ok(!d.clients.includes(x), `"${x}" assigned to itself or its downstream`);
+        }
+        assert.ok(!after.paused, "assigned while paused");
+      }
+      if (event.type === "client-failed" && decisions[0].type === "requeued") {
+        const assigned = decisions.some((d) => d.type === "assign" && d.clients.includes(event.id));
+        if (!assigned) assert.equal(after.clientQueue[0].id, event.id, "failed client not at head");
+        // A relay keeps serving through its own failure.
+        if (mode === "relay" && wasServer) {
+          assert.ok(
+            after.serverQueue.some((q) => q.id === event.id) ||
+              after.batches.some((b) => b.server === event.id),
+            "failed relay stopped serving",
+          );
+        }
+      }
+      if (event.type === "tick" && event.at === deadline) {
+        assert.ok(
+          decisions.some((d) => d.type === "assign" && d.partial),
+          "deadline released nothing",
+        );
+        deadlineTicks++;
+      }
+      // Nothing ready is left behind: a tick at the same time changes nothing. (A rejected event
+      // changes nothing at all, not even a batch whose linger ran out since the last event.)
+      if (decisions[0]?.type === "rejected") continue;
+      const next = s.nextDeadline();
+      assert.ok(next === null || next > at, `deadline ${next} not after ${at}`);
+      assert.deepEqual(s.apply(tick(at)), []);
+      assert.deepEqual(s.snapshot(), after);
+    } catch (err) {
+      throw new Error(`${context}\n${(err as Error).message}`, { cause: err });
+    }
+  }
+  return deadlineTicks;
+}
+
+Deno.test("scheduler property: random sequences keep every invariant (both modes)", () => {
+  let deadlineTicks = 0;
+  for (let seed = 1; seed <= 1500; seed++) {
+    deadlineTicks += randomRun(seed, "classic", 80);
+    deadlineTicks += randomRun(seed, "relay", 80);
+  }
+  // The generator really exercised the linger path, not only full batches.
+  assert.ok(deadlineTicks > 100, `only ${deadlineTicks} deadline ticks`);
+});

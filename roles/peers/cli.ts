@@ -1,0 +1,320 @@
+// `cascade client`, `cascade server` and `cascade fake-server`: the command lines of the peers.
+import {
+  type CommandSpec,
+  type OptionSpec,
+  parseCommand,
+  type ParsedCommand,
+  requireOption,
+  UsageError,
+} from "../../imagetools/kit/cli_kit.ts";
+import { type Logger, makeLogger } from "../../imagetools/kit/log.ts";
+import { isImageId } from "../../imagetools/manifest.ts";
+import { progressMode } from "../../imagetools/kit/progress.ts";
+import { parseCount, parseDuration, parseRate } from "../../imagetools/kit/units.ts";
+import { verifyImage } from "../../imagetools/verify.ts";
+import { type ChunkSource, openDiskSource, openSlicesSource } from "../data/chunk_source.ts";
+import { fetchManifest, runClient } from "./client.ts";
+import type { AfterAction } from "../protocol/control.ts";
+import { runServer } from "./server.ts";
+
+const common: Record<string, OptionSpec> = {
+  master: {
+    type: "string",
+    arg: "URL",
+    help: "The master, e.g. http://10.0.0.1:8080",
+    env: "CASCADE_MASTER",
+  },
+  name: {
+    type: "string",
+    arg: "NAME",
+    help: "Name shown on the dashboard (default: the hostname)",
+    env: "CASCADE_NAME",
+  },
+  token: {
+    type: "string",
+    arg: "T",
+    help: "Lab token, when the master asks for one",
+    env: "CASCADE_TOKEN",
+  },
+  listen: {
+    type: "string",
+    arg: "ADDR",
+    help: "Address the chunk server listens on",
+    default: "0.0.0.0",
+    env: "CASCADE_LISTEN",
+  },
+  "rate-limit": {
+    type: "string",
+    arg: "RATE",
+    help: "Cap this PC's upload, e.g. 50mbit or 5MB/s (default: no cap)",
+    env: "CASCADE_RATE_LIMIT",
+  },
+};
+
+export const clientSpec: CommandSpec = {
+  name: "client",
+  summary: "receive the image onto a disk, verify it, then serve it on",
+  usage: "--master URL --target PATH [options]",
+  options: {
+    master: common.master,
+    target: {
+      type: "string",
+      arg: "PATH",
+      help: "Disk (block device) or file to write the image to",
+      env: "CASCADE_TARGET",
+    },
+    "image-id": {
+      type: "string",
+      arg: "SHA256",
+      help: "Accept only the image whose manifest has this SHA-256",
+      env: "CASCADE_IMAGE",
+    },
+    capacity: {
+      type: "string",
+      arg: "N",
+      help: "Clients to serve at once once imaged",
+      default: "3",
+      env: "CASCADE_CAPACITY",
+    },
+    after: {
+      type: "string",
+      arg: "ACTION",
+      help: "Once imaged: serve (until the run ends), reboot or poweroff (exit at once)",
+      default: "serve",
+      env: "CASCADE_AFTER",
+    },
+    name: common.name,
+    mac: { type: "string", arg: "MAC", help: "This PC's MAC, shown on the dashboard" },
+    token: common.token,
+    listen: common.listen,
+    "rate-limit": common["rate-limit"],
+    inflight: {
+      type: "string",
+      arg: "N",
+      help: "Chunk requests in flight",
+      default: "4",
+      env: "CASCADE_INFLIGHT",
+    },
+    "no-md5": { type: "boolean", help: "Check SHA-256 only (MD5 is the seed's extra check)" },
+    "master-timeout": {
+      type: "string",
+      arg: "S",
+      help: "Give up when the master is unreachable this long (0 = wait forever)",
+      default: "0",
+    },
+    quiet: { type: "boolean", short: "q", help: "No progress output" },
+  },
+  notes: [
+    "Exit status: 0 when the disk is verified and the run ended (or --after reboot|poweroff),",
+    "1 when the run ended before this PC was imaged or on an error.",
+  ],
+};
+
+export const serverSpec: CommandSpec = {
+  name: "server",
+  summary: "serve the image from a disk that already holds it",
+  usage: "--master URL --source PATH [options]",
+  options: {
+    master: common.master,
+    source: {
+      type: "string",
+      arg: "PATH",
+      help: "Disk or image file holding the image",
+      env: "CASCADE_SOURCE",
+    },
+    capacity: {
+      type: "string",
+      arg: "N",
+      help: "Clients to serve at once",
+      default: "3",
+      env: "CASCADE_CAPACITY",
+    },
+    trust: { type: "boolean", help: "Skip checking the source against the manifest first" },
+    name: common.name,
+    token: common.token,
+    listen: common.listen,
+    "rate-limit": common["rate-limit"],
+  },
+};
+
+export const fakeServerSpec: CommandSpec = {
+  name: "fake-server",
+  summary: "serve the image from its slices to bootstrap the cascade",
+  usage: "--slices DIR --master URL [options]",
+  options: {
+    slices: { type: "string", arg: "DIR", help: "Slices folder", env: "CASCADE_SLICES" },
+    master: common.master,
+    capacity: {
+      type: "string",
+      arg: "N",
+      help: "Clients to serve at once",
+      default: "2",
+      env: "CASCADE_FAKE_CAPACITY",
+    },
+    name: { ...common.name, help: "Name shown on the dashboard", default: "fake-server" },
+    token: common.token,
+    listen: common.listen,
+    "rate-limit": common["rate-limit"],
+  },
+};
+
+function masterUrl(spec: CommandSpec, p: ParsedCommand): string {
+  const text = requireOption(spec, p, "master");
+  try {
+    const u = new URL(text);
+    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error();
+    return u.href.replace(/\/+$/, "");
+  } catch {
+    throw new UsageError(`Invalid --master "${text}": expected a URL like http://10.0.0.1:8080`);
+  }
+}
+
+function rateLimit(v: Record<string, unknown>): number | undefined {
+  const text = v["rate-limit"];
+  return typeof text === "string" ? parseRate(text, "--rate-limit") : undefined;
+}
+
+/** Serve until the master ends the run; a server the master refused says why and exits 1. */
+async function serveUntilEnd(
+  spec: CommandSpec,
+  v: Record<string, unknown>,
+  o: {
+    master: string;
+    source: ChunkSource;
+    role: "server" | "fake";
+    name: string;
+    capacity: number;
+    log: Logger;
+  },
+): Promise<number> {
+  const result = await runServer({
+    masterUrl: o.master,
+    source: o.source,
+    role: o.role,
+    name: o.name,
+    capacity: o.capacity,
+    token: v.token as string | undefined,
+    listen: v.listen as string,
+    rateLimit: rateLimit(v),
+    log: o.log,
+  });
+  o.log("stopped", { reason: result.reason, served: result.servedBytes });
+  if (!result.reason.startsWith("refused")) return 0;
+  console.error(`cascade ${spec.name}: ${result.reason}`);
+  return 1;
+}
+
+function parseAfter(text: string): AfterAction {
+  if (text !== "serve" && text !== "reboot" && text !== "poweroff") {
+    throw new UsageError(`Invalid --after "${text}": expected serve, reboot or poweroff`);
+  }
+  return text;
+}
+
+function peerName(given: unknown, fallback: string): string {
+  const name = typeof given === "string" && given ? given : fallback;
+  if (!/^[A-Za-z0-9._:-]{1,64}$/.test(name)) {
+    throw new UsageError(`Invalid --name "${name}": use 1..64 letters, digits and . _ : -`);
+  }
+  return name;
+}
+
+export async function clientMain(args: string[]): Promise<number> {
+  const p = parseCommand(clientSpec, args);
+  if (!p) return 0;
+  const v = p.values as Record<string, string | boolean | undefined>;
+  const master = masterUrl(clientSpec, p);
+  const target = requireOption(clientSpec, p, "target");
+  const imageId = v["image-id"] as string | undefined;
+  if (imageId !== undefined && !isImageId(imageId)) {
+    throw new UsageError(`Invalid --image-id "${imageId}": expected 64 lower-case hex digits`);
+  }
+  const name = peerName(v.name, Deno.hostname());
+  const mac = v.mac as string | undefined;
+  if (mac !== undefined && !/^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$/i.test(mac)) {
+    throw new UsageError(`Invalid --mac "${mac}": expected six hex pairs like 52:54:00:12:34:56`);
+  }
+  const result = await runClient({
+    masterUrl: master,
+    target,
+    imageId,
+    name,
+    mac,
+    capacity: parseCount(v.capacity as string, "--capacity", 1, 64),
+    after: parseAfter(v.after as string),
+    token: v.token as string | undefined,
+    listen: v.listen as string,
+    rateLimit: rateLimit(v),
+    inflight: parseCount(v.inflight as string, "--inflight", 1, 64),
+    verifyMd5: !v["no-md5"],
+    progress: progressMode(Boolean(v.quiet)),
+    log: makeLogger(`client[${name}]`),
+    masterTimeout: parseDuration(v["master-timeout"] as string, "--master-timeout"),
+  });
+  if (!result.verified) {
+    console.error(`cascade client: ${name} was not imaged: ${result.reason}`);
+    return 1;
+  }
+  return 0;
+}
+
+export async function serverMain(args: string[]): Promise<number> {
+  const p = parseCommand(serverSpec, args);
+  if (!p) return 0;
+  const v = p.values as Record<string, string | boolean | undefined>;
+  const master = masterUrl(serverSpec, p);
+  const source = requireOption(serverSpec, p, "source");
+  const name = peerName(v.name, Deno.hostname());
+  const capacity = parseCount(v.capacity as string, "--capacity", 1, 64);
+  const log = makeLogger(`server[${name}]`);
+  const manifestBytes = await fetchManifest(master, log, 60);
+  if (!v.trust) {
+    // A disk that does not hold the image must never serve it: check it first.
+    const tmp = await Deno.makeTempFile({ suffix: ".manifest.json" });
+    try {
+      await Deno.writeFile(tmp, manifestBytes);
+      const report = await verifyImage({
+        image: source,
+        manifest: tmp,
+        algos: ["md5", "sha256"],
+        progress: progressMode(false),
+      });
+      if (report.bad.length > 0) {
+        throw new Error(
+          `Cannot serve "${source}": ${report.bad.length} chunk(s) do not match the image (first: chunk ${
+            report.bad[0].index
+          })`,
+        );
+      }
+    } finally {
+      await Deno.remove(tmp).catch(() => {});
+    }
+  }
+  const disk = await openDiskSource(source, manifestBytes);
+  return await serveUntilEnd(serverSpec, v, {
+    master,
+    source: disk,
+    role: "server",
+    name,
+    capacity,
+    log,
+  });
+}
+
+export async function fakeServerMain(args: string[]): Promise<number> {
+  const p = parseCommand(fakeServerSpec, args);
+  if (!p) return 0;
+  const v = p.values as Record<string, string | boolean | undefined>;
+  const slices = requireOption(fakeServerSpec, p, "slices");
+  const master = masterUrl(fakeServerSpec, p);
+  const name = peerName(v.name, "fake-server");
+  const log = makeLogger(`fake-server[${name}]`);
+  return await serveUntilEnd(fakeServerSpec, v, {
+    master,
+    source: await openSlicesSource(slices),
+    role: "fake",
+    name,
+    capacity: parseCount(v.capacity as string, "--capacity", 1, 64),
+    log,
+  });
+}

@@ -1,0 +1,296 @@
+// The planner's pure core: a discrete-event model of a room imaging itself, driving THE SAME
+// Scheduler the master runs. No clock, no I/O: time is a number in an event loop.
+//
+// The model (simple on purpose; say so when quoting its figures):
+// - At time 0 the fake server registers and every PC asks for the image at once.
+// - Every port is full duplex at `rate` bytes/s each way (a switched LAN), of which the share
+//   `efficiency` is image bytes (headers take the rest): a PC's download never competes with its
+//   upload. A server serving k clients splits its uplink k ways.
+// - A receiving PC's rate is min(rate, its server's uplink share, diskRate) — with
+//   `transferTime` it is size/transferTime instead, whatever the sharing. Rates are recomputed
+//   whenever a transfer starts or ends (fluid flow, piecewise constant).
+// - Relay mode: while its upstream still receives, a PC runs no faster than it (exact when both
+//   start together, as at boot; a little pessimistic for a late joiner that lags far behind). It
+//   finishes no earlier than its upstream's finish plus one chunk hop δ = chunkSize / its own
+//   rate (the last chunk must be verified upstream before it is relayed), so a chain of N PCs
+//   at full rate B takes S/B + (N-1)·δ. See roles/master/scheduler.ts for why fan-out 1 is the default.
+// - Classic mode: a PC becomes a server (capacity `capacity`) the moment it holds the image
+//   (verification time is not modelled). Unicast: the fake server serves every PC at once and
+//   nobody re-serves. No failures, no boot time, no control round trips, no server disk reads.
+import { type Decision, Scheduler } from "../master/scheduler.ts";
+
+export type SimMode = "unicast" | "classic" | "relay";
+export const SIM_MODES: readonly SimMode[] = ["unicast", "classic", "relay"];
+
+export interface SimulateParams {
+  mode: SimMode;
+  /** PCs to image. */
+  pcs: number;
+  /** Image size in bytes. */
+  size: number;
+  /** Per-port rate in each direction, bytes/s. */
+  rate: number;
+  /** Share of the port rate that carries image bytes; protocol headers take the rest (default
+   * 1; ETHERNET_TCP_EFFICIENCY for TCP over a real Ethernet wire). Not applied to diskRate. */
+  efficiency?: number;
+  /** Disk write rate, bytes/s (default: unlimited). */
+  diskRate?: number;
+  /** Clients the fake server serves at once (default 2; unicast: all PCs; relay: at most the
+   *  fan-out, as the master caps it). */
+  fakeCapacity?: number;
+  /** Clients an imaged PC serves at once in classic mode (default 3). */
+  capacity?: number;
+  /** Clients a relay serves at once in relay mode (default 1: chains). */
+  relayFanout?: number;
+  /** Chunk size in bytes, for the relay hop delay (default 1 MiB). */
+  chunkSize?: number;
+  /** Scheduler linger in seconds (default 10). */
+  linger?: number;
+  /** Fixed seconds per transfer, overriding the rate-based timing (the seed's 20 minutes). */
+  transferTime?: number;
+}
+
+export interface PcResult {
+  id: string;
+  /** When it was assigned its (last) server. */
+  start: number;
+  /** When it held the whole image. */
+  end: number;
+  server: string;
+}
+
+export interface SimulationResult {
+  mode: SimMode;
+  /** Seconds until the last PC held the image. */
+  finish: number;
+  /** PCs imaged over time: a point at 0 and at every time the count changes. */
+  timeline: { t: number; imaged: number }[];
+  perPc: PcResult[];
+}
+
+export const FAKE_ID = "fake";
+
+/** TCP over Ethernet at MTU 1500: 1448 payload bytes (IP and TCP headers with timestamps take
+ * 52) per 1538 bytes of wire time (frame header, FCS, preamble and inter-frame gap take 38). */
+export const ETHERNET_TCP_EFFICIENCY = 1448 / 1538;
+
+interface Pc {
+  id: string;
+  state: "waiting" | "receiving" | "draining" | "done";
+  server: string;
+  start: number;
+  /** Bytes received. */
+  got: number;
+  /** Current rate (bytes/s), and the rate cap with the upstream's limit left out. */
+  rate: number;
+  cap: number;
+  /** When the bytes were all in (draining), and when it completes (once its upstream has). */
+  fluidEnd: number;
+  completeAt: number;
+  end: number;
+  /** Order of assignment: upstreams always come before their downstream. */
+  order: number;
+}
+
+function checkParams(p: SimulateParams) {
+  const need = (ok: boolean, what: string, v: unknown, rule: string) => {
+    if (!ok) throw new RangeError(`Invalid ${what} "${v}": ${rule}`);
+  };
+  const whole = (v: number | undefined, what: string, min: number) =>
+    need(
+      v === undefined || (Number.isInteger(v) && v >= min),
+      what,
+      v,
+      `must be a whole number >= ${min}`,
+    );
+  const positive = (v: number | undefined, what: string) =>
+    need(v === undefined || v > 0, what, v, "must be > 0");
+  if (!SIM_MODES.includes(p.mode)) {
+    throw new TypeError(`Invalid mode "${p.mode}": expected one of ${SIM_MODES.join(", ")}`);
+  }
+  whole(p.pcs, "PC count", 0);
+  positive(p.size, "image size");
+  positive(p.rate, "port rate");
+  need(
+    p.efficiency === undefined || (p.efficiency > 0 && p.efficiency <= 1),
+    "efficiency",
+    p.efficiency,
+    "must be > 0 and <= 1",
+  );
+  positive(p.diskRate, "disk rate");
+  whole(p.fakeCapacity, "fake server capacity", 1);
+  whole(p.capacity, "server capacity", 1);
+  whole(p.relayFanout, "relay fan-out", 1);
+  positive(p.chunkSize, "chunk size");
+  need(p.linger === undefined || p.linger >= 0, "linger", p.linger, "must be >= 0");
+  positive(p.transferTime, "transfer time");
+}
+
+/** Run one mode of the plan to its end. Throws if the room could never finish. */
+export function simulate(params: SimulateParams): SimulationResult {
+  checkParams(params);
+  const { mode, pcs, size } = params;
+  const rate = params.rate * (params.efficiency ?? 1); // image bytes a second, each way
+  const diskRate = params.diskRate ?? Infinity;
+  const chunk = params.chunkSize ?? 1024 * 1024;
+  const capacity = params.capacity ?? 3;
+  const fanout = params.relayFanout ?? 1;
+  const sched = new Scheduler({
+    linger: params.linger ?? 10,
+    mode: mode === "relay" ? "relay" : "classic",
+    relayCapacity: fanout,
+  });
+  const byId = new Map<string, Pc>();
+  const all: Pc[] = [];
+  let assigned = 0;
+  let now = 0;
+
+  const handle = (decisions: Decision[]) => {
+    for (const d of decisions) {
+      if (d.type === "rejected") {
+        throw new Error(`Scheduler rejected ${JSON.stringify(d.event)}: ${d.reason}`);
+      }
+      if (d.type !== "assign") continue;
+      for (const id of d.clients) {
+        Object.assign(byId.get(id)!, {
+          state: "receiving",
+          server: d.server,
+          start: d.at,
+          got: 0,
+          order: assigned++,
+        });
+      }
+    }
+  };
+
+  // Unicast: the fake serves everyone at once. Relay: the master caps every server's capacity,
+  // the fake's too, at the fan-out (roles/master/core.ts), so this does the same.
+  const fakeCapacity = mode === "unicast"
+    ? Math.max(1, pcs)
+    : mode === "relay"
+    ? Math.min(params.fakeCapacity ?? 2, fanout)
+    : params.fakeCapacity ?? 2;
+  handle(
+    sched.apply({ type: "server-ready", id: FAKE_ID, capacity: fakeCapacity, kind: "fake", at: 0 }),
+  );
+  for (let i = 1; i <= pcs; i++) {
+    const pc: Pc = {
+      id: `pc${i}`,
+      state: "waiting",
+      server: "",
+      start: NaN,
+      got: 0,
+      rate: 0,
+      cap: 0,
+      fluidEnd: NaN,
+      completeAt: Infinity,
+      end: NaN,
+      order: Infinity,
+    };
+    byId.set(pc.id, pc);
+    all.push(pc);
+    handle(sched.apply({ type: "client-ready", id: pc.id, at: 0 }));
+  }
+
+  /** Hold back a PC whose bytes are all in until its upstream is complete, then one hop. */
+  const scheduleCompletion = (pc: Pc) => {
+    const up = byId.get(pc.server);
+    if (up && up.state !== "done") return; // its upstream's completion will schedule it
+    pc.completeAt = up ? Math.max(pc.fluidEnd, up.end + chunk / pc.cap) : pc.fluidEnd;
+  };
+
+  let done = 0;
+  while (done < pcs) {
+    // Rates, upstream before downstream (assignment order guarantees it).
+    const receiving = all.filter((p) => p.state === "receiving").sort((a, b) => a.order - b.order);
+    const sharing = new Map<string, number>();
+    for (const p of receiving) sharing.set(p.server, (sharing.get(p.server) ?? 0) + 1);
+    for (const p of receiving) {
+      p.cap = params.transferTime !== undefined
+        ? size / params.transferTime
+        : Math.min(rate, diskRate, rate / sharing.get(p.server)!);
+      const up = byId.get(p.server);
+      p.rate = up?.state === "receiving" ? Math.min(p.cap, up.rate) : p.cap;
+    }
+    // The next thing to happen: bytes all in, a completion, or a linger deadline.
+    let next = sched.nextDeadline() ?? Infinity;
+    for (const p of receiving) next = Math.min(next, now + (size - p.got) / p.rate);
+    for (const p of all) if (p.state === "draining") next = Math.min(next, p.completeAt);
+    if (!Number.isFinite(next)) {
+      throw new Error(
+        `Cannot finish the ${mode} plan: ${pcs - done} of ${pcs} PCs never get a server`,
+      );
+    }
+    const before = now;
+    now = next;
+    const eps = 1e-9 * Math.max(1, now);
+    for (const p of receiving) {
+      if (before + (size - p.got) / p.rate <= now + eps) {
+        Object.assign(p, { got: size, state: "draining", fluidEnd: now, completeAt: Infinity });
+        scheduleCompletion(p);
+      } else p.got += p.rate * (now - before);
+    }
+    // Completions due now, earliest first; each may start transfers and release its downstream.
+    for (;;) {
+      let pc: Pc | undefined;
+      for (const p of all) {
+        if (
+          p.state === "draining" && p.completeAt <= now + eps &&
+          (!pc || p.completeAt < pc.completeAt)
+        ) pc = p;
+      }
+      if (!pc) break;
+      Object.assign(pc, { state: "done", end: pc.completeAt });
+      done++;
+      handle(sched.apply({ type: "client-received", id: pc.id, at: now }));
+      if (mode === "classic") {
+        handle(sched.apply({ type: "server-ready", id: pc.id, capacity, kind: "server", at: now }));
+      }
+      for (const p of all) if (p.state === "draining" && p.server === pc.id) scheduleCompletion(p);
+    }
+    handle(sched.apply({ type: "tick", at: now }));
+  }
+
+  const perPc = all.map(({ id, start, end, server }) => ({ id, start, end, server }));
+  const ends = perPc.map((p) => p.end).sort((a, b) => a - b);
+  const timeline = [{ t: 0, imaged: 0 }];
+  ends.forEach((t, i) => {
+    const last = timeline[timeline.length - 1];
+    if (t - last.t <= 1e-9 * Math.max(1, t)) last.imaged = i + 1;
+    else timeline.push({ t, imaged: i + 1 });
+  });
+  return { mode, finish: ends.length ? ends[ends.length - 1] : 0, timeline, perPc };
+}
+
+/** PCs holding the image at time t (seconds). */
+export function imagedAt(result: SimulationResult, t: number): number {
+  let n = 0;
+  for (const p of result.timeline) if (p.t <= t + 1e-9 * Math.max(1, t)) n = p.imaged;
+  return n;
+}
+
+/** A round table step: about a dozen rows, in whole seconds, minutes or hours. */
+export function autoStep(finish: number): number {
+  const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 14400];
+  return steps.find((s) => s >= finish / 12) ?? Math.ceil(finish / 12 / 3600) * 3600;
+}
+
+/** "20m" on a minute grid, "15s" on a second grid, "0.25s" otherwise. */
+function clock(t: number, step: number): string {
+  if (step % 60 === 0) return `${t / 60}m`;
+  return `${+t.toFixed(3)}s`;
+}
+
+/** The timeline as a text table: a row every `step` seconds until every mode has finished. */
+export function timelineTable(results: SimulationResult[], step: number): string {
+  const last = Math.max(0, ...results.map((r) => r.finish));
+  const rows: string[][] = [["time", ...results.map((r) => r.mode)]];
+  const count = Math.ceil(last / step - 1e-9);
+  for (let i = 0; i <= count; i++) {
+    const t = i * step;
+    rows.push([clock(t, step), ...results.map((r) => String(imagedAt(r, t)))]);
+  }
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
+  return rows.map((row) => "  " + row.map((cell, c) => cell.padStart(widths[c])).join("  "))
+    .join("\n") + "\n";
+}
