@@ -1,13 +1,12 @@
 // The one Cascade binary: `cascade <command> [options]`. Every deno task and the netboot
 // initramfs call this file; each command lives in its own module and exports `main`.
-import { UsageError } from "./imagetools/kit/cli_kit.ts";
-import { assembleMain, infoMain, sliceMain, verifyMain } from "./imagetools/cli.ts";
-import { main as masterMain } from "./roles/master/cli.ts";
-import { clientMain, fakeServerMain, serverMain } from "./roles/peers/cli.ts";
-import { main as demoMain } from "./roles/demo/demo.ts";
-import { main as simulateMain } from "./roles/planner/cli.ts";
-import { main as historyMain } from "./roles/master/history_cli.ts";
-import { main as buildNetbootMain } from "./netboot/build_cli.ts";
+import { UsageError } from "./imagetools/kit/mod.ts";
+import { assembleMain, infoMain, sliceMain, verifyMain } from "./imagetools/mod.ts";
+import { clientMain, fakeServerMain, serverMain } from "./roles/peers/mod.ts";
+import { demoMain } from "./roles/demo/mod.ts";
+import { simulateMain } from "./roles/planner/mod.ts";
+import { historyMain, masterMain } from "./roles/master/mod.ts";
+import { buildNetbootMain } from "./netboot/mod.ts";
 
 type Main = (args: string[]) => Promise<number>;
 

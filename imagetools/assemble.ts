@@ -3,11 +3,11 @@
 // leaves no half image under the real name); zero chunks stay holes. A block device is written
 // in place, zeros included (a disk's old contents are not zeros).
 import { dirname } from "node:path";
-import { BATCH_SCRATCH, ChunkBatchHasher, chunkBuffers } from "./hashing/batch_hasher.ts";
+import { BATCH_SCRATCH, ChunkBatchHasher, chunkBuffers } from "./hashing/mod.ts";
 import { leftoverPath, removeLeftovers } from "./leftovers.ts";
 import { openSlices, osReason, sizeOf, type Slices, writeFully } from "./image_io.ts";
 import { chunkCount, chunkLength, type Manifest } from "./manifest.ts";
-import { Progress, type ProgressMode } from "./kit/progress.ts";
+import { Progress, type ProgressMode } from "./kit/mod.ts";
 import { HASH_LABEL } from "./verify.ts";
 
 export interface AssembleOptions {

@@ -1,14 +1,14 @@
 // The imagetools commands: slice, verify, assemble, info. Thin shells over the modules that do
 // the work; the dispatcher (cascade.ts) prints a thrown error as one line and sets the exit code.
 import { assembleImage } from "./assemble.ts";
-import { type CommandSpec, parseCommand, requirePositionals, UsageError } from "./kit/cli_kit.ts";
-import type { HashAlgo } from "./hashing/chunk_hash.ts";
+import { type CommandSpec, parseCommand, requirePositionals, UsageError } from "./kit/mod.ts";
+import type { HashAlgo } from "./hashing/mod.ts";
 import { loadManifest } from "./image_io.ts";
 import { renderInfo } from "./info.ts";
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "./manifest.ts";
-import { progressMode } from "./kit/progress.ts";
+import { progressMode } from "./kit/mod.ts";
 import { sliceImage, sliceSummary } from "./slice.ts";
-import { formatBytes, parseSize } from "./kit/units.ts";
+import { formatBytes, parseSize } from "./kit/mod.ts";
 import { formatBadChunk, HASH_LABEL, verifyImage } from "./verify.ts";
 
 const quietOption = {

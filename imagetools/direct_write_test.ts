@@ -1,14 +1,8 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { join } from "node:path";
-import {
-  allocAligned,
-  DIRECT_ALIGN,
-  DirectWriter,
-  isAligned,
-  isDirectRefused,
-  NewFileWriter,
-} from "./direct_write.ts";
+import { DirectWriter, isDirectRefused, NewFileWriter } from "./direct_write.ts";
+import { allocAligned, DIRECT_ALIGN, isAligned } from "./kit/mod.ts";
 import { seededImage, withTempDir } from "./testkit.ts";
 
 Deno.test("allocAligned gives zeroed buffers, shared on request, and knows their views", () => {

@@ -1,6 +1,6 @@
 // A human summary of a manifest. Pure: the CLI shell loads the manifest and prints this.
 import { chunkCount, chunkLength, type Manifest } from "./manifest.ts";
-import { formatBytes } from "./kit/units.ts";
+import { formatBytes } from "./kit/mod.ts";
 
 export interface ManifestStats {
   chunks: number;

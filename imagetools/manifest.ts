@@ -1,6 +1,9 @@
 // The manifest: what an image is made of, chunk by chunk. Pure: no I/O, no clock.
 // Its serialized bytes are canonical, so their SHA-256 (the image id) is stable.
 import { createHash } from "node:crypto";
+import { zeroChunkHashes } from "./hashing/mod.ts";
+
+export { zeroChunkHashes };
 
 export const MANIFEST_FORMAT = 1;
 /** Chunks larger than this are refused: a chunk is held in memory whole. */
@@ -41,22 +44,6 @@ export function chunkOffset(m: Pick<Manifest, "chunkSize">, index: number): numb
 
 export function chunkLength(m: Pick<Manifest, "size" | "chunkSize">, index: number): number {
   return Math.min(m.chunkSize, m.size - index * m.chunkSize);
-}
-
-const zeroHashCache = new Map<number, { md5: string; sha256: string }>();
-
-/** The hashes of `length` zero bytes (cached: there are at most two lengths per image). */
-export function zeroChunkHashes(length: number): { md5: string; sha256: string } {
-  let hit = zeroHashCache.get(length);
-  if (!hit) {
-    const zeros = new Uint8Array(length);
-    hit = {
-      md5: createHash("md5").update(zeros).digest("hex"),
-      sha256: createHash("sha256").update(zeros).digest("hex"),
-    };
-    zeroHashCache.set(length, hit);
-  }
-  return hit;
 }
 
 function field(where: string, name: string, value: unknown): string {

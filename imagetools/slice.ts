@@ -6,14 +6,14 @@
 // need no temporary names of their own: the whole folder is the temporary name. Such a folder
 // left by a killed run is removed by the next run for the same output (leftovers.ts).
 import { basename, dirname, join } from "node:path";
-import { BATCH_SCRATCH, BatchImageHasher, chunkBuffers } from "./hashing/batch_hasher.ts";
+import { BATCH_SCRATCH, BatchImageHasher, chunkBuffers } from "./hashing/mod.ts";
 import { NewFileWriter } from "./direct_write.ts";
 import {
   type ImageHasher,
   type ImageHasherMode,
   InlineImageHasher,
   SplitImageHasher,
-} from "./hashing/chunk_hash.ts";
+} from "./hashing/mod.ts";
 import { CHUNKS_DIR, defaultSlicesDir, MANIFEST_FILE, openImage, osReason } from "./image_io.ts";
 import {
   chunkCount,
@@ -31,8 +31,8 @@ import {
   serializeManifest,
 } from "./manifest.ts";
 import { leftoverPath, removeLeftovers } from "./leftovers.ts";
-import { Progress, type ProgressMode } from "./kit/progress.ts";
-import { formatBytes } from "./kit/units.ts";
+import { Progress, type ProgressMode } from "./kit/mod.ts";
+import { formatBytes } from "./kit/mod.ts";
 
 export interface SliceOptions {
   /** Image file or block device to slice. */

@@ -1,6 +1,6 @@
 // Verifying: check an image file or disk against a manifest, chunk by chunk, naming every bad one.
-import { BATCH_SCRATCH, ChunkBatchHasher, chunkBuffers } from "./hashing/batch_hasher.ts";
-import { HASH_ALGOS, type HashAlgo, isAllZero } from "./hashing/chunk_hash.ts";
+import { BATCH_SCRATCH, ChunkBatchHasher, chunkBuffers } from "./hashing/mod.ts";
+import { HASH_ALGOS, type HashAlgo, isAllZero } from "./hashing/mod.ts";
 import { type LoadedManifest, loadManifest, openImage } from "./image_io.ts";
 import {
   chunkCount,
@@ -9,7 +9,7 @@ import {
   validateManifest,
   zeroChunkHashes,
 } from "./manifest.ts";
-import { Progress, type ProgressMode } from "./kit/progress.ts";
+import { Progress, type ProgressMode } from "./kit/mod.ts";
 
 export interface BadChunk {
   index: number;

@@ -8,7 +8,7 @@ import {
   parseCommand,
   requireOption,
   UsageError,
-} from "../imagetools/mod.ts";
+} from "../imagetools/kit/mod.ts";
 import { buildNetboot, DEFAULT_KERNEL_ARGS } from "./build.ts";
 import { checkAfter, checkMasterUrl, checkTarget, checkToken } from "./cmdline.ts";
 
@@ -115,7 +115,7 @@ function check<T>(f: () => T): T {
   }
 }
 
-export async function main(args: string[]): Promise<number> {
+export async function buildNetbootMain(args: string[]): Promise<number> {
   const p = parseCommand(SPEC, args);
   if (!p) return 0;
   const v = p.values as Record<string, string | undefined>;
@@ -179,7 +179,7 @@ export async function main(args: string[]): Promise<number> {
 
 if (import.meta.main) {
   try {
-    Deno.exit(await main(Deno.args));
+    Deno.exit(await buildNetbootMain(Deno.args));
   } catch (e) {
     console.error(`cascade build-netboot: ${(e as Error).message}`);
     Deno.exit(e instanceof UsageError ? 2 : 1);

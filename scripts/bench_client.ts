@@ -10,11 +10,11 @@
 import { createHash, randomFillSync } from "node:crypto";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { formatBytes, parseSize } from "../imagetools/mod.ts";
-import { Md5Hasher } from "../imagetools/hashing/md5_worker.ts";
-import { Receiver } from "../roles/data/receiver.ts";
+import { formatBytes, parseSize } from "../imagetools/kit/mod.ts";
+import { Md5Hasher } from "../imagetools/hashing/mod.ts";
+import { Receiver } from "../roles/data/mod.ts";
 import { writeSlices } from "../roles/data/testkit.ts";
-import { openTarget } from "../roles/data/target_disk.ts";
+import { openTarget } from "../roles/data/mod.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLK_TCK = 100; // Linux USER_HZ: /proc times are in 1/100 s on every mainstream kernel.

@@ -11,8 +11,8 @@ import {
   parseDuration,
   parseRate,
   parseSize,
-} from "../imagetools/kit/units.ts";
-import { simulate } from "../roles/planner/simulate.ts";
+} from "../imagetools/kit/mod.ts";
+import { simulate } from "../roles/planner/mod.ts";
 import { LabNet } from "./lab_net.ts";
 import {
   type LabImage,

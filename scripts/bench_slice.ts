@@ -11,9 +11,9 @@
 import { createHash, randomFillSync } from "node:crypto";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { type ImageHasherMode } from "../imagetools/hashing/chunk_hash.ts";
-import { sliceImage } from "../imagetools/slice.ts";
-import { formatBytes, parseCount, parseSize } from "../imagetools/kit/units.ts";
+import { type ImageHasherMode } from "../imagetools/hashing/mod.ts";
+import { sliceImage } from "../imagetools/mod.ts";
+import { formatBytes, parseCount, parseSize } from "../imagetools/kit/mod.ts";
 
 const MB = 1e6;
 

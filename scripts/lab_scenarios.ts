@@ -4,10 +4,10 @@
 import { randomFillSync } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Manifest } from "../imagetools/manifest.ts";
-import { sliceImage } from "../imagetools/slice.ts";
-import { sha256File } from "../roles/demo/demo.ts";
-import type { RunStatus } from "../roles/master/status.ts";
+import type { Manifest } from "../imagetools/mod.ts";
+import { sliceImage } from "../imagetools/mod.ts";
+import { sha256File } from "../roles/demo/mod.ts";
+import type { RunStatus } from "../roles/master/mod.ts";
 import type { HostProcess, LabNet } from "./lab_net.ts";
 
 const CASCADE = fileURLToPath(new URL("../cascade.ts", import.meta.url));

@@ -7,8 +7,8 @@
 //   netboot_lab.ts boot-sector FILE   write a BIOS boot sector printing CASCADE-LOCAL-DISK-BOOTED
 // The server logs every request with the seconds since it started, so a test can time the boot.
 import { Hono } from "hono";
-import { createBootApp } from "../netboot/boot_routes.ts";
-import { renderDnsmasqConf } from "../netboot/dnsmasq.ts";
+import { createBootApp } from "../netboot/mod.ts";
+import { renderDnsmasqConf } from "../netboot/mod.ts";
 
 const [cmd, ...args] = Deno.args;
 const t0 = performance.now();

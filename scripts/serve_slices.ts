@@ -3,9 +3,9 @@
 //   deno run -A scripts/serve_slices.ts SLICES_DIR [--hostname H] [--port N] [--wait-ms N]
 // Prints the URL on the first line of stdout once listening; SIGINT/SIGTERM close it gracefully.
 import { parseArgs } from "node:util";
-import { makeLogger, silentLogger } from "../imagetools/mod.ts";
-import { openSlicesSource } from "../roles/data/chunk_source.ts";
-import { startChunkServer } from "../roles/data/chunk_server.ts";
+import { makeLogger, silentLogger } from "../imagetools/kit/mod.ts";
+import { openSlicesSource } from "../roles/data/mod.ts";
+import { startChunkServer } from "../roles/data/mod.ts";
 
 if (import.meta.main) {
   const { values, positionals } = parseArgs({

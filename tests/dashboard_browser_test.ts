@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Page } from "playwright-core";
-import { openHistory } from "../roles/master/history.ts";
+import { openHistory } from "../roles/master/mod.ts";
 import { type Lab, makeLab, waitExit } from "./lab_kit.ts";
 
 const MiB = 1024 * 1024;

@@ -3,9 +3,9 @@
 import assert from "node:assert/strict";
 import { createHash, randomFillSync } from "node:crypto";
 import { join } from "node:path";
-import { loadManifest } from "../imagetools/image_io.ts";
-import { chunkFileName, chunkLength } from "../imagetools/manifest.ts";
-import { sliceImage } from "../imagetools/slice.ts";
+import { loadManifest } from "../imagetools/mod.ts";
+import { chunkFileName, chunkLength } from "../imagetools/mod.ts";
+import { sliceImage } from "../imagetools/mod.ts";
 import { listDir, seededImage, withTempDir } from "../imagetools/testkit.ts";
 
 const CASCADE = new URL("../cascade.ts", import.meta.url).pathname;

@@ -1,10 +1,10 @@
 // Shared setup for end-to-end tests: a golden image, its slices, and real Cascade processes.
 import { join } from "node:path";
-import { sliceImage } from "../imagetools/slice.ts";
-import type { Manifest } from "../imagetools/manifest.ts";
-import { makeSampleImage, sha256File } from "../roles/demo/demo.ts";
-import { LabProcesses } from "../roles/demo/lab_processes.ts";
-import type { RunStatus } from "../roles/master/status.ts";
+import { sliceImage } from "../imagetools/mod.ts";
+import type { Manifest } from "../imagetools/mod.ts";
+import { makeSampleImage, sha256File } from "../roles/demo/mod.ts";
+import { LabProcesses } from "../roles/demo/mod.ts";
+import type { RunStatus } from "../roles/master/mod.ts";
 
 export interface Lab {
   dir: string;

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { labLeftovers, LabNet } from "../scripts/lab_net.ts";
 import { makeRandomImage, pcHost, runCascade, SERVER_HOST } from "../scripts/lab_scenarios.ts";
-import type { RunStatus } from "../roles/master/status.ts";
+import type { RunStatus } from "../roles/master/mod.ts";
 
 const MiB = 1024 * 1024;
 

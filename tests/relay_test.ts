@@ -1,7 +1,7 @@
 // End-to-end tests of relay mode: real master, fake server and clients as processes on loopback.
 import assert from "node:assert/strict";
 import { makeLab, waitExit } from "./lab_kit.ts";
-import type { PeerStatus, RunStatus } from "../roles/master/status.ts";
+import type { PeerStatus, RunStatus } from "../roles/master/mod.ts";
 
 const MiB = 1024 * 1024;
 

@@ -2,7 +2,7 @@
 // processes on loopback, files standing in for disks.
 import assert from "node:assert/strict";
 import { logEvents, makeLab, waitExit } from "./lab_kit.ts";
-import { PROTOCOL_VERSION } from "../roles/protocol/control.ts";
+import { PROTOCOL_VERSION } from "../roles/protocol/mod.ts";
 
 const MiB = 1024 * 1024;
 

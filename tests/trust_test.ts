@@ -2,12 +2,12 @@
 // server offering another image is refused, by the client and by the master.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { sliceImage } from "../imagetools/slice.ts";
-import { openSlicesSource } from "../roles/data/chunk_source.ts";
-import { startChunkServer } from "../roles/data/chunk_server.ts";
-import { makeSampleImage } from "../roles/demo/demo.ts";
-import { ReceiveError, Receiver } from "../roles/data/receiver.ts";
-import { openTarget } from "../roles/data/target_disk.ts";
+import { sliceImage } from "../imagetools/mod.ts";
+import { openSlicesSource } from "../roles/data/mod.ts";
+import { startChunkServer } from "../roles/data/mod.ts";
+import { makeSampleImage } from "../roles/demo/mod.ts";
+import { ReceiveError, Receiver } from "../roles/data/mod.ts";
+import { openTarget } from "../roles/data/mod.ts";
 import { makeLab, waitExit } from "./lab_kit.ts";
 
 Deno.test("a client refuses a server that offers another image, and writes nothing", async () => {

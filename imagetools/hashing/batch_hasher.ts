@@ -14,10 +14,10 @@
 // must follow the chunk in the memory (never into the chunk itself), so it hashes in place.
 import { isAllZero } from "./chunk_hash.ts";
 import type { ChunkHashes, ImageHasher } from "./chunk_hash.ts";
-import { zeroChunkHashes } from "../manifest.ts";
-import { alignedMemory, DIRECT_ALIGN } from "../direct_write.ts";
+import { zeroChunkHashes } from "./chunk_hash.ts";
+import { alignedMemory, DIRECT_ALIGN } from "../kit/mod.ts";
 import { md5LanesModule } from "./md5_multi.ts";
-import { WorkerRpc } from "../kit/worker_rpc.ts";
+import { WorkerRpc } from "../kit/mod.ts";
 
 /** Bytes after each chunk that the hasher may overwrite with MD5 padding (0x80, zeros, the
  * bit length: at most 72 bytes past the chunk's end). */

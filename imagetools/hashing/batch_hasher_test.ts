@@ -7,7 +7,7 @@ import {
   chunkBuffers,
   MD5_PAD_ROOM,
 } from "./batch_hasher.ts";
-import { alignedMemory } from "../direct_write.ts";
+import { alignedMemory } from "../kit/mod.ts";
 import { hashChunk } from "./chunk_hash.ts";
 import { md5LanesModule } from "./md5_multi.ts";
 import { seededImage } from "../testkit.ts";

@@ -5,8 +5,7 @@
 // any other view is copied on the way (a memcpy of 1 MiB costs ~0.1 ms, noise beside MD5's
 // ~1.5 ms). Either way the caller must not change the bytes until the promise settles.
 import { createHash } from "node:crypto";
-import { zeroChunkHashes } from "../manifest.ts";
-import { WorkerRpc } from "../kit/worker_rpc.ts";
+import { WorkerRpc } from "../kit/mod.ts";
 
 export type HashAlgo = "md5" | "sha256";
 export const HASH_ALGOS: readonly HashAlgo[] = ["md5", "sha256"];
@@ -196,4 +195,20 @@ export class InlineImageHasher implements ImageHasher {
   }
 
   close() {}
+}
+
+const zeroHashCache = new Map<number, { md5: string; sha256: string }>();
+
+/** The hashes of `length` zero bytes (cached: there are at most two lengths per image). */
+export function zeroChunkHashes(length: number): { md5: string; sha256: string } {
+  let hit = zeroHashCache.get(length);
+  if (!hit) {
+    const zeros = new Uint8Array(length);
+    hit = {
+      md5: createHash("md5").update(zeros).digest("hex"),
+      sha256: createHash("sha256").update(zeros).digest("hex"),
+    };
+    zeroHashCache.set(length, hit);
+  }
+  return hit;
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { digest, hashChunk, InlineImageHasher, isAllZero, SplitImageHasher } from "./chunk_hash.ts";
-import { zeroChunkHashes } from "../manifest.ts";
+import { zeroChunkHashes } from "./chunk_hash.ts";
 import { seededImage } from "../testkit.ts";
 
 const hex = (algo: string, b: Uint8Array) => createHash(algo).update(b).digest("hex");

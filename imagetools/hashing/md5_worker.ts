@@ -2,7 +2,7 @@
 // cost of SHA-256 here, so it runs on a Worker while the main thread receives, runs SHA-256
 // and writes: two cores instead of one. Buffers are transferred both ways (no copies).
 import { createHash } from "node:crypto";
-import { WorkerRpc } from "../kit/worker_rpc.ts";
+import { WorkerRpc } from "../kit/mod.ts";
 
 const WORKER_SOURCE = `
 import { createHash } from "node:crypto";

@@ -6,7 +6,8 @@
 //   GET /v1/stream?from=A&to=B  the non-zero chunks A..B-1 back to back, in order (waits as
 //                          /v1/chunks does; a chunk that does not come cuts the stream)
 import { Hono } from "hono";
-import { chunkLength, type Logger, silentLogger } from "../../imagetools/mod.ts";
+import { chunkLength } from "../../imagetools/mod.ts";
+import { type Logger, silentLogger } from "../../imagetools/kit/mod.ts";
 import { type ChunkSource, ChunkUnavailableError, DEFAULT_WAIT_MS } from "./chunk_source.ts";
 
 export const IMAGE_HEADER = "x-cascade-image";

@@ -6,11 +6,11 @@ import {
   chunkFileName,
   chunkLength,
   chunkOffset,
-  formatBytes,
   imageIdOf,
   type Manifest,
   parseManifest,
 } from "../../imagetools/mod.ts";
+import { formatBytes } from "../../imagetools/kit/mod.ts";
 
 export interface ChunkSource {
   readonly manifest: Manifest;

@@ -10,13 +10,11 @@ import {
   chunkLength,
   chunkOffset,
   imageIdOf,
-  isAllZero,
-  type Logger,
   type Manifest,
   parseManifest,
-  type Progress,
-  silentLogger,
 } from "../../imagetools/mod.ts";
+import { isAllZero } from "../../imagetools/hashing/mod.ts";
+import { type Logger, type Progress, silentLogger } from "../../imagetools/kit/mod.ts";
 import {
   checkChunkIndex,
   type ChunkSource,
@@ -24,7 +22,7 @@ import {
   DEFAULT_WAIT_MS,
   type ReadOptions,
 } from "./chunk_source.ts";
-import { Md5Hasher } from "../../imagetools/hashing/md5_worker.ts";
+import { Md5Hasher } from "../../imagetools/hashing/mod.ts";
 import type { TargetDisk } from "./target_disk.ts";
 
 export interface ReceiverStats {

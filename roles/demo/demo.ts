@@ -3,12 +3,12 @@
 // that checks every disk against the golden image independently of the clients' own checks.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { type CommandSpec, parseCommand, UsageError } from "../../imagetools/kit/cli_kit.ts";
-import { sliceImage } from "../../imagetools/slice.ts";
-import { formatBytes, formatDuration, parseCount, parseSize } from "../../imagetools/kit/units.ts";
-import { parseMode } from "../master/cli.ts";
-import type { Mode } from "../protocol/control.ts";
-import type { RunStatus } from "../master/status.ts";
+import { type CommandSpec, parseCommand, UsageError } from "../../imagetools/kit/mod.ts";
+import { sliceImage } from "../../imagetools/mod.ts";
+import { formatBytes, formatDuration, parseCount, parseSize } from "../../imagetools/kit/mod.ts";
+import { parseMode } from "../master/mod.ts";
+import type { Mode } from "../protocol/mod.ts";
+import type { RunStatus } from "../master/mod.ts";
 import { LabProcesses } from "./lab_processes.ts";
 
 export const demoSpec: CommandSpec = {
@@ -123,7 +123,7 @@ function progressLine(s: RunStatus, elapsed: number): string {
   }% of all bytes`;
 }
 
-export async function main(args: string[]): Promise<number> {
+export async function demoMain(args: string[]): Promise<number> {
   const p = parseCommand(demoSpec, args);
   if (!p) return 0;
   const v = p.values as Record<string, string | boolean | undefined>;

@@ -3,15 +3,15 @@
 // files plug in under /boot.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
-import { normalizeMac } from "../../netboot/boot_routes.ts";
+import { normalizeMac } from "../../netboot/mod.ts";
 import { streamSSE } from "hono/streaming";
-import type { Manifest } from "../../imagetools/manifest.ts";
-import type { Logger } from "../../imagetools/kit/log.ts";
-import { dashboardTitle, renderDashboardMain, renderDashboardPage } from "./dashboard/page.ts";
+import type { Manifest } from "../../imagetools/mod.ts";
+import type { Logger } from "../../imagetools/kit/mod.ts";
+import { dashboardTitle, renderDashboardMain, renderDashboardPage } from "./dashboard/mod.ts";
 import { liveStatus } from "./live_status.ts";
 import { type EventRecord, type MasterCore, type SessionKey } from "./core.ts";
 import { renderMetrics, RunCounters } from "./metrics.ts";
-import { parsePeerMessage, ProtocolError } from "../protocol/control.ts";
+import { parsePeerMessage, ProtocolError } from "../protocol/mod.ts";
 
 export interface MasterAppOptions {
   core: MasterCore;

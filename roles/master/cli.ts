@@ -6,14 +6,14 @@ import {
   parseCommand,
   requireOption,
   UsageError,
-} from "../../imagetools/kit/cli_kit.ts";
-import { type Logger, makeLogger } from "../../imagetools/kit/log.ts";
-import { parseCount, parseDuration } from "../../imagetools/kit/units.ts";
+} from "../../imagetools/kit/mod.ts";
+import { type Logger, makeLogger } from "../../imagetools/kit/mod.ts";
+import { parseCount, parseDuration } from "../../imagetools/kit/mod.ts";
 import { type History, HISTORY_FILE, openHistory } from "./history.ts";
-import { normalizeMac } from "../../netboot/boot_routes.ts";
+import { normalizeMac } from "../../netboot/mod.ts";
 import { lanUrls, machineInterfaces } from "./listen_urls.ts";
 import { startMaster } from "./run.ts";
-import type { Mode } from "../protocol/control.ts";
+import type { Mode } from "../protocol/mod.ts";
 import { summaryTable } from "./status.ts";
 
 export const masterSpec: CommandSpec = {
@@ -111,7 +111,7 @@ export function parseMode(text: string): Mode {
   return text;
 }
 
-export async function main(args: string[]): Promise<number> {
+export async function masterMain(args: string[]): Promise<number> {
   const p = parseCommand(masterSpec, args);
   if (!p) return 0;
   const slices = requireOption(masterSpec, p, "slices");

@@ -1,33 +1,20 @@
 // The master's brain: peers, their states and the scheduler, driven by validated control
 // messages. No sockets and no clock: the I/O shell (master_app.ts) injects `now`, `send`,
 // `close` and `log`, so the whole run can be replayed in tests.
-import type { Logger } from "../../imagetools/kit/log.ts";
+import type { Logger } from "../../imagetools/kit/mod.ts";
 import type {
+  EventRecord,
   HelloMessage,
   MasterMessage,
   Mode,
+  PeerFailure,
   PeerMessage,
   PeerRole,
-} from "../protocol/control.ts";
+  PeerState,
+} from "../protocol/mod.ts";
+
+export type { EventRecord, PeerFailure, PeerState };
 import { type Decision, Scheduler, type SchedulerEvent } from "./scheduler.ts";
-
-export type PeerState =
-  /** Netboot: asked for its boot script, has not said hello yet. */
-  | "booting"
-  | "waiting"
-  | "receiving"
-  | "verifying"
-  | "serving"
-  | "done"
-  | "failed"
-  | "left";
-
-export interface PeerFailure {
-  at: number;
-  reason: string;
-  detail: string;
-  server?: string;
-}
 
 export interface PeerRecord {
   id: string;
@@ -84,12 +71,6 @@ export interface MasterIo {
 
 /** Opaque per-connection key: the shell passes whatever identifies a WebSocket. */
 export type SessionKey = object;
-
-export interface EventRecord {
-  at: number;
-  event: string;
-  fields: Record<string, string | number | boolean | undefined>;
-}
 
 export class MasterCore {
   readonly config: MasterConfig;

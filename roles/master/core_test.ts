@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { MasterConfig } from "./core.ts";
 import { coreHarness, helloMessage, IMAGE_ID } from "./testkit.ts";
-import { type HelloMessage, parsePeerMessage, ProtocolError } from "../protocol/control.ts";
+import { type HelloMessage, parsePeerMessage, ProtocolError } from "../protocol/mod.ts";
 
 const IMAGE = IMAGE_ID;
 

@@ -2,7 +2,7 @@
 // one row per PC per run, and every failure a PC reported. Rows are written as the master's
 // events happen, so the history survives a master that stops or crashes mid-run.
 import { DatabaseSync } from "node:sqlite";
-import type { Logger } from "../../imagetools/kit/log.ts";
+import type { Logger } from "../../imagetools/kit/mod.ts";
 import type { EventRecord, MasterCore, PeerRecord } from "./core.ts";
 
 /** Default file name; the master keeps it beside the slices folder. */

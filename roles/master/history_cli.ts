@@ -1,6 +1,6 @@
 // `cascade history`: print the master's run history (runs, each PC's result, its failures).
-import { type CommandSpec, parseCommand, UsageError } from "../../imagetools/kit/cli_kit.ts";
-import { formatBytes, formatDuration, parseCount } from "../../imagetools/kit/units.ts";
+import { type CommandSpec, parseCommand, UsageError } from "../../imagetools/kit/mod.ts";
+import { formatBytes, formatDuration, parseCount } from "../../imagetools/kit/mod.ts";
 import { HISTORY_FILE, type HistoryPc, type HistoryRun, openHistory } from "./history.ts";
 
 export const historySpec: CommandSpec = {
@@ -98,7 +98,7 @@ export function renderRun(run: HistoryRun, pcs: HistoryPc[], time = localTime): 
   ].join("\n");
 }
 
-export async function main(args: string[]): Promise<number> {
+export async function historyMain(args: string[]): Promise<number> {
   const p = parseCommand(historySpec, args);
   if (!p) return 0;
   const v = p.values as Record<string, string | boolean | undefined>;

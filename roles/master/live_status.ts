@@ -1,24 +1,11 @@
 // What the dashboard, /api/v1/status and /metrics show: the run's status (status.ts) plus the
 // master's admin state, bytes served per peer, the run's ETA and the latest events. Pure.
-import type { Manifest } from "../../imagetools/manifest.ts";
-import type { EventRecord, MasterCore } from "./core.ts";
-import { type PeerStatus, type RunStatus, runStatus } from "./status.ts";
+import type { Manifest } from "../../imagetools/mod.ts";
+import type { LivePeer, LiveStatus, RunStatus } from "../protocol/mod.ts";
+import type { MasterCore } from "./core.ts";
+import { runStatus } from "./status.ts";
 
-export interface LivePeer extends PeerStatus {
-  /** Bytes this peer served, as its clients reported them. */
-  served: number;
-}
-
-export interface LiveStatus extends RunStatus {
-  peers: LivePeer[];
-  draining: boolean;
-  /** The run ends once this many clients have verified (null: ends by hand). */
-  expect: number | null;
-  /** Seconds until every known client is imaged, estimated (null: unknown or nothing left). */
-  eta: number | null;
-  /** The latest events, oldest first. */
-  recent: EventRecord[];
-}
+export type { LivePeer, LiveStatus };
 
 /** How many recent events the status carries. */
 export const RECENT_EVENTS = 12;

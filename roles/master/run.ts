@@ -2,14 +2,14 @@
 // tick the scheduler's linger deadlines, and end the run cleanly.
 import type { Hono } from "hono";
 import { join } from "node:path";
-import { createBootApp } from "../../netboot/boot_routes.ts";
-import { loadManifest } from "../../imagetools/image_io.ts";
-import type { Logger } from "../../imagetools/kit/log.ts";
+import { createBootApp } from "../../netboot/mod.ts";
+import { loadManifest } from "../../imagetools/mod.ts";
+import type { Logger } from "../../imagetools/kit/mod.ts";
 import { MasterCore } from "./core.ts";
 import { httpUrl } from "./listen_urls.ts";
 import { createMasterApp } from "./app.ts";
 import { type History, recordRun } from "./history.ts";
-import type { Mode } from "../protocol/control.ts";
+import type { Mode } from "../protocol/mod.ts";
 import { type RunStatus, runStatus } from "./status.ts";
 
 export interface MasterOptions {

@@ -1,57 +1,10 @@
 // The run's status as plain data (JSON API, dashboard, summary table). Pure.
-import type { Manifest } from "../../imagetools/manifest.ts";
-import { formatBytes, formatDuration } from "../../imagetools/kit/units.ts";
+import type { Manifest } from "../../imagetools/mod.ts";
+import { formatBytes, formatDuration } from "../../imagetools/kit/mod.ts";
+import type { PeerStatus, RunStatus } from "../protocol/mod.ts";
 import type { MasterCore, PeerRecord } from "./core.ts";
 
-export interface PeerStatus {
-  id: string;
-  role: PeerRecord["role"];
-  name: string;
-  mac?: string;
-  address: string;
-  url?: string;
-  state: PeerRecord["state"];
-  held: number;
-  total: number;
-  progress: number;
-  bytes: number;
-  rate: number;
-  eta: number | null;
-  server?: string;
-  servedBy: string[];
-  serving: string[];
-  verified: boolean;
-  joinedAt: number;
-  doneAt?: number;
-  seconds: number | null;
-  failures: { at: number; reason: string; detail: string; server?: string }[];
-  connected: boolean;
-}
-
-export interface RunStatus {
-  imageId: string;
-  image: { name: string; size: number; chunkSize: number; chunks: number };
-  mode: string;
-  startedAt: number;
-  now: number;
-  ended: string | null;
-  paused: boolean;
-  totals: {
-    clients: number;
-    booting: number;
-    verified: number;
-    receiving: number;
-    waiting: number;
-    failed: number;
-    servers: number;
-    bytesReceived: number;
-  };
-  queues: {
-    servers: { id: string; capacity: number; kind: string; since: number }[];
-    clients: { id: string; since: number }[];
-  };
-  peers: PeerStatus[];
-}
+export type { PeerStatus, RunStatus };
 
 export function peerStatus(p: PeerRecord, chunkSize: number): PeerStatus {
   const progress = p.total ? p.held / p.total : 1;

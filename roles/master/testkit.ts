@@ -1,14 +1,14 @@
 // Test helpers for the master's HTTP face: a MasterCore on a hand-driven clock with scripted
 // peers, and a sample run in mid-flight (every state on show) for the dashboard, tree, metrics
 // and app tests. Sessions are plain objects: no sockets.
-import { type Manifest, MANIFEST_FORMAT } from "../../imagetools/manifest.ts";
+import { type Manifest, MANIFEST_FORMAT } from "../../imagetools/mod.ts";
 import { type MasterConfig, MasterCore } from "./core.ts";
 import {
   type HelloMessage,
   type MasterMessage,
   type PeerMessage,
   PROTOCOL_VERSION,
-} from "../protocol/control.ts";
+} from "../protocol/mod.ts";
 
 export const IMAGE_ID = "ab".repeat(32);
 const CHUNK = 1024 * 1024;

@@ -6,15 +6,15 @@ import {
   type ParsedCommand,
   requireOption,
   UsageError,
-} from "../../imagetools/kit/cli_kit.ts";
-import { type Logger, makeLogger } from "../../imagetools/kit/log.ts";
-import { isImageId } from "../../imagetools/manifest.ts";
-import { progressMode } from "../../imagetools/kit/progress.ts";
-import { parseCount, parseDuration, parseRate } from "../../imagetools/kit/units.ts";
-import { verifyImage } from "../../imagetools/verify.ts";
-import { type ChunkSource, openDiskSource, openSlicesSource } from "../data/chunk_source.ts";
+} from "../../imagetools/kit/mod.ts";
+import { type Logger, makeLogger } from "../../imagetools/kit/mod.ts";
+import { isImageId } from "../../imagetools/mod.ts";
+import { progressMode } from "../../imagetools/kit/mod.ts";
+import { parseCount, parseDuration, parseRate } from "../../imagetools/kit/mod.ts";
+import { verifyImage } from "../../imagetools/mod.ts";
+import { type ChunkSource, openDiskSource, openSlicesSource } from "../data/mod.ts";
 import { fetchManifest, runClient } from "./client.ts";
-import type { AfterAction } from "../protocol/control.ts";
+import type { AfterAction } from "../protocol/mod.ts";
 import { runServer } from "./server.ts";
 
 const common: Record<string, OptionSpec> = {

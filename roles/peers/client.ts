@@ -1,16 +1,16 @@
 // The client role: get the manifest, wait for a server, receive and verify every chunk onto
 // the target, read the whole disk back, then serve it on until the master ends the run.
 // In relay mode its chunk server is up from the start and serves each chunk once verified.
-import { imageIdOf, parseManifest } from "../../imagetools/manifest.ts";
-import type { Logger } from "../../imagetools/kit/log.ts";
-import { Progress, type ProgressMode } from "../../imagetools/kit/progress.ts";
-import { startChunkServer } from "../data/chunk_server.ts";
+import { imageIdOf, parseManifest } from "../../imagetools/mod.ts";
+import type { Logger } from "../../imagetools/kit/mod.ts";
+import { Progress, type ProgressMode } from "../../imagetools/kit/mod.ts";
+import { startChunkServer } from "../data/mod.ts";
 import { ControlSession } from "./control_session.ts";
-import { rateLimited } from "../data/rate_limit.ts";
-import type { AfterAction, MasterMessage } from "../protocol/control.ts";
-import { PROTOCOL_VERSION } from "../protocol/control.ts";
-import { ReceiveError, Receiver } from "../data/receiver.ts";
-import { openTarget } from "../data/target_disk.ts";
+import { rateLimited } from "../data/mod.ts";
+import type { AfterAction, MasterMessage } from "../protocol/mod.ts";
+import { PROTOCOL_VERSION } from "../protocol/mod.ts";
+import { ReceiveError, Receiver } from "../data/mod.ts";
+import { openTarget } from "../data/mod.ts";
 
 export interface ClientOptions {
   masterUrl: string;

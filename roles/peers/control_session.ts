@@ -1,13 +1,13 @@
 // A peer's control session with the master: one WebSocket, hello on every (re)connect, and
 // reconnects with backoff when the master restarts, so the master can rebuild its queues.
-import type { Logger } from "../../imagetools/kit/log.ts";
+import type { Logger } from "../../imagetools/kit/mod.ts";
 import {
   type HelloMessage,
   type MasterMessage,
   parseMasterMessage,
   type PeerMessage,
   type WelcomeMessage,
-} from "../protocol/control.ts";
+} from "../protocol/mod.ts";
 
 export interface ControlSessionOptions {
   masterUrl: string;

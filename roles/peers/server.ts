@@ -1,11 +1,11 @@
 // The server roles: a PC that holds the image (its disk) or the fake server (the slices) serves
 // chunks to whichever clients the master sends it, and stays registered until the run ends.
-import type { Logger } from "../../imagetools/kit/log.ts";
-import type { ChunkSource } from "../data/chunk_source.ts";
-import { startChunkServer } from "../data/chunk_server.ts";
+import type { Logger } from "../../imagetools/kit/mod.ts";
+import type { ChunkSource } from "../data/mod.ts";
+import { startChunkServer } from "../data/mod.ts";
 import { ControlSession } from "./control_session.ts";
-import { rateLimited } from "../data/rate_limit.ts";
-import { PROTOCOL_VERSION } from "../protocol/control.ts";
+import { rateLimited } from "../data/mod.ts";
+import { PROTOCOL_VERSION } from "../protocol/mod.ts";
 
 export interface ServerOptions {
   masterUrl: string;

@@ -1,6 +1,6 @@
 // `cascade simulate`: plan a run before booting a room. Drives the master's own Scheduler through
 // the discrete-event model in simulate.ts and prints PCs imaged over time per mode.
-import { type CommandSpec, parseCommand, UsageError } from "../../imagetools/kit/cli_kit.ts";
+import { type CommandSpec, parseCommand, UsageError } from "../../imagetools/kit/mod.ts";
 import {
   formatBytes,
   formatDuration,
@@ -8,7 +8,7 @@ import {
   parseDuration,
   parseRate,
   parseSize,
-} from "../../imagetools/kit/units.ts";
+} from "../../imagetools/kit/mod.ts";
 import {
   autoStep,
   ETHERNET_TCP_EFFICIENCY,
@@ -169,7 +169,7 @@ export function finishLines(results: SimulationResult[]): string {
   ].join("\n") + "\n";
 }
 
-export async function main(args: string[]): Promise<number> {
+export async function simulateMain(args: string[]): Promise<number> {
   const parsed = parseCommand(simulateSpec, args);
   if (!parsed) return 0;
   const v = parsed.values as Record<string, string | boolean | undefined>;

@@ -17,7 +17,7 @@
 // - Classic mode: a PC becomes a server (capacity `capacity`) the moment it holds the image
 //   (verification time is not modelled). Unicast: the fake server serves every PC at once and
 //   nobody re-serves. No failures, no boot time, no control round trips, no server disk reads.
-import { type Decision, Scheduler } from "../master/scheduler.ts";
+import { type Decision, Scheduler } from "../master/mod.ts";
 
 export type SimMode = "unicast" | "classic" | "relay";
 export const SIM_MODES: readonly SimMode[] = ["unicast", "classic", "relay"];

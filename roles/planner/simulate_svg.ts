@@ -1,6 +1,6 @@
 // PCs imaged over time, one step line per mode, as a standalone SVG. Pure: results in, text out.
 // Hand-written SVG because a chart library would be a large dependency for a dozen elements.
-import { formatDuration } from "../../imagetools/kit/units.ts";
+import { formatDuration } from "../../imagetools/kit/mod.ts";
 import type { SimMode, SimulationResult } from "./simulate.ts";
 
 export interface SvgOptions {

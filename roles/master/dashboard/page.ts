@@ -4,9 +4,9 @@
 // The master renders everything, here and in tree_svg.ts. The page's script only listens to
 // /api/v1/events?view=dashboard, whose events carry the freshly rendered live part, and swaps
 // it in: one renderer, tested in Deno, and a page that shows the run even without its script.
-import { formatBytes, formatDuration, formatRate } from "../../../imagetools/kit/units.ts";
-import type { LivePeer, LiveStatus } from "../live_status.ts";
-import type { EventRecord } from "../core.ts";
+import { formatBytes, formatDuration, formatRate } from "../../../imagetools/kit/mod.ts";
+import type { LivePeer, LiveStatus } from "../../protocol/mod.ts";
+import type { EventRecord } from "../../protocol/mod.ts";
 import { escapeHtml } from "./html.ts";
 import { renderTreeSvg } from "./tree_svg.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { dashboardTitle, failureNote, renderDashboardMain, renderDashboardPage } from "./page.ts";
-import { type LiveStatus, liveStatus } from "../live_status.ts";
+import { type LiveStatus, liveStatus } from "../mod.ts";
 import { SAMPLE_MANIFEST, sampleRun } from "../testkit.ts";
 
 function sample(): LiveStatus {

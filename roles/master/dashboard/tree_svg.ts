@@ -6,7 +6,7 @@
 //
 // A client hangs under the server it fetches from now (receiving) or, once it holds the image,
 // under the server that completed it. Waiting clients are in the queue, not in the tree.
-import type { PeerStatus } from "../status.ts";
+import type { PeerStatus } from "../../protocol/mod.ts";
 import { escapeHtml } from "./html.ts";
 
 export type TreePeer = Pick<

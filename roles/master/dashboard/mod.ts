@@ -1,0 +1,2 @@
+// What other folders may import from roles/master/dashboard.
+export * from "./page.ts";

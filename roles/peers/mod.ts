@@ -1,0 +1,2 @@
+// What other folders may import from roles/peers.
+export * from "./cli.ts";

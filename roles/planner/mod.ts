@@ -1,0 +1,3 @@
+// What other folders may import from roles/planner.
+export * from "./cli.ts";
+export * from "./simulate.ts";

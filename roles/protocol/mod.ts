@@ -1,0 +1,3 @@
+// What other folders may import from roles/protocol.
+export * from "./control.ts";
+export * from "./status.ts";

@@ -1,0 +1,94 @@
+// The run's status as the master publishes it (GET /api/v1/status, the events stream, the
+// dashboard): the JSON shapes only. The master computes them (roles/master), the dashboard
+// renders them (roles/master/dashboard), so neither needs the other's code.
+import type { PeerRole } from "./control.ts";
+
+export type PeerState =
+  /** Netboot: asked for its boot script, has not said hello yet. */
+  | "booting"
+  | "waiting"
+  | "receiving"
+  | "verifying"
+  | "serving"
+  | "done"
+  | "failed"
+  | "left";
+
+export interface PeerFailure {
+  at: number;
+  reason: string;
+  detail: string;
+  server?: string;
+}
+
+export interface EventRecord {
+  at: number;
+  event: string;
+  fields: Record<string, string | number | boolean | undefined>;
+}
+
+export interface PeerStatus {
+  id: string;
+  role: PeerRole;
+  name: string;
+  mac?: string;
+  address: string;
+  url?: string;
+  state: PeerState;
+  held: number;
+  total: number;
+  progress: number;
+  bytes: number;
+  rate: number;
+  eta: number | null;
+  server?: string;
+  servedBy: string[];
+  serving: string[];
+  verified: boolean;
+  joinedAt: number;
+  doneAt?: number;
+  seconds: number | null;
+  failures: PeerFailure[];
+  connected: boolean;
+}
+
+export interface RunStatus {
+  imageId: string;
+  image: { name: string; size: number; chunkSize: number; chunks: number };
+  mode: string;
+  startedAt: number;
+  now: number;
+  ended: string | null;
+  paused: boolean;
+  totals: {
+    clients: number;
+    booting: number;
+    verified: number;
+    receiving: number;
+    waiting: number;
+    failed: number;
+    servers: number;
+    bytesReceived: number;
+  };
+  queues: {
+    servers: { id: string; capacity: number; kind: string; since: number }[];
+    clients: { id: string; since: number }[];
+  };
+  peers: PeerStatus[];
+}
+
+export interface LivePeer extends PeerStatus {
+  /** Bytes this peer served, as its clients reported them. */
+  served: number;
+}
+
+export interface LiveStatus extends RunStatus {
+  peers: LivePeer[];
+  draining: boolean;
+  /** The run ends once this many clients have verified (null: ends by hand). */
+  expect: number | null;
+  /** Seconds until every known client is imaged, estimated (null: unknown or nothing left). */
+  eta: number | null;
+  /** The latest events, oldest first. */
+  recent: EventRecord[];
+}
