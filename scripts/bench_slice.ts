@@ -131,9 +131,26 @@ async function main() {
       "out-dir": { type: "string" },
       "chunk-size": { type: "string", default: "1M" },
       child: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
     },
     allowPositionals: true,
   });
+  if (values.help) {
+    console.log([
+      "bench:slice: slicing speed against this machine's MD5 + SHA-256 limit on one core",
+      "",
+      "USAGE:",
+      "  deno task bench:slice [--size 1G] [--runs 3] [--chunk-size 1M] [--dir D] [--out-dir D]",
+      "",
+      "OPTIONS:",
+      "  --size SIZE        random image to slice (default 1G)",
+      "  --runs N           runs per variant, the median is shown (default 3)",
+      "  --chunk-size SIZE  chunk size (default 1M)",
+      "  --dir DIR          where the image sits (default /dev/shm, else $TMPDIR or /tmp)",
+      "  --out-dir DIR      where chunk files go (default: beside the image)",
+    ].join("\n"));
+    return;
+  }
   if (values.child) {
     const [key, image, out, chunk] = positionals;
     return await child(VARIANTS.find((v) => v.key === key)!, image, out, Number(chunk));
