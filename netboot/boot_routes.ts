@@ -10,7 +10,6 @@ import {
   checkImageId,
   checkMasterUrl,
   checkTarget,
-  checkToken,
 } from "./cmdline.ts";
 import {
   DEFAULT_KERNEL_ARGS,
@@ -31,7 +30,6 @@ export interface BootAppOptions {
   shouldImage(mac: string): boolean;
   /** Called for each per-machine script request (the PC is booting). */
   onBootRequest?(mac: string, ip?: string): void;
-  token?: string;
   target: string;
   after: string;
   /** Kernel arguments besides cascade.*; default: the build's (build.json), else the default. */
@@ -65,7 +63,6 @@ export function createBootApp(opts: BootAppOptions): Hono {
     target: checkTarget(opts.target),
     imageId: checkImageId(opts.imageId),
     after: checkAfter(opts.after) as AfterAction,
-    ...(opts.token !== undefined ? { token: checkToken(opts.token) } : {}),
   };
   const kernelArgs = opts.kernelArgs ?? readBuildKernelArgs(opts.dir) ?? DEFAULT_KERNEL_ARGS;
   const firstStage = renderFirstStage(master);

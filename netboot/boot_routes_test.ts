@@ -22,7 +22,6 @@ function options(dir: string, over: Partial<BootAppOptions> = {}): BootAppOption
     shouldImage: (mac) => mac !== "52:54:00:00:00:02",
     target: "/dev/vda",
     after: "poweroff",
-    token: "t0k",
     kernelArgs: "console=ttyS0",
     ...over,
   };
@@ -57,7 +56,6 @@ Deno.test("GET /ipxe renders the image or local-disk script per MAC and reports 
           target: "/dev/vda",
           imageId: ID,
           after: "poweroff",
-          token: "t0k",
         },
       }),
     );

@@ -62,7 +62,6 @@ export interface BuildOptions {
   busybox: string;
   target: string;
   after: AfterAction;
-  token?: string;
   kernelArgs: string;
   /** zstd level 1..19. */
   zstdLevel: number;
@@ -347,7 +346,6 @@ export async function buildNetboot(o: BuildOptions): Promise<BuildReport> {
     master: o.master,
     target: o.target,
     after: o.after,
-    ...(o.token ? { token: o.token } : {}),
   };
   clientArgs(settings); // checks every setting before anything is written
   const written: string[] = ["vmlinuz", "initrd"];

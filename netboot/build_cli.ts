@@ -10,7 +10,7 @@ import {
   UsageError,
 } from "../imagetools/kit/mod.ts";
 import { buildNetboot, DEFAULT_KERNEL_ARGS } from "./build.ts";
-import { checkAfter, checkMasterUrl, checkTarget, checkToken } from "./cmdline.ts";
+import { checkAfter, checkMasterUrl, checkTarget } from "./cmdline.ts";
 
 const SPEC: CommandSpec = {
   name: "build-netboot",
@@ -50,7 +50,6 @@ const SPEC: CommandSpec = {
       help: "After imaging: serve (until the run ends, then power off), reboot or poweroff",
       default: "serve",
     },
-    token: { type: "string", arg: "T", help: "Lab token for the clients", env: "CASCADE_TOKEN" },
     "kernel-args": {
       type: "string",
       arg: "ARGS",
@@ -141,7 +140,6 @@ export async function buildNetbootMain(args: string[]): Promise<number> {
     busybox: v.busybox!,
     target: check(() => checkTarget(v.target!, "--target")),
     after: check(() => checkAfter(v.after!, "--after")),
-    token: v.token ? check(() => checkToken(v.token!, "--token")) : undefined,
     kernelArgs: v["kernel-args"]!,
     zstdLevel: level,
     nics: v.nics,

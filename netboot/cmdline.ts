@@ -1,6 +1,8 @@
 // The cascade.* settings on the kernel command line: rendered by the master into the iPXE
 // script, read back by the netbooted PC, and turned into `cascade client` flags. Every value is
 // checked both ways so a bad setting fails with a clear message instead of a half-imaged disk.
+// Nothing here is a secret: any host on the LAN can ask for a boot script (DESIGN.md "Trust"),
+// so no credential is ever put on a kernel command line; a netbooted PC needs none.
 
 export const AFTER_ACTIONS = ["serve", "reboot", "poweroff"] as const;
 export type AfterAction = typeof AFTER_ACTIONS[number];
@@ -13,7 +15,6 @@ export interface BootSettings {
   /** The SHA-256 of the manifest to accept (64 lowercase hex digits); absent: the master's. */
   imageId?: string;
   after: AfterAction;
-  token?: string;
 }
 
 /** Kernel parameter names, in the order they are rendered. */
@@ -22,7 +23,6 @@ export const CMDLINE_KEYS = {
   imageId: "cascade.image",
   target: "cascade.target",
   after: "cascade.after",
-  token: "cascade.token",
 } as const;
 
 export function checkMasterUrl(value: string, what = "master URL"): string {
@@ -66,16 +66,6 @@ export function checkTarget(value: string, what = "target disk"): string {
   return value;
 }
 
-export function checkToken(value: string, what = "token"): string {
-  // It travels on the kernel command line and inside iPXE scripts: no spaces, quotes or ${.
-  if (!/^[A-Za-z0-9._~+\/=-]{1,256}$/.test(value)) {
-    throw new TypeError(
-      `Bad ${what}: must be 1 to 256 characters of A-Z a-z 0-9 . _ ~ + / = -`,
-    );
-  }
-  return value;
-}
-
 /** Check a whole settings object (for rendering); throws the first problem. */
 export function checkBootSettings(s: BootSettings): BootSettings {
   return {
@@ -83,7 +73,6 @@ export function checkBootSettings(s: BootSettings): BootSettings {
     target: checkTarget(s.target),
     ...(s.imageId !== undefined ? { imageId: checkImageId(s.imageId) } : {}),
     after: checkAfter(s.after),
-    ...(s.token !== undefined ? { token: checkToken(s.token) } : {}),
   };
 }
 
@@ -93,7 +82,6 @@ export function renderCascadeCmdline(s: BootSettings): string {
   const parts = [`${CMDLINE_KEYS.master}=${c.master}`];
   if (c.imageId) parts.push(`${CMDLINE_KEYS.imageId}=${c.imageId}`);
   parts.push(`${CMDLINE_KEYS.target}=${c.target}`, `${CMDLINE_KEYS.after}=${c.after}`);
-  if (c.token) parts.push(`${CMDLINE_KEYS.token}=${c.token}`);
   return parts.join(" ");
 }
 
@@ -153,7 +141,6 @@ export function parseCascadeCmdline(text: string): BootSettings {
   if (get("target") === undefined) problems.push(`${CMDLINE_KEYS.target}=DISK is missing`);
   const imageId = check("imageId", checkImageId);
   const after = check("after", checkAfter) ?? "serve";
-  const token = check("token", checkToken);
   if (problems.length) {
     throw new TypeError(`Bad cascade settings on the kernel command line: ${problems.join("; ")}`);
   }
@@ -162,7 +149,6 @@ export function parseCascadeCmdline(text: string): BootSettings {
     target: target!,
     ...(imageId ? { imageId } : {}),
     after,
-    ...(token ? { token } : {}),
   };
 }
 
@@ -172,6 +158,5 @@ export function clientArgs(s: BootSettings): string[] {
   const args = ["client", "--master", c.master, "--target", c.target];
   if (c.imageId) args.push("--image-id", c.imageId);
   args.push("--after", c.after);
-  if (c.token) args.push("--token", c.token);
   return args;
 }

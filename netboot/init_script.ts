@@ -147,14 +147,13 @@ network_up() {
 
 # cascade.* settings from the kernel command line, checked with the rules of netboot/cmdline.ts.
 read_settings() {
-  MASTER="" TARGET="" IMAGE="" AFTER="serve" TOKEN="" bad=""
+  MASTER="" TARGET="" IMAGE="" AFTER="serve" bad=""
   for w in $1; do
     case "$w" in
       ${k.master}=*) MASTER=\${w#*=} ;;
       ${k.target}=*) TARGET=\${w#*=} ;;
       ${k.imageId}=*) IMAGE=\${w#*=} ;;
       ${k.after}=*) AFTER=\${w#*=} ;;
-      ${k.token}=*) TOKEN=\${w#*=} ;;
       cascade.*) bad="$bad; unknown setting \\"\${w%%=*}\\"" ;;
     esac
   done
@@ -190,8 +189,7 @@ run_client() {
   [ -n "$IMAGE" ] && set -- "$@" --image-id "$IMAGE"
   set -- "$@" --after "$AFTER"
   [ -n "$MAC" ] && set -- "$@" --mac "$MAC" # lets the master match this PC to its netboot
-  say "running: cascade $*"  # the token stays off the screen
-  [ -n "$TOKEN" ] && set -- "$@" --token "$TOKEN"
+  say "running: cascade $*"
   /bin/cascade "$@"
 }
 
@@ -206,6 +204,9 @@ finish() {
 main() {
   mount_basics
   exec < /dev/console > /dev/console 2>&1
+  # Every connection holds a descriptor: at the default limit (1024 or 4096) idle connections
+  # from one host on the LAN would fill it in a second. The client caps its own below this.
+  ulimit -n 1048576 2>/dev/null || ulimit -n 65536 2>/dev/null || say "cannot raise ulimit -n"
   shout "Cascade netboot: $(uname -r), $(grep -c ^processor /proc/cpuinfo) CPU(s), $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) MiB"
   if ! read_settings "$(cat /proc/cmdline)"; then
     shout "BAD BOOT SETTINGS: fix the master's configuration; rebooting to fetch new ones"

@@ -42,14 +42,14 @@ Deno.test("/init reads settings from the command line as netboot/cmdline.ts does
     for (const line of lines) {
       const r = await sh(
         `. ${dir}/init; if read_settings "$1"; then ` +
-          `echo "ok $MASTER|$TARGET|$IMAGE|$AFTER|$TOKEN"; fi`,
+          `echo "ok $MASTER|$TARGET|$IMAGE|$AFTER"; fi`,
         { CASCADE_INIT_LIB: "1" },
         [line],
       );
       let want: string;
       try {
         const s = parseCascadeCmdline(line);
-        want = `ok ${s.master}|${s.target}|${s.imageId ?? ""}|${s.after}|${s.token ?? ""}`;
+        want = `ok ${s.master}|${s.target}|${s.imageId ?? ""}|${s.after}`;
       } catch (e) {
         want = (e as Error).message;
       }

@@ -7,7 +7,6 @@ const settings = {
   target: "/dev/sda",
   imageId: "5e".repeat(32),
   after: "serve" as const,
-  token: "lab-token",
 };
 
 Deno.test("first-stage iPXE script matches its golden file", async () => {

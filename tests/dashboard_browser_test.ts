@@ -99,7 +99,7 @@ async function watchRun(lab: Lab, url: string, page: Page) {
   await page.waitForSelector("#conn.live", { timeout: 10_000 });
 
   // Each relay uploads at 6 MB/s: 18 MiB of non-zero chunks take about 3 s per PC.
-  const peer = ["--token", TOKEN, "--rate-limit", "6MB/s"];
+  const peer = ["--rate-limit", "6MB/s"];
   lab.fake("fake-server", url, ["--capacity", "2", ...peer]);
   for (const pc of PCS) lab.client(pc, url, peer);
   const rows = (state: string) => `tr[data-state="${state}"][data-peer^="pc-"]`;

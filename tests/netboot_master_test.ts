@@ -30,23 +30,25 @@ Deno.test("netboot: image at first boot, local disk after, again after a re-imag
     await fakeNetbootBuild(netboot);
     const history = join(lab.dir, "history.sqlite");
     const flags = ["--mode", "classic", "--netboot", netboot, "--history", history];
-    let url = await lab.master([...flags, "--expect", "1", "--token", "t0k", "--linger", "0"]);
+    const tokens = ["--token", "t0k", "--server-token", "s3rv"];
+    let url = await lab.master([...flags, "--expect", "1", ...tokens, "--linger", "0"]);
 
     // First boot: the PC is unknown, so its script images it, pinned to this image.
     const first = await bootScript(url);
     assert.match(first, new RegExp(`cascade\\.image=${lab.imageId}`));
     assert.match(first, /cascade\.master=http:\/\/10\.0\.0\.1:8080/);
     assert.match(first, /cascade\.target=\/dev\/vda/);
+    assert.doesNotMatch(first, /t0k|s3rv|token/, "no credential in a boot script");
     const booting = await lab.status(url);
     assert.equal(booting.peers.find((p) => p.mac === MAC)?.state, "booting");
 
-    lab.fake("fake", url, ["--token", "t0k"]);
-    lab.client("pc", url, ["--token", "t0k", "--after", "poweroff"]);
+    lab.fake("fake", url, ["--server-token", "s3rv"]);
+    lab.client("pc", url, ["--after", "poweroff"]); // a PC needs no credential
     assert.equal(await waitExit(lab, "master"), 0);
     assert.ok(await lab.matches("pc"));
 
     // Its next boot (a new master process, same history) boots the local disk.
-    url = await lab.master([...flags, "--token", "t0k"], "master2");
+    url = await lab.master([...flags, ...tokens], "master2");
     assert.match(await bootScript(url), /sanboot --no-describe --drive 0x80/);
     assert.match(await bootScript(url, "52:54:00:00:00:01"), /cascade\.image=/, "others image");
 

@@ -1,7 +1,6 @@
 // The master's HTTP face: one Hono app on one port. Control sessions (WebSocket), the image's
 // manifest, the live dashboard, status JSON and events (SSE), admin actions, /metrics; boot
 // files plug in under /boot.
-import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
 import { normalizeMac } from "../../netboot/mod.ts";
 import { streamSSE } from "hono/streaming";
@@ -9,7 +8,7 @@ import type { Manifest } from "../../imagetools/mod.ts";
 import type { Logger } from "../../imagetools/kit/mod.ts";
 import { dashboardTitle, renderDashboardMain, renderDashboardPage } from "./dashboard/mod.ts";
 import { liveStatus } from "./live_status.ts";
-import { type EventRecord, type MasterCore, type SessionKey } from "./core.ts";
+import { type EventRecord, type MasterCore, sameSecret, type SessionKey } from "./core.ts";
 import { renderMetrics, RunCounters } from "./metrics.ts";
 import { parsePeerMessage, ProtocolError } from "../protocol/mod.ts";
 
@@ -56,7 +55,7 @@ export function attachControlSocket(
 export const ADMIN_ACTIONS = ["pause", "resume", "drain", "end", "reimage"] as const;
 export type AdminAction = typeof ADMIN_ACTIONS[number];
 
-/** Why an admin request may not act, or null when its bearer token is the lab token. */
+/** Why an admin request may not act, or null when its bearer token is the admin token. */
 export function adminDenied(
   token: string | undefined,
   authorization: string | undefined,
@@ -68,12 +67,10 @@ export function adminDenied(
     };
   }
   const m = /^Bearer (.+)$/.exec(authorization ?? "");
-  if (!m) return { status: 401, message: 'Admin actions need "Authorization: Bearer <lab token>"' };
-  // Compared as digests so the comparison takes the same time whatever the lengths.
-  const digest = (s: string) => createHash("sha256").update(s).digest();
-  if (!timingSafeEqual(digest(m[1]), digest(token))) {
-    return { status: 403, message: "Wrong lab token" };
+  if (!m) {
+    return { status: 401, message: 'Admin actions need "Authorization: Bearer <admin token>"' };
   }
+  if (!sameSecret(m[1], token)) return { status: 403, message: "Wrong admin token" };
   return null;
 }
 

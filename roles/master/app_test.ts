@@ -211,7 +211,7 @@ Deno.test("GET /api/v1/events: a client that goes away ends its stream", async (
   await new Promise((r) => setTimeout(r, 60));
 });
 
-Deno.test("admin: without a lab token on the master every action is refused (403)", async () => {
+Deno.test("admin: without an admin token on the master every action is refused (403)", async () => {
   const { app, h } = setup();
   for (const action of ["pause", "resume", "drain", "end"]) {
     const res = await app.request(admin(action, { token: "anything" }));
@@ -229,11 +229,11 @@ Deno.test("admin: a missing token is 401, a wrong one 403, an unknown action 404
   assert.equal(missing.status, 401);
   assert.equal(missing.headers.get("www-authenticate"), 'Bearer realm="cascade"');
   assert.deepEqual(await missing.json(), {
-    error: 'Admin actions need "Authorization: Bearer <lab token>"',
+    error: 'Admin actions need "Authorization: Bearer <admin token>"',
   });
   const wrong = await app.request(admin("pause", { token: "guess" }));
   assert.equal(wrong.status, 403);
-  assert.deepEqual(await wrong.json(), { error: "Wrong lab token" });
+  assert.deepEqual(await wrong.json(), { error: "Wrong admin token" });
   const unknown = await app.request(admin("reboot-all", { token: TOKEN }));
   assert.equal(unknown.status, 404);
   assert.deepEqual(await unknown.json(), {

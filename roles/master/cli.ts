@@ -65,8 +65,14 @@ export const masterSpec: CommandSpec = {
     token: {
       type: "string",
       arg: "T",
-      help: "Lab token that servers and admin actions must present",
+      help: "Admin token: admin actions need it; it stays on this host (no PC or server needs it)",
       env: "CASCADE_TOKEN",
+    },
+    "server-token": {
+      type: "string",
+      arg: "S",
+      help: "Server token: standalone servers and fake servers must present it (default: open)",
+      env: "CASCADE_SERVER_TOKEN",
     },
     history: {
       type: "string",
@@ -137,6 +143,7 @@ export async function masterMain(args: string[]): Promise<number> {
     fanout: parseCount(v.fanout!, "--fanout", 1, 64),
     expect: v.expect !== undefined ? parseCount(v.expect, "--expect", 1, 100000) : undefined,
     token: v.token,
+    serverToken: v["server-token"],
     log,
     history,
     netboot: v.netboot ? { dir: v.netboot, publicUrl: v["public-url"] } : undefined,
@@ -145,6 +152,9 @@ export async function masterMain(args: string[]): Promise<number> {
     throw err;
   });
   console.error(`Cascade master on ${master.url} (image ${master.imageId})`);
+  if (v["server-token"] === undefined) {
+    console.error("Servers register without a credential: give --server-token on a shared LAN");
+  }
   const lan = lanUrls(v.host!, master.port, machineInterfaces());
   if (lan.length) console.error(`Lab PCs and browsers reach it at ${lan.join(", ")}`);
   const stop = (signal: string) => master.core.end(`stopped by ${signal}`);

@@ -1,6 +1,7 @@
 // The master's brain: peers, their states and the scheduler, driven by validated control
 // messages. No sockets and no clock: the I/O shell (master_app.ts) injects `now`, `send`,
 // `close` and `log`, so the whole run can be replayed in tests.
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { Logger } from "../../imagetools/kit/mod.ts";
 import type {
   EventRecord,
@@ -57,7 +58,10 @@ export interface MasterConfig {
   imageBytes: number;
   /** End the run once this many clients have verified their disks. */
   expect?: number;
+  /** Admin credential (admin actions over HTTP only; no peer ever needs it). */
   token?: string;
+  /** Server credential: a "server" or "fake" hello must carry it (absent: servers are open). */
+  serverToken?: string;
 }
 
 export interface MasterIo {
@@ -207,11 +211,15 @@ export class MasterCore {
 
   #hello(session: SessionKey, address: string, msg: HelloMessage) {
     const { config } = this;
-    if (config.token !== undefined && msg.token !== config.token) {
-      return this.reject(
-        session,
-        msg.token === undefined ? "This master needs the lab token" : "Wrong lab token",
-      );
+    // A PC booted from this master holds no secret (DESIGN.md "Trust"): only standalone servers
+    // present a credential, the server token, which is not the admin token.
+    if (msg.role !== "client" && config.serverToken !== undefined) {
+      if (msg.token === undefined) {
+        return this.reject(session, "This master needs the server token (--server-token)");
+      }
+      if (!sameSecret(msg.token, config.serverToken)) {
+        return this.reject(session, "Wrong server token");
+      }
     }
     if (msg.imageId !== config.imageId) {
       return this.reject(
@@ -461,6 +469,12 @@ export class MasterCore {
   nextDeadline(): number | null {
     return this.scheduler.nextDeadline();
   }
+}
+
+/** Compared as digests, so the comparison takes the same time whatever the lengths. */
+export function sameSecret(given: string, expected: string): boolean {
+  const digest = (s: string) => createHash("sha256").update(s).digest();
+  return timingSafeEqual(digest(given), digest(expected));
 }
 
 function round(n: number) {

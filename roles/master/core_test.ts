@@ -66,12 +66,21 @@ Deno.test("a failed client is re-queued at the head; a stale failure is only rec
   assert.equal(pc1.failures.length, 2);
 });
 
-Deno.test("token and image id are checked at hello", () => {
-  const h = harness({ token: "s3cret" });
+Deno.test("server token and image id are checked at hello; clients need no token", () => {
+  const h = harness({ token: "admin", serverToken: "s3cret" });
   h.open("bad");
   h.say("bad", hello("bad", "server"));
-  assert.deepEqual(h.to("bad")[0], { type: "error", message: "This master needs the lab token" });
+  assert.deepEqual(h.to("bad")[0], {
+    type: "error",
+    message: "This master needs the server token (--server-token)",
+  });
   assert.deepEqual(h.closed, ["bad"]);
+  h.open("admin");
+  h.say("admin", hello("admin", "fake", { token: "admin" }));
+  assert.deepEqual(h.to("admin")[0], { type: "error", message: "Wrong server token" });
+  h.open("pc");
+  h.say("pc", hello("pc", "client"));
+  assert.equal(h.to("pc")[0].type, "welcome");
   h.open("other");
   h.say("other", hello("other", "server", { token: "s3cret", imageId: "b".repeat(64) }));
   assert.match((h.to("other")[0] as { message: string }).message, /holds image "bbbbbbbbbbbb"/);

@@ -20,7 +20,10 @@ export interface MasterOptions {
   linger: number;
   fanout: number;
   expect?: number;
+  /** Admin credential: guards /api/v1/admin/*; never leaves this host. */
   token?: string;
+  /** Server credential: a standalone server or fake server presents it in its hello. */
+  serverToken?: string;
   log: Logger;
   /** Record this run (each PC's result) into this history; the caller closes it. */
   history?: History;
@@ -53,7 +56,6 @@ function bootApp(
   build: Record<string, unknown>,
   imageId: string,
   core: MasterCore,
-  token: string | undefined,
   history: History | undefined,
 ): Hono {
   const masterUrl = n.publicUrl ?? (typeof build.master === "string" ? build.master : undefined);
@@ -67,7 +69,6 @@ function bootApp(
     // A PC imaged and verified with this image boots its own disk until an admin re-images it.
     shouldImage: (mac) => history?.imagedWith(mac) !== imageId,
     onBootRequest: (mac, ip) => core.booting(mac, ip ?? "unknown"),
-    token,
     target: typeof build.target === "string" ? build.target : "/dev/sda",
     after: typeof build.after === "string" ? build.after : "serve",
   });
@@ -100,6 +101,7 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
     imageBytes: loaded.manifest.size,
     expect: o.expect,
     token: o.token,
+    serverToken: o.serverToken,
   }, {
     now,
     send(session, msg) {
@@ -136,7 +138,6 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
         await readNetbootBuild(o.netboot.dir),
         loaded.imageId,
         core,
-        o.token,
         o.history,
       )
       : undefined,

@@ -7,6 +7,7 @@ import {
   type HelloMessage,
   type MasterMessage,
   type PeerMessage,
+  type PeerRole,
   PROTOCOL_VERSION,
 } from "../protocol/mod.ts";
 
@@ -67,8 +68,8 @@ export function helloMessage(
   } as HelloMessage;
 }
 
-const tokenOf = (config: Partial<MasterConfig>) =>
-  config.token !== undefined ? { token: config.token } : {};
+const tokenOf = (config: Partial<MasterConfig>, role: PeerRole) =>
+  config.serverToken !== undefined && role !== "client" ? { token: config.serverToken } : {};
 
 export function coreHarness(config: Partial<MasterConfig> = {}): CoreHarness {
   const time = { now: 1000 };
@@ -108,7 +109,7 @@ export function coreHarness(config: Partial<MasterConfig> = {}): CoreHarness {
     },
     hello(name, role, extra = {}) {
       if (!keys.has(name)) h.open(name);
-      h.say(name, helloMessage(name, role, { ...tokenOf(config), ...extra }));
+      h.say(name, helloMessage(name, role, { ...tokenOf(config, role), ...extra }));
     },
     say(name, msg) {
       core.message(keys.get(name)!, msg);

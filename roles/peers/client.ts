@@ -22,7 +22,6 @@ export interface ClientOptions {
   /** Clients this PC serves at once once it is a server. */
   capacity: number;
   after: AfterAction;
-  token?: string;
   /** Address the chunk server listens on. */
   listen: string;
   /** Upload cap in bytes per second when serving. */
@@ -131,7 +130,6 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
       capacity: o.capacity,
       held: held(),
       complete: verified,
-      ...(o.token ? { token: o.token } : {}),
     }),
     onWelcome: (w) => log("welcome", { id: w.id, mode: w.mode, address: w.address }),
     onMessage: (msg: MasterMessage) => {

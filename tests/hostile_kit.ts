@@ -1,0 +1,74 @@
+// Shared setup of the hostile-LAN suite (tests/hostile_*_test.ts): a master started with both
+// credentials and the netboot routes, a fake server and honest PCs as real processes on
+// loopback, and the check every attack test ends with: the honest PCs hold exactly the golden
+// image and the master still answers.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { type Lab, makeLab } from "./lab_kit.ts";
+
+export const ADMIN_TOKEN = "admin-0f1e2d3c";
+export const SERVER_TOKEN = "server-4b5a6978";
+
+export interface HostileLab extends Lab {
+  url: string;
+}
+
+/** A lab whose master has an admin token, a server token and serves /boot (a fake build). */
+export async function hostileLab(
+  size = 2 * 1024 * 1024,
+  masterArgs: string[] = [],
+  chunkSize = 256 * 1024,
+): Promise<HostileLab> {
+  const lab = await makeLab(size, chunkSize);
+  try {
+    const netboot = join(lab.dir, "netboot");
+    await Deno.mkdir(netboot, { recursive: true });
+    await Deno.writeTextFile(join(netboot, "vmlinuz"), "kernel");
+    await Deno.writeTextFile(join(netboot, "initrd"), "initramfs");
+    await Deno.writeTextFile(
+      join(netboot, "build.json"),
+      JSON.stringify({ master: "http://127.0.0.1:8080", target: "/dev/vda", after: "serve" }),
+    );
+    const url = await lab.master([
+      "--token",
+      ADMIN_TOKEN,
+      "--server-token",
+      SERVER_TOKEN,
+      "--netboot",
+      netboot,
+      "--no-history",
+      "--linger",
+      "1",
+      ...masterArgs,
+    ]);
+    return { ...lab, url };
+  } catch (err) {
+    await lab.close();
+    throw err;
+  }
+}
+
+/** Start the fake server (with the server token) and `pcs` honest PCs (with no credential). */
+export function startHonest(lab: HostileLab, pcs: string[], extra: string[] = []) {
+  lab.fake("fake", lab.url, ["--server-token", SERVER_TOKEN, "--capacity", "2", ...extra]);
+  for (const pc of pcs) lab.client(pc, lab.url, extra);
+}
+
+/** Every honest PC verified (by the master) and byte-identical to the golden image. */
+export async function assertHonestImaged(lab: HostileLab, pcs: string[], ms = 60_000) {
+  await lab.until(
+    lab.url,
+    (s) => pcs.every((pc) => s.peers.some((p) => p.name === pc && p.verified)),
+    `honest PCs ${pcs.join(", ")} verified`,
+    ms,
+  );
+  for (const pc of pcs) assert.ok(await lab.matches(pc), `${pc} holds the golden image`);
+  await assertMasterAnswers(lab);
+}
+
+/** The master still answers its status route promptly. */
+export async function assertMasterAnswers(lab: HostileLab) {
+  const res = await fetch(`${lab.url}/api/v1/status`, { signal: AbortSignal.timeout(5000) });
+  assert.equal(res.status, 200);
+  await res.body?.cancel();
+}
