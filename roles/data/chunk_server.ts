@@ -1,16 +1,12 @@
 // The data server: chunks over HTTP from any ChunkSource (slices, a disk, a relay's Receiver).
-//   GET /v1/manifest       the manifest's exact bytes
-//   GET /v1/health         {"imageId","held","total"}
-//   GET /v1/chunks/:index  one chunk (waits for a relay's chunk up to waitMs, then 503)
-//   GET /v1/image          the whole image in order, so `curl .../v1/image > disk` works
-//   GET /v1/stream?from=A&to=B  the non-zero chunks A..B-1 back to back, in order (waits as
-//                          /v1/chunks does; a chunk that does not come cuts the stream)
+// Paths and the image header are roles/protocol/data_plane.ts's. A chunk the source does not
+// hold yet (a relay) is waited for up to waitMs, then 503; in a stream or the whole image, a
+// chunk that does not come cuts the response.
 import { Hono } from "hono";
 import { chunkLength } from "../../imagetools/mod.ts";
 import { type Logger, silentLogger } from "../../imagetools/kit/mod.ts";
+import { DATA_PATHS, type DataHealth, IMAGE_HEADER } from "../protocol/mod.ts";
 import { type ChunkSource, ChunkUnavailableError, DEFAULT_WAIT_MS } from "./chunk_source.ts";
-
-export const IMAGE_HEADER = "x-cascade-image";
 
 export interface ChunkAppOptions {
   log?: Logger;
@@ -38,20 +34,17 @@ export function createChunkApp(source: ChunkSource, opts: ChunkAppOptions = {}):
   // request.signal is not used: Deno.serve aborts it even on success (legacy behaviour) and
   // warns. A wait is bounded by waitMs anyway; closing the server ends waits at once.
 
-  app.get("/v1/manifest", () =>
+  app.get(DATA_PATHS.manifest, () =>
     new Response(source.manifestBytes as Uint8Array<ArrayBuffer>, {
       headers: { "content-type": "application/json", [IMAGE_HEADER]: source.imageId },
     }));
 
-  app.get(
-    "/v1/health",
-    (c) =>
-      c.json({ imageId: source.imageId, held: source.heldCount(), total }, 200, {
-        [IMAGE_HEADER]: source.imageId,
-      }),
-  );
+  app.get(DATA_PATHS.health, (c) => {
+    const health: DataHealth = { imageId: source.imageId, held: source.heldCount(), total };
+    return c.json(health, 200, { [IMAGE_HEADER]: source.imageId });
+  });
 
-  app.get("/v1/chunks/:index", async (c) => {
+  app.get(DATA_PATHS.chunk, async (c) => {
     const raw = c.req.param("index");
     const index = /^\d{1,15}$/.test(raw) ? Number(raw) : NaN;
     if (!(index < total)) {
@@ -131,13 +124,13 @@ export function createChunkApp(source: ChunkSource, opts: ChunkAppOptions = {}):
     });
   };
 
-  app.get("/v1/image", () =>
+  app.get(DATA_PATHS.image, () =>
     streamChunks(Array.from({ length: total }, (_, i) => i), {
       "content-disposition": `attachment; filename="${m.name.replace(/["\\]/g, "_")}"`,
     }));
 
   // GET /v1/stream?from=A&to=B: the non-zero chunks of A..B-1, back to back, in order.
-  app.get("/v1/stream", (c) => {
+  app.get(DATA_PATHS.stream, (c) => {
     const a = c.req.query("from") ?? "";
     const b = c.req.query("to") ?? "";
     const from = /^\d{1,15}$/.test(a) ? Number(a) : NaN;

@@ -2,10 +2,13 @@
 // before a byte of it is written, write it at its offset, mark it held. A Receiver is also
 // the relay's ChunkSource: a request for a chunk not held yet waits until it is.
 //
+// This file is the orchestration; its parts have one job each: held_chunks.ts (what is held,
+// who waits), chunk_fetch.ts (the HTTP client), fetch_plan.ts (runs and buffers, pure),
+// buffer_pool.ts, rate_meter.ts, read_back.ts (verify-behind and the checks on the target).
+//
 // Speed (see scripts/bench_client.ts): several requests in flight; bytes are read with a BYOB
 // reader straight into pooled buffers and SHA-256 runs as they arrive; MD5 (the costlier hash)
 // runs on a Worker with the buffer transferred, so two cores share the hashing.
-import { createHash } from "node:crypto";
 import {
   chunkLength,
   chunkOffset,
@@ -13,16 +16,30 @@ import {
   type Manifest,
   parseManifest,
 } from "../../imagetools/mod.ts";
-import { isAllZero } from "../../imagetools/hashing/mod.ts";
+import { Md5Hasher } from "../../imagetools/hashing/mod.ts";
 import { type Logger, type Progress, silentLogger } from "../../imagetools/kit/mod.ts";
+import { dataBase } from "../protocol/mod.ts";
+import { BufferPool } from "./buffer_pool.ts";
+import {
+  ChunkFetch,
+  FetchCancelled,
+  type FetchLike,
+  type InFlight,
+  newInFlight,
+  type Received,
+  watchIdle,
+} from "./chunk_fetch.ts";
 import {
   checkChunkIndex,
   type ChunkSource,
-  ChunkUnavailableError,
   DEFAULT_WAIT_MS,
   type ReadOptions,
 } from "./chunk_source.ts";
-import { Md5Hasher } from "../../imagetools/hashing/mod.ts";
+import { bufferSlots, fallbackQueue, planRuns } from "./fetch_plan.ts";
+import { HeldChunks } from "./held_chunks.ts";
+import { RateMeter } from "./rate_meter.ts";
+import { checkOnTarget, VerifyBehind } from "./read_back.ts";
+import { isBadChunk, ReceiveError } from "./receive_error.ts";
 import type { TargetDisk } from "./target_disk.ts";
 
 export interface ReceiverStats {
@@ -54,6 +71,10 @@ export interface ReceiverOptions {
   log?: Logger;
   onProgress?: (s: ReceiverStats) => void;
   peerId?: string;
+  /** The HTTP client (default: the global fetch; tests pass a Hono app's request). */
+  fetch?: FetchLike;
+  /** The clock of the rate meter (default performance.now). */
+  now?: () => number;
 }
 
 export interface FetchOptions {
@@ -63,68 +84,8 @@ export interface FetchOptions {
   requestTimeoutMs?: number;
 }
 
-/** "server-gone" | "bad-chunk" | "timeout" | "http-<status>" | "write-failed" | "wrong-image" */
-export type ReceiveReason = string;
-
-/** Why fetchFrom stopped. Chunks verified before the failure stay held. */
-export class ReceiveError extends Error {
-  override name = "ReceiveError";
-  readonly reason: ReceiveReason;
-  readonly index?: number;
-  constructor(
-    reason: ReceiveReason,
-    message: string,
-    opts: { index?: number; cause?: unknown } = {},
-  ) {
-    super(message, { cause: opts.cause });
-    this.reason = reason;
-    if (opts.index !== undefined) this.index = opts.index;
-  }
-}
-
 export const DEFAULT_INFLIGHT = 4;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
-const RATE_WINDOW_MS = 3000;
-
-/** Reused chunk buffers. BYOB reads and worker transfers hand back new handles to the same
- * memory, so a buffer comes back as whatever handle its last user holds (or null if lost). */
-class BufferPool {
-  #free: ArrayBuffer[] = [];
-  #waiting: ((b: ArrayBuffer) => void)[] = [];
-  constructor(count: number, private readonly size: number) {
-    for (let i = 0; i < count; i++) this.#free.push(new ArrayBuffer(size));
-  }
-  acquire(): Promise<ArrayBuffer> {
-    const b = this.#free.pop();
-    return b ? Promise.resolve(b) : new Promise((resolve) => this.#waiting.push(resolve));
-  }
-  release(b: ArrayBuffer | null): void {
-    const buf = b && b.byteLength === this.size ? b : new ArrayBuffer(this.size);
-    const next = this.#waiting.shift();
-    if (next) next(buf);
-    else this.#free.push(buf);
-  }
-}
-
-/** One request in flight: its own abort, and when it last received bytes (for timeouts). */
-interface Request {
-  ctl: AbortController;
-  last: number;
-  timedOut: boolean;
-  timeoutMs: number;
-}
-
-/** A request in flight, watched by the idle timer from now on. */
-function newRequest(timeoutMs: number): Request {
-  return { ctl: new AbortController(), last: performance.now(), timedOut: false, timeoutMs };
-}
-
-function isBadChunk(err: unknown): err is ReceiveError {
-  return err instanceof ReceiveError && err.reason === "bad-chunk";
-}
-
-/** Thrown inside fetchFrom by requests cut short because another one already failed. */
-class Cancelled extends Error {}
 
 export class Receiver implements ChunkSource {
   readonly manifest: Manifest;
@@ -138,23 +99,16 @@ export class Receiver implements ChunkSource {
   #log: Logger;
   #onProgress?: (s: ReceiverStats) => void;
   #peerId?: string;
-  #held: Uint8Array;
-  #heldCount = 0;
+  #fetch?: FetchLike;
+  #held: HeldChunks;
   /** Chunks of which some bytes were received before (refetches count as waste). */
   #attempted: Uint8Array;
-  #waiters = new Map<number, Set<() => void>>();
   #bytesReceived = 0;
   #bytesRefetched = 0;
   #badChunks = 0;
-  #rateSamples: [number, number][] = [];
+  #rate: RateMeter;
   #fetching: Promise<void> = Promise.resolve();
-  /** Verify-behind: chunks read back from the target (SHA-256) after they were written and
-   * found good, so readBack() need not read them again. */
-  #readOk: Uint8Array;
-  #behindQueue: number[] = [];
-  /** Settles when the verify-behind queue is empty (never rejects). */
-  #behindDone: Promise<void> = Promise.resolve();
-  #behindStop = false;
+  #behind: VerifyBehind;
   /** The target was created empty, so unwritten zero chunks already read as zeros. */
   #zerosOnDisk: boolean;
 
@@ -173,10 +127,11 @@ export class Receiver implements ChunkSource {
     this.#log = opts.log ?? silentLogger;
     this.#onProgress = opts.onProgress;
     this.#peerId = opts.peerId;
-    const n = this.manifest.chunks.length;
-    this.#held = new Uint8Array(n);
-    this.#attempted = new Uint8Array(n);
-    this.#readOk = new Uint8Array(n);
+    this.#fetch = opts.fetch;
+    this.#rate = new RateMeter(opts.now);
+    this.#held = new HeldChunks(this.manifest);
+    this.#attempted = new Uint8Array(this.manifest.chunks.length);
+    this.#behind = new VerifyBehind(this.target, this.manifest, (i) => this.#held.holds(i));
     this.#zerosOnDisk = this.target.fresh === true;
     if (this.target.size < this.manifest.size) {
       throw new RangeError(
@@ -188,19 +143,18 @@ export class Receiver implements ChunkSource {
   // ---- ChunkSource (the relay side) ----------------------------------------------------------
 
   has(index: number): boolean {
-    return Number.isSafeInteger(index) && index >= 0 && index < this.#held.length &&
-      (this.#held[index] === 1 || this.manifest.chunks[index].zero);
+    return this.#held.has(index);
   }
 
   heldCount(): number {
-    return this.#heldCount;
+    return this.#held.count;
   }
 
   async read(index: number, opts: ReadOptions = {}): Promise<Uint8Array> {
     checkChunkIndex(this.manifest, index);
     const length = chunkLength(this.manifest, index);
     if (this.manifest.chunks[index].zero) return new Uint8Array(length);
-    if (!this.#held[index]) await this.#waitFor(index, opts.waitMs ?? DEFAULT_WAIT_MS, opts.signal);
+    await this.#held.waitFor(index, opts.waitMs ?? DEFAULT_WAIT_MS, opts.signal);
     const out = new Uint8Array(length);
     const n = await this.target.readAt(chunkOffset(this.manifest, index), out);
     if (n !== length) {
@@ -211,99 +165,36 @@ export class Receiver implements ChunkSource {
     return out;
   }
 
-  #waitFor(index: number, waitMs: number, signal?: AbortSignal): Promise<void> {
-    signal?.throwIfAborted();
-    return new Promise<void>((resolve, reject) => {
-      let set = this.#waiters.get(index);
-      if (!set) this.#waiters.set(index, set = new Set());
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
-        set.delete(wake);
-        if (set.size === 0 && this.#waiters.get(index) === set) this.#waiters.delete(index);
-      };
-      const wake = () => {
-        done();
-        resolve();
-      };
-      const onAbort = () => {
-        done();
-        reject(signal!.reason);
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(
-          new ChunkUnavailableError(
-            `Chunk ${index} of "${this.manifest.name}" did not arrive within ${waitMs} ms`,
-          ),
-        );
-      }, waitMs);
-      set.add(wake);
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
-  }
-
   // ---- state ----------------------------------------------------------------------------------
 
   stats(): ReceiverStats {
     return {
-      heldChunks: this.#heldCount,
-      totalChunks: this.#held.length,
+      heldChunks: this.#held.count,
+      totalChunks: this.#held.total,
       bytesReceived: this.#bytesReceived,
       bytesRefetched: this.#bytesRefetched,
       badChunks: this.#badChunks,
-      rate: this.#rate(),
+      rate: this.#rate.rate(),
     };
   }
 
   /** Non-zero chunks not held yet, in order. */
   missing(): number[] {
-    const out: number[] = [];
-    const chunks = this.manifest.chunks;
-    for (let i = 0; i < chunks.length; i++) if (!this.#held[i] && !chunks[i].zero) out.push(i);
-    return out;
-  }
-
-  #markHeld(index: number) {
-    if (this.#held[index]) return;
-    this.#held[index] = 1;
-    this.#heldCount++;
-    const set = this.#waiters.get(index);
-    if (set) { for (const wake of [...set]) wake(); }
+    return this.#held.missing();
   }
 
   #unmark(index: number) {
-    this.#readOk[index] = 0;
-    if (!this.#held[index]) return;
-    this.#held[index] = 0;
-    this.#heldCount--;
+    this.#behind.forget(index);
+    this.#held.unmark(index);
   }
 
-  #countBytes(n: number, refetch: boolean) {
+  #countBytes(index: number, n: number) {
     this.#bytesReceived += n;
-    if (refetch) this.#bytesRefetched += n;
-  }
-
-  #sampleRate() {
-    const now = performance.now();
-    const s = this.#rateSamples;
-    s.push([now, this.#bytesReceived]);
-    // Keep one sample older than the window so the rate spans it whole.
-    while (s.length > 2 && now - s[1][0] > RATE_WINDOW_MS) s.shift();
-  }
-
-  #rate(): number {
-    const s = this.#rateSamples;
-    if (s.length < 2) return 0;
-    const [t0, b0] = s[0];
-    const [t1, b1] = s[s.length - 1];
-    // Idle since the last sample: nothing is arriving now.
-    if (performance.now() - t1 > RATE_WINDOW_MS) return 0;
-    return t1 > t0 ? ((b1 - b0) * 1000) / (t1 - t0) : 0;
+    if (this.#attempted[index] === 1) this.#bytesRefetched += n;
   }
 
   #progress() {
-    this.#sampleRate();
+    this.#rate.sample(this.#bytesReceived);
     this.#onProgress?.(this.stats());
   }
 
@@ -315,7 +206,7 @@ export class Receiver implements ChunkSource {
     const m = this.manifest;
     let zeros: Uint8Array | undefined;
     for (let i = 0; i < m.chunks.length; i++) {
-      if (!m.chunks[i].zero || this.#held[i]) continue;
+      if (!m.chunks[i].zero || this.#held.holds(i)) continue;
       if (!this.#zerosOnDisk) {
         const length = chunkLength(m, i);
         if (!zeros || zeros.length !== length) zeros = new Uint8Array(length);
@@ -331,7 +222,7 @@ export class Receiver implements ChunkSource {
           );
         }
       }
-      this.#markHeld(i);
+      this.#held.mark(i);
     }
     this.#progress();
   }
@@ -344,62 +235,23 @@ export class Receiver implements ChunkSource {
     let marked = 0;
     if (this.#zerosOnDisk) {
       for (let i = 0; i < m.chunks.length; i++) {
-        if (m.chunks[i].zero && !this.#held[i]) {
-          this.#markHeld(i);
-          marked++;
-        }
+        if (m.chunks[i].zero && this.#held.mark(i)) marked++;
       }
       opts.progress?.update(m.size);
       this.#progress();
       return marked;
     }
     const todo: number[] = [];
-    for (let i = 0; i < m.chunks.length; i++) if (!this.#held[i]) todo.push(i);
+    for (let i = 0; i < m.chunks.length; i++) if (!this.#held.holds(i)) todo.push(i);
     await this.#checkOnTarget(todo, opts.progress, (i, ok) => {
       if (ok) {
-        this.#markHeld(i);
+        this.#held.mark(i);
         marked++;
       }
     });
-    this.#log("scan.done", { peer: this.#peerId, marked, held: this.#heldCount });
+    this.#log("scan.done", { peer: this.#peerId, marked, held: this.#held.count });
     this.#progress();
     return marked;
-  }
-
-  /** Verify-behind: read a chunk just written back from the target in the background, one at
-   * a time, so the read-back at the end is short (12 PCs reading a whole disk back at the end
-   * on 2 cores cost 0.7-3.7 s). SHA-256 only: MD5 was checked on arrival. */
-  #queueBehind(index: number) {
-    if (this.#behindStop) return;
-    this.#behindQueue.push(index);
-    if (this.#behindQueue.length > 1) return; // The running loop takes it.
-    this.#behindDone = (async () => {
-      const m = this.manifest;
-      const buf = new Uint8Array(m.chunkSize);
-      try {
-        while (this.#behindQueue.length > 0 && !this.#behindStop) {
-          const i = this.#behindQueue[0];
-          const length = chunkLength(m, i);
-          const view = buf.subarray(0, length);
-          const n = await this.target.readAt(chunkOffset(m, i), view);
-          if (
-            n === length && this.#held[i] &&
-            createHash("sha256").update(view).digest("hex") === m.chunks[i].sha256
-          ) this.#readOk[i] = 1;
-          this.#behindQueue.shift();
-        }
-      } catch {
-        // The target failed or was closed: stop; readBack() checks whatever is left.
-        this.#behindStop = true;
-      } finally {
-        this.#behindQueue.length = 0;
-      }
-    })();
-  }
-
-  /** Wait until the verify-behind reads have stopped (none left in flight). */
-  #settleBehind(): Promise<void> {
-    return this.#behindDone;
   }
 
   /** Read the whole target back and check every chunk against the manifest (MD5 and SHA-256,
@@ -408,11 +260,9 @@ export class Receiver implements ChunkSource {
    * later readBack reads everything again. */
   async readBack(opts: { progress?: Progress } = {}): Promise<number[]> {
     const bad: number[] = [];
-    await this.#settleBehind();
-    const all: number[] = [];
-    for (let i = 0; i < this.manifest.chunks.length; i++) if (!this.#readOk[i]) all.push(i);
+    await this.#behind.settle();
+    const all = this.#behind.takeUnchecked();
     this.#log("readback.left", { peer: this.#peerId, chunks: all.length });
-    this.#readOk.fill(0);
     await this.#checkOnTarget(all, opts.progress, (i, ok) => {
       if (ok) return;
       bad.push(i);
@@ -425,53 +275,16 @@ export class Receiver implements ChunkSource {
     return bad;
   }
 
-  /** Read chunks from the target (a couple ahead) and check each against the manifest. */
-  async #checkOnTarget(
+  #checkOnTarget(
     indices: number[],
     progress: Progress | undefined,
     result: (index: number, ok: boolean) => void,
   ): Promise<void> {
-    const m = this.manifest;
-    const hasher = this.#verifyMd5 ? new Md5Hasher(this.#md5Threads) : undefined;
-    const ahead = 3;
-    const pool = new BufferPool(ahead, m.chunkSize);
-    let next = 0;
-    let scanned = 0;
-    const worker = async () => {
-      while (next < indices.length) {
-        const i = indices[next++];
-        const length = chunkLength(m, i);
-        let buffer: ArrayBuffer | null = await pool.acquire();
-        try {
-          const view = new Uint8Array(buffer, 0, length);
-          const n = await this.target.readAt(chunkOffset(m, i), view);
-          const entry = m.chunks[i];
-          let ok = n === length;
-          if (ok && entry.zero) ok = isAllZero(view);
-          else if (ok) {
-            ok = createHash("sha256").update(view).digest("hex") === entry.sha256;
-            if (ok && hasher) {
-              const r = await hasher.md5(buffer, length);
-              buffer = r.buffer;
-              ok = r.md5 === entry.md5;
-            }
-          }
-          result(i, ok);
-          scanned += length;
-          progress?.update(scanned);
-        } catch (err) {
-          buffer = null;
-          throw err;
-        } finally {
-          pool.release(buffer);
-        }
-      }
-    };
-    try {
-      await Promise.all(Array.from({ length: ahead }, worker));
-    } finally {
-      hasher?.close();
-    }
+    return checkOnTarget(this.target, this.manifest, indices, {
+      md5: this.#verifyMd5,
+      md5Threads: this.#md5Threads,
+      progress,
+    }, result);
   }
 
   // ---- fetching -------------------------------------------------------------------------------
@@ -494,11 +307,11 @@ export class Receiver implements ChunkSource {
     try {
       await previous;
       opts.signal?.throwIfAborted();
-      await this.#fetchAll(serverUrl.replace(/\/+$/, ""), opts);
+      await this.#fetchAll(dataBase(serverUrl), opts);
       await this.fillZeros();
     } finally {
       // No read-behind left in flight once fetchFrom settles (the caller may close the target).
-      await this.#settleBehind();
+      await this.#behind.settle();
       resolve();
     }
   }
@@ -513,12 +326,8 @@ export class Receiver implements ChunkSource {
     this.#log("fetch.start", { peer: this.#peerId, server: base, missing: queue.length });
 
     const hasher = this.#verifyMd5 ? new Md5Hasher(this.#md5Threads) : undefined;
-    const slots = Math.max(
-      this.#inflight + 1,
-      Math.min(this.#inflight * 2, Math.floor((512 << 20) / m.chunkSize)),
-    );
-    const pool = new BufferPool(slots, m.chunkSize);
-    const active = new Set<Request>();
+    const pool = new BufferPool(bufferSlots(this.#inflight, m.chunkSize), m.chunkSize);
+    const active = new Set<InFlight>();
     const stages = new Set<Promise<void>>();
     const bad: ReceiveError[] = [];
     let failure: unknown;
@@ -529,21 +338,22 @@ export class Receiver implements ChunkSource {
     };
     const onAbort = () => fail(opts.signal!.reason);
     opts.signal?.addEventListener("abort", onAbort, { once: true });
-    const ticker = setInterval(() => {
-      const now = performance.now();
-      for (const r of active) {
-        if (now - r.last > timeoutMs) {
-          r.timedOut = true;
-          r.ctl.abort();
-        }
-      }
-    }, Math.max(10, Math.min(1000, timeoutMs / 4)));
+    const stopWatch = watchIdle(active, timeoutMs);
+    const client = new ChunkFetch({
+      manifest: m,
+      imageId: this.imageId,
+      base,
+      fetch: this.#fetch,
+      cancelled: () => failure !== undefined,
+      onBytes: (index, n) => this.#countBytes(index, n),
+      onTouched: (index) => this.#attempted[index] = 1,
+    });
 
     const onBad = (err: ReceiveError) => {
       bad.push(err);
       if (bad.length > this.#maxBad) fail(err);
     };
-    const stage = (index: number, got: { buffer: ArrayBuffer; sha256: string }) => {
+    const stage = (index: number, got: Received) => {
       const p = this.#verifyAndWrite(base, index, got, hasher)
         .then((buf) => pool.release(buf), (err) => {
           pool.release(null);
@@ -557,14 +367,14 @@ export class Receiver implements ChunkSource {
     // Streams first: each run of missing chunks in one response, in order, so a chunk arrives
     // whole after one chunk time (not `inflight` of them) and a relay forwards it sooner.
     let fallback = false;
-    for (const run of this.#runs(queue)) {
+    for (const run of planRuns(m, queue)) {
       if (failure !== undefined) break;
-      const req = newRequest(timeoutMs);
+      const req = newInFlight(timeoutMs);
       active.add(req);
       try {
-        await this.#receiveRun(base, run, pool, req, () => failure !== undefined, stage);
+        await client.run(run, pool, req, stage);
       } catch (err) {
-        if (err instanceof Cancelled) break;
+        if (err instanceof FetchCancelled) break;
         // An older server (no /v1/stream), or a stream cut short (the server went away, or a
         // relay's chunk did not arrive in time): per-chunk requests take over and say which.
         if (
@@ -590,24 +400,31 @@ export class Receiver implements ChunkSource {
     const runner = async () => {
       while (failure === undefined && next < rest.length) {
         const index = rest[next++];
-        if (this.#held[index]) continue;
+        if (this.#held.holds(index)) continue;
         const buffer = await pool.acquire();
         if (failure !== undefined) {
           pool.release(buffer);
           break;
         }
-        const req = newRequest(timeoutMs);
+        const req = newInFlight(timeoutMs);
         active.add(req);
-        let got: { buffer: ArrayBuffer; sha256: string };
+        let got: Received;
         try {
-          got = await this.#receive(base, index, buffer, req, () => failure !== undefined);
+          got = await client.chunk(index, buffer, req);
         } catch (err) {
           pool.release(null);
           if (isBadChunk(err)) {
+            this.#badChunks++;
+            this.#log("chunk.bad", {
+              peer: this.#peerId,
+              server: base,
+              index,
+              error: err.message,
+            });
             onBad(err);
             continue;
           }
-          if (!(err instanceof Cancelled)) fail(err);
+          if (!(err instanceof FetchCancelled)) fail(err);
           break;
         } finally {
           active.delete(req);
@@ -619,13 +436,12 @@ export class Receiver implements ChunkSource {
       while (stages.size > 0) await Promise.all([...stages]);
       if (fallback && failure === undefined) {
         // What the streams did not deliver; chunks found bad in this call are not asked again.
-        const refused = new Set(bad.map((e) => e.index));
-        rest = this.missing().filter((i) => !refused.has(i));
+        rest = fallbackQueue(this.missing(), bad.map((e) => e.index));
         await Promise.all(Array.from({ length: Math.min(this.#inflight, rest.length) }, runner));
         while (stages.size > 0) await Promise.all([...stages]);
       }
     } finally {
-      clearInterval(ticker);
+      stopWatch();
       opts.signal?.removeEventListener("abort", onAbort);
       hasher?.close();
     }
@@ -638,7 +454,7 @@ export class Receiver implements ChunkSource {
         server: base,
         reason: err instanceof ReceiveError ? err.reason : "aborted",
         error: (err as Error).message,
-        held: this.#heldCount,
+        held: this.#held.count,
       });
       throw err;
     }
@@ -661,224 +477,11 @@ export class Receiver implements ChunkSource {
     );
   }
 
-  /** GET one chunk into `buffer`, hashing SHA-256 as the bytes arrive. */
-  async #receive(
-    base: string,
-    index: number,
-    buffer: ArrayBuffer,
-    req: Request,
-    cancelled: () => boolean,
-  ): Promise<{ buffer: ArrayBuffer; sha256: string }> {
-    const m = this.manifest;
-    const url = `${base}/v1/chunks/${index}`;
-    const expected = chunkLength(m, index);
-    const what = `chunk ${index} of "${m.name}" from ${url}`;
-    const at = { got: 0 };
-    const fromError = (err: unknown): Error => {
-      if (isBadChunk(err)) {
-        this.#badChunks++;
-        this.#log("chunk.bad", { peer: this.#peerId, server: base, index, error: err.message });
-      }
-      if (err instanceof ReceiveError) return err;
-      if (req.timedOut) {
-        return new ReceiveError(
-          "timeout",
-          `Cannot fetch ${what}: nothing received for ${req.timeoutMs} ms (after ${at.got} of ${expected} bytes)`,
-          { index, cause: err },
-        );
-      }
-      if (cancelled()) return new Cancelled();
-      return new ReceiveError(
-        "server-gone",
-        `Cannot fetch ${what}: the server went away after ${at.got} of ${expected} bytes (${
-          (err as Error).message
-        })`,
-        { index, cause: err },
-      );
-    };
-    try {
-      const res = await fetch(url, { signal: req.ctl.signal });
-      req.last = performance.now();
-      if (res.status !== 200) {
-        const body = (await res.text().catch(() => "")).slice(0, 300).trim();
-        throw new ReceiveError(
-          `http-${res.status}`,
-          `Cannot fetch ${what}: HTTP ${res.status}${body ? ` ${body}` : ""}`,
-          { index },
-        );
-      }
-      const image = res.headers.get("x-cascade-image");
-      if (image !== null && image !== this.imageId) {
-        await res.body?.cancel();
-        throw new ReceiveError(
-          "wrong-image",
-          `Cannot fetch ${what}: the server serves image "${image}", not "${this.imageId}"`,
-          { index },
-        );
-      }
-      const cl = res.headers.get("content-length");
-      if (cl !== null && Number(cl) !== expected) {
-        await res.body?.cancel();
-        throw new ReceiveError(
-          "bad-chunk",
-          `Cannot verify ${what}: the server sends ${cl} bytes, expected ${expected}`,
-          { index },
-        );
-      }
-      if (!res.body) {
-        throw new ReceiveError("bad-chunk", `Cannot verify ${what}: empty body`, { index });
-      }
-      const reader = res.body.getReader({ mode: "byob" });
-      const got = await this.#readChunk(reader, buffer, index, expected, what, req, at);
-      // The body must end here: a longer one is not this chunk.
-      const tail = await reader.read(new Uint8Array(1));
-      if (!tail.done) {
-        await reader.cancel();
-        throw new ReceiveError(
-          "bad-chunk",
-          `Cannot verify ${what}: the server sends more than ${expected} bytes`,
-          { index },
-        );
-      }
-      return got;
-    } catch (err) {
-      throw fromError(err);
-    } finally {
-      if (at.got > 0) this.#attempted[index] = 1;
-    }
-  }
-
-  /** Read exactly `expected` bytes of chunk `index` into `buffer` (byob: the bytes land in
-   * place), hashing SHA-256 as they arrive. `at.got` says how far it came, for errors. */
-  async #readChunk(
-    reader: ReadableStreamBYOBReader,
-    buffer: ArrayBuffer,
-    index: number,
-    expected: number,
-    what: string,
-    req: Request,
-    at: { got: number },
-  ): Promise<{ buffer: ArrayBuffer; sha256: string }> {
-    const refetch = this.#attempted[index] === 1;
-    const sha = createHash("sha256");
-    let buf = buffer;
-    while (at.got < expected) {
-      const { value, done }: ReadableStreamReadResult<Uint8Array> = await reader.read(
-        new Uint8Array(buf, at.got, expected - at.got),
-      );
-      if (done) {
-        throw new ReceiveError(
-          "server-gone",
-          `Cannot fetch ${what}: the response ended after ${at.got} of ${expected} bytes`,
-          { index },
-        );
-      }
-      buf = value.buffer as ArrayBuffer;
-      sha.update(value);
-      at.got += value.byteLength;
-      this.#countBytes(value.byteLength, refetch);
-      req.last = performance.now();
-    }
-    return { buffer: buf, sha256: sha.digest("hex") };
-  }
-
-  /** Split the missing chunks (in order) into runs with only zero chunks between members. */
-  #runs(queue: number[]): number[][] {
-    const chunks = this.manifest.chunks;
-    const runs: number[][] = [];
-    let prev = -1;
-    for (const i of queue) {
-      let joins = prev >= 0;
-      for (let k = prev + 1; joins && k < i; k++) if (!chunks[k].zero) joins = false;
-      if (joins) runs.at(-1)!.push(i);
-      else runs.push([i]);
-      prev = i;
-    }
-    return runs;
-  }
-
-  /** GET /v1/stream for one run of missing chunks: read exactly one chunk's bytes at a time
-   * into a pooled buffer, hashing SHA-256 as they arrive, and hand each whole chunk to
-   * `onChunk` (verify and write) at once. */
-  async #receiveRun(
-    base: string,
-    run: number[],
-    pool: BufferPool,
-    req: Request,
-    cancelled: () => boolean,
-    onChunk: (index: number, got: { buffer: ArrayBuffer; sha256: string }) => void,
-  ): Promise<void> {
-    const m = this.manifest;
-    const url = `${base}/v1/stream?from=${run[0]}&to=${run[run.length - 1] + 1}`;
-    let index = run[0];
-    let expected = chunkLength(m, index);
-    const at = { got: 0 };
-    const what = () => `chunk ${index} of "${m.name}" from ${url}`;
-    let res: Response | undefined;
-    let reader: ReadableStreamBYOBReader | undefined;
-    try {
-      res = await fetch(url, { signal: req.ctl.signal });
-      req.last = performance.now();
-      if (res.status !== 200) {
-        const body = (await res.text().catch(() => "")).slice(0, 300).trim();
-        throw new ReceiveError(
-          `http-${res.status}`,
-          `Cannot fetch ${url}: HTTP ${res.status}${body ? ` ${body}` : ""}`,
-        );
-      }
-      const image = res.headers.get("x-cascade-image");
-      if (image !== null && image !== this.imageId) {
-        throw new ReceiveError(
-          "wrong-image",
-          `Cannot fetch ${url}: the server serves image "${image}", not "${this.imageId}"`,
-        );
-      }
-      if (!res.body) throw new ReceiveError("server-gone", `Cannot fetch ${url}: empty body`);
-      reader = res.body.getReader({ mode: "byob" });
-      for (index of run) {
-        expected = chunkLength(m, index);
-        at.got = 0;
-        const buf = await pool.acquire();
-        req.last = performance.now(); // Waiting for a buffer is not the server stalling.
-        let handed = false;
-        try {
-          if (cancelled()) throw new Cancelled();
-          onChunk(index, await this.#readChunk(reader, buf, index, expected, what(), req, at));
-          handed = true;
-        } finally {
-          if (at.got > 0) this.#attempted[index] = 1;
-          // Not handed on: back to the pool (a byob read may have taken it, so a fresh one).
-          if (!handed) pool.release(null);
-        }
-      }
-    } catch (err) {
-      if (err instanceof ReceiveError || err instanceof Cancelled) throw err;
-      if (req.timedOut) {
-        throw new ReceiveError(
-          "timeout",
-          `Cannot fetch ${what()}: nothing received for ${req.timeoutMs} ms (after ${at.got} of ${expected} bytes)`,
-          { index, cause: err },
-        );
-      }
-      if (cancelled()) throw new Cancelled();
-      throw new ReceiveError(
-        "server-gone",
-        `Cannot fetch ${what()}: the server went away after ${at.got} of ${expected} bytes (${
-          (err as Error).message
-        })`,
-        { index, cause: err },
-      );
-    } finally {
-      if (reader) await reader.cancel().catch(() => {});
-      else await res?.body?.cancel().catch(() => {});
-    }
-  }
-
   /** Check MD5 (on the worker) and SHA-256, then write. Resolves to the buffer to reuse. */
   async #verifyAndWrite(
     base: string,
     index: number,
-    got: { buffer: ArrayBuffer; sha256: string },
+    got: Received,
     hasher: Md5Hasher | undefined,
   ): Promise<ArrayBuffer> {
     const m = this.manifest;
@@ -919,8 +522,8 @@ export class Receiver implements ChunkSource {
         { index, cause },
       );
     }
-    this.#markHeld(index);
-    this.#queueBehind(index);
+    this.#held.mark(index);
+    this.#behind.queue(index);
     this.#progress();
     return buffer;
   }

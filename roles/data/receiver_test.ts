@@ -3,8 +3,9 @@ import { join } from "node:path";
 import { chunkLength } from "../../imagetools/mod.ts";
 import { type ChunkSource, openSlicesSource } from "./chunk_source.ts";
 import { createChunkApp, startChunkServer } from "./chunk_server.ts";
-import { ReceiveError, Receiver, type ReceiverStats } from "./receiver.ts";
-import { randomImage, writeSlices } from "./testkit.ts";
+import { ReceiveError } from "./receive_error.ts";
+import { Receiver, type ReceiverStats } from "./receiver.ts";
+import { appFetch, memorySource, memoryTarget, randomImage, writeSlices } from "./testkit.ts";
 import { openTarget } from "./target_disk.ts";
 
 const CHUNK = 64 * 1024;
@@ -462,4 +463,60 @@ Deno.test("streaming: one request per run of missing chunks; a bad chunk mid-str
       await server.shutdown();
     }
   });
+});
+
+Deno.test("Receiver without sockets: a Hono app's request as fetch, a target in memory", async () => {
+  const image = randomImage(SIZE, ZEROS);
+  const src = memorySource(image, CHUNK, "games.img");
+  const app = createChunkApp(src);
+  const asked: string[] = [];
+  const target = memoryTarget(SIZE);
+  let now = 0;
+  const r = new Receiver({
+    manifestBytes: src.manifestBytes,
+    target,
+    fetch: (url, init) => {
+      asked.push(new URL(url).pathname + new URL(url).search);
+      return appFetch(app)(url, init);
+    },
+    // The rate meter's clock: 100 ms pass between two chunks.
+    now: () => now,
+    onProgress: () => now += 100,
+  });
+  // A relay reader waiting for chunk 7 is woken when it arrives.
+  const relayed = r.read(7, { waitMs: 10_000 });
+  await r.fetchFrom("http://server:1/");
+  assert.deepEqual(await relayed, image.subarray(7 * CHUNK, 8 * CHUNK));
+  assert.deepEqual(target.bytes, image);
+  // Runs of missing chunks, zero runs inside a run skipped by the server.
+  assert.deepEqual(asked, ["/v1/stream?from=0&to=24"]);
+  const s = r.stats();
+  assert.equal(s.heldChunks, 24);
+  assert.equal(s.bytesReceived, SIZE - 4 * CHUNK);
+  // At most one chunk per 100 ms of the meter's clock: 10 chunks a second.
+  assert.ok(s.rate > 0 && s.rate <= 10 * CHUNK, `${s.rate}`);
+  assert.deepEqual(await r.readBack(), []);
+});
+
+Deno.test("Receiver without sockets: no /v1/stream (404) falls back to per-chunk requests", async () => {
+  const image = randomImage(SIZE, ZEROS);
+  const src = memorySource(image, CHUNK, "games.img");
+  const app = createChunkApp(src);
+  const paths = new Set<string>();
+  const target = memoryTarget(SIZE, { fresh: false });
+  target.bytes.fill(0xaa);
+  const r = new Receiver({
+    manifestBytes: src.manifestBytes,
+    target,
+    fetch: (url, init) => {
+      const path = new URL(url).pathname;
+      paths.add(path.replace(/\d+$/, "N"));
+      if (path === "/v1/stream") return Promise.resolve(new Response("no", { status: 404 }));
+      return appFetch(app)(url, init);
+    },
+  });
+  await r.fetchFrom("http://server:1");
+  assert.deepEqual([...paths], ["/v1/stream", "/v1/chunks/N"]);
+  assert.deepEqual(target.bytes, image); // zero chunks written over the old bytes
+  assert.deepEqual(r.missing(), []);
 });

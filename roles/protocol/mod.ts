@@ -1,3 +1,4 @@
 // What other folders may import from roles/protocol.
 export * from "./control.ts";
 export * from "./status.ts";
+export * from "./data_plane.ts";

@@ -1,0 +1,251 @@
+// The receiver's HTTP client: GET one chunk, or a stream of a run of chunks, from a chunk
+// server into pooled buffers, hashing SHA-256 as the bytes arrive. `fetch` is injected (a
+// Hono app's `request` serves in tests). One place maps what can go wrong onto ReceiveErrors:
+// an HTTP status, another image, a short or long body, silence, a server gone.
+//
+// Bytes are read with a BYOB reader straight into the buffer (no copy), so a response body
+// must be a byte stream, as every network fetch's is.
+import { createHash } from "node:crypto";
+import { chunkLength, type Manifest } from "../../imagetools/mod.ts";
+import { chunkUrl, IMAGE_HEADER, streamUrl } from "../protocol/mod.ts";
+import type { BufferPool } from "./buffer_pool.ts";
+import { ReceiveError } from "./receive_error.ts";
+
+/** The part of `fetch` the receiver uses. */
+export type FetchLike = (url: string, init: { signal: AbortSignal }) => Promise<Response>;
+
+/** One request in flight: its own abort, and when it last received bytes (for timeouts). */
+export interface InFlight {
+  ctl: AbortController;
+  last: number;
+  timedOut: boolean;
+  timeoutMs: number;
+}
+
+/** A request in flight, watched by the idle timer from now on. */
+export function newInFlight(timeoutMs: number): InFlight {
+  return { ctl: new AbortController(), last: performance.now(), timedOut: false, timeoutMs };
+}
+
+/** Abort every request of `active` that received nothing for `timeoutMs`; returns the stop. */
+export function watchIdle(active: Set<InFlight>, timeoutMs: number): () => void {
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    for (const r of active) {
+      if (now - r.last > timeoutMs) {
+        r.timedOut = true;
+        r.ctl.abort();
+      }
+    }
+  }, Math.max(10, Math.min(1000, timeoutMs / 4)));
+  return () => clearInterval(ticker);
+}
+
+/** A request cut short because the fetch as a whole already failed (not an error of its own). */
+export class FetchCancelled extends Error {
+  override name = "FetchCancelled";
+}
+
+/** A whole chunk in its buffer (maybe a new handle to the pooled memory) and its SHA-256. */
+export interface Received {
+  buffer: ArrayBuffer;
+  sha256: string;
+}
+
+export interface ChunkFetchOptions {
+  manifest: Manifest;
+  /** The image this client accepts: a server naming another one is refused. */
+  imageId: string;
+  /** The chunk server's base URL. */
+  base: string;
+  fetch?: FetchLike;
+  /** The fetch as a whole failed: a request that breaks now is FetchCancelled, not an error. */
+  cancelled: () => boolean;
+  /** `n` bytes of chunk `index` arrived. */
+  onBytes?: (index: number, n: number) => void;
+  /** A request ended in which some bytes of chunk `index` arrived (a later one refetches). */
+  onTouched?: (index: number) => void;
+}
+
+export class ChunkFetch {
+  readonly #o: ChunkFetchOptions;
+  readonly #fetch: FetchLike;
+
+  constructor(o: ChunkFetchOptions) {
+    this.#o = o;
+    this.#fetch = o.fetch ?? ((url, init) => fetch(url, init));
+  }
+
+  /** GET one chunk into `buffer`: exactly its length, or a ReceiveError saying what came. */
+  async chunk(index: number, buffer: ArrayBuffer, req: InFlight): Promise<Received> {
+    const m = this.#o.manifest;
+    const url = chunkUrl(this.#o.base, index);
+    const expected = chunkLength(m, index);
+    const what = `chunk ${index} of "${m.name}" from ${url}`;
+    const at = { got: 0 };
+    try {
+      const res = await this.#open(url, what, req, index);
+      const cl = res.headers.get("content-length");
+      if (cl !== null && Number(cl) !== expected) {
+        await res.body?.cancel();
+        throw new ReceiveError(
+          "bad-chunk",
+          `Cannot verify ${what}: the server sends ${cl} bytes, expected ${expected}`,
+          { index },
+        );
+      }
+      if (!res.body) {
+        throw new ReceiveError("bad-chunk", `Cannot verify ${what}: empty body`, { index });
+      }
+      const reader = res.body.getReader({ mode: "byob" });
+      const got = await this.#read(reader, buffer, index, expected, what, req, at);
+      // The body must end here: a longer one is not this chunk.
+      const tail = await reader.read(new Uint8Array(1));
+      if (!tail.done) {
+        await reader.cancel();
+        throw new ReceiveError(
+          "bad-chunk",
+          `Cannot verify ${what}: the server sends more than ${expected} bytes`,
+          { index },
+        );
+      }
+      return got;
+    } catch (err) {
+      throw this.#failure(err, req, what, at.got, expected, index);
+    } finally {
+      if (at.got > 0) this.#o.onTouched?.(index);
+    }
+  }
+
+  /** GET the stream of one run of missing chunks (planRuns): read exactly one chunk's bytes
+   * at a time into a pooled buffer and hand each whole chunk to `onChunk` at once (verify and
+   * write), so a chunk is on its way after one chunk time. */
+  async run(
+    run: readonly number[],
+    pool: BufferPool,
+    req: InFlight,
+    onChunk: (index: number, got: Received) => void,
+  ): Promise<void> {
+    const m = this.#o.manifest;
+    const url = streamUrl(this.#o.base, run[0], run[run.length - 1] + 1);
+    let index = run[0];
+    let expected = chunkLength(m, index);
+    const at = { got: 0 };
+    const what = () => `chunk ${index} of "${m.name}" from ${url}`;
+    let res: Response | undefined;
+    let reader: ReadableStreamBYOBReader | undefined;
+    try {
+      res = await this.#open(url, url, req);
+      if (!res.body) throw new ReceiveError("server-gone", `Cannot fetch ${url}: empty body`);
+      reader = res.body.getReader({ mode: "byob" });
+      for (index of run) {
+        expected = chunkLength(m, index);
+        at.got = 0;
+        const buf = await pool.acquire();
+        req.last = performance.now(); // Waiting for a buffer is not the server stalling.
+        let handed = false;
+        try {
+          if (this.#o.cancelled()) throw new FetchCancelled();
+          onChunk(index, await this.#read(reader, buf, index, expected, what(), req, at));
+          handed = true;
+        } finally {
+          if (at.got > 0) this.#o.onTouched?.(index);
+          // Not handed on: back to the pool (a byob read may have taken it, so a fresh one).
+          if (!handed) pool.release(null);
+        }
+      }
+    } catch (err) {
+      throw this.#failure(err, req, what(), at.got, expected, index);
+    } finally {
+      if (reader) await reader.cancel().catch(() => {});
+      else await res?.body?.cancel().catch(() => {});
+    }
+  }
+
+  /** Send the request; answer only a 200 for our image (the status and the image header are
+   * checked here for both kinds of request). `subject` names the request in errors. */
+  async #open(url: string, subject: string, req: InFlight, index?: number): Promise<Response> {
+    const opts = index === undefined ? {} : { index };
+    const res = await this.#fetch(url, { signal: req.ctl.signal });
+    req.last = performance.now();
+    if (res.status !== 200) {
+      const body = (await res.text().catch(() => "")).slice(0, 300).trim();
+      throw new ReceiveError(
+        `http-${res.status}`,
+        `Cannot fetch ${subject}: HTTP ${res.status}${body ? ` ${body}` : ""}`,
+        opts,
+      );
+    }
+    const image = res.headers.get(IMAGE_HEADER);
+    if (image !== null && image !== this.#o.imageId) {
+      await res.body?.cancel();
+      throw new ReceiveError(
+        "wrong-image",
+        `Cannot fetch ${subject}: the server serves image "${image}", not "${this.#o.imageId}"`,
+        opts,
+      );
+    }
+    return res;
+  }
+
+  /** What a failed request means: our own errors as they are, silence as a timeout, a fetch
+   * already failed as FetchCancelled, anything else (reset, abort by the server) server-gone. */
+  #failure(
+    err: unknown,
+    req: InFlight,
+    what: string,
+    got: number,
+    expected: number,
+    index: number,
+  ): Error {
+    if (err instanceof ReceiveError || err instanceof FetchCancelled) return err;
+    if (req.timedOut) {
+      return new ReceiveError(
+        "timeout",
+        `Cannot fetch ${what}: nothing received for ${req.timeoutMs} ms (after ${got} of ${expected} bytes)`,
+        { index, cause: err },
+      );
+    }
+    if (this.#o.cancelled()) return new FetchCancelled();
+    return new ReceiveError(
+      "server-gone",
+      `Cannot fetch ${what}: the server went away after ${got} of ${expected} bytes (${
+        (err as Error).message
+      })`,
+      { index, cause: err },
+    );
+  }
+
+  /** Read exactly `expected` bytes of chunk `index` into `buffer` (byob: the bytes land in
+   * place), hashing SHA-256 as they arrive. `at.got` says how far it came, for errors. */
+  async #read(
+    reader: ReadableStreamBYOBReader,
+    buffer: ArrayBuffer,
+    index: number,
+    expected: number,
+    what: string,
+    req: InFlight,
+    at: { got: number },
+  ): Promise<Received> {
+    const sha = createHash("sha256");
+    let buf = buffer;
+    while (at.got < expected) {
+      const { value, done }: ReadableStreamReadResult<Uint8Array> = await reader.read(
+        new Uint8Array(buf, at.got, expected - at.got),
+      );
+      if (done) {
+        throw new ReceiveError(
+          "server-gone",
+          `Cannot fetch ${what}: the response ended after ${at.got} of ${expected} bytes`,
+          { index },
+        );
+      }
+      buf = value.buffer as ArrayBuffer;
+      sha.update(value);
+      at.got += value.byteLength;
+      this.#o.onBytes?.(index, value.byteLength);
+      req.last = performance.now();
+    }
+    return { buffer: buf, sha256: sha.digest("hex") };
+  }
+}

@@ -1,0 +1,39 @@
+// What a fetch asks for, planned without I/O: the runs of missing chunks streamed one response
+// each, how many chunk buffers the transfer may hold, and what per-chunk requests take over
+// when streaming cannot be used.
+import type { Manifest } from "../../imagetools/mod.ts";
+
+/** Split the missing chunks (ascending) into runs with only zero chunks between members: one
+ * /v1/stream request each (the server skips zero chunks in a range). */
+export function planRuns(manifest: Manifest, missing: readonly number[]): number[][] {
+  const chunks = manifest.chunks;
+  const runs: number[][] = [];
+  let prev = -1;
+  for (const i of missing) {
+    let joins = prev >= 0;
+    for (let k = prev + 1; joins && k < i; k++) if (!chunks[k].zero) joins = false;
+    if (joins) runs.at(-1)!.push(i);
+    else runs.push([i]);
+    prev = i;
+  }
+  return runs;
+}
+
+/** Memory the chunk buffers of one fetch may take at most (unless `inflight + 1` needs more). */
+export const BUFFER_BUDGET = 512 << 20;
+
+/** Chunk buffers for a fetch: one per request in flight plus one being verified, up to twice
+ * the requests in flight while they fit the budget (so hashing never starves the network). */
+export function bufferSlots(inflight: number, chunkSize: number): number {
+  return Math.max(inflight + 1, Math.min(inflight * 2, Math.floor(BUFFER_BUDGET / chunkSize)));
+}
+
+/** What per-chunk requests fetch after the streams stopped: the chunks still missing, except
+ * those this server already sent bad in this fetch (they are not asked again). */
+export function fallbackQueue(
+  missing: readonly number[],
+  refused: Iterable<number | undefined>,
+): number[] {
+  const skip = new Set(refused);
+  return missing.filter((i) => !skip.has(i));
+}

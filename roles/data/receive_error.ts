@@ -1,0 +1,25 @@
+// Why a receive stopped: the one error a Receiver's caller (the client role) recovers from.
+
+/** "server-gone" | "bad-chunk" | "timeout" | "http-<status>" | "write-failed" | "wrong-image" */
+export type ReceiveReason = string;
+
+/** Why fetchFrom stopped. Chunks verified before the failure stay held. */
+export class ReceiveError extends Error {
+  override name = "ReceiveError";
+  readonly reason: ReceiveReason;
+  readonly index?: number;
+  constructor(
+    reason: ReceiveReason,
+    message: string,
+    opts: { index?: number; cause?: unknown } = {},
+  ) {
+    super(message, { cause: opts.cause });
+    this.reason = reason;
+    if (opts.index !== undefined) this.index = opts.index;
+  }
+}
+
+/** A chunk that failed verification (the server sent wrong bytes; the others go on). */
+export function isBadChunk(err: unknown): err is ReceiveError {
+  return err instanceof ReceiveError && err.reason === "bad-chunk";
+}
