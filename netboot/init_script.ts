@@ -7,6 +7,8 @@ import { AFTER_ACTIONS, CMDLINE_KEYS } from "./cmdline.ts";
 export interface InitOptions {
   /** Modules to load when no network interface shows up from the hardware's modaliases. */
   fallbackModules: string[];
+  /** Modules loaded before the hardware scan: drivers for devices that appear after it (USB). */
+  earlyModules?: string[];
   /** Seconds between attempts (default 10). */
   retryDelay?: number;
   /** Client failures before a reboot fetches fresh settings from the master (default 6). */
@@ -39,6 +41,7 @@ export HOME=/tmp DENO_DIR=/tmp/deno DENO_NO_UPDATE_CHECK=1 DENO_NO_PROMPT=1 NO_C
 RETRY_DELAY=${delay}
 ATTEMPTS_BEFORE_REBOOT=${attempts}
 FALLBACK_MODULES="${shellWords(o.fallbackModules)}"
+EARLY_MODULES="${shellWords(o.earlyModules ?? [])}"
 
 uptime_s() { read -r up _ < /proc/uptime 2>/dev/null; echo "\${up:-?}"; }
 say() { echo "[cascade \$(uptime_s)s] $*"; }
@@ -74,8 +77,11 @@ mount_basics() {
 }
 
 # Load the driver of every device the kernel reports (modalias); loading one (virtio_pci)
-# reveals more devices (virtio_net), so repeat until nothing new appears.
+# reveals more devices (virtio_net), so repeat until nothing new appears. USB devices show up
+# a second or two after their controller's driver loads, after the scan: EARLY_MODULES (USB
+# keyboards, USB NICs) are loaded first, so they bind such a device the moment it appears.
 load_drivers() {
+  [ -n "$EARLY_MODULES" ] && modprobe -qa $EARLY_MODULES 2>/dev/null
   before=-1
   pass=0
   while [ "$pass" -lt 4 ]; do

@@ -3,7 +3,10 @@ import { parseCascadeCmdline } from "./cmdline.ts";
 import { assertGolden } from "./golden.ts";
 import { renderInit, renderUdhcpcScript } from "./init_script.ts";
 
-const opts = { fallbackModules: ["e1000", "e1000e", "virtio_net"] };
+const opts = {
+  fallbackModules: ["e1000", "e1000e", "virtio_net"],
+  earlyModules: ["usbhid", "hid_generic"],
+};
 
 async function sh(script: string, env: Record<string, string> = {}, args: string[] = []) {
   const out = await new Deno.Command("busybox", {
