@@ -2,6 +2,7 @@
 // the initramfs through our cpio writer and the zstd CLI, and render the boot configs. All the
 // deciding lives in the pure modules; this file only reads, runs and writes.
 
+import { createHash } from "node:crypto";
 import { basename, dirname, join, resolve } from "node:path";
 import { clientArgs } from "./cmdline.ts";
 import { cpioPieces } from "./cpio.ts";
@@ -25,34 +26,9 @@ import {
   resolveModules,
 } from "./modules_dep.ts";
 import { renderPxelinuxConfig } from "./pxelinux.ts";
+import { ALL_NIC_FOLDERS, commonModules, EARLY_MODULES } from "./hardware.ts";
+import { kernelFirmwareCompression, resolveFirmware } from "./firmware.ts";
 import type { AfterAction } from "./cmdline.ts";
-
-/** NIC and disk drivers always wanted (the rest of the kernel's ethernet drivers on top). */
-export const COMMON_MODULES = [
-  "virtio_pci",
-  "virtio_net",
-  "virtio_blk",
-  "virtio_scsi",
-  "e1000",
-  "e1000e",
-  "igb",
-  "igc",
-  "ixgbe",
-  "r8169",
-  "tg3",
-  "bnx2",
-  "atlantic",
-  "ahci",
-  "ata_piix",
-  "nvme",
-  "sd_mod",
-  "sr_mod",
-  "usb_storage",
-  "uas",
-  "xhci_pci",
-  "ehci_pci",
-];
-export const ALL_ETHERNET = "kernel/drivers/net/ethernet/";
 
 export interface BuildOptions {
   master: string;
@@ -65,9 +41,10 @@ export interface BuildOptions {
   kernelArgs: string;
   /** zstd level 1..19. */
   zstdLevel: number;
-  /** "all": every ethernet driver of the kernel too; "common": the COMMON_MODULES list only. */
+  /** "all": every ethernet and USB NIC driver of the kernel too; "common": hardware.ts's sets. */
   nics: "all" | "common";
-  firmwareDir: string;
+  /** Firmware folders, searched in this order (an added folder first, the system's last). */
+  firmwareDirs: string[];
   /** Subnet (or any address in it) for the proxy-DHCP dnsmasq config (default: pxeServer). */
   proxySubnet?: string;
   /** This machine's IPv4 address on the lab network (default: the master URL's, if an IP). */
@@ -91,6 +68,8 @@ export interface BuildReport {
   files: { path: string; bytes: number }[];
   seconds: number;
 }
+
+const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 
 async function run(cmd: string, args: string[], timeoutMs?: number) {
   const signal = timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined;
@@ -186,6 +165,52 @@ async function readModinfoOf(path: string) {
   return readModinfo(await readModule(path), path);
 }
 
+/** The kernel's build config (boot/config-KVER beside the kernel), if it is there. */
+async function readKernelConfig(kernel: string, kver: string): Promise<string | undefined> {
+  try {
+    return await Deno.readTextFile(join(dirname(kernel), `config-${kver}`));
+  } catch {
+    return undefined;
+  }
+}
+
+function existsSync(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** Firmware the modules name, from the folders; compressed files shipped as the kernel loads. */
+async function gatherFirmware(o: BuildOptions, wanted: Map<string, string>) {
+  const kver = basename(resolve(o.modules));
+  const loads = kernelFirmwareCompression(await readKernelConfig(o.kernel, kver));
+  const found = resolveFirmware(wanted, o.firmwareDirs, loads, existsSync);
+  const firmware: InitramfsParts["firmware"] = [];
+  let unpacked = 0;
+  for (const pick of found.picks) {
+    if (!pick.decompress) {
+      firmware.push({ path: pick.ship, data: await Deno.readFile(pick.source) });
+      continue;
+    }
+    const tool = pick.decompress === "xz" ? "xz" : "zstd";
+    const out = await new Deno.Command(tool, { args: ["-dc", pick.source], stdout: "piped" })
+      .output();
+    if (!out.success) throw new Error(`Cannot decompress firmware "${pick.source}" with ${tool}`);
+    firmware.push({ path: pick.ship, data: out.stdout });
+    unpacked++;
+  }
+  o.log(
+    `firmware: ${firmware.length} of ${wanted.size} files the modules name, from ` +
+      `${o.firmwareDirs.join(", ")} (${unpacked} decompressed: the kernel loads ${
+        loads.size ? [...loads].map((c) => `.${c}`).join(" and ") : "no compressed"
+      } firmware itself); ${found.missing.length} not found (non-free firmware: see NETBOOT.md, ` +
+      "--firmware DIR)",
+  );
+  return { firmware, missingFirmware: found.missing };
+}
+
 async function buildBinary(o: BuildOptions, work: string): Promise<CascadeBinary> {
   const exe = join(work, "cascade");
   const config = join(dirname(o.entry), "deno.json");
@@ -262,18 +287,18 @@ export async function buildNetboot(o: BuildOptions): Promise<BuildReport> {
 
   // Modules.
   const graph = await loadModuleGraph(o.modules, o.log);
-  const wanted = o.nics === "all" ? [...COMMON_MODULES, ALL_ETHERNET] : COMMON_MODULES;
+  const wanted = o.nics === "all" ? [...commonModules(), ...ALL_NIC_FOLDERS] : commonModules();
   const resolved = resolveModules(graph, wanted);
   const modules: InitramfsParts["modules"] = [];
   const aliases = new Map<string, string[]>();
-  const firmwareWanted = new Set<string>();
+  const firmwareWanted = new Map<string, string>();
   for (const path of resolved.paths) {
     const data = await readModule(join(o.modules, path));
     const plainPath = path.replace(/\.ko\.(xz|zst|gz)$/, ".ko");
     modules.push({ path: plainPath, data });
     const info = readModinfo(data, path);
     aliases.set(plainPath, info.aliases);
-    info.firmware.forEach((f) => firmwareWanted.add(f));
+    info.firmware.forEach((f) => firmwareWanted.set(f, moduleNameOf(path)));
   }
   const plainGraph: ModuleGraph = new Map(
     resolved.paths.map((p) => [
@@ -288,19 +313,7 @@ export async function buildNetboot(o: BuildOptions): Promise<BuildReport> {
         : "all found"
     })`,
   );
-  const firmware: InitramfsParts["firmware"] = [];
-  const missingFirmware: string[] = [];
-  for (const f of [...firmwareWanted].sort()) {
-    try {
-      firmware.push({ path: f, data: await Deno.readFile(join(o.firmwareDir, f)) });
-    } catch {
-      missingFirmware.push(f);
-    }
-  }
-  o.log(
-    `firmware: ${firmware.length} files from ${o.firmwareDir}, ${missingFirmware.length} named by ` +
-      "modules but not on this machine (some NICs need them: firmware-realtek, firmware-bnx2...)",
-  );
+  const { firmware, missingFirmware } = await gatherFirmware(o, firmwareWanted);
 
   // Busybox and the Cascade binary.
   const busybox = await Deno.readFile(o.busybox);
@@ -325,7 +338,7 @@ export async function buildNetboot(o: BuildOptions): Promise<BuildReport> {
     kernelVersion: kver,
     busybox,
     applets: list.stdout.split("\n").filter(Boolean),
-    init: renderInit({ fallbackModules }),
+    init: renderInit({ fallbackModules, earlyModules: EARLY_MODULES }),
     udhcpcScript: renderUdhcpcScript(),
     modules,
     modulesDep: renderModulesDep(plainGraph, plainGraph.keys()),
@@ -420,7 +433,25 @@ export async function buildNetboot(o: BuildOptions): Promise<BuildReport> {
         target: o.target,
         after: o.after,
         modules: modules.length,
+        firmware: firmware.length,
         cpioBytes,
+        // What went in, so the same build can be made again (and checked against this one).
+        inputs: {
+          kernel: { path: resolve(o.kernel), sha256: sha256(await Deno.readFile(o.kernel)) },
+          modules: { path: resolve(o.modules) },
+          busybox: { path: resolve(o.busybox), sha256: sha256(busybox) },
+          deno: {
+            path: Deno.execPath(),
+            version: Deno.version.deno,
+            sha256: sha256(
+              cascade.mode === "bundle" ? cascade.deno : await Deno.readFile(Deno.execPath()),
+            ),
+          },
+          cascade: {
+            mode: cascade.mode,
+            sha256: sha256(cascade.mode === "bundle" ? cascade.bundle : cascade.executable),
+          },
+        },
       },
       null,
       2,

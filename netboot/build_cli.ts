@@ -72,8 +72,9 @@ const SPEC: CommandSpec = {
     firmware: {
       type: "string",
       arg: "DIR",
-      help: "Where firmware files named by the modules are taken from",
-      default: "/lib/firmware",
+      multiple: true,
+      help: "Also take the firmware files the modules name from DIR (searched before " +
+        "/lib/firmware; repeatable), e.g. an unpacked firmware-realtek (see NETBOOT.md)",
     },
     "pxe-server": {
       type: "string",
@@ -143,7 +144,7 @@ export async function buildNetbootMain(args: string[]): Promise<number> {
     kernelArgs: v["kernel-args"]!,
     zstdLevel: level,
     nics: v.nics,
-    firmwareDir: v.firmware!,
+    firmwareDirs: [...((p.values.firmware as string[] | undefined) ?? []), "/lib/firmware"],
     proxySubnet: v["proxy-subnet"],
     pxeServer: v["pxe-server"],
     entry: fileURLToPath(new URL("../cascade.ts", import.meta.url)),
