@@ -35,6 +35,24 @@
 // for N-1 < (k-1)·(S/chunk) (thousands of PCs for a GB image) beats any tree. The price: a chain
 // runs at its slowest link, and a failure mid-chain sends everything below the failed relay
 // back to the client queue (they keep what they verified and resume from another server).
+//
+// Fitting the room (relay mode):
+// - Slow and stalled PCs (adapt.ts says which, and why the thresholds): a demoted PC becomes a
+//   LEAF: it leaves the server queue, its first downstream client is MOVED to its own upstream
+//   (taking its slot; the client resumes from what it verified), any other downstream goes back
+//   to the head of the client queue, and the demoted PC itself goes back to the queue. Leaves are
+//   served after every other waiting client, so they end up under a chain's tail (they delay
+//   nobody), and they never serve. A PC is demoted once; nothing is ever promoted back.
+// - Switches: a client (from LLDP or the admin's topology file) prefers a server on its own
+//   switch, and a server fills its batch with clients of its own switch first, so a chain runs
+//   through one switch before it crosses an uplink: once per switch instead of about every other
+//   hop. Unknown switches all count as one, which is the plain FIFO rule.
+// - Sources faster than the PCs: a fake server or server that says its port rate (server-ready
+//   \`rate\`) feeds floor(rate / the PCs' median probe rate) chains at once (at least 1, at most
+//   its capacity), since every chain takes one PC port's worth of its uplink.
+
+import { type AdaptConfig, DEFAULT_ADAPT, type DemotionReason, nextDemotion } from "./adapt.ts";
+import { HopMeter } from "./hop_meter.ts";
 
 export type ServerKind = "fake" | "server" | "relay";
 
@@ -46,13 +64,26 @@ export interface SchedulerConfig {
    *  "classic": clients become servers only when the master says so (server-ready event). */
   mode: "classic" | "relay";
   relayCapacity: number;
+  /** Relay mode: demote slow and stalled PCs (default DEFAULT_ADAPT; false: never). */
+  adapt?: AdaptConfig | false;
 }
 
 export type SchedulerEvent =
   // join tail of server queue
-  | { type: "server-ready"; id: string; capacity: number; kind: ServerKind; at: number }
-  // join tail of client queue
-  | { type: "client-ready"; id: string; at: number }
+  // (`switch`: the switch it is on; `rate`: its port's bytes/s, a source's chains follow from it)
+  | {
+    type: "server-ready";
+    id: string;
+    capacity: number;
+    kind: ServerKind;
+    at: number;
+    switch?: string;
+    rate?: number;
+  }
+  // join tail of client queue (`probe`: bytes/s of its probe fetch)
+  | { type: "client-ready"; id: string; at: number; switch?: string; probe?: number }
+  // a receiving client's progress: bytes received since it joined (relay mode measures hops)
+  | { type: "progress"; id: string; bytes: number; at: number }
   // client holds all chunks: its server's slot is free
   | { type: "client-received"; id: string; at: number }
   // its server failed it: back to HEAD of client queue (no client-ready needed)
@@ -69,6 +100,10 @@ export type Decision =
   | { type: "assign"; server: string; clients: string[]; partial: boolean; at: number }
   // all clients of its batch received/failed/left: server back to TAIL of server queue
   | { type: "batch-done"; server: string; at: number }
+  // a receiving client now fetches from `server` instead of `from` (a demoted relay's downstream)
+  | { type: "move"; client: string; from: string; server: string; at: number }
+  // the peer is a leaf from now on (adapt.ts: why)
+  | { type: "demoted"; peer: string; reason: DemotionReason; detail: string; at: number }
   | { type: "requeued"; client: string; reason: string; at: number }
   // inconsistent event (unknown id, duplicate join...): state unchanged
   | { type: "rejected"; event: SchedulerEvent; reason: string };
@@ -82,6 +117,8 @@ export interface SchedulerSnapshot {
   /** client id -> server id it currently fetches from */
   upstream: Record<string, string>;
   paused: boolean;
+  /** Demoted PCs (relay mode): served last, never serve. */
+  leaves: string[];
 }
 
 interface ServerEntry {
@@ -89,6 +126,8 @@ interface ServerEntry {
   capacity: number;
   kind: ServerKind;
   since: number;
+  /** A source's port rate (bytes/s), when it said. */
+  rate?: number;
 }
 
 interface ClientEntry {
@@ -122,6 +161,12 @@ export class Scheduler {
   /** client id -> server id, exactly the clients of active batches. */
   #upstream = new Map<string, string>();
   #paused = false;
+  readonly #adapt: AdaptConfig | false;
+  readonly #meter: HopMeter;
+  #leaves = new Set<string>();
+  #blamed = new Set<string>();
+  #switchOf = new Map<string, string>();
+  #probes = new Map<string, number>();
 
   constructor(config: SchedulerConfig) {
     if (typeof config.linger !== "number" || Number.isNaN(config.linger) || config.linger < 0) {
@@ -135,7 +180,17 @@ export class Scheduler {
         `Invalid relay capacity "${config.relayCapacity}": must be a whole number >= 1`,
       );
     }
+    const adapt = config.adapt ?? DEFAULT_ADAPT;
+    if (adapt) {
+      for (const [key, v] of Object.entries(adapt)) {
+        if (typeof v !== "number" || !(v > 0) || (key === "slowShare" && v >= 1)) {
+          throw new RangeError(`Invalid adapt ${key} "${v}": must be > 0 (a share: below 1)`);
+        }
+      }
+    }
     this.#config = { ...config };
+    this.#adapt = config.mode === "relay" ? adapt : false;
+    this.#meter = new HopMeter(adapt ? adapt.window : DEFAULT_ADAPT.window);
   }
 
   apply(event: SchedulerEvent): Decision[] {
@@ -145,10 +200,22 @@ export class Scheduler {
     const at = event.at;
     switch (event.type) {
       case "server-ready":
-        this.#servers.push({ id: event.id, capacity: event.capacity, kind: event.kind, since: at });
+        this.#servers.push({
+          id: event.id,
+          capacity: event.capacity,
+          kind: event.kind,
+          since: at,
+          ...(event.rate !== undefined ? { rate: event.rate } : {}),
+        });
+        if (event.switch !== undefined) this.#switchOf.set(event.id, event.switch);
         break;
       case "client-ready":
         this.#clients.push({ id: event.id, since: at });
+        if (event.switch !== undefined) this.#switchOf.set(event.id, event.switch);
+        if (event.probe !== undefined) this.#probes.set(event.id, event.probe);
+        break;
+      case "progress":
+        this.#meter.report(event.id, event.bytes, at);
         break;
       case "client-received":
         this.#finishClient(event.id, at, out);
@@ -171,7 +238,12 @@ export class Scheduler {
       case "tick":
         break;
     }
-    if (!this.#paused) this.#assignAll(at, out);
+    // An assignment can give adapt.ts new evidence and a demotion free a slot: until still.
+    for (let n = -1; !this.#paused && n !== out.length;) {
+      n = out.length;
+      this.#adaptAll(at, out);
+      this.#assignAll(at, out);
+    }
     return out;
   }
 
@@ -187,6 +259,7 @@ export class Scheduler {
       })),
       upstream: Object.fromEntries(this.#upstream),
       paused: this.#paused,
+      leaves: [...this.#leaves],
     };
   }
 
@@ -214,12 +287,25 @@ export class Scheduler {
           return `Invalid capacity "${e.capacity}" for server "${e.id}": must be a whole number >= 1`;
         }
         if (!KINDS.includes(e.kind)) return `Invalid server kind "${e.kind}" for "${e.id}"`;
+        if (e.rate !== undefined && !(e.rate > 0 && Number.isFinite(e.rate))) {
+          return `Invalid port rate "${e.rate}" for server "${e.id}": must be bytes/s > 0`;
+        }
+        if (e.switch !== undefined && typeof e.switch !== "string") {
+          return `Invalid switch "${e.switch}" for "${e.id}": must be a string`;
+        }
         if (this.#servers.some((s) => s.id === e.id)) {
           return `Server "${e.id}" is already in the server queue`;
         }
         if (this.#batches.has(e.id)) return `Server "${e.id}" is already serving a batch`;
+        if (this.#leaves.has(e.id)) return `Peer "${e.id}" was demoted: a leaf does not serve`;
         return null;
       case "client-ready":
+        if (e.probe !== undefined && !(e.probe > 0 && Number.isFinite(e.probe))) {
+          return `Invalid probe rate "${e.probe}" for client "${e.id}": must be bytes/s > 0`;
+        }
+        if (e.switch !== undefined && typeof e.switch !== "string") {
+          return `Invalid switch "${e.switch}" for "${e.id}": must be a string`;
+        }
         if (this.#clients.some((c) => c.id === e.id)) {
           return `Client "${e.id}" is already in the client queue`;
         }
@@ -230,6 +316,11 @@ export class Scheduler {
       case "client-received":
       case "client-failed":
         return this.#upstream.has(e.id) ? null : `Client "${e.id}" is not in any batch`;
+      case "progress":
+        if (typeof e.bytes !== "number" || !(e.bytes >= 0) || !Number.isFinite(e.bytes)) {
+          return `Invalid byte count "${e.bytes}" from "${e.id}": must be a number >= 0`;
+        }
+        return this.#upstream.has(e.id) ? null : `Client "${e.id}" is not receiving`;
       case "leave":
         return this.#servers.some((s) => s.id === e.id) || this.#batches.has(e.id) ||
             this.#clients.some((c) => c.id === e.id) || this.#upstream.has(e.id)
@@ -250,6 +341,7 @@ export class Scheduler {
   #finishClient(id: string, at: number, out: Decision[]): ClientEntry {
     const serverId = this.#upstream.get(id)!;
     this.#upstream.delete(id);
+    this.#meter.stop(id);
     const batch = this.#batches.get(serverId)!;
     const entry = batch.clients.find((c) => c.id === id)!;
     batch.clients = batch.clients.filter((c) => c !== entry);
@@ -267,13 +359,81 @@ export class Scheduler {
     const serving = this.#batches.get(id);
     if (serving) {
       this.#batches.delete(id);
-      for (const c of serving.clients) this.#upstream.delete(c.id);
+      for (const c of serving.clients) {
+        this.#upstream.delete(c.id);
+        this.#meter.stop(c.id);
+      }
       this.#clients.unshift(...serving.clients);
       const reason = `server "${id}" left`;
       for (const c of serving.clients) out.push({ type: "requeued", client: c.id, reason, at });
     }
     // After the requeue above: a peer cannot be in its own batch, so order does not matter.
     if (this.#upstream.has(id)) this.#finishClient(id, at, out);
+    this.#meter.forget(id);
+    this.#switchOf.delete(id);
+    this.#probes.delete(id);
+    this.#leaves.delete(id);
+  }
+
+  /** Demote every PC adapt.ts names, one at a time (each demotion changes the chain). */
+  #adaptAll(at: number, out: Decision[]) {
+    if (!this.#adapt) return;
+    for (;;) {
+      const d = nextDemotion({
+        at,
+        upstream: this.#upstream,
+        clients: [...this.#clients.map((c) => c.id), ...this.#upstream.keys()],
+        leaves: this.#leaves,
+        blamed: this.#blamed,
+        meter: this.#meter,
+        probes: this.#probes,
+      }, this.#adapt);
+      if (!d) return;
+      const { id } = d;
+      this.#leaves.add(id);
+      out.push({ type: "demoted", peer: id, reason: d.reason, detail: d.detail, at });
+      this.#servers = this.#servers.filter((s) => s.id !== id);
+      const serving = this.#batches.get(id);
+      const up = this.#upstream.get(id);
+      if (!serving) continue; // a leaf already: nobody below it
+      this.#batches.delete(id);
+      for (const c of serving.clients) {
+        this.#upstream.delete(c.id);
+        this.#meter.stop(c.id);
+      }
+      let rest = serving.clients;
+      if (up !== undefined) {
+        // Its first downstream takes its slot upstream; it goes back to the queue as a leaf.
+        if (d.reason !== "probe") this.#blamed.add(up);
+        const batch = this.#batches.get(up)!;
+        const entry = batch.clients.find((c) => c.id === id)!;
+        const [first, ...others] = serving.clients;
+        batch.clients = batch.clients.map((c) => (c === entry ? first : c));
+        this.#upstream.delete(id);
+        this.#meter.stop(id);
+        this.#upstream.set(first.id, up);
+        this.#meter.start(first.id, at);
+        out.push({ type: "move", client: first.id, from: id, server: up, at });
+        rest = others;
+        this.#clients.unshift(entry);
+        out.push({ type: "requeued", client: id, reason: `demoted: ${d.reason}`, at });
+      }
+      this.#clients.unshift(...rest);
+      const reason = `relay "${id}" was demoted`;
+      for (const c of rest) out.push({ type: "requeued", client: c.id, reason, at });
+    }
+  }
+
+  /** Chains a server feeds at once: a source with a port rate feeds as many as it can. */
+  #capacityOf(server: ServerEntry): number {
+    if (this.#config.mode !== "relay" || server.rate === undefined || server.kind === "relay") {
+      return server.capacity;
+    }
+    const probes = [...this.#probes].filter(([id]) => !this.#leaves.has(id)).map(([, r]) => r)
+      .sort((a, b) => a - b);
+    if (probes.length === 0) return 1;
+    const typical = probes[Math.floor(probes.length / 2)];
+    return Math.max(1, Math.min(server.capacity, Math.floor(server.rate / typical)));
   }
 
   #assignAll(at: number, out: Decision[]) {
@@ -291,7 +451,10 @@ export class Scheduler {
       const taken = new Set(clients);
       this.#clients = this.#clients.filter((c) => !taken.has(c));
       this.#batches.set(server.id, { server, clients, since: at });
-      for (const c of clients) this.#upstream.set(c.id, server.id);
+      for (const c of clients) {
+        this.#upstream.set(c.id, server.id);
+        this.#meter.start(c.id, at);
+      }
       out.push({
         type: "assign",
         server: server.id,
@@ -301,6 +464,7 @@ export class Scheduler {
       });
       if (this.#config.mode === "relay") {
         for (const c of clients) {
+          if (this.#leaves.has(c.id)) continue;
           if (this.#servers.some((s) => s.id === c.id) || this.#batches.has(c.id)) continue;
           this.#servers.push({
             id: c.id,
@@ -334,21 +498,27 @@ export class Scheduler {
     };
     const allowed = (client: string, server: string) =>
       client !== server && !ancestorsOf(server).has(client);
+    const sw = (id: string) => this.#switchOf.get(id);
+    const leaf = (c: ClientEntry) => this.#leaves.has(c.id);
+    // Leaves after every other waiting client, so they never take a slot a relay could use.
+    const order = [...this.#clients.filter((c) => !leaf(c)), ...this.#clients.filter(leaf)];
     const considered = new Set<ServerEntry>();
-    for (let i = 0; i < this.#clients.length; i++) {
-      const head = this.#clients[i];
-      const server = this.#servers.find((s) => allowed(head.id, s.id));
+    for (let i = 0; i < order.length; i++) {
+      const head = order[i];
+      const allowedServers = this.#servers.filter((s) => allowed(head.id, s.id));
+      const server = allowedServers.find((s) => sw(s.id) === sw(head.id)) ?? allowedServers[0];
       if (!server || considered.has(server)) continue;
       considered.add(server);
-      const clients: ClientEntry[] = [];
-      for (let j = i; j < this.#clients.length && clients.length < server.capacity; j++) {
-        if (allowed(this.#clients[j].id, server.id)) clients.push(this.#clients[j]);
-      }
+      const capacity = this.#capacityOf(server);
+      const rank = (c: ClientEntry) => (leaf(c) ? 2 : 0) + (sw(c.id) === sw(server.id) ? 0 : 1);
+      const clients = order.slice(i).filter((c) => allowed(c.id, server.id))
+        .map((c, k) => ({ c, k })).sort((a, b) => rank(a.c) - rank(b.c) || a.k - b.k)
+        .slice(0, capacity).map(({ c }) => c);
       const oldest = Math.min(...clients.map((c) => c.since));
       yield {
         server,
         clients,
-        full: clients.length >= server.capacity,
+        full: clients.length >= capacity,
         deadline: oldest + this.#config.linger,
       };
     }

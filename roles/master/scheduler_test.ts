@@ -79,6 +79,7 @@ Deno.test("scheduler: FIFO queues give the head server the oldest clients, exact
       ],
       upstream: { a: "fake", b: "fake", c: "s1", d: "s1", e: "s1" },
       paused: false,
+      leaves: [],
     } satisfies SchedulerSnapshot,
   );
 });
@@ -169,6 +170,7 @@ Deno.test("scheduler: a server that leaves sends its batch back to the head, in 
     batches: [],
     upstream: {},
     paused: false,
+    leaves: [],
   });
   assert.deepEqual(s.apply(server("s2", 3, 7)), [assign("s2", ["a", "c", "d"], 7)]);
 });
@@ -185,6 +187,7 @@ Deno.test("scheduler: a client that leaves mid-batch frees its slot; the last on
     batches: [],
     upstream: {},
     paused: false,
+    leaves: [],
   });
 });
 
@@ -369,11 +372,15 @@ function checkInvariants(s: Scheduler, active: Set<string>, mode: "classic" | "r
       assert.notEqual(x, start, `cycle through "${start}": ${JSON.stringify(snap.upstream)}`);
     }
   }
-  // Relay mode: every receiving client is also a server (queued or serving).
+  // Relay mode: every receiving client is also a server (queued or serving), but a leaf never.
+  const serving = new Set([...queued, ...snap.batches.map((b) => b.server)]);
   if (mode === "relay") {
-    const serving = new Set([...queued, ...snap.batches.map((b) => b.server)]);
-    for (const c of Object.keys(snap.upstream)) assert.ok(serving.has(c), `relay "${c}" lost`);
+    for (const c of Object.keys(snap.upstream)) {
+      if (!snap.leaves.includes(c)) assert.ok(serving.has(c), `relay "${c}" lost`);
+    }
   }
+  for (const l of snap.leaves) assert.ok(!serving.has(l), `leaf "${l}" serves`);
+  assert.equal(new Set(snap.leaves).size, snap.leaves.length, `leaves ${snap.leaves}`);
 }
 
 function randomRun(seed: number, mode: "classic" | "relay", steps: number) {
@@ -387,10 +394,14 @@ function randomRun(seed: number, mode: "classic" | "relay", steps: number) {
   };
   const s = new Scheduler(config);
   const active = new Set<string>();
+  const bytes = new Map<string, number>();
+  const switches = pick([[undefined], ["sw1", "sw2"], ["sw1", "sw2", undefined]]);
   let at = 0;
   let deadlineTicks = 0;
+  let demotions = 0;
+  const everDemoted = new Set<string>();
   for (let step = 0; step < steps; step++) {
-    at += pick([0, 0, 0.5, 1, 3]);
+    at += pick([0, 0, 0.25, 0.5, 1, 3]);
     const snap = s.snapshot();
     const receiving = Object.keys(snap.upstream);
     const r = rnd();
@@ -401,9 +412,25 @@ function randomRun(seed: number, mode: "classic" | "relay", steps: number) {
       event = tick(at);
     } else if (r < 0.22) {
       const kind = pick(["fake", "server", "server"] as const);
-      event = server(pick(ids), rnd() < 0.03 ? 0 : 1 + Math.floor(rnd() * 3), at, kind);
-    } else if (r < 0.45) event = client(pick(ids), at);
-    else if (r < 0.62) {
+      event = {
+        ...server(pick(ids), rnd() < 0.03 ? 0 : 1 + Math.floor(rnd() * 3), at, kind),
+        ...(pick(switches) ? { switch: pick(switches) } : {}),
+        ...(rnd() < 0.3 ? { rate: pick([12, 30, 125]) * 1e6 } : {}),
+      };
+    } else if (r < 0.45) {
+      const sw = pick(switches);
+      event = {
+        ...client(pick(ids), at),
+        ...(sw ? { switch: sw } : {}),
+        ...(rnd() < 0.5 ? { probe: pick([1, 6, 11, 12]) * 1e6 } : {}),
+      };
+    } else if (r < 0.55 && receiving.length) {
+      // Progress at random rates, some stopped: demotions happen.
+      const id = pick(receiving);
+      const grow = pick([0, 0, 0.1, 1, 3, 6]) * 1e6;
+      bytes.set(id, (bytes.get(id) ?? 0) + grow);
+      event = { type: "progress", id, bytes: bytes.get(id)!, at };
+    } else if (r < 0.62) {
       event = received(rnd() < 0.9 && receiving.length ? pick(receiving) : pick(ids), at);
     } else if (r < 0.75) {
       event = failed(rnd() < 0.9 && receiving.length ? pick(receiving) : pick(ids), at);
@@ -415,6 +442,13 @@ function randomRun(seed: number, mode: "classic" | "relay", steps: number) {
       (snap.serverQueue.some((q) => q.id === event.id) ||
         snap.batches.some((b) => b.server === event.id));
     const decisions = s.apply(event);
+    for (const d of decisions) {
+      if (d.type !== "demoted") continue;
+      demotions++;
+      assert.ok(!everDemoted.has(d.peer), `"${d.peer}" demoted twice (seed ${seed})`);
+      everDemoted.add(d.peer);
+    }
+    if (event.type === "leave") everDemoted.delete(event.id);
     const context = `seed ${seed} ${mode} step ${step}: ${JSON.stringify(event)} -> ${
       JSON.stringify(decisions)
     }`;
@@ -434,9 +468,25 @@ function randomRun(seed: number, mode: "classic" | "relay", steps: number) {
         }
         assert.ok(!after.paused, "assigned while paused");
       }
+      // A move re-attaches a receiving client higher up, never into its own downstream.
+      const lastMove = new Map<string, string>();
+      for (const d of decisions) {
+        if (d.type === "move") lastMove.set(d.client, d.server);
+        if (d.type === "requeued") lastMove.delete(d.client);
+        if (d.type === "assign") d.clients.forEach((c) => lastMove.delete(c));
+      }
+      for (const [c, to] of lastMove) assert.equal(after.upstream[c] ?? to, to);
+      for (const d of decisions) {
+        if (d.type !== "move") continue;
+        assert.ok(after.leaves.includes(d.from), `moved away from "${d.from}", not a leaf`);
+      }
       if (event.type === "client-failed" && decisions[0].type === "requeued") {
         const assigned = decisions.some((d) => d.type === "assign" && d.clients.includes(event.id));
-        if (!assigned) assert.equal(after.clientQueue[0].id, event.id, "failed client not at head");
+        // (A demotion in the same step may requeue others before it.)
+        const demoted = decisions.some((d) => d.type === "demoted");
+        if (!assigned && !demoted) {
+          assert.equal(after.clientQueue[0].id, event.id, "failed client not at head");
+        }
         // A relay keeps serving through its own failure.
         if (mode === "relay" && wasServer) {
           assert.ok(
@@ -464,15 +514,203 @@ function randomRun(seed: number, mode: "classic" | "relay", steps: number) {
       throw new Error(`${context}\n${(err as Error).message}`, { cause: err });
     }
   }
-  return deadlineTicks;
+  // The end of the run: a source comes, every receiving PC finishes, time passes.
+  // Every PC owed an image ends up with it: nobody is stranded, leaves included.
+  if (s.snapshot().paused) s.apply({ type: "resume", at });
+  // (Random joins may have left only PCs that are themselves owed an image as servers.)
+  s.apply(server("src", 1, at, "fake"));
+  for (let round = 0; active.size && round < 200; round++) {
+    at += 11;
+    s.apply(tick(at));
+    for (const id of Object.keys(s.snapshot().upstream)) {
+      s.apply(received(id, at));
+      active.delete(id);
+    }
+    checkInvariants(s, active, mode);
+  }
+  assert.equal(active.size, 0, `seed ${seed} ${mode}: never imaged: ${[...active]}`);
+  return { deadlineTicks, demotions };
 }
 
 Deno.test("scheduler property: random sequences keep every invariant (both modes)", () => {
   let deadlineTicks = 0;
+  let demotions = 0;
   for (let seed = 1; seed <= 1500; seed++) {
-    deadlineTicks += randomRun(seed, "classic", 80);
-    deadlineTicks += randomRun(seed, "relay", 80);
+    for (const mode of ["classic", "relay"] as const) {
+      const r = randomRun(seed, mode, 80);
+      deadlineTicks += r.deadlineTicks;
+      demotions += r.demotions;
+    }
   }
-  // The generator really exercised the linger path, not only full batches.
+  // The generator really exercised the linger path and the demotions, not only full batches.
   assert.ok(deadlineTicks > 100, `only ${deadlineTicks} deadline ticks`);
+  assert.ok(demotions > 300, `only ${demotions} demotions`);
+});
+
+// ---- Fitting the room: demotion, re-attachment, switches, chains from a fast source ---------
+
+const MB = 1e6;
+const progress = (id: string, bytes: number, at: number) =>
+  ({ type: "progress", id, bytes, at }) as const;
+const probed = (id: string, at: number, probe: number, sw?: string) =>
+  ({ type: "client-ready", id, at, probe, ...(sw ? { switch: sw } : {}) }) as const;
+const onSwitch = (id: string, at: number, sw: string) =>
+  ({ type: "client-ready", id, at, switch: sw }) as const;
+const chainOf = (s: Scheduler, from: string) => {
+  const up = s.snapshot().upstream;
+  const out = [from];
+  for (;;) {
+    const next = Object.keys(up).find((c) => up[c] === out[out.length - 1]);
+    if (!next) return out;
+    out.push(next);
+  }
+};
+
+Deno.test("scheduler: a PC whose probe is far below the room's is a leaf from the start, at the end", () => {
+  const s = new Scheduler(RELAY);
+  // The first probes decide nothing alone; a faster one shows the slow one.
+  assert.deepEqual(replay(s, [probed("slow", 0, 1.1 * MB), probed("a", 0, 11 * MB)]), [[], [
+    {
+      type: "demoted",
+      peer: "slow",
+      reason: "probe",
+      detail: "probe 1.10 MB/s < 0.5 x the fastest 11.00 MB/s",
+      at: 0,
+    },
+  ]]);
+  replay(s, [probed("b", 0, 11.5 * MB), probed("c", 0, 11 * MB)]);
+  assert.deepEqual(s.apply(server("fake", 1, 1, "fake")), [
+    assign("fake", ["a"], 1),
+    assign("a", ["b"], 1),
+    assign("b", ["c"], 1),
+    assign("c", ["slow"], 1),
+  ]);
+  assert.deepEqual(chainOf(s, "fake"), ["fake", "a", "b", "c", "slow"]);
+  // A leaf never serves: a late joiner waits for a real relay rather than sit below it.
+  assert.deepEqual(s.snapshot().serverQueue, []);
+  assert.deepEqual(s.snapshot().leaves, ["slow"]);
+  assert.deepEqual(s.apply(client("late", 2)), []);
+  assert.deepEqual(s.apply(received("a", 9)), [done("fake", 9), assign("fake", ["late"], 9)]);
+});
+
+Deno.test("scheduler: a relay slower than its upstream is demoted; its downstream moves up", () => {
+  const s = new Scheduler(RELAY);
+  replay(s, [server("fake", 1, 0, "fake"), client("a", 0), client("x", 0), client("d", 0)]);
+  replay(s, [client("e", 0)]);
+  assert.deepEqual(chainOf(s, "fake"), ["fake", "a", "x", "d", "e"]);
+  // Half-second reports: a and its own upstream at 12 MB/s; x (and so d and e) at 1.2 MB/s.
+  const rows: Decision[][] = [];
+  for (let t = 0.5; t <= 2.5; t += 0.5) {
+    rows.push(s.apply(progress("a", 12 * MB * t, t)));
+    for (const id of ["x", "d", "e"]) rows.push(s.apply(progress(id, 1.2 * MB * t, t)));
+  }
+  // Judged once its hop is a whole window (2 s) old: at the first report then (a's).
+  assert.deepEqual(rows.slice(0, 12).flat(), []);
+  assert.deepEqual(rows[12], [
+    {
+      type: "demoted",
+      peer: "x",
+      reason: "slow",
+      detail: '1.20 MB/s < 0.5 x "a" 12.00 MB/s',
+      at: 2,
+    },
+    { type: "move", client: "d", from: "x", server: "a", at: 2 },
+    requeued("x", 2, "demoted: slow"),
+    assign("e", ["x"], 2),
+  ]);
+  assert.deepEqual(rows.slice(13).flat(), []);
+  assert.deepEqual(chainOf(s, "fake"), ["fake", "a", "d", "e", "x"]);
+  assert.deepEqual(s.snapshot().serverQueue, []);
+  // d's new hop under a is as fast as a: nothing more moves, then or later (no flapping).
+  for (let t = 3; t <= 8; t += 0.5) {
+    assert.deepEqual(s.apply(progress("a", 12 * MB * t, t)), []);
+    assert.deepEqual(s.apply(progress("d", 3 * MB + 12 * MB * (t - 2.5), t)), []);
+    assert.deepEqual(s.apply(progress("e", 3 * MB + 12 * MB * (t - 2.5), t)), []);
+    assert.deepEqual(s.apply(progress("x", 3 * MB + 1.2 * MB * (t - 2.5), t)), []);
+  }
+});
+
+Deno.test("scheduler: a stalled relay is worked around; only the one whose upstream moves", () => {
+  const s = new Scheduler(RELAY);
+  replay(s, [server("fake", 1, 0, "fake"), client("a", 0), client("x", 0), client("d", 0)]);
+  replay(s, [client("e", 0)]);
+  for (let t = 0.5; t <= 2; t += 0.5) {
+    for (const id of ["a", "x", "d", "e"]) s.apply(progress(id, 12 * MB * t, t));
+  }
+  // x stops at 2 s (SIGSTOP); d and e stop with it, a goes on.
+  const rows: Decision[][] = [];
+  for (let t = 2.5; t <= 3.5; t += 0.25) {
+    rows.push(s.apply(progress("a", 12 * MB * t, t)));
+    for (const id of ["d", "e"]) rows.push(s.apply(progress(id, 24 * MB, t)));
+  }
+  const decided = rows.flat();
+  assert.deepEqual(decided, [
+    {
+      type: "demoted",
+      peer: "x",
+      reason: "stalled",
+      detail: 'no byte for 1.25 s while "a" moved',
+      at: 3.25,
+    },
+    { type: "move", client: "d", from: "x", server: "a", at: 3.25 },
+    requeued("x", 3.25, "demoted: stalled"),
+    assign("e", ["x"], 3.25),
+  ]);
+  // d and e were not blamed though they did not move either: their upstream had stopped.
+  assert.deepEqual(s.snapshot().leaves, ["x"]);
+});
+
+Deno.test("scheduler: a second stall under the same upstream blames the upstream: no more moves", () => {
+  const s = new Scheduler(RELAY);
+  replay(s, [server("fake", 1, 0, "fake"), client("a", 0), client("x", 0), client("d", 0)]);
+  for (let t = 0.5; t <= 2; t += 0.5) {
+    for (const id of ["a", "x", "d"]) s.apply(progress(id, 12 * MB * t, t));
+  }
+  s.apply(progress("a", 30 * MB, 2.5));
+  const first = s.apply(progress("a", 36 * MB, 3.5));
+  assert.deepEqual(first.filter((d) => d.type === "demoted").map((d) => d.type), ["demoted"]);
+  assert.deepEqual(chainOf(s, "fake"), ["fake", "a", "d", "x"]);
+  // d under a gets nothing either, while a goes on: a's upload is the problem, d stays put.
+  for (let t = 4; t <= 8; t += 0.5) {
+    assert.deepEqual(s.apply(progress("a", 36 * MB + 12 * MB * (t - 3.5), t)), []);
+  }
+  assert.deepEqual(s.snapshot().leaves, ["x"]);
+});
+
+Deno.test("scheduler: a chain runs through one switch before it crosses the uplink", () => {
+  const s = new Scheduler(RELAY);
+  // PCs boot in no particular order over two switches; the fake server sits on sw1.
+  const sws = ["sw2", "sw1", "sw2", "sw1", "sw1", "sw2", "sw2", "sw1"];
+  replay(s, sws.map((sw, i) => onSwitch(`p${i + 1}`, 0, sw)));
+  s.apply({ type: "server-ready", id: "fake", capacity: 1, kind: "fake", at: 1, switch: "sw1" });
+  const chain = chainOf(s, "fake");
+  assert.deepEqual(chain, ["fake", "p2", "p4", "p5", "p8", "p1", "p3", "p6", "p7"]);
+  const swOf = (id: string) => (id === "fake" ? "sw1" : sws[Number(id.slice(1)) - 1]);
+  const crossings = chain.slice(1).filter((id, i) => swOf(id) !== swOf(chain[i])).length;
+  assert.equal(crossings, 1);
+  // Unknown switches count as one: the plain join order.
+  const t = new Scheduler(RELAY);
+  replay(t, [client("a", 0), client("b", 0), server("fake", 1, 1, "fake")]);
+  assert.deepEqual(chainOf(t, "fake"), ["fake", "a", "b"]);
+});
+
+Deno.test("scheduler: a source on a faster port starts as many chains as its port feeds", () => {
+  const s = new Scheduler(RELAY);
+  for (let i = 1; i <= 7; i++) s.apply(probed(`p${i}`, 0, 11.4 * MB));
+  // 1 Gbit/s source (125 MB/s), PCs' probes 11.4 MB/s: 10 chains, capped at its capacity 3.
+  const decided = s.apply({
+    type: "server-ready",
+    id: "fake",
+    capacity: 3,
+    kind: "fake",
+    at: 1,
+    rate: 125 * MB,
+  });
+  assert.deepEqual(decided[0], assign("fake", ["p1", "p2", "p3"], 1));
+  assert.deepEqual(chainOf(s, "p1"), ["p1", "p4", "p7"]);
+  // The same source at the PCs' own rate feeds one chain.
+  const t = new Scheduler(RELAY);
+  for (let i = 1; i <= 3; i++) t.apply(probed(`p${i}`, 0, 11.4 * MB));
+  t.apply({ type: "server-ready", id: "fake", capacity: 3, kind: "fake", at: 1, rate: 12.5 * MB });
+  assert.deepEqual(chainOf(t, "fake"), ["fake", "p1", "p2", "p3"]);
 });

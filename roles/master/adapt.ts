@@ -1,0 +1,126 @@
+// Which PCs the cascade should move out of the way, from what the master measures. Pure: the
+// scheduler gives it a view of the room and the time, and carries the moves out itself.
+//
+// A chain runs at its slowest link and a relay that stops stops everyone below it, so a PC that
+// receives clearly slower than it could, or not at all, must not sit above anyone. Such a PC is
+// DEMOTED, once: it becomes a leaf (never a relay again), its downstream is re-attached to its
+// own upstream, and it waits for a tail to serve it. Three rules find it:
+//
+// - probe: a client reports in its hello how fast it fetched the master's probe (a fixed blob,
+//   one client at a time, before any chain exists). One far below the fastest probe seen is a
+//   leaf from the start, so it never sits above anyone at all. This is the rule that makes a
+//   slow port cost the others nothing: any rule that has to watch the chain first costs the
+//   whole room the watching time (a 10 Mbit/s PC in a chain of 100 Mbit/s PCs holds everyone
+//   below it to a tenth for as long as the watching takes).
+// - slow: over the last `window` seconds of its hop, a client delivered less than `slowShare`
+//   of its upstream's rate (or, under a source or a finished PC, of the fastest client's).
+//   Comparing a hop with the hop above it finds the PC that causes the slowness: every PC below
+//   a slow one is just as slow, but only the slow one is slower than its own upstream.
+// - stalled: a client's bytes did not grow for `stallAfter` seconds while its upstream's did
+//   (or, under a source or a finished PC, another client of the same server's did). Everyone
+//   below a stopped relay stops too, but only the stopped one has a moving upstream.
+//
+// No flapping: a PC is demoted at most once and never promoted back; and a hop is blamed at most
+// once (after one demotion under upstream U, another client under U that looks slow or stalled
+// says U is the problem, and moving more PCs away from U would only shuffle the chain). A chain's
+// head under a source with nothing to compare to (one chain, no other clients) is not judged.
+//
+// Thresholds, from the emulated lab (LAB-FACTS.md; 100 Mbit/s ports, tbf, 1 MiB chunks):
+// - slowShare 0.5: hops in a flat chain deliver within a few % of each other (11.9 MB/s each in
+//   a ring of 12 hosts all sending and receiving at once); a port negotiated down to 10 Mbit/s
+//   delivers 0.1 x. Half sits far from both.
+// - window 2 s: 24 chunks at 12 MB/s, so one chunk more or less is 4 % (progress comes every
+//   0.5 s); 2.4 chunks at 10 Mbit/s, still clearly below half.
+// - stallAfter 1.25 s: progress comes every 0.5 s, a chunk at full rate takes 0.09 s; a relay
+//   whose chunk is late waits for it behind its upstream, which then does not grow either. 2.5
+//   report intervals without a byte is a stop, and short enough that the PCs below a stopped one
+//   lose about that long (the goal: within 2 s of a run without the stop).
+import type { HopMeter } from "./hop_meter.ts";
+
+export interface AdaptConfig {
+  /** A hop delivering less than this share of its reference rate is slow. */
+  slowShare: number;
+  /** Seconds a hop's rate is measured over before it is judged. */
+  window: number;
+  /** Seconds without a byte (while the upstream moves) that make a client stalled. */
+  stallAfter: number;
+}
+
+export const DEFAULT_ADAPT: AdaptConfig = { slowShare: 0.5, window: 2, stallAfter: 1.25 };
+
+export type DemotionReason = "probe" | "slow" | "stalled";
+
+export interface Demotion {
+  id: string;
+  reason: DemotionReason;
+  /** Why, in words and figures, for the log. */
+  detail: string;
+}
+
+export interface RoomView {
+  at: number;
+  /** Receiving client -> the server it fetches from. */
+  upstream: ReadonlyMap<string, string>;
+  /** Every client owed an image (waiting or receiving). */
+  clients: readonly string[];
+  leaves: ReadonlySet<string>;
+  /** Upstreams a demotion was already made under. */
+  blamed: ReadonlySet<string>;
+  meter: HopMeter;
+  /** Client -> bytes/s of its probe. */
+  probes: ReadonlyMap<string, number>;
+}
+
+const mbs = (r: number) => `${(r / 1e6).toFixed(2)} MB/s`;
+
+/** The first PC to demote now, or null. One at a time: each demotion changes the chain. */
+export function nextDemotion(v: RoomView, c: AdaptConfig): Demotion | null {
+  const { at, meter } = v;
+  let bestProbe = 0;
+  for (const id of v.clients) bestProbe = Math.max(bestProbe, v.probes.get(id) ?? 0);
+  for (const id of v.clients) {
+    const p = v.probes.get(id);
+    if (v.leaves.has(id) || p === undefined || !(p < c.slowShare * bestProbe)) continue;
+    return {
+      id,
+      reason: "probe",
+      detail: `probe ${mbs(p)} < ${c.slowShare} x the fastest ${mbs(bestProbe)}`,
+    };
+  }
+  const moving = (id: string) => {
+    const g = meter.lastGrowth(id);
+    return g !== null && g > at - c.stallAfter;
+  };
+  let fastest = 0;
+  for (const id of v.upstream.keys()) fastest = Math.max(fastest, meter.rate(id, at) ?? 0);
+  for (const [id, up] of v.upstream) {
+    if (v.leaves.has(id) || v.blamed.has(up)) continue;
+    const upReceiving = v.upstream.has(up);
+    const grew = meter.lastSign(id);
+    if (grew !== null && grew <= at - c.stallAfter) {
+      const evidence = upReceiving
+        ? (moving(up) ? up : undefined)
+        : [...v.upstream].find(([other, s]) => s === up && other !== id && moving(other))?.[0];
+      if (evidence !== undefined) {
+        return {
+          id,
+          reason: "stalled",
+          detail: `no byte for ${(at - grew).toFixed(2)} s while "${evidence}" moved`,
+        };
+      }
+    }
+    const r = meter.rate(id, at);
+    if (r === null) continue;
+    const ref = upReceiving ? meter.rate(up, at) : fastest;
+    if (ref !== null && r < c.slowShare * ref) {
+      return {
+        id,
+        reason: "slow",
+        detail: `${mbs(r)} < ${c.slowShare} x ${upReceiving ? `"${up}"` : "the fastest"} ${
+          mbs(ref)
+        }`,
+      };
+    }
+  }
+  return null;
+}
