@@ -2,9 +2,11 @@
 // before a byte of it is written, write it at its offset, mark it held. A Receiver is also
 // the relay's ChunkSource: a request for a chunk not held yet waits until it is.
 //
-// This file is the orchestration; its parts have one job each: held_chunks.ts (what is held,
-// who waits), chunk_fetch.ts (the HTTP client), fetch_plan.ts (runs and buffers, pure),
-// buffer_pool.ts, rate_meter.ts, read_back.ts (verify-behind and the checks on the target).
+// This file keeps the state and the order of things (zero fill, resume, one transfer at a
+// time, read-back); its parts have one job each: transfer.ts (one server's chunks, verified
+// and written), chunk_fetch.ts (the HTTP client), fetch_plan.ts (runs and buffers, pure),
+// held_chunks.ts (what is held, who waits), buffer_pool.ts, rate_meter.ts, read_back.ts
+// (verify-behind and the checks on the target).
 //
 // Speed (see scripts/bench_client.ts): several requests in flight; bytes are read with a BYOB
 // reader straight into pooled buffers and SHA-256 runs as they arrive; MD5 (the costlier hash)
@@ -16,31 +18,21 @@ import {
   type Manifest,
   parseManifest,
 } from "../../imagetools/mod.ts";
-import { Md5Hasher } from "../../imagetools/hashing/mod.ts";
 import { type Logger, type Progress, silentLogger } from "../../imagetools/kit/mod.ts";
 import { dataBase } from "../protocol/mod.ts";
-import { BufferPool } from "./buffer_pool.ts";
-import {
-  ChunkFetch,
-  FetchCancelled,
-  type FetchLike,
-  type InFlight,
-  newInFlight,
-  type Received,
-  watchIdle,
-} from "./chunk_fetch.ts";
+import type { FetchLike } from "./chunk_fetch.ts";
 import {
   checkChunkIndex,
   type ChunkSource,
   DEFAULT_WAIT_MS,
   type ReadOptions,
 } from "./chunk_source.ts";
-import { bufferSlots, fallbackQueue, planRuns } from "./fetch_plan.ts";
 import { HeldChunks } from "./held_chunks.ts";
 import { RateMeter } from "./rate_meter.ts";
 import { checkOnTarget, VerifyBehind } from "./read_back.ts";
-import { isBadChunk, ReceiveError } from "./receive_error.ts";
+import { ReceiveError } from "./receive_error.ts";
 import type { TargetDisk } from "./target_disk.ts";
+import { type FetchOptions, Transfer, type TransferHost } from "./transfer.ts";
 
 export interface ReceiverStats {
   /** Verified chunks on the target, zero chunks included. */
@@ -77,15 +69,7 @@ export interface ReceiverOptions {
   now?: () => number;
 }
 
-export interface FetchOptions {
-  signal?: AbortSignal;
-  /** Give up on a request that receives nothing for this long (default 60000 ms; longer than
-   * a relay's 30 s wait for a chunk it does not hold yet). */
-  requestTimeoutMs?: number;
-}
-
 export const DEFAULT_INFLIGHT = 4;
-export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 
 export class Receiver implements ChunkSource {
   readonly manifest: Manifest;
@@ -111,6 +95,7 @@ export class Receiver implements ChunkSource {
   #behind: VerifyBehind;
   /** The target was created empty, so unwritten zero chunks already read as zeros. */
   #zerosOnDisk: boolean;
+  #host: TransferHost;
 
   constructor(opts: ReceiverOptions) {
     this.manifestBytes = opts.manifestBytes;
@@ -133,6 +118,7 @@ export class Receiver implements ChunkSource {
     this.#attempted = new Uint8Array(this.manifest.chunks.length);
     this.#behind = new VerifyBehind(this.target, this.manifest, (i) => this.#held.holds(i));
     this.#zerosOnDisk = this.target.fresh === true;
+    this.#host = this.#transferHost();
     if (this.target.size < this.manifest.size) {
       throw new RangeError(
         `Cannot use target "${this.target.path}": it holds ${this.target.size} bytes but the image "${this.manifest.name}" needs ${this.manifest.size}`,
@@ -307,7 +293,7 @@ export class Receiver implements ChunkSource {
     try {
       await previous;
       opts.signal?.throwIfAborted();
-      await this.#fetchAll(dataBase(serverUrl), opts);
+      await new Transfer(this.#host).run(dataBase(serverUrl), opts);
       await this.fillZeros();
     } finally {
       // No read-behind left in flight once fetchFrom settles (the caller may close the target).
@@ -316,215 +302,29 @@ export class Receiver implements ChunkSource {
     }
   }
 
-  async #fetchAll(base: string, opts: FetchOptions): Promise<void> {
-    const m = this.manifest;
-    const queue = this.missing();
-    if (queue.length === 0) return;
-    const timeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    const started = performance.now();
-    const bytesBefore = this.#bytesReceived;
-    this.#log("fetch.start", { peer: this.#peerId, server: base, missing: queue.length });
-
-    const hasher = this.#verifyMd5 ? new Md5Hasher(this.#md5Threads) : undefined;
-    const pool = new BufferPool(bufferSlots(this.#inflight, m.chunkSize), m.chunkSize);
-    const active = new Set<InFlight>();
-    const stages = new Set<Promise<void>>();
-    const bad: ReceiveError[] = [];
-    let failure: unknown;
-    const fail = (err: unknown) => {
-      if (failure !== undefined) return;
-      failure = err;
-      for (const r of active) r.ctl.abort();
-    };
-    const onAbort = () => fail(opts.signal!.reason);
-    opts.signal?.addEventListener("abort", onAbort, { once: true });
-    const stopWatch = watchIdle(active, timeoutMs);
-    const client = new ChunkFetch({
-      manifest: m,
+  #transferHost(): TransferHost {
+    return {
+      manifest: this.manifest,
       imageId: this.imageId,
-      base,
+      target: this.target,
+      held: this.#held,
+      inflight: this.#inflight,
+      maxBad: this.#maxBad,
+      verifyMd5: this.#verifyMd5,
+      md5Threads: this.#md5Threads,
+      log: this.#log,
+      peerId: this.#peerId,
       fetch: this.#fetch,
-      cancelled: () => failure !== undefined,
-      onBytes: (index, n) => this.#countBytes(index, n),
-      onTouched: (index) => this.#attempted[index] = 1,
-    });
-
-    const onBad = (err: ReceiveError) => {
-      bad.push(err);
-      if (bad.length > this.#maxBad) fail(err);
+      bytesReceived: () => this.#bytesReceived,
+      received: (index, n) => this.#countBytes(index, n),
+      touched: (index) => this.#attempted[index] = 1,
+      badChunk: () => this.#badChunks++,
+      written: (index) => {
+        this.#held.mark(index);
+        this.#behind.queue(index);
+        this.#progress();
+      },
+      progress: () => this.#progress(),
     };
-    const stage = (index: number, got: Received) => {
-      const p = this.#verifyAndWrite(base, index, got, hasher)
-        .then((buf) => pool.release(buf), (err) => {
-          pool.release(null);
-          if (isBadChunk(err)) onBad(err);
-          else fail(err);
-        });
-      stages.add(p);
-      p.finally(() => stages.delete(p));
-    };
-
-    // Streams first: each run of missing chunks in one response, in order, so a chunk arrives
-    // whole after one chunk time (not `inflight` of them) and a relay forwards it sooner.
-    let fallback = false;
-    for (const run of planRuns(m, queue)) {
-      if (failure !== undefined) break;
-      const req = newInFlight(timeoutMs);
-      active.add(req);
-      try {
-        await client.run(run, pool, req, stage);
-      } catch (err) {
-        if (err instanceof FetchCancelled) break;
-        // An older server (no /v1/stream), or a stream cut short (the server went away, or a
-        // relay's chunk did not arrive in time): per-chunk requests take over and say which.
-        if (
-          err instanceof ReceiveError && (err.reason === "http-404" || err.reason === "server-gone")
-        ) {
-          this.#log("stream.fallback", {
-            peer: this.#peerId,
-            server: base,
-            reason: err.reason,
-            error: err.message,
-          });
-          fallback = true;
-          break;
-        }
-        fail(err);
-      } finally {
-        active.delete(req);
-      }
-    }
-
-    let next = 0;
-    let rest: number[] = [];
-    const runner = async () => {
-      while (failure === undefined && next < rest.length) {
-        const index = rest[next++];
-        if (this.#held.holds(index)) continue;
-        const buffer = await pool.acquire();
-        if (failure !== undefined) {
-          pool.release(buffer);
-          break;
-        }
-        const req = newInFlight(timeoutMs);
-        active.add(req);
-        let got: Received;
-        try {
-          got = await client.chunk(index, buffer, req);
-        } catch (err) {
-          pool.release(null);
-          if (isBadChunk(err)) {
-            this.#badChunks++;
-            this.#log("chunk.bad", {
-              peer: this.#peerId,
-              server: base,
-              index,
-              error: err.message,
-            });
-            onBad(err);
-            continue;
-          }
-          if (!(err instanceof FetchCancelled)) fail(err);
-          break;
-        } finally {
-          active.delete(req);
-        }
-        stage(index, got);
-      }
-    };
-    try {
-      while (stages.size > 0) await Promise.all([...stages]);
-      if (fallback && failure === undefined) {
-        // What the streams did not deliver; chunks found bad in this call are not asked again.
-        rest = fallbackQueue(this.missing(), bad.map((e) => e.index));
-        await Promise.all(Array.from({ length: Math.min(this.#inflight, rest.length) }, runner));
-        while (stages.size > 0) await Promise.all([...stages]);
-      }
-    } finally {
-      stopWatch();
-      opts.signal?.removeEventListener("abort", onAbort);
-      hasher?.close();
-    }
-    const seconds = (performance.now() - started) / 1000;
-    const bytes = this.#bytesReceived - bytesBefore;
-    const err = failure ?? (bad.length > 0 ? this.#badSummary(base, bad) : undefined);
-    if (err !== undefined) {
-      this.#log("fetch.failed", {
-        peer: this.#peerId,
-        server: base,
-        reason: err instanceof ReceiveError ? err.reason : "aborted",
-        error: (err as Error).message,
-        held: this.#held.count,
-      });
-      throw err;
-    }
-    this.#log("fetch.done", {
-      peer: this.#peerId,
-      server: base,
-      bytes,
-      seconds: seconds.toFixed(3),
-      mbps: (bytes / 1e6 / Math.max(seconds, 1e-9)).toFixed(1),
-    });
-  }
-
-  #badSummary(base: string, bad: ReceiveError[]): ReceiveError {
-    if (bad.length === 1) return bad[0];
-    const list = bad.map((e) => e.index).join(", ");
-    return new ReceiveError(
-      "bad-chunk",
-      `${bad[0].message} (${bad.length} bad chunks from ${base}: ${list})`,
-      { index: bad[0].index, cause: bad[0] },
-    );
-  }
-
-  /** Check MD5 (on the worker) and SHA-256, then write. Resolves to the buffer to reuse. */
-  async #verifyAndWrite(
-    base: string,
-    index: number,
-    got: Received,
-    hasher: Md5Hasher | undefined,
-  ): Promise<ArrayBuffer> {
-    const m = this.manifest;
-    const entry = m.chunks[index];
-    const length = chunkLength(m, index);
-    let buffer = got.buffer;
-    const badChunk = (algo: string, want: string, have: string) => {
-      this.#badChunks++;
-      this.#log("chunk.bad", {
-        peer: this.#peerId,
-        server: base,
-        index,
-        algo,
-        expected: want,
-        got: have,
-      });
-      this.#progress();
-      return new ReceiveError(
-        "bad-chunk",
-        `Cannot verify chunk ${index} of "${m.name}" from ${base}: expected ${algo} "${want}", got "${have}"`,
-        { index },
-      );
-    };
-    if (got.sha256 !== entry.sha256) throw badChunk("SHA-256", entry.sha256, got.sha256);
-    if (hasher) {
-      const r = await hasher.md5(buffer, length);
-      buffer = r.buffer;
-      if (r.md5 !== entry.md5) throw badChunk("MD5", entry.md5, r.md5);
-    }
-    try {
-      await this.target.writeAt(chunkOffset(m, index), new Uint8Array(buffer, 0, length));
-    } catch (cause) {
-      throw new ReceiveError(
-        "write-failed",
-        `Cannot write chunk ${index} of "${m.name}" to "${this.target.path}": ${
-          (cause as Error).message
-        }`,
-        { index, cause },
-      );
-    }
-    this.#held.mark(index);
-    this.#behind.queue(index);
-    this.#progress();
-    return buffer;
   }
 }
