@@ -1,6 +1,8 @@
 // The master's /boot routes: per-machine iPXE scripts (image this PC, or boot its disk), the
-// first stage, a PXELINUX config per MAC, and the kernel and initramfs streamed from the build
-// output. Mounted by the master with `app.route("/boot", createBootApp(...))`.
+// first stage, a PXELINUX config per MAC, each PC's finishing step, and the kernel and
+// initramfs streamed from the build output. Mounted by the master with
+// `app.route("/boot", createBootApp(...))`. What a PC boots is the master's decision
+// (`decide`): these routes only render it.
 
 import { Hono } from "hono";
 import {
@@ -13,6 +15,8 @@ import {
 } from "./cmdline.ts";
 import {
   DEFAULT_KERNEL_ARGS,
+  type LocalBootOptions,
+  type LocalReason,
   renderFirstStage,
   renderImageScript,
   renderLocalBootScript,
@@ -26,14 +30,41 @@ export interface BootAppOptions {
   masterUrl: string;
   /** The image PCs must accept (manifest SHA-256), pinned on their kernel command line. */
   imageId: string;
-  /** true: image this PC; false: boot its local disk. `mac` is "aa:bb:cc:dd:ee:ff". */
-  shouldImage(mac: string): boolean;
-  /** Called for each per-machine script request (the PC is booting). */
-  onBootRequest?(mac: string, ip?: string): void;
+  /** What this PC boots; `mac` is "aa:bb:cc:dd:ee:ff". Called once per boot request. */
+  decide(mac: string, ip?: string): BootDecision;
+  /** Called for each per-machine request with the answer given (the PC is booting). */
+  onBootRequest?(mac: string, ip: string | undefined, decision: BootDecision): void;
+  /** The finishing step of this PC (its group's), if it has one. */
+  finishStep?(mac: string): FinishStep | undefined;
+  /** Default target (a device path or a target rule) and after action; groups override them. */
   target: string;
   after: string;
+  /** How the local disk is booted on UEFI (volume labels, loaders). */
+  local?: LocalBootOptions;
   /** Kernel arguments besides cascade.*; default: the build's (build.json), else the default. */
   kernelArgs?: string;
+}
+
+/** The master's answer to one PC's boot request. */
+export type BootDecision =
+  | {
+    action: "image";
+    /** The PC's group, when a groups file enrolled it. */
+    group?: string;
+    /** The group's target (device path or target rule) and after action, if it sets them. */
+    target?: string;
+    after?: AfterAction;
+  }
+  | { action: "local"; reason: LocalReason };
+
+/** A finishing step served to one PC: a shell script and the settings for its environment. */
+export interface FinishStep {
+  group: string;
+  /** Name of the step (its file name), for the dashboard and the history. */
+  name: string;
+  script: string;
+  /** Extra environment (the group's settings, the PC's name). */
+  env: Record<string, string>;
 }
 
 /** "52-54-00-AB-cd-ef" or "52:54:00:ab:cd:ef" -> "52:54:00:ab:cd:ef"; null when not a MAC. */
@@ -42,6 +73,10 @@ export function normalizeMac(text: string): string | null {
   if (!m) return null;
   const hex = text.replace(/[-:]/g, "").toLowerCase();
   return hex.match(/../g)!.join(":");
+}
+
+function remoteIp(env: unknown): string | undefined {
+  return (env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr?.hostname;
 }
 
 const FILES = { vmlinuz: "kernel", initrd: "initramfs" } as const;
@@ -65,9 +100,15 @@ export function createBootApp(opts: BootAppOptions): Hono {
     after: checkAfter(opts.after) as AfterAction,
   };
   const kernelArgs = opts.kernelArgs ?? readBuildKernelArgs(opts.dir) ?? DEFAULT_KERNEL_ARGS;
-  const firstStage = renderFirstStage(master);
+  const local = opts.local ?? {};
+  const firstStage = renderFirstStage(master, undefined, local);
   // Render once up front so a bad setting fails at start-up, not at the first PC's boot.
-  renderImageScript({ bootUrl, mac: "check", settings, kernelArgs });
+  renderImageScript({ bootUrl, mac: "check", settings, kernelArgs, local });
+  const settingsFor = (d: BootDecision & { action: "image" }): BootSettings => ({
+    ...settings,
+    ...(d.target !== undefined ? { target: checkTarget(d.target) } : {}),
+    ...(d.after !== undefined ? { after: checkAfter(d.after) } : {}),
+  });
 
   const app = new Hono();
   const ipxe = (text: string) =>
@@ -81,14 +122,32 @@ export function createBootApp(opts: BootAppOptions): Hono {
     if (!mac) {
       return c.text(`Bad MAC address "${raw}": expected ?mac=aa-bb-cc-dd-ee-ff\n`, 400);
     }
-    const info = c.env as { remoteAddr?: { hostname?: string } } | undefined;
-    opts.onBootRequest?.(mac, info?.remoteAddr?.hostname);
+    const ip = remoteIp(c.env);
+    const decision = opts.decide(mac, ip);
+    opts.onBootRequest?.(mac, ip, decision);
     const hyphens = mac.replaceAll(":", "-");
     return ipxe(
-      opts.shouldImage(mac)
-        ? renderImageScript({ bootUrl, mac: hyphens, settings, kernelArgs })
-        : renderLocalBootScript(hyphens),
+      decision.action === "image"
+        ? renderImageScript({
+          bootUrl,
+          mac: hyphens,
+          settings: settingsFor(decision),
+          kernelArgs,
+          local,
+        })
+        : renderLocalBootScript(hyphens, decision.reason, local),
     );
+  });
+
+  // The finishing step the client runs after its disk verified: JSON, 204 when it has none.
+  app.get("/finish", (c) => {
+    const raw = c.req.query("mac") ?? "";
+    const mac = normalizeMac(raw);
+    if (!mac) {
+      return c.text(`Bad MAC address "${raw}": expected ?mac=aa-bb-cc-dd-ee-ff\n`, 400);
+    }
+    const step = opts.finishStep?.(mac);
+    return step ? c.json(step) : c.body(null, 204);
   });
 
   // PXELINUX asks for pxelinux.cfg/01-<mac> first, then falls back towards "default".
@@ -96,13 +155,18 @@ export function createBootApp(opts: BootAppOptions): Hono {
     const name = c.req.param("name");
     const mac = name.startsWith("01-") ? normalizeMac(name.slice(3)) : null;
     if (name !== "default" && !mac) return c.text(`No PXELINUX config "${name}"\n`, 404);
-    if (mac) opts.onBootRequest?.(mac);
+    // The shared default file cannot know the PC: it boots the local disk.
+    const ip = remoteIp(c.env);
+    const decision: BootDecision = mac
+      ? opts.decide(mac, ip)
+      : { action: "local", reason: "not-enrolled" };
+    if (mac) opts.onBootRequest?.(mac, ip, decision);
     return ipxe(renderPxelinuxConfig({
       kernel: `${bootUrl}/vmlinuz`,
       initrd: `${bootUrl}/initrd`,
-      settings,
+      settings: decision.action === "image" ? settingsFor(decision) : settings,
       kernelArgs,
-      mode: !mac || opts.shouldImage(mac) ? "image" : "local",
+      mode: decision.action,
     }));
   });
 

@@ -19,7 +19,18 @@ function options(dir: string, over: Partial<BootAppOptions> = {}): BootAppOption
     dir,
     masterUrl: "http://10.0.0.1:8080",
     imageId: ID,
-    shouldImage: (mac) => mac !== "52:54:00:00:00:02",
+    decide: (mac) =>
+      mac === "52:54:00:00:00:02"
+        ? { action: "local", reason: "imaged" }
+        : mac === "52:54:00:00:00:03"
+        ? { action: "local", reason: "not-enrolled" }
+        : mac === "52:54:00:00:00:04"
+        ? { action: "image", group: "lab", target: "auto,usb", after: "reboot" }
+        : { action: "image" },
+    finishStep: (mac) =>
+      mac === "52:54:00:00:00:04"
+        ? { group: "lab", name: "hostname.sh", script: "echo hi\n", env: { A: "1" } }
+        : undefined,
     target: "/dev/vda",
     after: "poweroff",
     kernelArgs: "console=ttyS0",
@@ -39,7 +50,9 @@ Deno.test("normalizeMac accepts hyphens and colons, rejects the rest", () => {
 Deno.test("GET /ipxe renders the image or local-disk script per MAC and reports the boot", async () => {
   await withDir(async (dir) => {
     const seen: string[] = [];
-    const boot = createBootApp(options(dir, { onBootRequest: (mac) => seen.push(mac) }));
+    const boot = createBootApp(
+      options(dir, { onBootRequest: (mac, _ip, d) => seen.push(`${mac} ${d.action}`) }),
+    );
     const app = new Hono().route("/boot", boot); // as the master mounts it
 
     const img = await app.request("/boot/ipxe?mac=52-54-00-00-00-01");
@@ -61,13 +74,42 @@ Deno.test("GET /ipxe renders the image or local-disk script per MAC and reports 
     );
     const local = await app.request("/boot/ipxe?mac=52:54:00:00:00:02");
     assert.equal(await local.text(), renderLocalBootScript("52-54-00-00-00-02"));
-    assert.deepEqual(seen, ["52:54:00:00:00:01", "52:54:00:00:00:02"]);
+    const stranger = await app.request("/boot/ipxe?mac=52:54:00:00:00:03");
+    assert.equal(
+      await stranger.text(),
+      renderLocalBootScript("52-54-00-00-00-03", "not-enrolled"),
+    );
+    // A group's target rule and after action replace the build's.
+    const grouped = await (await app.request("/boot/ipxe?mac=52:54:00:00:00:04")).text();
+    assert.match(grouped, / cascade\.target=auto,usb cascade\.after=reboot /);
+    assert.deepEqual(seen, [
+      "52:54:00:00:00:01 image",
+      "52:54:00:00:00:02 local",
+      "52:54:00:00:00:03 local",
+      "52:54:00:00:00:04 image",
+    ]);
 
     const bad = await app.request("/boot/ipxe?mac=nope");
     assert.equal(bad.status, 400);
     assert.equal(await bad.text(), 'Bad MAC address "nope": expected ?mac=aa-bb-cc-dd-ee-ff\n');
     assert.equal((await app.request("/boot/ipxe")).status, 400);
-    assert.equal(seen.length, 2);
+    assert.equal(seen.length, 4);
+  });
+});
+
+Deno.test("GET /finish serves a PC's finishing step as JSON, 204 when it has none", async () => {
+  await withDir(async (dir) => {
+    const app = createBootApp(options(dir));
+    const step = await app.request("/finish?mac=52-54-00-00-00-04");
+    assert.equal(step.status, 200);
+    assert.deepEqual(await step.json(), {
+      group: "lab",
+      name: "hostname.sh",
+      script: "echo hi\n",
+      env: { A: "1" },
+    });
+    assert.equal((await app.request("/finish?mac=52-54-00-00-00-01")).status, 204);
+    assert.equal((await app.request("/finish?mac=x")).status, 400);
   });
 });
 
@@ -78,8 +120,11 @@ Deno.test("GET /first-stage.ipxe and /pxelinux.cfg/* serve the rendered configs"
     assert.equal(await first.text(), renderFirstStage("http://10.0.0.1:8080"));
     const local = await (await app.request("/pxelinux.cfg/01-52-54-00-00-00-02")).text();
     assert.match(local, /^DEFAULT local$/m);
+    // The shared default cannot tell PCs apart: it boots the local disk (enrolment).
     const def = await (await app.request("/pxelinux.cfg/default")).text();
-    assert.match(def, /^DEFAULT cascade$/m);
+    assert.match(def, /^DEFAULT local$/m);
+    const img = await (await app.request("/pxelinux.cfg/01-52-54-00-00-00-01")).text();
+    assert.match(img, /^DEFAULT cascade$/m);
     assert.match(def, /KERNEL http:\/\/10\.0\.0\.1:8080\/boot\/vmlinuz/);
     assert.equal((await app.request("/pxelinux.cfg/C0A80001")).status, 404);
   });
@@ -115,5 +160,6 @@ Deno.test("createBootApp takes kernel arguments from build.json and refuses bad 
     assert.throws(() => createBootApp(options(dir, { imageId: "abc" })), /Bad image id "abc"/);
     assert.throws(() => createBootApp(options(dir, { after: "halt" })), /Bad after action/);
     assert.throws(() => createBootApp(options(dir, { target: "sda" })), /Bad target disk "sda"/);
+    assert.throws(() => createBootApp(options(dir, { target: "/etc/x" })), /Bad target disk/);
   });
 });

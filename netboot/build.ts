@@ -384,7 +384,7 @@ export async function buildNetboot(o: BuildOptions): Promise<BuildReport> {
       initrd: `${o.master.replace(/\/+$/, "")}/boot/initrd`,
       settings,
       kernelArgs: o.kernelArgs,
-      mode: "image",
+      mode: "local", // the shared default cannot tell PCs apart: only the master enrols
     }),
   );
   for (const f of ["undionly.kpxe", "snponly.efi", "ipxe.efi"]) {

@@ -4,13 +4,15 @@
 // Nothing here is a secret: any host on the LAN can ask for a boot script (DESIGN.md "Trust"),
 // so no credential is ever put on a kernel command line; a netbooted PC needs none.
 
+import { parseTargetRule } from "./target_rule.ts";
+
 export const AFTER_ACTIONS = ["serve", "reboot", "poweroff"] as const;
 export type AfterAction = typeof AFTER_ACTIONS[number];
 
 export interface BootSettings {
   /** Master base URL, no trailing slash, e.g. "http://10.0.0.1:8080". */
   master: string;
-  /** Disk to image, e.g. "/dev/sda". */
+  /** Disk to image: a device path ("/dev/sda") or a target rule ("auto"; target_rule.ts). */
   target: string;
   /** The SHA-256 of the manifest to accept (64 lowercase hex digits); absent: the master's. */
   imageId?: string;
@@ -59,7 +61,20 @@ export function checkAfter(value: string, what = "after action"): AfterAction {
   return value as AfterAction;
 }
 
+/** A device path ("/dev/sda") or a target rule ("auto", "min:200GB,model:Samsung*"). */
 export function checkTarget(value: string, what = "target disk"): string {
+  if (!value.startsWith("/")) {
+    try {
+      parseTargetRule(value);
+    } catch (cause) {
+      const why = (cause as Error).message.replace(/^Bad target rule "[^"]*": /, "");
+      throw new TypeError(
+        `Bad ${what} "${value}": must be a device path such as /dev/sda or a target rule (${why})`,
+        { cause },
+      );
+    }
+    return value;
+  }
   if (!/^\/dev\/[A-Za-z0-9._\/:+-]+$/.test(value) || value.split("/").includes("..")) {
     throw new TypeError(`Bad ${what} "${value}": must be a device path such as /dev/sda`);
   }

@@ -45,7 +45,8 @@ Deno.test("parseCascadeCmdline reports every bad value at once", () => {
       message:
         'Bad cascade settings on the kernel command line: unknown setting "cascade.colour"; ' +
         'cascade.master "ftp://x": must start with http:// or https://; ' +
-        'cascade.target "sda": must be a device path such as /dev/sda; ' +
+        'cascade.target "sda": must be a device path such as /dev/sda or a target rule ' +
+        '(term "sda" is unknown (known: auto, path:, model:, min:, max:, usb, largest)); ' +
         'cascade.image "ABC": must be 64 lowercase hex digits (a SHA-256); ' +
         'cascade.after "halt": must be one of serve, reboot, poweroff',
     },

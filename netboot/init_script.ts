@@ -170,9 +170,21 @@ read_settings() {
   esac
   case "$TARGET" in
     "") bad="$bad; ${k.target}=DISK is missing" ;;
-    *..*|*[!A-Za-z0-9._/:+-]*) bad="$bad; ${k.target} \\"$TARGET\\": must be a device path such as /dev/sda" ;;
-    /dev/?*) ;;
-    *) bad="$bad; ${k.target} \\"$TARGET\\": must be a device path such as /dev/sda" ;;
+    /*)
+      case "$TARGET" in
+        *..*|*[!A-Za-z0-9._/:+-]*) bad="$bad; ${k.target} \\"$TARGET\\": must be a device path such as /dev/sda" ;;
+        /dev/?*) ;;
+        *) bad="$bad; ${k.target} \\"$TARGET\\": must be a device path such as /dev/sda" ;;
+      esac ;;
+    *) # a target rule (netboot/target_rule.ts): the terms here, their values in the client
+      set -f
+      for term in $(echo "$TARGET" | tr ',' ' '); do
+        case "$term" in
+          auto|usb|largest|path:/dev/?*|model:?*|min:?*|max:?*) ;;
+          *) bad="$bad; ${k.target} \\"$TARGET\\": must be a device path such as /dev/sda or a target rule (term \\"$term\\" is unknown (known: auto, path:, model:, min:, max:, usb, largest))"; break ;;
+        esac
+      done
+      set +f ;;
   esac
   if [ -n "$IMAGE" ]; then
     case "$IMAGE" in
@@ -225,7 +237,8 @@ main() {
   attempt=0
   while :; do
     attempt=$((attempt + 1))
-    if [ ! -b "$TARGET" ]; then
+    # A target rule is the client's to resolve (it names the disk it chose, and why).
+    if [ "\${TARGET#/}" != "$TARGET" ] && [ ! -b "$TARGET" ]; then
       shout "TARGET DISK $TARGET NOT FOUND"
       say "disks seen: $(ls /sys/block | grep -v -e '^loop' -e '^ram' | tr '\\n' ' ')"
     elif run_client; then

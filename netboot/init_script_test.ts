@@ -41,6 +41,9 @@ Deno.test("/init reads settings from the command line as netboot/cmdline.ts does
       "cascade.master=ftp://x cascade.image=ABC cascade.after=halt cascade.target=sda cascade.x=1",
       "quiet",
       `cascade.master=http://m cascade.target=/dev/../etc cascade.image=${ID}0`,
+      "cascade.master=http://m cascade.target=auto,usb,min:64GB,model:Sam*",
+      "cascade.master=http://m cascade.target=auto,biggest",
+      "cascade.master=http://m cascade.target=/etc/passwd",
     ];
     for (const line of lines) {
       const r = await sh(

@@ -1,10 +1,12 @@
 // iPXE scripts, in iPXE's house style: labelled retries with a counter, `|| goto` failure paths,
-// a visible message and a reboot at the end (never a dead prompt in front of a class).
+// a visible message, and the local disk at the end (never a dead prompt in front of a class).
 //
 // Two stages: a fixed first stage (handed out by DHCP/TFTP, the same for every PC) gets an
 // address and chains to the master, which answers each MAC with one of two scripts: "image"
 // (boot the Cascade kernel and initramfs) or "local" (boot the disk: PCs keep netboot first in
-// their boot order and must not re-image on every boot).
+// their boot order and must not re-image on every boot). Every way that does not end in the
+// imaging system (no address, no master, a failed download) ends in the local disk: a reboot
+// loop helps nobody.
 
 import { type BootSettings, checkMasterUrl, renderCascadeCmdline } from "./cmdline.ts";
 
@@ -19,12 +21,80 @@ function checkKernelArgs(args: string): string {
   return args.trim().replace(/\s+/g, " ");
 }
 
-/** The first stage: DHCP with retries, then chain to the master's per-machine script. */
-export function renderFirstStage(masterUrl: string, attempts = 5): string {
+/**
+ * Where a PC's own disk is booted from when the master says "local" or cannot be reached.
+ * BIOS: `sanboot --no-describe --drive 0x80` boots the first hard disk through INT 13, whatever
+ * the firmware's boot order. UEFI: iPXE reads files of any FAT volume by its label
+ * (`file://LABEL/path`, efi_local.c), so it chains the disk's own EFI loader from its EFI system
+ * partition, again whatever the boot order; when no volume or loader matches, `exit 1` asks the
+ * firmware to try its next boot entry (a bare `exit` makes OVMF and many PCs show their menu or
+ * go on to their other network entries instead).
+ */
+export interface LocalBootOptions {
+  /** Volume labels of the EFI system partition to try, in order. */
+  espLabels?: string[];
+  /** Loader paths on that partition to try, in order. */
+  efiLoaders?: string[];
+}
+
+export const DEFAULT_ESP_LABELS = ["EFI", "ESP", "SYSTEM"];
+export const DEFAULT_EFI_LOADERS = [
+  "/EFI/BOOT/BOOTX64.EFI", // the removable-media path every OS installs or can install
+  "/EFI/Microsoft/Boot/bootmgfw.efi", // Windows Boot Manager
+];
+
+function checkLocalBoot(o: LocalBootOptions): { labels: string[]; loaders: string[] } {
+  const labels = o.espLabels ?? DEFAULT_ESP_LABELS;
+  const loaders = o.efiLoaders ?? DEFAULT_EFI_LOADERS;
+  for (const l of labels) {
+    if (!/^[A-Za-z0-9_-]{1,11}$/.test(l)) {
+      throw new TypeError(`Bad EFI volume label "${l}": 1 to 11 of A-Z a-z 0-9 _ -`);
+    }
+  }
+  for (const p of loaders) {
+    if (!/^(\/[A-Za-z0-9_.-]+)+$/.test(p)) {
+      throw new TypeError(`Bad EFI loader path "${p}": expected /EFI/DIR/FILE.efi`);
+    }
+  }
+  return { labels, loaders };
+}
+
+/** The labelled `:local` section both the first stage and the local-disk script end in. */
+function renderLocalSection(o: LocalBootOptions): string {
+  const { labels, loaders } = checkLocalBoot(o);
+  const chains = labels.flatMap((l) => loaders.map((p) => `chain --autofree file://${l}${p} ||`))
+    .join("\n");
+  return `:local
+iseq \${platform} efi && goto local_efi ||
+echo Cascade: booting the first hard disk (BIOS drive 0x80)
+sanboot --no-describe --drive 0x80 ||
+echo Cascade: cannot boot drive 0x80: handing back to the firmware's next boot entry
+exit 1
+
+:local_efi
+echo Cascade: booting the disk's own EFI loader (volume ${labels.join(", ")})
+${chains}
+echo Cascade: no EFI loader found (${loaders.join(", ")} on a volume labelled ${labels.join(", ")})
+echo Cascade: handing back to the firmware's next boot entry
+exit 1
+`;
+}
+
+/**
+ * The first stage: DHCP with retries, then chain to the master's per-machine script. A master
+ * that does not answer (switched off, unreachable) means "boot the local disk": never a reboot
+ * loop in front of a class, and a lab keeps working while the master is off.
+ */
+export function renderFirstStage(
+  masterUrl: string,
+  attempts = 3,
+  local: LocalBootOptions = {},
+): string {
   const master = checkMasterUrl(masterUrl);
   return `#!ipxe
 # Cascade first stage (rendered by netboot/ipxe.ts): get an address, then ask the master
-# which script this machine runs (image it, or boot its local disk).
+# which script this machine runs (image it, or boot its local disk). No address or no answer
+# from the master: boot the local disk.
 
 set cascade-master ${master}
 set attempts:int32 ${attempts}
@@ -47,21 +117,19 @@ inc try
 echo Cascade: asking \${cascade-master} what to boot for \${netX/mac} (attempt \${try}/\${attempts})
 chain --replace --autofree \${cascade-master}/boot/ipxe?mac=\${netX/mac:hexhyp} ||
 iseq \${try} \${attempts} && goto failed_chain ||
-echo Cascade: the master did not answer, retrying in 5 seconds
-sleep 5
+echo Cascade: the master did not answer, retrying in 3 seconds
+sleep 3
 goto retry_chain
 
 :failed_dhcp
-echo Cascade: no DHCP answer after \${try} attempts (is the cable in, is the DHCP server up?)
-goto reboot
+echo Cascade: no DHCP answer after \${try} attempts: booting the local disk
+goto local
 :failed_chain
 echo Cascade: the master at \${cascade-master} did not answer after \${try} attempts
-echo Cascade: is "cascade master" running and reachable from \${ip}?
-:reboot
-echo Cascade: rebooting in 30 seconds
-sleep 30
-reboot
-`;
+echo Cascade: booting the local disk (start "cascade master" to image this PC)
+goto local
+
+${renderLocalSection(local)}`;
 }
 
 export interface ImageScriptOptions {
@@ -72,6 +140,7 @@ export interface ImageScriptOptions {
   settings: BootSettings;
   kernelArgs?: string;
   attempts?: number;
+  local?: LocalBootOptions;
 }
 
 /** Per-machine script: boot the Cascade kernel and initramfs with the settings pinned. */
@@ -102,35 +171,32 @@ goto retry
 
 :failed
 echo Cascade: cannot load the imaging system from \${cascade-boot} after \${try} attempts
-echo Cascade: rebooting in 30 seconds
-sleep 30
-reboot
-`;
+echo Cascade: booting the local disk instead
+goto local
+
+${renderLocalSection(o.local ?? {})}`;
 }
 
-/**
- * Per-machine script for a PC that is already imaged: boot its own disk.
- * BIOS: "sanboot --no-describe --drive 0x80" boots the first hard disk through INT 13 at once,
- * whatever the firmware's boot order (netboot stays first); "exit" there hands back to a BIOS
- * that on many PCs stops or loops into PXE again. UEFI: iPXE's sanboot needs a SAN target
- * (Debian's build cannot boot a local drive number), while "exit" returns to the firmware's
- * boot manager, which goes on to the next boot entry: the installed system.
- */
-export function renderLocalBootScript(mac: string): string {
+/** Why a PC is told to boot its own disk (shown on its screen and in the script). */
+export type LocalReason = "imaged" | "not-enrolled";
+
+const LOCAL_WHY: Record<LocalReason, string> = {
+  imaged: "this PC is imaged with the current image",
+  "not-enrolled": "this PC is not enrolled for imaging",
+};
+
+/** Per-machine script for a PC that boots its own disk (see LocalBootOptions for how). */
+export function renderLocalBootScript(
+  mac: string,
+  reason: LocalReason = "imaged",
+  local: LocalBootOptions = {},
+): string {
   return `#!ipxe
-# Cascade: ${mac} is already imaged: boot its local disk (rendered by netboot/ipxe.ts).
-# BIOS: sanboot boots drive 0x80 directly; UEFI: exit hands back to the firmware's next entry.
+# Cascade: ${mac} boots its local disk (rendered by netboot/ipxe.ts): ${LOCAL_WHY[reason]}.
+# BIOS: sanboot drive 0x80; UEFI: the disk's own EFI loader, by volume label; else exit 1.
 
-echo Cascade: this PC is already imaged, booting its local disk
-iseq \${platform} efi && goto local_efi ||
-sanboot --no-describe --drive 0x80 || goto failed
-:local_efi
-exit || goto failed
+echo Cascade: ${LOCAL_WHY[reason]}: booting its local disk
+goto local
 
-:failed
-echo Cascade: cannot boot the local disk (drive 0x80): is the disk in and imaged?
-echo Cascade: rebooting in 30 seconds
-sleep 30
-reboot
-`;
+${renderLocalSection(local)}`;
 }

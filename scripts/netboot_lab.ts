@@ -68,8 +68,9 @@ if (cmd === "dnsmasq-conf") {
       imageId,
       target,
       after,
-      shouldImage: (mac) => !local.has(mac),
-      onBootRequest: (mac, ip) => console.log(`[${stamp()}s] boot request mac=${mac} ip=${ip}`),
+      decide: (mac) => local.has(mac) ? { action: "local", reason: "imaged" } : { action: "image" },
+      onBootRequest: (mac, ip, d) =>
+        console.log(`[${stamp()}s] boot request mac=${mac} ip=${ip} answer=${d.action}`),
     }),
   );
   const url = new URL(master);

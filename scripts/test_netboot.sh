@@ -74,7 +74,7 @@ lab_scenario() {
   head -c 16M /dev/urandom >"$state/golden.img"
   deno run -A cascade.ts slice "$state/golden.img" --out "$state/slices" --quiet >/dev/null
   bash $lab run "$prefix" http deno run -A cascade.ts master --slices "$state/slices" \
-    --host "$subnet.1" --port 8080 --netboot "$out" --expect 3 --mode relay --linger 5 \
+    --host "$subnet.1" --port 8080 --netboot "$out" --enrol all --expect 3 --mode relay --linger 5 \
     --history "$state/history.sqlite" --status-file "$state/status.json" >/dev/null
   bash $lab wait "$prefix" http "listening|8080" 60
   bash $lab run "$prefix" fake deno run -A cascade.ts fake-server --slices "$state/slices" \
@@ -166,7 +166,7 @@ scenario() (
     deno run -A cascade.ts slice "$state/golden.img" --out "$state/slices" --quiet >/dev/null
     # The master serves /boot itself; its log is what the http steps below wait on.
     bash $lab run "$prefix" http deno run -A cascade.ts master --slices "$state/slices" \
-      --host "$subnet.1" --port 8080 --netboot "$out" --expect 1 --no-history >/dev/null
+      --host "$subnet.1" --port 8080 --netboot "$out" --enrol all --expect 1 --no-history >/dev/null
     bash $lab wait "$prefix" http "listening|8080" 60
     bash $lab run "$prefix" fake deno run -A cascade.ts fake-server --slices "$state/slices" \
       --master "$master" --listen "$subnet.1" >/dev/null

@@ -1,6 +1,7 @@
-// The master's netboot answers, end to end with real processes: a PC is imaged at its first
-// network boot, boots its own disk afterwards (even after a master restart), and is imaged
-// again once an admin asks for it.
+// The master's netboot answers, end to end with real processes: an enrolled PC is imaged at its
+// first network boot, boots its own disk afterwards (even after a master restart), and is
+// imaged again once an admin asks for it; a PC that is not enrolled boots its own disk until an
+// admin opens an enrolment window.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { makeLab, waitExit } from "./lab_kit.ts";
@@ -29,7 +30,18 @@ Deno.test("netboot: image at first boot, local disk after, again after a re-imag
     const netboot = join(lab.dir, "netboot");
     await fakeNetbootBuild(netboot);
     const history = join(lab.dir, "history.sqlite");
-    const flags = ["--mode", "classic", "--netboot", netboot, "--history", history];
+    const groups = join(lab.dir, "groups.conf");
+    await Deno.writeTextFile(groups, `[lab]\nmac = ${MAC} pc01\nafter = reboot\n`);
+    const flags = [
+      "--mode",
+      "classic",
+      "--netboot",
+      netboot,
+      "--history",
+      history,
+      "--groups",
+      groups,
+    ];
     const tokens = ["--token", "t0k", "--server-token", "s3rv"];
     let url = await lab.master([...flags, "--expect", "1", ...tokens, "--linger", "0"]);
 
@@ -37,7 +49,7 @@ Deno.test("netboot: image at first boot, local disk after, again after a re-imag
     const first = await bootScript(url);
     assert.match(first, new RegExp(`cascade\\.image=${lab.imageId}`));
     assert.match(first, /cascade\.master=http:\/\/10\.0\.0\.1:8080/);
-    assert.match(first, /cascade\.target=\/dev\/vda/);
+    assert.match(first, /cascade\.target=\/dev\/vda cascade\.after=reboot/);
     assert.doesNotMatch(first, /t0k|s3rv|token/, "no credential in a boot script");
     const booting = await lab.status(url);
     assert.equal(booting.peers.find((p) => p.mac === MAC)?.state, "booting");
@@ -49,8 +61,10 @@ Deno.test("netboot: image at first boot, local disk after, again after a re-imag
 
     // Its next boot (a new master process, same history) boots the local disk.
     url = await lab.master([...flags, ...tokens], "master2");
-    assert.match(await bootScript(url), /sanboot --no-describe --drive 0x80/);
-    assert.match(await bootScript(url, "52:54:00:00:00:01"), /cascade\.image=/, "others image");
+    assert.match(await bootScript(url), /imaged with the current image: booting its local disk/);
+    const stranger = "52:54:00:00:00:01";
+    assert.match(await bootScript(url, stranger), /not enrolled for imaging/);
+    assert.deepEqual((await lab.status(url)).unenrolled.map((u) => u.mac), [stranger]);
 
     // The admin asks for it again: the token is checked, then its next boot images it.
     const reimage = (auth: string) =>
@@ -65,6 +79,15 @@ Deno.test("netboot: image at first boot, local disk after, again after a re-imag
     const ok = await reimage("t0k");
     assert.deepEqual(await ok.json(), { mac: MAC, forgotten: 1 });
     assert.match(await bootScript(url), new RegExp(`cascade\\.image=${lab.imageId}`));
+
+    // "Image every new PC that boots in the next 10 minutes": the stranger is enrolled.
+    const enrol = await fetch(`${url}/api/v1/admin/enrol`, {
+      method: "POST",
+      headers: { authorization: "Bearer t0k", "content-type": "application/json" },
+      body: JSON.stringify({ minutes: 10 }),
+    });
+    assert.deepEqual(await enrol.json(), { enrolling: true, seconds: 600, group: null });
+    assert.match(await bootScript(url, stranger), new RegExp(`cascade\\.image=${lab.imageId}`));
   } finally {
     await lab.close();
   }

@@ -22,6 +22,8 @@ export interface MasterAppOptions {
   boot?: Hono;
   /** Forget that a PC (or "all") was imaged, so netboot images it again; returns how many. */
   reimage?: (mac: string) => number;
+  /** Enrol every PC that network-boots in the next `minutes` (into `group`); returns seconds. */
+  enrol?: (minutes: number, group?: string) => number;
   /** Event stream pacing in ms: at most one update per `minGap`, at least one per `period`. */
   sse?: { minGap: number; period: number };
 }
@@ -52,7 +54,7 @@ export function attachControlSocket(
   socket.onerror = () => {/* onclose follows */};
 }
 
-export const ADMIN_ACTIONS = ["pause", "resume", "drain", "end", "reimage"] as const;
+export const ADMIN_ACTIONS = ["pause", "resume", "drain", "end", "reimage", "enrol"] as const;
 export type AdminAction = typeof ADMIN_ACTIONS[number];
 
 /** Why an admin request may not act, or null when its bearer token is the admin token. */
@@ -74,13 +76,21 @@ export function adminDenied(
   return null;
 }
 
-/** An admin request's body: empty, or a JSON object with at most a "reason" (for end). */
+export interface AdminBody {
+  reason?: string;
+  mac?: string;
+  minutes?: number;
+  group?: string;
+}
+
+/** An admin request's body: empty, or a JSON object with the action's fields. */
 export function parseAdminBody(
   action: AdminAction,
   text: string,
-): { reason?: string; mac?: string } {
+): AdminBody {
   if (text.trim() === "") {
     if (action === "reimage") throw new TypeError('Missing field "mac" (a MAC, or "all")');
+    if (action === "enrol") throw new TypeError('Missing field "minutes" (1 to 1440)');
     return {};
   }
   if (text.length > 4096) throw new RangeError(`Body of ${text.length} bytes is over 4096 bytes`);
@@ -95,14 +105,29 @@ export function parseAdminBody(
   if (typeof v !== "object" || v === null || Array.isArray(v)) {
     throw new TypeError("Body must be a JSON object");
   }
-  const allowed = action === "end" ? ["reason"] : action === "reimage" ? ["mac"] : [];
+  const allowed = action === "end"
+    ? ["reason"]
+    : action === "reimage"
+    ? ["mac"]
+    : action === "enrol"
+    ? ["minutes", "group"]
+    : [];
   for (const [k, value] of Object.entries(v)) {
     if (!allowed.includes(k)) throw new TypeError(`Unknown field "${k}" for "${action}"`);
+    if (k === "minutes") {
+      if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 1440) {
+        throw new TypeError(`Field "minutes" (${JSON.stringify(value)}) must be 1 to 1440`);
+      }
+      continue;
+    }
     if (typeof value !== "string" || value.length < 1 || value.length > 200) {
       throw new TypeError(`Field "${k}" must be a string of 1..200 characters`);
     }
   }
-  const body = v as { reason?: string; mac?: string };
+  const body = v as AdminBody;
+  if (action === "enrol" && body.minutes === undefined) {
+    throw new TypeError('Missing field "minutes" (1 to 1440)');
+  }
   if (action === "reimage") {
     const mac = body.mac === "all" ? "all" : normalizeMac(body.mac ?? "");
     if (!mac) {
@@ -246,7 +271,7 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
       if (denied.status === 401) c.header("WWW-Authenticate", 'Bearer realm="cascade"');
       return c.json({ error: denied.message }, denied.status);
     }
-    let body: { reason?: string; mac?: string };
+    let body: AdminBody;
     try {
       body = parseAdminBody(action, await c.req.text());
     } catch (err) {
@@ -263,6 +288,19 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
       const forgotten = o.reimage(body.mac!);
       o.log("admin", { action, mac: body.mac, forgotten });
       return c.json({ mac: body.mac, forgotten });
+    }
+    if (action === "enrol") {
+      if (!o.enrol) {
+        return c.json({ error: "Enrolment needs the boot files: start with --netboot DIR" }, 409);
+      }
+      let seconds: number;
+      try {
+        seconds = o.enrol(body.minutes!, body.group);
+      } catch (err) {
+        return c.json({ error: `Invalid "enrol" request: ${(err as Error).message}` }, 400);
+      }
+      o.log("admin", { action, minutes: body.minutes, group: body.group });
+      return c.json({ enrolling: true, seconds: Math.round(seconds), group: body.group ?? null });
     }
     if (core.ended) return c.json({ error: `The run has ended: ${core.ended}` }, 409);
     const paused = () => core.scheduler.snapshot().paused;

@@ -237,7 +237,7 @@ Deno.test("admin: a missing token is 401, a wrong one 403, an unknown action 404
   const unknown = await app.request(admin("reboot-all", { token: TOKEN }));
   assert.equal(unknown.status, 404);
   assert.deepEqual(await unknown.json(), {
-    error: 'No admin action "reboot-all": expected pause, resume, drain, end, reimage',
+    error: 'No admin action "reboot-all": expected pause, resume, drain, end, reimage, enrol',
   });
   const get = await app.request("/api/v1/admin/pause");
   assert.equal(get.status, 404);
@@ -355,4 +355,59 @@ Deno.test("a booting PC shows as booting until its hello replaces it", async () 
   // Asking for its boot script again while connected (a stray request) changes nothing.
   h.core.booting("52:54:00:00:01:09", "10.0.1.9");
   assert.deepEqual(await ids(), [["pc-09", "receiving"]]);
+});
+
+Deno.test("admin enrol opens a window for new PCs; boots of strangers are listed in the status", async () => {
+  const h = coreHarness({ expect: 8, token: TOKEN });
+  const windows: [number, string | undefined][] = [];
+  const app = createMasterApp({
+    core: h.core,
+    manifest: SAMPLE_MANIFEST,
+    manifestBytes: new TextEncoder().encode('{"format":1}'),
+    log: () => {},
+    now: () => h.time.now,
+    enrol: (minutes, group) => {
+      if (group === "nope") throw new TypeError('Unknown group "nope": not in the groups file');
+      windows.push([minutes, group]);
+      return minutes * 60;
+    },
+  });
+  const ok = await app.request(admin("enrol", { token: TOKEN, body: '{"minutes":15}' }));
+  assert.equal(ok.status, 200);
+  assert.deepEqual(await ok.json(), { enrolling: true, seconds: 900, group: null });
+  const bad: [string, string][] = [
+    ["", 'Invalid "enrol" request: Missing field "minutes" (1 to 1440)'],
+    ['{"minutes":0}', 'Invalid "enrol" request: Field "minutes" (0) must be 1 to 1440'],
+    ['{"group":"lab"}', 'Invalid "enrol" request: Missing field "minutes" (1 to 1440)'],
+    [
+      '{"minutes":5,"group":"nope"}',
+      'Invalid "enrol" request: Unknown group "nope": not in the groups file',
+    ],
+  ];
+  for (const [body, error] of bad) {
+    const res = await app.request(admin("enrol", { token: TOKEN, body }));
+    assert.equal(res.status, 400, body);
+    assert.deepEqual(await res.json(), { error });
+  }
+  assert.deepEqual(windows, [[15, undefined]]);
+
+  h.core.bootAnswered("52:54:00:00:00:77", "10.0.0.77", {
+    action: "local",
+    reason: "not-enrolled",
+  });
+  h.time.now += 5;
+  h.core.bootAnswered("52:54:00:00:00:77", "10.0.0.78", {
+    action: "local",
+    reason: "not-enrolled",
+  });
+  h.core.bootAnswered("52:54:00:00:00:01", "10.0.0.1", { action: "local", reason: "imaged" });
+  const status = await (await app.request("/api/v1/status")).json();
+  assert.deepEqual(status.unenrolled, [{
+    mac: "52:54:00:00:00:77",
+    address: "10.0.0.78",
+    firstAt: h.time.now - 5,
+    lastAt: h.time.now,
+    boots: 2,
+  }]);
+  assert.equal(status.peers.length, 0); // none of them is a PC of the run
 });

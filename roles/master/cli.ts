@@ -13,6 +13,7 @@ import { type History, HISTORY_FILE, openHistory } from "./history.ts";
 import { normalizeMac } from "../../netboot/mod.ts";
 import { lanUrls, machineInterfaces } from "./listen_urls.ts";
 import { startMaster } from "./run.ts";
+import { type Groups, loadGroups } from "./groups.ts";
 import type { Mode } from "../protocol/mod.ts";
 import { summaryTable } from "./status.ts";
 
@@ -93,6 +94,17 @@ export const masterSpec: CommandSpec = {
       help: "The master's URL as lab PCs reach it (default: the build's --master)",
       env: "CASCADE_PUBLIC_URL",
     },
+    groups: {
+      type: "string",
+      arg: "FILE",
+      help: "Groups file: the PCs enrolled for imaging and, per group, target, after, finish step",
+      env: "CASCADE_GROUPS",
+    },
+    enrol: {
+      type: "string",
+      arg: "all",
+      help: '"all": image every PC that network-boots, enrolled or not (printed as a warning)',
+    },
     reimage: {
       type: "string",
       arg: "MACS",
@@ -105,6 +117,8 @@ export const masterSpec: CommandSpec = {
     },
   },
   notes: [
+    "With --netboot, only enrolled PCs (--groups FILE, POST /api/v1/admin/enrol, --enrol all)",
+    "get the imaging script; every other PC that network-boots boots its own disk.",
     "The run ends when --expect PCs are verified, or on Ctrl-C / SIGTERM; every peer is told,",
     "and a table of PCs, results, times and servers is printed.",
   ],
@@ -134,6 +148,26 @@ export async function masterMain(args: string[]): Promise<number> {
       log("reimage", { mac, forgotten: history.forgetImaged(mac) });
     }
   }
+  if (v.enrol !== undefined && v.enrol !== "all") {
+    throw new UsageError(`Invalid --enrol "${v.enrol}": expected "all" (or use --groups FILE)`);
+  }
+  if ((v.enrol !== undefined || v.groups !== undefined) && !v.netboot) {
+    throw new UsageError(
+      "--groups and --enrol decide who netboots into imaging: add --netboot DIR",
+    );
+  }
+  let groups: Groups | undefined;
+  try {
+    groups = v.groups !== undefined ? loadGroups(v.groups) : undefined;
+  } catch (err) {
+    history?.close();
+    throw new UsageError((err as Error).message);
+  }
+  if (v.enrol === "all") {
+    console.error(
+      "WARNING: --enrol all: every PC that boots from the network is imaged and its disk overwritten",
+    );
+  }
   const master = await startMaster({
     slices,
     hostname: v.host,
@@ -146,7 +180,9 @@ export async function masterMain(args: string[]): Promise<number> {
     serverToken: v["server-token"],
     log,
     history,
-    netboot: v.netboot ? { dir: v.netboot, publicUrl: v["public-url"] } : undefined,
+    netboot: v.netboot
+      ? { dir: v.netboot, publicUrl: v["public-url"], groups, enrolAll: v.enrol === "all" }
+      : undefined,
   }).catch((err) => {
     history?.close();
     throw err;

@@ -12,9 +12,13 @@ import type {
   PeerMessage,
   PeerRole,
   PeerState,
+  UnenrolledBoot,
 } from "../protocol/mod.ts";
 
-export type { EventRecord, PeerFailure, PeerState };
+export type { EventRecord, PeerFailure, PeerState, UnenrolledBoot };
+import type { BootDecision } from "../../netboot/mod.ts";
+
+const MAX_UNENROLLED = 1000;
 import { type Decision, Scheduler, type SchedulerEvent } from "./scheduler.ts";
 
 export interface PeerRecord {
@@ -368,6 +372,35 @@ export class MasterCore {
   drain(on: boolean) {
     this.draining = on;
     this.#event(on ? "draining" : "admitting");
+  }
+
+  /** PCs that network-booted but are not enrolled (bounded: strangers must not grow it). */
+  readonly unenrolled = new Map<string, UnenrolledBoot>();
+
+  /**
+   * Netboot: a PC asked for its boot script and got this answer. "image": shown as booting
+   * until its hello; "local" because not enrolled: listed apart; every answer is an event.
+   */
+  bootAnswered(mac: string, address: string, d: BootDecision) {
+    const answer = d.action === "image" ? "image" : `local:${d.reason}`;
+    this.#event("boot", {
+      peer: mac,
+      address,
+      answer,
+      ...(d.action === "image" && d.group ? { group: d.group } : {}),
+    });
+    if (d.action === "image") {
+      this.unenrolled.delete(mac);
+      this.booting(mac, address);
+      return;
+    }
+    if (d.reason !== "not-enrolled") return;
+    const now = this.#io.now();
+    const seen = this.unenrolled.get(mac);
+    if (seen) Object.assign(seen, { address, lastAt: now, boots: seen.boots + 1 });
+    else if (this.unenrolled.size < MAX_UNENROLLED) {
+      this.unenrolled.set(mac, { mac, address, firstAt: now, lastAt: now, boots: 1 });
+    }
   }
 
   /** Netboot: a PC asked for its boot script. Shown as "booting" until its hello. */

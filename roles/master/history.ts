@@ -98,6 +98,12 @@ CREATE TABLE IF NOT EXISTS imaged (
   image_id TEXT NOT NULL,
   at INTEGER NOT NULL
 );
+-- PCs enrolled for imaging through an admin's window (group "" = none), by MAC.
+CREATE TABLE IF NOT EXISTS enrolled (
+  mac TEXT PRIMARY KEY,
+  grp TEXT NOT NULL,
+  at INTEGER NOT NULL
+);
 PRAGMA user_version = 1;
 `;
 
@@ -245,6 +251,20 @@ export class History {
       ? this.#db.prepare("DELETE FROM imaged").run()
       : this.#db.prepare("DELETE FROM imaged WHERE mac = ?").run(mac);
     return Number(res.changes);
+  }
+
+  /** The group ("" for none) a PC was enrolled into through an enrolment window, or null. */
+  enrolledAs(mac: string): string | null {
+    const row = this.#db.prepare("SELECT grp FROM enrolled WHERE mac = ?").get(mac) as
+      | Row
+      | undefined;
+    return row ? String(row.grp) : null;
+  }
+
+  enrol(mac: string, group: string, at = Date.now()): void {
+    this.#db.prepare(
+      "INSERT INTO enrolled (mac, grp, at) VALUES (?, ?, ?) ON CONFLICT (mac) DO NOTHING",
+    ).run(mac, group, Math.round(at));
   }
 
   close(): void {

@@ -9,6 +9,8 @@ import { MasterCore } from "./core.ts";
 import { httpUrl } from "./listen_urls.ts";
 import { createMasterApp } from "./app.ts";
 import { type History, recordRun } from "./history.ts";
+import { Enrolment, type EnrolmentStore } from "./enrolment.ts";
+import type { Groups } from "./groups.ts";
 import type { Mode } from "../protocol/mod.ts";
 import { type RunStatus, runStatus } from "./status.ts";
 
@@ -36,6 +38,10 @@ export interface NetbootOptions {
   dir: string;
   /** The master's URL as lab PCs reach it; default: the --master the build was made with. */
   publicUrl?: string;
+  /** The enrolled PCs and their groups (--groups FILE). */
+  groups?: Groups;
+  /** --enrol all: image every PC that network-boots (a warning at start). */
+  enrolAll?: boolean;
 }
 
 /** The settings a netboot build was made with (its build.json). */
@@ -51,12 +57,22 @@ export async function readNetbootBuild(dir: string): Promise<Record<string, unkn
   }
 }
 
+/** Window enrolments live in the history when there is one (they survive a restart). */
+function enrolmentStore(history: History | undefined): EnrolmentStore {
+  if (history) return history;
+  const enrolled = new Map<string, string>();
+  return {
+    imagedWith: () => null,
+    enrolledAs: (mac) => enrolled.get(mac) ?? null,
+    enrol: (mac, group) => void enrolled.set(mac, group),
+  };
+}
+
 function bootApp(
   n: NetbootOptions,
   build: Record<string, unknown>,
-  imageId: string,
+  enrolment: Enrolment,
   core: MasterCore,
-  history: History | undefined,
 ): Hono {
   const masterUrl = n.publicUrl ?? (typeof build.master === "string" ? build.master : undefined);
   if (!masterUrl) {
@@ -65,10 +81,12 @@ function bootApp(
   return createBootApp({
     dir: n.dir,
     masterUrl,
-    imageId,
-    // A PC imaged and verified with this image boots its own disk until an admin re-images it.
-    shouldImage: (mac) => history?.imagedWith(mac) !== imageId,
-    onBootRequest: (mac, ip) => core.booting(mac, ip ?? "unknown"),
+    imageId: enrolment.imageId,
+    // Enrolled PCs not imaged with this image get the imaging script; every other PC boots
+    // its own disk (enrolment.ts).
+    decide: (mac) => enrolment.decide(mac, now()),
+    onBootRequest: (mac, ip, d) => core.bootAnswered(mac, ip ?? "unknown", d),
+    finishStep: (mac) => enrolment.finishStep(mac),
     target: typeof build.target === "string" ? build.target : "/dev/sda",
     after: typeof build.after === "string" ? build.after : "serve",
   });
@@ -118,6 +136,21 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
     onEnd: (reason) => resolveEnded(reason),
   });
 
+  const enrolment = o.netboot
+    ? new Enrolment(
+      o.netboot.groups,
+      o.netboot.enrolAll ?? false,
+      loaded.imageId,
+      enrolmentStore(o.history),
+    )
+    : undefined;
+  if (o.netboot?.enrolAll) {
+    o.log("warning", {
+      enrol: "all",
+      message: "every PC that boots from the network is imaged: its disk is overwritten",
+    });
+  }
+
   // The core's clock is performance.now() in seconds: wall time is the time origin plus that.
   const stopRecording = o.history
     ? recordRun(o.history, core, {
@@ -132,14 +165,11 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
     manifestBytes: loaded.bytes,
     log: o.log,
     now,
-    boot: o.netboot
-      ? bootApp(
-        o.netboot,
-        await readNetbootBuild(o.netboot.dir),
-        loaded.imageId,
-        core,
-        o.history,
-      )
+    boot: enrolment && o.netboot
+      ? bootApp(o.netboot, await readNetbootBuild(o.netboot.dir), enrolment, core)
+      : undefined,
+    enrol: enrolment
+      ? (minutes, group) => enrolment.openWindow(now() + minutes * 60, group).until - now()
       : undefined,
     reimage: o.history ? (mac) => o.history!.forgetImaged(mac) : undefined,
   });

@@ -65,6 +65,7 @@ export function runStatus(core: MasterCore, manifest: Manifest, now: number): Ru
     },
     queues: { servers: snap.serverQueue, clients: snap.clientQueue },
     peers,
+    unenrolled: [...core.unenrolled.values()],
   };
 }
 

@@ -52,6 +52,16 @@ export interface PeerStatus {
   connected: boolean;
 }
 
+/** A PC that network-booted but is not enrolled: it was told to boot its own disk. */
+export interface UnenrolledBoot {
+  mac: string;
+  address: string;
+  /** Seconds on the master's clock: first and last boot request. */
+  firstAt: number;
+  lastAt: number;
+  boots: number;
+}
+
 export interface RunStatus {
   imageId: string;
   image: { name: string; size: number; chunkSize: number; chunks: number };
@@ -75,6 +85,8 @@ export interface RunStatus {
     clients: { id: string; since: number }[];
   };
   peers: PeerStatus[];
+  /** PCs that booted from the network but are not enrolled (they boot their own disk). */
+  unenrolled: UnenrolledBoot[];
 }
 
 export interface LivePeer extends PeerStatus {

@@ -185,7 +185,18 @@ export function renderDashboardMain(s: LiveStatus): string {
     overall(s, clients),
     tiles(s, clients),
     `<div class="cols">${pcTable(s, clients)}${aside(s)}</div>`,
-  ].join("\n");
+    unenrolledLine(s),
+  ].filter(Boolean).join("\n");
+}
+
+/** PCs that network-booted but are not enrolled: told to boot their own disk. */
+function unenrolledLine(s: LiveStatus): string {
+  const u = s.unenrolled ?? [];
+  if (u.length === 0) return "";
+  const shown = u.slice(0, 20).map((b) => `${b.mac} (${b.address})`).join(", ");
+  return `<p class="unenrolled">Booted, not enrolled (boot their own disk): ${u.length}: ${
+    escapeHtml(shown + (u.length > 20 ? ", …" : ""))
+  }</p>`;
 }
 
 const STYLE = `
