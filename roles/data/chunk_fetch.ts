@@ -12,7 +12,10 @@ import type { BufferPool } from "./buffer_pool.ts";
 import { ReceiveError } from "./receive_error.ts";
 
 /** The part of `fetch` the receiver uses. */
-export type FetchLike = (url: string, init: { signal: AbortSignal }) => Promise<Response>;
+export type FetchLike = (
+  url: string,
+  init: { signal: AbortSignal; headers: Record<string, string> },
+) => Promise<Response>;
 
 /** One request in flight: its own abort, and when it last received bytes (for timeouts). */
 export interface InFlight {
@@ -58,6 +61,8 @@ export interface ChunkFetchOptions {
   imageId: string;
   /** The chunk server's base URL. */
   base: string;
+  /** The master's ticket for this server, sent as "Authorization: Bearer <ticket>". */
+  ticket?: string;
   fetch?: FetchLike;
   /** The fetch as a whole failed: a request that breaks now is FetchCancelled, not an error. */
   cancelled: () => boolean;
@@ -166,7 +171,10 @@ export class ChunkFetch {
    * checked here for both kinds of request). `subject` names the request in errors. */
   async #open(url: string, subject: string, req: InFlight, index?: number): Promise<Response> {
     const opts = index === undefined ? {} : { index };
-    const res = await this.#fetch(url, { signal: req.ctl.signal });
+    const headers: Record<string, string> = this.#o.ticket
+      ? { authorization: `Bearer ${this.#o.ticket}` }
+      : {};
+    const res = await this.#fetch(url, { signal: req.ctl.signal, headers });
     req.last = performance.now();
     if (res.status !== 200) {
       const body = (await res.text().catch(() => "")).slice(0, 300).trim();

@@ -2,7 +2,12 @@
 // Paths and the image header are roles/protocol/data_plane.ts's. A chunk the source does not
 // hold yet (a relay) is waited for up to waitMs, then 503; in a stream or the whole image, a
 // chunk that does not come cuts the response.
+// With `tickets`, the chunk routes serve only requests with "Authorization: Bearer <ticket>"
+// that the master issued for this server and the requesting address (roles/protocol/ticket.ts);
+// manifest and health stay open (the manifest is public anyway).
 import { Hono } from "hono";
+import { bearerAuth } from "hono/bearer-auth";
+import { HTTPException } from "hono/http-exception";
 import { chunkLength } from "../../imagetools/mod.ts";
 import { type Logger, silentLogger } from "../../imagetools/kit/mod.ts";
 import { DATA_PATHS, type DataHealth, IMAGE_HEADER } from "../protocol/mod.ts";
@@ -17,19 +22,48 @@ export interface ChunkAppOptions {
   onServed?: (bytes: number) => void;
   /** Aborted when the server is closing: waiting requests give up at once (503). */
   closing?: AbortSignal;
+  /** Check a chunk request's ticket against the address it comes from; absent: serve anyone. */
+  tickets?: TicketCheck;
 }
+
+/** Is `ticket` good for a request from `address`? */
+export type TicketCheck = (ticket: string, address: string) => boolean;
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-export function createChunkApp(source: ChunkSource, opts: ChunkAppOptions = {}): Hono {
+export function createChunkApp(
+  source: ChunkSource,
+  opts: ChunkAppOptions = {},
+): Hono<{ Bindings: Partial<Deno.ServeHandlerInfo> }> {
   const log = opts.log ?? silentLogger;
   const waitMs = opts.waitMs ?? DEFAULT_WAIT_MS;
   const served = opts.onServed ?? (() => {});
   const m = source.manifest;
   const total = m.chunks.length;
-  const app = new Hono();
+  const app = new Hono<{ Bindings: Partial<Deno.ServeHandlerInfo> }>();
+
+  if (opts.tickets) {
+    const check = opts.tickets;
+    const refused = {
+      message: { error: "This server serves only the clients the master sent it: no valid ticket" },
+    };
+    const auth = bearerAuth({
+      verifyToken: (ticket, c) => {
+        const info = c.env as Partial<Deno.ServeHandlerInfo<Deno.NetAddr>> | undefined;
+        const ok = check(ticket, info?.remoteAddr?.hostname ?? "");
+        if (!ok) log("ticket.refused", { peer: opts.peerId, path: c.req.path });
+        return ok;
+      },
+      noAuthenticationHeader: refused,
+      invalidAuthenticationHeader: refused,
+      invalidToken: refused,
+    });
+    for (const path of [DATA_PATHS.chunk, DATA_PATHS.stream, DATA_PATHS.image]) {
+      app.use(path, auth);
+    }
+  }
 
   // request.signal is not used: Deno.serve aborts it even on success (legacy behaviour) and
   // warns. A wait is bounded by waitMs anyway; closing the server ends waits at once.
@@ -149,6 +183,7 @@ export function createChunkApp(source: ChunkSource, opts: ChunkAppOptions = {}):
 
   app.notFound((c) => c.json({ error: `No such path "${c.req.path}"` }, 404));
   app.onError((err, c) => {
+    if (err instanceof HTTPException) return err.getResponse(); // a refused ticket: 400/401
     log("request.error", { peer: opts.peerId, path: c.req.path, error: errorMessage(err) });
     return c.json({ error: "Internal error" }, 500);
   });
@@ -171,6 +206,7 @@ export async function startChunkServer(opts: {
   log?: Logger;
   waitMs?: number;
   peerId?: string;
+  tickets?: TicketCheck;
 }): Promise<ChunkServer> {
   const log = opts.log ?? silentLogger;
   const hostname = opts.hostname ?? "0.0.0.0";
@@ -181,6 +217,7 @@ export async function startChunkServer(opts: {
     peerId: opts.peerId,
     waitMs: opts.waitMs,
     closing: closing.signal,
+    tickets: opts.tickets,
     onServed: (n) => servedBytes += n,
   });
   const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();

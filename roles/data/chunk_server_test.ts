@@ -189,3 +189,42 @@ Deno.test("chunk app: /v1/stream from a relay waits for each chunk, sending each
     }
   });
 });
+
+Deno.test("chunk app with tickets: chunks only for a valid ticket from its address", async () => {
+  const image = randomImage(2 * CHUNK);
+  await withSlices(image, async (src, manifestBytes) => {
+    const seen: [string, string][] = [];
+    const app = createChunkApp(src, {
+      tickets: (ticket, address) => {
+        seen.push([ticket, address]);
+        return ticket === "good.ticket" && address === "10.0.0.5";
+      },
+    });
+    const info = (hostname: string) => ({ remoteAddr: { transport: "tcp", hostname, port: 1 } });
+    const get = (path: string, auth?: string, from = "10.0.0.5") =>
+      app.request(path, auth ? { headers: { authorization: auth } } : {}, info(from));
+    const refused = {
+      error: "This server serves only the clients the master sent it: no valid ticket",
+    };
+    for (const path of ["/v1/chunks/0", "/v1/stream?from=0&to=2", "/v1/image"]) {
+      for (
+        const [auth, from] of [[undefined, "10.0.0.5"], ["Bearer bad.ticket", "10.0.0.5"], [
+          "Bearer good.ticket",
+          "10.0.0.6",
+        ], ["Basic Zm9vOmJhcg==", "10.0.0.5"]] as const
+      ) {
+        const res = await get(path, auth, from);
+        assert.ok(res.status === 401 || res.status === 400, `${path} ${auth} ${res.status}`);
+        assert.deepEqual(await res.json(), refused);
+      }
+      const ok = await get(path, "Bearer good.ticket");
+      assert.equal(ok.status, 200, path);
+      await ok.body?.cancel();
+    }
+    assert.deepEqual(seen.at(-1), ["good.ticket", "10.0.0.5"]);
+    // The manifest and health stay open: the manifest is public anyway.
+    const man = await get("/v1/manifest");
+    assert.deepEqual(new Uint8Array(await man.arrayBuffer()), manifestBytes);
+    assert.equal((await get("/v1/health")).status, 200);
+  });
+});

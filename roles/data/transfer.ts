@@ -25,6 +25,8 @@ export interface FetchOptions {
   /** Give up on a request that receives nothing for this long (default 60000 ms; longer than
    * a relay's 30 s wait for a chunk it does not hold yet). */
   requestTimeoutMs?: number;
+  /** The master's ticket for this assignment (the server serves nobody without one). */
+  ticket?: string;
 }
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
@@ -86,6 +88,7 @@ export class Transfer {
       manifest: m,
       imageId: h.imageId,
       base,
+      ticket: opts.ticket,
       fetch: h.fetch,
       cancelled: () => failure !== undefined,
       onBytes: (index, n) => h.received(index, n),

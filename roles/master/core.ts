@@ -1,7 +1,7 @@
 // The master's brain: peers, their states and the scheduler, driven by validated control
 // messages. No sockets and no clock: the I/O shell (master_app.ts) injects `now`, `send`,
 // `close` and `log`, so the whole run can be replayed in tests.
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Logger } from "../../imagetools/kit/mod.ts";
 import type {
   EventRecord,
@@ -14,6 +14,7 @@ import type {
   PeerState,
   UnenrolledBoot,
 } from "../protocol/mod.ts";
+import { issueTicket } from "../protocol/mod.ts";
 
 export type { EventRecord, PeerFailure, PeerState, UnenrolledBoot };
 import type { BootDecision } from "../../netboot/mod.ts";
@@ -75,6 +76,8 @@ export interface MasterIo {
   log: Logger;
   /** Called once when the run ends (expect reached or end() called). */
   onEnd?(reason: string): void;
+  /** `bytes` random bytes as hex (ticket keys and nonces); default node:crypto. */
+  random?(bytes: number): string;
 }
 
 /** Opaque per-connection key: the shell passes whatever identifies a WebSocket. */
@@ -93,6 +96,8 @@ export class MasterCore {
   #io: MasterIo;
   #sessions = new Map<SessionKey, { address: string; peer?: string }>();
   #bySession = new Map<string, SessionKey>();
+  /** Each connected peer's ticket key (its chunk server serves only tickets made with it). */
+  #ticketKeys = new Map<string, string>();
   #listeners = new Set<(e: EventRecord) => void>();
 
   constructor(config: MasterConfig, io: MasterIo) {
@@ -278,12 +283,15 @@ export class MasterCore {
     const s = this.#sessions.get(session)!;
     s.peer = id;
     this.#bySession.set(id, session);
+    const ticketKey = this.#random(32);
+    this.#ticketKeys.set(id, ticketKey);
     this.#io.send(session, {
       type: "welcome",
       id,
       mode: config.mode,
       imageId: config.imageId,
       address,
+      ticketKey,
     });
     this.#event("join", { peer: id, role: msg.role, address, url, held: peer.held, complete });
     if (complete) {
@@ -347,6 +355,7 @@ export class MasterCore {
     if (!s?.peer) return;
     if (this.#bySession.get(s.peer) !== session) return;
     this.#bySession.delete(s.peer);
+    this.#ticketKeys.delete(s.peer);
     const peer = this.peers.get(s.peer);
     if (!peer) return;
     peer.connected = false;
@@ -452,7 +461,8 @@ export class MasterCore {
     switch (d.type) {
       case "assign": {
         const server = this.peers.get(d.server);
-        if (!server?.url) return; // cannot happen: servers join with a URL
+        const key = this.#ticketKeys.get(d.server);
+        if (!server?.url || !key) return; // cannot happen: servers join with a URL, connected
         server.serving = [...d.clients];
         if (server.role === "client" && server.verified) server.state = "serving";
         this.#send(server.id, { type: "serve", clients: d.clients });
@@ -463,7 +473,11 @@ export class MasterCore {
           c.server = server.id;
           c.servedBy.push(server.id);
           c.assignedAt = d.at;
-          this.#send(id, { type: "assign", server: { id: server.id, url: server.url } });
+          this.#send(id, {
+            type: "assign",
+            server: { id: server.id, url: server.url },
+            ticket: issueTicket(key, this.#random(16), c.address),
+          });
         }
         this.#event("assign", {
           server: server.id,
@@ -491,6 +505,10 @@ export class MasterCore {
         this.#event("scheduler-rejected", { event: d.event.type, reason: d.reason });
         return;
     }
+  }
+
+  #random(bytes: number): string {
+    return this.#io.random?.(bytes) ?? randomBytes(bytes).toString("hex");
   }
 
   #send(peerId: string, msg: MasterMessage) {

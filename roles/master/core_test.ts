@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import type { MasterConfig } from "./core.ts";
 import { coreHarness, helloMessage, IMAGE_ID } from "./testkit.ts";
-import { type HelloMessage, parsePeerMessage, ProtocolError } from "../protocol/mod.ts";
+import {
+  type AssignMessage,
+  type HelloMessage,
+  parsePeerMessage,
+  ProtocolError,
+  ticketValid,
+  type WelcomeMessage,
+} from "../protocol/mod.ts";
 
 const IMAGE = IMAGE_ID;
 
@@ -20,10 +27,27 @@ Deno.test("master pairs a full batch FIFO and tells server and clients", () => {
     h.open(n, `10.0.0.${n.slice(2)}`);
     h.say(n, hello(n, "client"));
   }
-  assert.deepEqual(h.to("pc1"), [
-    { type: "welcome", id: "pc1", mode: "classic", imageId: IMAGE, address: "10.0.0.1" },
-    { type: "assign", server: { id: "fake", url: "http://10.0.0.9:9000" } },
-  ]);
+  const fakeKey = (h.to("fake")[0] as { ticketKey: string }).ticketKey;
+  const [welcome, assign] = h.to("pc1") as [WelcomeMessage, AssignMessage];
+  assert.deepEqual(welcome, {
+    type: "welcome",
+    id: "pc1",
+    mode: "classic",
+    imageId: IMAGE,
+    address: "10.0.0.1",
+    ticketKey: welcome.ticketKey,
+  });
+  assert.match(welcome.ticketKey, /^[0-9a-f]{64}$/);
+  assert.notEqual(welcome.ticketKey, fakeKey, "every peer gets its own key");
+  assert.deepEqual(assign, {
+    type: "assign",
+    server: { id: "fake", url: "http://10.0.0.9:9000" },
+    ticket: assign.ticket,
+  });
+  // The ticket is good at the fake server, from pc1's address only.
+  assert.equal(ticketValid(fakeKey, assign.ticket, "10.0.0.1"), true);
+  assert.equal(ticketValid(fakeKey, assign.ticket, "10.0.0.2"), false);
+  assert.equal(ticketValid(welcome.ticketKey, assign.ticket, "10.0.0.1"), false);
   assert.deepEqual(h.to("fake").at(-1), { type: "serve", clients: ["pc1", "pc2"] });
   assert.equal(h.to("pc3").length, 1, "pc3 only welcomed: waits for the next server");
   assert.equal(h.core.peers.get("pc3")!.state, "waiting");
@@ -40,9 +64,9 @@ Deno.test("classic: a verified client becomes a server and takes the waiting cli
   h.say("pc1", { type: "received" });
   assert.equal(h.core.peers.get("pc1")!.state, "verifying");
   // The fake server's slot freed on "received", so pc2 goes to it.
-  assert.deepEqual(h.to("pc2").at(-1), {
-    type: "assign",
-    server: { id: "fake", url: "http://10.0.0.9:9000" },
+  assert.deepEqual((h.to("pc2").at(-1) as AssignMessage).server, {
+    id: "fake",
+    url: "http://10.0.0.9:9000",
   });
   h.say("pc1", { type: "verified", ok: true, bad: [], seconds: 0.1 });
   assert.equal(h.core.peers.get("pc1")!.state, "serving");

@@ -90,7 +90,9 @@ export function coreHarness(config: Partial<MasterConfig> = {}): CoreHarness {
     close: (s) => closed.push(names.get(s)!),
     log: () => {},
     onEnd: (reason) => (ended = reason),
+    random: (bytes) => String(++seq).padStart(bytes * 2, "0"),
   });
+  let seq = 0;
   const closed: string[] = [];
   let ended: string | null = null;
   const h: CoreHarness = {

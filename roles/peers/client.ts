@@ -8,7 +8,7 @@ import { startChunkServer } from "../data/mod.ts";
 import { ControlSession } from "./control_session.ts";
 import { rateLimited } from "../data/mod.ts";
 import type { AfterAction, MasterMessage } from "../protocol/mod.ts";
-import { PROTOCOL_VERSION } from "../protocol/mod.ts";
+import { PROTOCOL_VERSION, ticketValid } from "../protocol/mod.ts";
 import { ReceiveError, Receiver } from "../data/mod.ts";
 import { openTarget } from "../data/mod.ts";
 
@@ -108,7 +108,15 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   }
   await receiver.fillZeros();
   const served = o.rateLimit ? rateLimited(receiver, o.rateLimit) : receiver;
-  const server = await startChunkServer({ source: served, hostname: o.listen, port: 0, log });
+  // Serves only clients the master sent here: the key comes with each welcome.
+  let ticketKey: string | null = null;
+  const server = await startChunkServer({
+    source: served,
+    hostname: o.listen,
+    port: 0,
+    log,
+    tickets: (ticket, address) => ticketKey !== null && ticketValid(ticketKey, ticket, address),
+  });
 
   let verified = receiver.missing().length === 0 && existed;
   // The fetch in progress (a new assignment supersedes it).
@@ -131,9 +139,12 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
       held: held(),
       complete: verified,
     }),
-    onWelcome: (w) => log("welcome", { id: w.id, mode: w.mode, address: w.address }),
+    onWelcome: (w) => {
+      ticketKey = w.ticketKey;
+      log("welcome", { id: w.id, mode: w.mode, address: w.address });
+    },
     onMessage: (msg: MasterMessage) => {
-      if (msg.type === "assign") void receive(msg.server.id, msg.server.url);
+      if (msg.type === "assign") void receive(msg.server.id, msg.server.url, msg.ticket);
       else if (msg.type === "end") finish({ verified, reason: msg.reason });
       else if (msg.type === "serve") log("serving", { clients: msg.clients.join(",") });
     },
@@ -149,14 +160,14 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
     }
   }, 1000);
 
-  async function receive(serverId: string, url: string) {
+  async function receive(serverId: string, url: string, ticket: string) {
     current?.abort.abort();
     const mine = { server: serverId, abort: new AbortController() };
     current = mine;
     servers.push(serverId);
     log("assigned", { server: serverId, url, missing: receiver.missing().length });
     try {
-      await receiver.fetchFrom(url, { signal: mine.abort.signal });
+      await receiver.fetchFrom(url, { signal: mine.abort.signal, ticket });
     } catch (err) {
       if (current !== mine) return; // superseded by a newer assignment
       current = null;

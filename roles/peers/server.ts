@@ -5,7 +5,7 @@ import type { ChunkSource } from "../data/mod.ts";
 import { startChunkServer } from "../data/mod.ts";
 import { ControlSession } from "./control_session.ts";
 import { rateLimited } from "../data/mod.ts";
-import { PROTOCOL_VERSION } from "../protocol/mod.ts";
+import { PROTOCOL_VERSION, ticketValid } from "../protocol/mod.ts";
 
 export interface ServerOptions {
   masterUrl: string;
@@ -30,7 +30,15 @@ export interface ServerResult {
 export async function runServer(o: ServerOptions): Promise<ServerResult> {
   const { log, source } = o;
   const served = o.rateLimit ? rateLimited(source, o.rateLimit) : source;
-  const server = await startChunkServer({ source: served, hostname: o.listen, port: 0, log });
+  // Serves only clients the master sent here: the key comes with each welcome.
+  let ticketKey: string | null = null;
+  const server = await startChunkServer({
+    source: served,
+    hostname: o.listen,
+    port: 0,
+    log,
+    tickets: (ticket, address) => ticketKey !== null && ticketValid(ticketKey, ticket, address),
+  });
   let finish!: (reason: string) => void;
   const finished = new Promise<string>((r) => (finish = r));
   const session = new ControlSession({
@@ -48,7 +56,10 @@ export async function runServer(o: ServerOptions): Promise<ServerResult> {
       complete: true,
       ...(o.token ? { token: o.token } : {}),
     }),
-    onWelcome: (w) => log("registered", { id: w.id, url: server.url, capacity: o.capacity }),
+    onWelcome: (w) => {
+      ticketKey = w.ticketKey;
+      log("registered", { id: w.id, url: server.url, capacity: o.capacity });
+    },
     onMessage: (msg) => {
       if (msg.type === "serve") log("serving", { clients: msg.clients.join(",") });
       else if (msg.type === "end") finish(msg.reason);

@@ -78,10 +78,14 @@ export interface WelcomeMessage {
   imageId: string;
   /** The address the master sees for this peer (what others will dial). */
   address: string;
+  /** Key of this peer's chunk server for this session: it serves only tickets made with it. */
+  ticketKey: string;
 }
 export interface AssignMessage {
   type: "assign";
   server: { id: string; url: string };
+  /** Good for fetching from that server, from this client's address, in this run. */
+  ticket: string;
 }
 export interface ServeMessage {
   type: "serve";

@@ -2,3 +2,4 @@
 export * from "./control.ts";
 export * from "./status.ts";
 export * from "./data_plane.ts";
+export * from "./ticket.ts";
