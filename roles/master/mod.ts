@@ -6,3 +6,4 @@ export * from "./history_cli.ts";
 export * from "./live_status.ts";
 export * from "./scheduler.ts";
 export * from "./status.ts";
+export * from "./topology.ts";
