@@ -31,6 +31,13 @@ export interface HelloMessage {
   /** True when the peer holds and has verified the whole image (a server, or a finished client). */
   complete: boolean;
   token?: string;
+  /** The switch this peer's cable ends in, and the port, as LLDP named them. */
+  switch?: string;
+  switchPort?: string;
+  /** Bytes/s this peer fetched the master's probe at (GET /api/v1/probe, before hello). */
+  probe?: number;
+  /** A source's own port rate, bytes/s: it feeds as many chains as that carries. */
+  portRate?: number;
 }
 
 export interface ProgressMessage {
@@ -153,6 +160,16 @@ function num(o: Obj, key: string): number {
   return v;
 }
 
+function positive(o: Obj, key: string): number {
+  const v = num(o, key);
+  if (v === 0 || v > 1e12) {
+    throw new ProtocolError(
+      `Invalid "${o.type}" message: field "${key}" (${v}) must be bytes/s > 0 and <= 1e12`,
+    );
+  }
+  return v;
+}
+
 function bool(o: Obj, key: string): boolean {
   const v = o[key];
   if (typeof v !== "boolean") {
@@ -223,6 +240,10 @@ export function parsePeerMessage(raw: string | ArrayBuffer | Uint8Array): PeerMe
         "held",
         "complete",
         "token",
+        "switch",
+        "switchPort",
+        "probe",
+        "portRate",
       ]);
       const version = int(o, "version", 0, 1000)!;
       if (version !== PROTOCOL_VERSION) {
@@ -272,6 +293,10 @@ export function parsePeerMessage(raw: string | ArrayBuffer | Uint8Array): PeerMe
         held: int(o, "held", 0, Number.MAX_SAFE_INTEGER)!,
         complete: bool(o, "complete"),
         ...(o.token !== undefined ? { token: str(o, "token", 256)! } : {}),
+        ...(o.switch !== undefined ? { switch: str(o, "switch", 128)! } : {}),
+        ...(o.switchPort !== undefined ? { switchPort: str(o, "switchPort", 128)! } : {}),
+        ...(o.probe !== undefined ? { probe: positive(o, "probe") } : {}),
+        ...(o.portRate !== undefined ? { portRate: positive(o, "portRate") } : {}),
       };
     }
     case "progress":

@@ -1,0 +1,30 @@
+import assert from "node:assert/strict";
+import { parsePeerMessage, ProtocolError } from "./control.ts";
+
+const base = {
+  type: "hello",
+  version: 1,
+  role: "client",
+  name: "pc-1",
+  imageId: "a".repeat(64),
+  capacity: 1,
+  held: 0,
+  complete: false,
+};
+
+Deno.test("hello: the switch and port LLDP named, the probe rate and a source's port rate", () => {
+  const extra = { switch: "lab-sw2", switchPort: "port 7", probe: 11.4e6, portRate: 125e6 };
+  assert.deepEqual(parsePeerMessage(JSON.stringify({ ...base, ...extra })), { ...base, ...extra });
+  assert.deepEqual(parsePeerMessage(JSON.stringify(base)), base);
+  const bad: [Record<string, unknown>, string][] = [
+    [{ switch: "" }, 'field "switch" ("") must be a string of 1..128 characters'],
+    [{ probe: 0 }, 'field "probe" (0) must be bytes/s > 0 and <= 1e12'],
+    [{ portRate: -1 }, 'field "portRate" (-1) must be a number >= 0'],
+  ];
+  for (const [fields, message] of bad) {
+    assert.throws(
+      () => parsePeerMessage(JSON.stringify({ ...base, ...fields })),
+      (e: unknown) => e instanceof ProtocolError && (e as Error).message.endsWith(message),
+    );
+  }
+});
