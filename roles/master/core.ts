@@ -10,7 +10,6 @@ import type {
   Mode,
   PeerFailure,
   PeerMessage,
-  PeerRole,
   PeerState,
   UnenrolledBoot,
 } from "../protocol/mod.ts";
@@ -21,37 +20,7 @@ import type { BootDecision } from "../../netboot/mod.ts";
 
 const MAX_UNENROLLED = 1000;
 import { type Decision, Scheduler, type SchedulerEvent } from "./scheduler.ts";
-
-export interface PeerRecord {
-  id: string;
-  role: PeerRole;
-  name: string;
-  mac?: string;
-  address: string;
-  url?: string;
-  capacity: number;
-  state: PeerState;
-  /** Chunks verified, and of how many. */
-  held: number;
-  total: number;
-  bytes: number;
-  rate: number;
-  /** The server this client fetches from now. */
-  server?: string;
-  /** Every server that served this client, in order. */
-  servedBy: string[];
-  /** Clients this peer is serving now. */
-  serving: string[];
-  joinedAt: number;
-  assignedAt?: number;
-  receivedAt?: number;
-  doneAt?: number;
-  verified: boolean;
-  failures: PeerFailure[];
-  connected: boolean;
-  /** Bytes this peer served, as its clients reported them in "progress" (for /metrics). */
-  served?: number;
-}
+import type { PeerRecord } from "./peer_record.ts";
 
 export interface MasterConfig {
   mode: Mode;

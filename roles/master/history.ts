@@ -3,7 +3,8 @@
 // events happen, so the history survives a master that stops or crashes mid-run.
 import { DatabaseSync } from "node:sqlite";
 import type { Logger } from "../../imagetools/kit/mod.ts";
-import type { EventRecord, MasterCore, PeerRecord } from "./core.ts";
+import type { EventRecord, MasterCore } from "./core.ts";
+import type { PeerRecord } from "./peer_record.ts";
 
 /** Default file name; the master keeps it beside the slices folder. */
 export const HISTORY_FILE = "cascade-history.sqlite";

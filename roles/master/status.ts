@@ -2,7 +2,8 @@
 import type { Manifest } from "../../imagetools/mod.ts";
 import { formatBytes, formatDuration } from "../../imagetools/kit/mod.ts";
 import type { PeerStatus, RunStatus } from "../protocol/mod.ts";
-import type { MasterCore, PeerRecord } from "./core.ts";
+import type { MasterCore } from "./core.ts";
+import type { PeerRecord } from "./peer_record.ts";
 
 export type { PeerStatus, RunStatus };
 

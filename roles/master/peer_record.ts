@@ -1,0 +1,35 @@
+// What the master knows of one peer: its role, address, state, progress and history in this run.
+// Plain data, written by the core (core.ts, decisions.ts, peer_reports.ts) and read by the
+// status, metrics and history views.
+import type { PeerFailure, PeerRole, PeerState } from "../protocol/mod.ts";
+
+export interface PeerRecord {
+  id: string;
+  role: PeerRole;
+  name: string;
+  mac?: string;
+  address: string;
+  url?: string;
+  capacity: number;
+  state: PeerState;
+  /** Chunks verified, and of how many. */
+  held: number;
+  total: number;
+  bytes: number;
+  rate: number;
+  /** The server this client fetches from now. */
+  server?: string;
+  /** Every server that served this client, in order. */
+  servedBy: string[];
+  /** Clients this peer is serving now. */
+  serving: string[];
+  joinedAt: number;
+  assignedAt?: number;
+  receivedAt?: number;
+  doneAt?: number;
+  verified: boolean;
+  failures: PeerFailure[];
+  connected: boolean;
+  /** Bytes this peer served, as its clients reported them in "progress" (for /metrics). */
+  served?: number;
+}
