@@ -1,6 +1,8 @@
 // The master's brain: peers, their states and the scheduler, driven by validated control
-// messages. No sockets and no clock: the I/O shell (master_app.ts) injects `now`, `send`,
-// `close` and `log`, so the whole run can be replayed in tests.
+// messages. No sockets and no clock: the I/O shell (app.ts) injects `now`, `send`, `close` and
+// `log`, so the whole run can be replayed in tests. This file keeps the sessions (hello,
+// disconnect, end) and the run's switches; a peer's later reports are taken in peer_reports.ts,
+// the scheduler's decisions carried out in decisions.ts.
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Logger } from "../../imagetools/kit/mod.ts";
 import type {
@@ -13,14 +15,15 @@ import type {
   PeerState,
   UnenrolledBoot,
 } from "../protocol/mod.ts";
-import { issueTicket } from "../protocol/mod.ts";
 
 export type { EventRecord, PeerFailure, PeerState, UnenrolledBoot };
 import type { BootDecision } from "../../netboot/mod.ts";
 
 const MAX_UNENROLLED = 1000;
-import { type Decision, Scheduler, type SchedulerEvent } from "./scheduler.ts";
-import type { PeerRecord } from "./peer_record.ts";
+import { applyDecision, type DecisionSink } from "./decisions.ts";
+import { bootingPeer, type PeerRecord } from "./peer_record.ts";
+import { type ReportContext, takeReport } from "./peer_reports.ts";
+import { Scheduler, type SchedulerEvent } from "./scheduler.ts";
 
 export interface MasterConfig {
   mode: Mode;
@@ -68,6 +71,14 @@ export class MasterCore {
   /** Each connected peer's ticket key (its chunk server serves only tickets made with it). */
   #ticketKeys = new Map<string, string>();
   #listeners = new Set<(e: EventRecord) => void>();
+  #decisions: DecisionSink = {
+    peers: this.peers,
+    ticketKey: (peerId) => this.#ticketKeys.get(peerId),
+    random: (bytes) => this.#random(bytes),
+    send: (peerId, msg) => this.#send(peerId, msg),
+    event: (event, fields) => this.#event(event, fields),
+  };
+  #reports: ReportContext;
 
   constructor(config: MasterConfig, io: MasterIo) {
     this.config = config;
@@ -78,6 +89,13 @@ export class MasterCore {
       mode: config.mode,
       relayCapacity: config.fanout,
     });
+    this.#reports = {
+      mode: config.mode,
+      peers: this.peers,
+      event: (event, fields) => this.#event(event, fields),
+      apply: (event) => this.#apply(event),
+      checkExpect: () => this.#checkExpect(),
+    };
   }
 
   /** Subscribe to events (dashboard SSE); returns an unsubscribe function. */
@@ -121,70 +139,8 @@ export class MasterCore {
     }
     const peer = s.peer ? this.peers.get(s.peer) : undefined;
     if (!peer) return this.reject(session, `Unexpected "${msg.type}" before "hello"`);
-    const now = this.#io.now();
-    switch (msg.type) {
-      case "progress":
-        if (msg.held > peer.total) {
-          return this.reject(
-            session,
-            `Invalid "progress": held ${msg.held} > ${peer.total} chunks`,
-          );
-        }
-        peer.held = msg.held;
-        if (peer.server && msg.bytes > peer.bytes) {
-          const server = this.peers.get(peer.server);
-          if (server) server.served = (server.served ?? 0) + msg.bytes - peer.bytes;
-        }
-        peer.bytes = msg.bytes;
-        peer.rate = msg.rate;
-        return;
-      case "received":
-        if (peer.role !== "client" || peer.state !== "receiving") {
-          return this.reject(session, `Unexpected "received" from ${peer.state} peer "${peer.id}"`);
-        }
-        peer.state = "verifying";
-        peer.held = peer.total;
-        peer.receivedAt = now;
-        peer.server = undefined;
-        this.#event("received", { peer: peer.id, seconds: round(now - (peer.assignedAt ?? now)) });
-        return this.#apply({ type: "client-received", id: peer.id, at: now });
-      case "verified":
-        if (peer.role !== "client" || peer.state !== "verifying") {
-          return this.reject(session, `Unexpected "verified" from ${peer.state} peer "${peer.id}"`);
-        }
-        if (msg.ok) return this.#verified(peer, now, msg.seconds);
-        peer.state = "waiting";
-        peer.held = Math.max(0, peer.total - msg.bad.length);
-        peer.failures.push({
-          at: now,
-          reason: "read-back",
-          detail: `${msg.bad.length} chunk(s) failed the read-back check: ${
-            msg.bad.slice(0, 10).join(", ")
-          }`,
-        });
-        this.#event("verify-failed", { peer: peer.id, bad: msg.bad.length });
-        return this.#apply({ type: "client-ready", id: peer.id, at: now });
-      case "failed": {
-        if (peer.role !== "client" || peer.verified) {
-          return this.reject(session, `Unexpected "failed" from ${peer.state} peer "${peer.id}"`);
-        }
-        peer.failures.push({ at: now, reason: msg.reason, detail: msg.detail, server: msg.server });
-        // Stale: the master already moved this client on (its server left), so only record it.
-        if (peer.state !== "receiving" || peer.server !== msg.server) {
-          this.#event("client-failed", { peer: peer.id, server: msg.server, reason: msg.reason });
-          return;
-        }
-        peer.state = "waiting";
-        peer.server = undefined;
-        this.#event("client-failed", {
-          peer: peer.id,
-          server: msg.server,
-          reason: msg.reason,
-          detail: msg.detail,
-        });
-        return this.#apply({ type: "client-failed", id: peer.id, at: now, reason: msg.reason });
-      }
-    }
+    const error = takeReport(peer, msg, this.#io.now(), this.#reports);
+    if (error) this.reject(session, error);
   }
 
   #hello(session: SessionKey, address: string, msg: HelloMessage) {
@@ -288,29 +244,6 @@ export class MasterCore {
     for (let i = 2;; i++) if (!taken(`${name}-${i}`)) return `${name}-${i}`;
   }
 
-  #verified(peer: PeerRecord, now: number, seconds: number) {
-    peer.verified = true;
-    peer.doneAt = now;
-    peer.state = "serving";
-    this.#event("verified", {
-      peer: peer.id,
-      seconds: round(now - peer.joinedAt),
-      readback: round(seconds),
-      servedBy: peer.servedBy.join(","),
-    });
-    // Classic: only now does the PC serve. Relay: it has been in the server queue all along.
-    if (this.config.mode === "classic") {
-      this.#apply({
-        type: "server-ready",
-        id: peer.id,
-        capacity: peer.capacity,
-        kind: "server",
-        at: now,
-      });
-    }
-    this.#checkExpect();
-  }
-
   #checkExpect() {
     const { expect } = this.config;
     if (expect === undefined || this.ended) return;
@@ -386,25 +319,7 @@ export class MasterCore {
     const known = [...this.peers.values()].some((p) => p.mac === mac && p.connected);
     if (known || this.ended) return;
     const now = this.#io.now();
-    this.peers.set(mac, {
-      id: mac,
-      role: "client",
-      name: mac,
-      mac,
-      address,
-      capacity: 0,
-      state: "booting",
-      held: 0,
-      total: this.config.totalChunks,
-      bytes: 0,
-      rate: 0,
-      servedBy: [],
-      serving: [],
-      joinedAt: now,
-      verified: false,
-      failures: [],
-      connected: false,
-    });
+    this.peers.set(mac, bootingPeer(mac, address, this.config.totalChunks, now));
     this.#event("booting", { peer: mac, address });
   }
 
@@ -423,57 +338,7 @@ export class MasterCore {
   }
 
   #apply(event: SchedulerEvent) {
-    for (const d of this.scheduler.apply(event)) this.#decide(d);
-  }
-
-  #decide(d: Decision) {
-    switch (d.type) {
-      case "assign": {
-        const server = this.peers.get(d.server);
-        const key = this.#ticketKeys.get(d.server);
-        if (!server?.url || !key) return; // cannot happen: servers join with a URL, connected
-        server.serving = [...d.clients];
-        if (server.role === "client" && server.verified) server.state = "serving";
-        this.#send(server.id, { type: "serve", clients: d.clients });
-        for (const id of d.clients) {
-          const c = this.peers.get(id);
-          if (!c) continue;
-          c.state = "receiving";
-          c.server = server.id;
-          c.servedBy.push(server.id);
-          c.assignedAt = d.at;
-          this.#send(id, {
-            type: "assign",
-            server: { id: server.id, url: server.url },
-            ticket: issueTicket(key, this.#random(16), c.address),
-          });
-        }
-        this.#event("assign", {
-          server: server.id,
-          clients: d.clients.join(","),
-          partial: d.partial,
-        });
-        return;
-      }
-      case "batch-done": {
-        const server = this.peers.get(d.server);
-        if (server) server.serving = [];
-        this.#event("batch-done", { server: d.server });
-        return;
-      }
-      case "requeued": {
-        const c = this.peers.get(d.client);
-        if (c && c.state === "receiving") {
-          c.state = "waiting";
-          c.server = undefined;
-        }
-        this.#event("requeued", { peer: d.client, reason: d.reason });
-        return;
-      }
-      case "rejected":
-        this.#event("scheduler-rejected", { event: d.event.type, reason: d.reason });
-        return;
-    }
+    for (const d of this.scheduler.apply(event)) applyDecision(d, this.#decisions);
   }
 
   #random(bytes: number): string {
@@ -495,8 +360,4 @@ export class MasterCore {
 export function sameSecret(given: string, expected: string): boolean {
   const digest = (s: string) => createHash("sha256").update(s).digest();
   return timingSafeEqual(digest(given), digest(expected));
-}
-
-function round(n: number) {
-  return Math.round(n * 100) / 100;
 }

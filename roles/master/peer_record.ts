@@ -33,3 +33,31 @@ export interface PeerRecord {
   /** Bytes this peer served, as its clients reported them in "progress" (for /metrics). */
   served?: number;
 }
+
+/** The placeholder for a PC that asked for its boot script and has not said hello yet. */
+export function bootingPeer(
+  mac: string,
+  address: string,
+  totalChunks: number,
+  now: number,
+): PeerRecord {
+  return {
+    id: mac,
+    role: "client",
+    name: mac,
+    mac,
+    address,
+    capacity: 0,
+    state: "booting",
+    held: 0,
+    total: totalChunks,
+    bytes: 0,
+    rate: 0,
+    servedBy: [],
+    serving: [],
+    joinedAt: now,
+    verified: false,
+    failures: [],
+    connected: false,
+  };
+}

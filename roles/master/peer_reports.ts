@@ -1,0 +1,121 @@
+// What a peer reports after its hello ("progress", "received", "verified", "failed"), checked
+// against what the master knows of it and folded into its record. A report that does not fit
+// the peer's state is refused with a message (the core closes that session only); one that fits
+// may move the peer on in the scheduler.
+import type { EventRecord, Mode, PeerMessage } from "../protocol/mod.ts";
+import type { PeerRecord } from "./peer_record.ts";
+import type { SchedulerEvent } from "./scheduler.ts";
+
+/** Everything but "hello", which the core handles (it opens the record). */
+export type PeerReport = Exclude<PeerMessage, { type: "hello" }>;
+
+export interface ReportContext {
+  mode: Mode;
+  peers: Map<string, PeerRecord>;
+  event(event: string, fields?: EventRecord["fields"]): void;
+  apply(event: SchedulerEvent): void;
+  /** A client verified its disk: the core checks whether the run has its expected PCs. */
+  checkExpect(): void;
+}
+
+/** Take one report from `peer`; returns the message to refuse it with, or undefined. */
+export function takeReport(
+  peer: PeerRecord,
+  msg: PeerReport,
+  now: number,
+  ctx: ReportContext,
+): string | undefined {
+  switch (msg.type) {
+    case "progress":
+      if (msg.held > peer.total) {
+        return `Invalid "progress": held ${msg.held} > ${peer.total} chunks`;
+      }
+      peer.held = msg.held;
+      if (peer.server && msg.bytes > peer.bytes) {
+        const server = ctx.peers.get(peer.server);
+        if (server) server.served = (server.served ?? 0) + msg.bytes - peer.bytes;
+      }
+      peer.bytes = msg.bytes;
+      peer.rate = msg.rate;
+      return;
+    case "received":
+      if (peer.role !== "client" || peer.state !== "receiving") {
+        return `Unexpected "received" from ${peer.state} peer "${peer.id}"`;
+      }
+      peer.state = "verifying";
+      peer.held = peer.total;
+      peer.receivedAt = now;
+      peer.server = undefined;
+      ctx.event("received", { peer: peer.id, seconds: round(now - (peer.assignedAt ?? now)) });
+      ctx.apply({ type: "client-received", id: peer.id, at: now });
+      return;
+    case "verified":
+      if (peer.role !== "client" || peer.state !== "verifying") {
+        return `Unexpected "verified" from ${peer.state} peer "${peer.id}"`;
+      }
+      if (msg.ok) {
+        verified(peer, now, msg.seconds, ctx);
+        return;
+      }
+      peer.state = "waiting";
+      peer.held = Math.max(0, peer.total - msg.bad.length);
+      peer.failures.push({
+        at: now,
+        reason: "read-back",
+        detail: `${msg.bad.length} chunk(s) failed the read-back check: ${
+          msg.bad.slice(0, 10).join(", ")
+        }`,
+      });
+      ctx.event("verify-failed", { peer: peer.id, bad: msg.bad.length });
+      ctx.apply({ type: "client-ready", id: peer.id, at: now });
+      return;
+    case "failed": {
+      if (peer.role !== "client" || peer.verified) {
+        return `Unexpected "failed" from ${peer.state} peer "${peer.id}"`;
+      }
+      peer.failures.push({ at: now, reason: msg.reason, detail: msg.detail, server: msg.server });
+      // Stale: the master already moved this client on (its server left), so only record it.
+      if (peer.state !== "receiving" || peer.server !== msg.server) {
+        ctx.event("client-failed", { peer: peer.id, server: msg.server, reason: msg.reason });
+        return;
+      }
+      peer.state = "waiting";
+      peer.server = undefined;
+      ctx.event("client-failed", {
+        peer: peer.id,
+        server: msg.server,
+        reason: msg.reason,
+        detail: msg.detail,
+      });
+      ctx.apply({ type: "client-failed", id: peer.id, at: now, reason: msg.reason });
+      return;
+    }
+  }
+}
+
+function verified(peer: PeerRecord, now: number, seconds: number, ctx: ReportContext) {
+  peer.verified = true;
+  peer.doneAt = now;
+  peer.state = "serving";
+  ctx.event("verified", {
+    peer: peer.id,
+    seconds: round(now - peer.joinedAt),
+    readback: round(seconds),
+    servedBy: peer.servedBy.join(","),
+  });
+  // Classic: only now does the PC serve. Relay: it has been in the server queue all along.
+  if (ctx.mode === "classic") {
+    ctx.apply({
+      type: "server-ready",
+      id: peer.id,
+      capacity: peer.capacity,
+      kind: "server",
+      at: now,
+    });
+  }
+  ctx.checkExpect();
+}
+
+function round(n: number) {
+  return Math.round(n * 100) / 100;
+}
