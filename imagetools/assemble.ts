@@ -107,7 +107,7 @@ export async function assembleImage(options: AssembleOptions): Promise<AssembleR
   let closed = false;
   try {
     if (blockDevice) {
-      const size = await sizeOf(file, info!);
+      const { size } = await sizeOf(out, info!);
       if (size < manifest.size) {
         throw new Error(
           `Cannot assemble to "${out}": the device holds ${size} bytes, less than the image's ${manifest.size} bytes`,

@@ -1,6 +1,8 @@
-// The I/O shell around images, disks and slices folders: open an image or block device, learn
-// its size, read ranges into the caller's (reused) buffers, and read a slices folder back.
-// Nothing here ever holds a whole image in memory.
+// The I/O shell around images, disks and slices folders, for every part of Cascade: open an
+// image or block device, learn its size, read ranges into the caller's (reused) buffers
+// (positional reads, so concurrent readers never share a cursor), and read a slices folder
+// back. Nothing here ever holds a whole image in memory.
+import * as fs from "node:fs";
 import { basename, dirname, join } from "node:path";
 import {
   chunkCount,
@@ -14,10 +16,10 @@ import {
 export const MANIFEST_FILE = "manifest.json";
 export const CHUNKS_DIR = "chunks";
 
-/** The OS's reason from a Deno error, e.g. "no such file or directory". */
+/** The OS's reason from a Deno or node:fs error, e.g. "no such file or directory". */
 export function osReason(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
-  const m = /^(.*?) \(os error \d+\)/.exec(msg);
+  const m = /^(.*?) \(os error \d+\)/.exec(msg) ?? /^E[A-Z]+: (.*?), \w+ '.*'$/.exec(msg);
   const reason = m ? m[1] : msg;
   return reason.charAt(0).toLowerCase() + reason.slice(1);
 }
@@ -31,23 +33,43 @@ export async function statOrThrow(path: string, action: string): Promise<Deno.Fi
   }
 }
 
-/** Size of an open file or block device: stat says 0 for a device, so seek to its end. */
-export async function sizeOf(file: Deno.FsFile, info: Deno.FileInfo): Promise<number> {
-  if (info.isFile) return info.size;
-  const end = await file.seek(0, Deno.SeekMode.End);
-  await file.seek(0, Deno.SeekMode.Start);
-  return end;
+/** Size of a regular file or a block device (stat says 0 for a device: seek to its end).
+ * `info` is the path's stat when the caller has it already. */
+export async function sizeOf(
+  path: string,
+  info?: Deno.FileInfo,
+): Promise<{ size: number; isBlockDevice: boolean }> {
+  const st = info ?? await Deno.stat(path);
+  if (st.isBlockDevice) {
+    using f = await Deno.open(path, { read: true });
+    return { size: await f.seek(0, Deno.SeekMode.End), isBlockDevice: true };
+  }
+  return { size: st.size, isBlockDevice: false };
 }
 
-/** Read until `buf` is full or the file ends; returns the bytes read. */
-export async function readFully(file: Deno.FsFile, buf: Uint8Array): Promise<number> {
-  let got = 0;
-  while (got < buf.length) {
-    const n = await file.read(buf.subarray(got));
-    if (n === null || n === 0) break;
-    got += n;
+/** Read until `into` is full or the file ends, at `position` (pread: safe with concurrent
+ * callers on one fd); returns the bytes read. */
+export async function readFullyAt(
+  fd: number,
+  into: Uint8Array,
+  position: number,
+): Promise<number> {
+  let done = 0;
+  while (done < into.length) {
+    const n = await new Promise<number>((resolve, reject) =>
+      fs.read(
+        fd,
+        into,
+        done,
+        into.length - done,
+        position + done,
+        (err, bytes) => err ? reject(err) : resolve(bytes),
+      )
+    );
+    if (n === 0) break;
+    done += n;
   }
-  return got;
+  return done;
 }
 
 /** Write all of `bytes` (a single write may be short on devices). */
@@ -56,13 +78,20 @@ export async function writeFully(file: Deno.FsFile, bytes: Uint8Array): Promise<
   while (done < bytes.length) done += await file.write(bytes.subarray(done));
 }
 
-/** An image file or block device open for reading. One read at a time (reads share a cursor). */
-export interface ImageSource {
-  path: string;
-  size: number;
+/** What chunks are read from and checked against a manifest: an image, a disk, a target being
+ * written (roles/data's TargetDisk reads like this too). */
+export interface ImageReader {
+  /** Names it in errors. */
+  readonly path: string;
+  /** Bytes it holds (a device may hold more than the image). */
+  readonly size: number;
+  /** Fill `into` from `offset`; returns the bytes read (fewer only at the end). */
+  readAt(offset: number, into: Uint8Array): Promise<number>;
+}
+
+/** An image file or block device open for reading (reads may run concurrently). */
+export interface ImageSource extends ImageReader {
   blockDevice: boolean;
-  /** Fill `buf` from `offset` (fewer bytes only at the end of the image); returns bytes read. */
-  readAt(offset: number, buf: Uint8Array): Promise<number>;
   close(): void;
 }
 
@@ -73,42 +102,37 @@ export async function openImage(path: string, what = "image"): Promise<ImageSour
   if (!info.isFile && !info.isBlockDevice) {
     throw new Error(`Cannot read ${what} "${path}": it is not a regular file or a block device`);
   }
-  let file: Deno.FsFile;
+  let fd: number;
   try {
-    file = await Deno.open(path, { read: true });
+    fd = fs.openSync(path, "r");
   } catch (cause) {
     throw new Error(`Cannot open ${what} "${path}": ${osReason(cause)}`, { cause });
   }
   try {
-    const size = await sizeOf(file, info);
-    let pos = 0;
+    const { size } = await sizeOf(path, info);
+    let closed = false;
     return {
       path,
       size,
       blockDevice: Boolean(info.isBlockDevice),
       async readAt(offset, buf) {
-        if (offset !== pos) await file.seek(offset, Deno.SeekMode.Start);
-        let n: number;
         try {
-          n = await readFully(file, buf);
+          return await readFullyAt(fd, buf, offset);
         } catch (cause) {
-          pos = -1;
           throw new Error(
             `Cannot read ${what} "${path}" at offset ${offset}: ${osReason(cause)}`,
             { cause },
           );
         }
-        pos = offset + n;
-        return n;
       },
       close() {
-        try {
-          file.close();
-        } catch { /* already closed */ }
+        if (closed) return;
+        closed = true;
+        fs.closeSync(fd);
       },
     };
   } catch (err) {
-    file.close();
+    fs.closeSync(fd);
     throw err;
   }
 }
@@ -159,6 +183,9 @@ export interface Slices {
   /** A chunk's bytes (read into `into` when given: exactly the chunk's length): zeros for a
    * zero chunk; a clear error when its file is missing or has another length. */
   readChunk(index: number, into?: Uint8Array): Promise<Uint8Array>;
+  /** Every stored chunk's file is there with its length (by stat, not read): the problems
+   * found, e.g. `chunks/<sha256>.chunk (chunk 3) is missing`; none when whole. */
+  checkFiles(): Promise<string[]>;
 }
 
 /** Open a slices folder (or its manifest.json): chunk files are found by hash, never by a path. */
@@ -195,26 +222,47 @@ export async function openSlices(dir: string): Promise<Slices> {
       if (path === null) return out.fill(0);
       const fail = (why: string, cause?: unknown) =>
         new Error(`Cannot read chunk ${index} of "${where}": file "${path}" ${why}`, { cause });
-      let file: Deno.FsFile;
+      let fd: number;
       try {
-        file = await Deno.open(path, { read: true });
+        fd = fs.openSync(path, "r");
       } catch (cause) {
-        throw fail(cause instanceof Deno.errors.NotFound ? "is missing" : osReason(cause), cause);
+        const missing = (cause as { code?: string }).code === "ENOENT";
+        throw fail(missing ? "is missing" : osReason(cause), cause);
       }
       try {
-        const size = (await file.stat()).size;
+        const size = fs.fstatSync(fd).size;
         if (size !== length) throw fail(`holds ${size} bytes, expected ${length}`);
         let n: number;
         try {
-          n = await readFully(file, out);
+          n = await readFullyAt(fd, out, 0);
         } catch (cause) {
           throw fail(osReason(cause), cause);
         }
         if (n !== length) throw fail(`holds ${n} bytes, expected ${length}`);
         return out;
       } finally {
-        file.close();
+        fs.closeSync(fd);
       }
+    },
+    async checkFiles() {
+      const problems: string[] = [];
+      const seen = new Set<string>();
+      for (let i = 0; i < count; i++) {
+        const entry = manifest.chunks[i];
+        if (entry.zero || seen.has(entry.sha256)) continue;
+        seen.add(entry.sha256);
+        const file = join(CHUNKS_DIR, chunkFileName(entry));
+        const want = chunkLength(manifest, i);
+        try {
+          const st = await Deno.stat(join(where, file));
+          if (st.size !== want) {
+            problems.push(`${file} (chunk ${i}) holds ${st.size} bytes, not ${want}`);
+          }
+        } catch {
+          problems.push(`${file} (chunk ${i}) is missing`);
+        }
+      }
+      return problems;
     },
   };
 }

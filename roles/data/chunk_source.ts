@@ -1,14 +1,16 @@
 // What a chunk server serves from: slices (the fake server), a disk that holds the image (a
-// server), or a Receiver still filling its disk (a relay). Thin I/O shells over the manifest.
-import * as fs from "node:fs";
-import { join } from "node:path";
+// server), or a Receiver still filling its disk (a relay). Thin shells over imagetools' image
+// I/O (openSlices, openImage).
 import {
-  chunkFileName,
   chunkLength,
   chunkOffset,
   imageIdOf,
+  type ImageSource,
   type Manifest,
+  openImage,
+  openSlices,
   parseManifest,
+  type Slices,
 } from "../../imagetools/mod.ts";
 import { formatBytes } from "../../imagetools/kit/mod.ts";
 
@@ -52,40 +54,6 @@ export function checkChunkIndex(m: Manifest, index: number): void {
   }
 }
 
-/** Read exactly `into.length` bytes at `position` (pread: safe with concurrent callers). */
-export async function readFullyAt(
-  fd: number,
-  into: Uint8Array,
-  position: number,
-): Promise<number> {
-  let done = 0;
-  while (done < into.length) {
-    const n = await new Promise<number>((resolve, reject) =>
-      fs.read(
-        fd,
-        into,
-        done,
-        into.length - done,
-        position + done,
-        (err, bytes) => err ? reject(err) : resolve(bytes),
-      )
-    );
-    if (n === 0) break;
-    done += n;
-  }
-  return done;
-}
-
-/** Size of a regular file or a block device (stat says 0 for a device: seek to its end). */
-export async function sizeOf(path: string): Promise<{ size: number; isBlockDevice: boolean }> {
-  const st = await Deno.stat(path);
-  if (st.isBlockDevice) {
-    using f = await Deno.open(path, { read: true });
-    return { size: await f.seek(0, Deno.SeekMode.End), isBlockDevice: true };
-  }
-  return { size: st.size, isBlockDevice: false };
-}
-
 /** A source holding every chunk from the start (slices, an imaged disk): never waits. */
 abstract class CompleteSource implements ChunkSource {
   readonly imageId: string;
@@ -113,27 +81,12 @@ abstract class CompleteSource implements ChunkSource {
 }
 
 class SlicesSource extends CompleteSource {
-  constructor(manifest: Manifest, manifestBytes: Uint8Array, private readonly chunksDir: string) {
-    super(manifest, manifestBytes);
+  constructor(private readonly slices: Slices) {
+    super(slices.manifest, slices.manifestBytes);
   }
 
-  protected async readStored(index: number, length: number): Promise<Uint8Array> {
-    const entry = this.manifest.chunks[index];
-    const file = join(this.chunksDir, chunkFileName(entry));
-    let bytes: Uint8Array;
-    try {
-      bytes = await Deno.readFile(file);
-    } catch (cause) {
-      throw new Error(`Cannot read chunk ${index} of "${this.manifest.name}" from "${file}"`, {
-        cause,
-      });
-    }
-    if (bytes.length !== length) {
-      throw new Error(
-        `Cannot read chunk ${index} of "${this.manifest.name}": "${file}" holds ${bytes.length} bytes, expected ${length}`,
-      );
-    }
-    return bytes;
+  protected readStored(index: number): Promise<Uint8Array> {
+    return this.slices.readChunk(index);
   }
 }
 
@@ -143,74 +96,33 @@ class SlicesSource extends CompleteSource {
  * not halfway through a lab). Bytes are not hashed here: every client verifies what it gets.
  */
 export async function openSlicesSource(dir: string): Promise<ChunkSource> {
-  const manifestPath = join(dir, "manifest.json");
-  let manifestBytes: Uint8Array;
-  try {
-    manifestBytes = await Deno.readFile(manifestPath);
-  } catch (cause) {
-    throw new Error(`Cannot open slices "${dir}": cannot read "${manifestPath}"`, { cause });
-  }
-  let manifest: Manifest;
-  try {
-    manifest = parseManifest(new TextDecoder().decode(manifestBytes));
-  } catch (cause) {
-    throw new Error(`Cannot open slices "${dir}": ${(cause as Error).message}`, { cause });
-  }
-  const chunksDir = join(dir, "chunks");
-  const problems: string[] = [];
-  const seen = new Set<string>();
-  for (let i = 0; i < manifest.chunks.length; i++) {
-    const entry = manifest.chunks[i];
-    if (entry.zero || seen.has(entry.sha256)) continue;
-    seen.add(entry.sha256);
-    const file = join("chunks", chunkFileName(entry));
-    const want = chunkLength(manifest, i);
-    try {
-      const st = await Deno.stat(join(dir, file));
-      if (st.size !== want) {
-        problems.push(`${file} (chunk ${i}) holds ${st.size} bytes, not ${want}`);
-      }
-    } catch {
-      problems.push(`${file} (chunk ${i}) is missing`);
-    }
-  }
+  const slices = await openSlices(dir);
+  const problems = await slices.checkFiles();
   if (problems.length > 0) {
     const more = problems.length > 3 ? ` and ${problems.length - 3} more` : "";
     throw new Error(`Cannot open slices "${dir}": ${problems.slice(0, 3).join("; ")}${more}`);
   }
-  return new SlicesSource(manifest, manifestBytes, chunksDir);
+  return new SlicesSource(slices);
 }
 
 class DiskSource extends CompleteSource {
-  constructor(
-    manifest: Manifest,
-    manifestBytes: Uint8Array,
-    private readonly fd: number,
-    private readonly path: string,
-  ) {
+  constructor(manifest: Manifest, manifestBytes: Uint8Array, private readonly disk: ImageSource) {
     super(manifest, manifestBytes);
   }
 
   protected async readStored(index: number, length: number): Promise<Uint8Array> {
     const out = new Uint8Array(length);
-    let n: number;
-    try {
-      n = await readFullyAt(this.fd, out, chunkOffset(this.manifest, index));
-    } catch (cause) {
-      throw new Error(`Cannot read chunk ${index} of "${this.manifest.name}" from "${this.path}"`, {
-        cause,
-      });
-    }
+    const n = await this.disk.readAt(chunkOffset(this.manifest, index), out);
     if (n !== length) {
       throw new Error(
-        `Cannot read chunk ${index} of "${this.manifest.name}" from "${this.path}": it ends after ${n} of ${length} bytes`,
+        `Cannot read chunk ${index} of "${this.manifest.name}" from "${this.disk.path}": it ends after ${n} of ${length} bytes`,
       );
     }
     return out;
   }
 
   close(): void {
-    fs.closeSync(this.fd);
+    this.disk.close();
   }
 }
 
@@ -220,19 +132,14 @@ export async function openDiskSource(
   manifestBytes: Uint8Array,
 ): Promise<ChunkSource> {
   const manifest = parseManifest(new TextDecoder().decode(manifestBytes));
-  let size: number;
-  try {
-    size = (await sizeOf(path)).size;
-  } catch (cause) {
-    throw new Error(`Cannot serve from "${path}": ${(cause as Error).message}`, { cause });
-  }
-  if (size < manifest.size) {
+  const disk = await openImage(path, "disk");
+  if (disk.size < manifest.size) {
+    disk.close();
     throw new Error(
       `Cannot serve from "${path}": it holds ${
-        formatBytes(size)
+        formatBytes(disk.size)
       } but the image "${manifest.name}" needs ${formatBytes(manifest.size)}`,
     );
   }
-  const fd = fs.openSync(path, "r");
-  return new DiskSource(manifest, manifestBytes, fd, path);
+  return new DiskSource(manifest, manifestBytes, disk);
 }

@@ -2,9 +2,8 @@
 // Positional reads and writes (pread/pwrite through node:fs), so concurrent calls never race
 // on a shared file offset.
 import * as fs from "node:fs";
-import { DirectWriter } from "../../imagetools/mod.ts";
+import { DirectWriter, readFullyAt, sizeOf } from "../../imagetools/mod.ts";
 import { formatBytes } from "../../imagetools/kit/mod.ts";
-import { readFullyAt, sizeOf } from "./chunk_source.ts";
 
 export interface TargetDisk {
   path: string;
