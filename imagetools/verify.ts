@@ -1,10 +1,12 @@
 // Verifying: check an image file or disk against a manifest, chunk by chunk, naming every bad one.
+// verifyChunks works on any ImageReader (the one check for images, served disks, read-back).
 import { BATCH_SCRATCH, ChunkBatchHasher, chunkBuffers } from "./hashing/mod.ts";
 import { HASH_ALGOS, type HashAlgo, isAllZero } from "./hashing/mod.ts";
-import { type LoadedManifest, loadManifest, openImage } from "./image_io.ts";
+import { type ImageReader, type LoadedManifest, loadManifest, openImage } from "./image_io.ts";
 import {
   chunkCount,
   chunkLength,
+  chunkOffset,
   type Manifest,
   validateManifest,
   zeroChunkHashes,
@@ -53,53 +55,70 @@ export function formatBadChunk(b: BadChunk): string {
   } "${b.expected}", got "${b.actual}"`;
 }
 
-/** Check every chunk of `image` against the manifest; resolves with the bad ones (maybe none). */
-export async function verifyImage(options: VerifyOptions): Promise<VerifyResult> {
-  const started = performance.now();
+export interface VerifyChunksOptions {
+  /** Hashes to compare (default both; both are computed either way, in SIMD lanes). */
+  algos?: readonly HashAlgo[];
+  /** Check only these chunks, in this order (default: every chunk). */
+  indices?: readonly number[];
+  /** Told the bytes checked so far. */
+  progress?: { update(done: number): void };
+}
+
+/**
+ * Check chunks read from `reader` against the manifest, chunk by chunk: resolves with the bad
+ * ones (one entry per hash that differs, ordered by index; none when all match). A zero chunk
+ * that reads as zeros matches without hashing. The verify command, a server's check of its own
+ * disk and a client's read-back all check through here. Throws when the reader is shorter than
+ * the image or a read fails (the chunks are then not known to be bad, only unreadable).
+ */
+export async function verifyChunks(
+  reader: ImageReader,
+  manifest: Manifest,
+  options: VerifyChunksOptions = {},
+): Promise<BadChunk[]> {
   const algos = options.algos ?? HASH_ALGOS;
   if (algos.length === 0) throw new TypeError("Cannot verify: no hash to check was given");
-  const loaded: Partial<LoadedManifest> = typeof options.manifest === "string"
-    ? await loadManifest(options.manifest)
-    : { manifest: validateManifest(options.manifest) };
-  const manifest = loaded.manifest!;
-  const src = await openImage(options.image);
+  if (reader.size < manifest.size) {
+    throw new Error(
+      `Cannot verify "${reader.path}": it is ${reader.size} bytes, shorter than the manifest's ${manifest.size} bytes`,
+    );
+  }
+  const count = chunkCount(manifest.size, manifest.chunkSize);
+  const indices = options.indices ?? Array.from({ length: count }, (_, i) => i);
+  for (const i of indices) {
+    if (!Number.isSafeInteger(i) || i < 0 || i >= count) {
+      throw new RangeError(
+        `Invalid chunk index ${i} for "${manifest.name}": it has chunks 0..${count - 1}`,
+      );
+    }
+  }
+  const bad: BadChunk[] = [];
+  if (indices.length === 0) return bad;
   const { memory, buffers: free, scratch, batch } = chunkBuffers(
     manifest.chunkSize,
     2 * BATCH_SCRATCH,
   );
   const hasher = new ChunkBatchHasher({ memory, scratch, batch });
   try {
-    if (src.size < manifest.size) {
-      throw new Error(
-        `Cannot verify "${options.image}": it is ${src.size} bytes, shorter than the manifest's ${manifest.size} bytes`,
-      );
-    }
-    const count = chunkCount(manifest.size, manifest.chunkSize);
-    const progress = new Progress({
-      label: "verify",
-      total: manifest.size,
-      mode: options.progress ?? "quiet",
-      ...(options.progressWrite ? { write: options.progressWrite } : {}),
-    });
-    const bad: BadChunk[] = [];
     const inFlight = new Set<Promise<void>>();
     let done = 0;
     let failure: unknown;
-    for (let i = 0; i < count && failure === undefined; i++) {
+    for (let k = 0; k < indices.length && failure === undefined; k++) {
       if (free.length === 0) hasher.flush(); // the held-back batch must go before we wait
       while (free.length === 0) await Promise.race(inFlight);
+      const i = indices[k];
       const buf = free.pop()!;
-      const offset = i * manifest.chunkSize;
+      const offset = chunkOffset(manifest, i);
       const length = chunkLength(manifest, i);
       const view = buf.subarray(0, length);
-      const n = await src.readAt(offset, view).catch((err) => {
+      const n = await reader.readAt(offset, view).catch((err) => {
         free.push(buf);
         throw err;
       });
       if (n !== length) {
         free.push(buf);
         throw new Error(
-          `Cannot verify "${options.image}": it ended at byte ${
+          `Cannot verify "${reader.path}": it ended at byte ${
             offset + n
           }, expected ${manifest.size}`,
         );
@@ -116,7 +135,7 @@ export async function verifyImage(options: VerifyOptions): Promise<VerifyResult>
           }
         }
         done += length;
-        progress.update(done);
+        options.progress?.update(done);
       })().catch((err) => {
         failure ??= err;
       }).finally(() => {
@@ -128,19 +147,40 @@ export async function verifyImage(options: VerifyOptions): Promise<VerifyResult>
     hasher.flush();
     await Promise.all(inFlight);
     if (failure !== undefined) throw failure;
-    progress.finish();
     bad.sort((x, y) => x.index - y.index || x.hash.localeCompare(y.hash));
+    return bad;
+  } finally {
+    hasher.close();
+  }
+}
+
+/** Check every chunk of `image` against the manifest; resolves with the bad ones (maybe none). */
+export async function verifyImage(options: VerifyOptions): Promise<VerifyResult> {
+  const started = performance.now();
+  const loaded: Partial<LoadedManifest> = typeof options.manifest === "string"
+    ? await loadManifest(options.manifest)
+    : { manifest: validateManifest(options.manifest) };
+  const manifest = loaded.manifest!;
+  const src = await openImage(options.image);
+  try {
+    const progress = new Progress({
+      label: "verify",
+      total: manifest.size,
+      mode: options.progress ?? "quiet",
+      ...(options.progressWrite ? { write: options.progressWrite } : {}),
+    });
+    const bad = await verifyChunks(src, manifest, { algos: options.algos, progress });
+    progress.finish();
     return {
       bad,
       manifest,
       manifestPath: loaded.path,
       imageId: loaded.imageId,
-      chunks: count,
+      chunks: chunkCount(manifest.size, manifest.chunkSize),
       imageSize: src.size,
       seconds: (performance.now() - started) / 1000,
     };
   } finally {
-    hasher.close();
     src.close();
   }
 }

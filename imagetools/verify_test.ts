@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { sliceImage } from "./slice.ts";
 import { expectedManifest, seededImage, withTempDir } from "./testkit.ts";
-import { formatBadChunk, verifyImage } from "./verify.ts";
+import { formatBadChunk, verifyChunks, verifyImage } from "./verify.ts";
 
 const CHUNK = 4096;
 const hex = (algo: string, b: Uint8Array) => createHash(algo).update(b).digest("hex");
@@ -93,3 +93,52 @@ Deno.test("verify takes an already parsed manifest too", () =>
     assert.deepEqual(r.bad, []);
     assert.equal(r.manifestPath, undefined);
   }));
+
+/** An ImageReader over bytes in memory, counting the reads it serves. */
+function memoryReader(bytes: Uint8Array) {
+  const reads: number[] = [];
+  return {
+    path: "mem.img",
+    size: bytes.length,
+    reads,
+    readAt(offset: number, into: Uint8Array) {
+      reads.push(offset);
+      const piece = bytes.subarray(offset, offset + into.length);
+      into.set(piece);
+      return Promise.resolve(piece.length);
+    },
+  };
+}
+
+Deno.test("verifyChunks checks any reader, all chunks or only the ones asked for", async () => {
+  const data = seededImage(6 * CHUNK + 100, 23, [[2 * CHUNK, 3 * CHUNK]]);
+  const { manifest } = expectedManifest(data, CHUNK, "mem.img");
+  const bytes = data.slice();
+  bytes[4 * CHUNK + 1] ^= 0x10;
+  bytes[6 * CHUNK + 99] ^= 0x01;
+  const all = memoryReader(bytes);
+  const done: number[] = [];
+  const bad = await verifyChunks(all, manifest, { progress: { update: (n) => void done.push(n) } });
+  assert.deepEqual(bad.map((b) => [b.index, b.hash]), [
+    [4, "md5"],
+    [4, "sha256"],
+    [6, "md5"],
+    [6, "sha256"],
+  ]);
+  assert.equal(done.at(-1), data.length);
+  assert.equal(all.reads.length, 7);
+
+  const some = memoryReader(bytes);
+  const picked = await verifyChunks(some, manifest, { indices: [5, 4, 1], algos: ["sha256"] });
+  assert.deepEqual(picked.map((b) => [b.index, b.hash, b.offset]), [[4, "sha256", 4 * CHUNK]]);
+  assert.deepEqual(some.reads, [5 * CHUNK, 4 * CHUNK, 1 * CHUNK]);
+  assert.deepEqual(await verifyChunks(memoryReader(bytes), manifest, { indices: [] }), []);
+  await assert.rejects(verifyChunks(memoryReader(bytes), manifest, { indices: [7] }), {
+    name: "RangeError",
+    message: `Invalid chunk index 7 for "mem.img": it has chunks 0..6`,
+  });
+  await assert.rejects(verifyChunks(memoryReader(bytes.subarray(0, CHUNK)), manifest), {
+    message:
+      `Cannot verify "mem.img": it is ${CHUNK} bytes, shorter than the manifest's ${data.length} bytes`,
+  });
+});

@@ -1,17 +1,16 @@
 // Reading what a receiver wrote back from its target: verify-behind (each chunk read back in
 // the background soon after it was written, SHA-256 only: MD5 was checked on arrival) and the
-// check of chunks on the target against the manifest that resume and the final read-back use.
+// check of chunks on the target that resume and the final read-back use (imagetools'
+// verifyChunks, the same check as `cascade verify`).
 import { createHash } from "node:crypto";
-import { chunkLength, chunkOffset, type Manifest } from "../../imagetools/mod.ts";
-import { isAllZero, Md5Hasher } from "../../imagetools/hashing/mod.ts";
-import type { Progress } from "../../imagetools/kit/mod.ts";
-import { BufferPool } from "./buffer_pool.ts";
-
-/** What read-back reads from: the target disk (or anything that reads like one). */
-export interface TargetReader {
-  /** Fill `into` from `offset`; returns the bytes read (fewer only at the end). */
-  readAt(offset: number, into: Uint8Array): Promise<number>;
-}
+import {
+  chunkLength,
+  chunkOffset,
+  type ImageReader,
+  type Manifest,
+  verifyChunks,
+} from "../../imagetools/mod.ts";
+import { HASH_ALGOS } from "../../imagetools/hashing/mod.ts";
 
 /**
  * Verify-behind: chunks read back one at a time in the background after they were written, so
@@ -26,7 +25,7 @@ export class VerifyBehind {
   #stopped = false;
 
   constructor(
-    private readonly target: TargetReader,
+    private readonly target: ImageReader,
     private readonly manifest: Manifest,
     private readonly stillHeld: (index: number) => boolean,
   ) {
@@ -82,54 +81,18 @@ export class VerifyBehind {
   }
 }
 
-/** Read chunks `indices` from the target (a couple ahead) and check each against the manifest:
- * SHA-256, and MD5 when `md5` (on `md5Threads` workers); a zero chunk must read as zeros.
- * `result` hears each chunk's verdict in the order the reads finish. */
-export async function checkOnTarget(
-  target: TargetReader,
+/** The chunks of `indices` that the target does not hold as the manifest says, ascending:
+ * imagetools' verifyChunks (SHA-256, and MD5 when `md5`; a zero chunk must read as zeros). */
+export async function badOnTarget(
+  target: ImageReader,
   m: Manifest,
   indices: readonly number[],
-  opts: { md5: boolean; md5Threads: number; progress?: Progress },
-  result: (index: number, ok: boolean) => void,
-): Promise<void> {
-  const hasher = opts.md5 ? new Md5Hasher(opts.md5Threads) : undefined;
-  const ahead = 3;
-  const pool = new BufferPool(ahead, m.chunkSize);
-  let next = 0;
-  let scanned = 0;
-  const worker = async () => {
-    while (next < indices.length) {
-      const i = indices[next++];
-      const length = chunkLength(m, i);
-      let buffer: ArrayBuffer | null = await pool.acquire();
-      try {
-        const view = new Uint8Array(buffer, 0, length);
-        const n = await target.readAt(chunkOffset(m, i), view);
-        const entry = m.chunks[i];
-        let ok = n === length;
-        if (ok && entry.zero) ok = isAllZero(view);
-        else if (ok) {
-          ok = createHash("sha256").update(view).digest("hex") === entry.sha256;
-          if (ok && hasher) {
-            const r = await hasher.md5(buffer, length);
-            buffer = r.buffer;
-            ok = r.md5 === entry.md5;
-          }
-        }
-        result(i, ok);
-        scanned += length;
-        opts.progress?.update(scanned);
-      } catch (err) {
-        buffer = null;
-        throw err;
-      } finally {
-        pool.release(buffer);
-      }
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: ahead }, worker));
-  } finally {
-    hasher?.close();
-  }
+  opts: { md5: boolean; progress?: { update(done: number): void } },
+): Promise<number[]> {
+  const bad = await verifyChunks(target, m, {
+    indices,
+    algos: opts.md5 ? HASH_ALGOS : ["sha256"],
+    progress: opts.progress,
+  });
+  return [...new Set(bad.map((b) => b.index))];
 }

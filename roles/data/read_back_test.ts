@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { chunkLength } from "../../imagetools/mod.ts";
-import { checkOnTarget, VerifyBehind } from "./read_back.ts";
+import { badOnTarget, VerifyBehind } from "./read_back.ts";
 import { memorySource, memoryTarget, randomImage } from "./testkit.ts";
 
 const CHUNK = 4096;
@@ -43,30 +43,34 @@ Deno.test("VerifyBehind stops at a failing target and leaves the chunks to the r
   assert.deepEqual(behind.takeUnchecked(), [0, 1, 2, 3, 4, 5]);
 });
 
-Deno.test("checkOnTarget names the chunks that differ, a dirty zero chunk included", async () => {
+Deno.test("badOnTarget names the chunks that differ, a dirty zero chunk included", async () => {
   for (const md5 of [true, false]) {
     const t = targetWithImage();
     t.bytes[1 * CHUNK] ^= 0x80;
     t.bytes[2 * CHUNK + 5] = 1; // a zero chunk that is not zeros
     t.bytes[5 * CHUNK + 299] ^= 1; // the short last chunk's last byte
-    const verdict = new Map<number, boolean>();
     const seen: number[] = [];
-    await checkOnTarget(t, m, [0, 1, 2, 3, 4, 5], {
+    const bad = await badOnTarget(t, m, [5, 0, 1, 2, 3, 4], {
       md5,
-      md5Threads: 1,
-      progress: { update: (n: number) => seen.push(n) } as never,
-    }, (i, ok) => verdict.set(i, ok));
-    assert.deepEqual(
-      [...verdict].sort((a, b) => a[0] - b[0]),
-      [[0, true], [1, false], [2, false], [3, true], [4, true], [5, false]],
-    );
+      progress: { update: (n) => void seen.push(n) },
+    });
+    assert.deepEqual(bad, [1, 2, 5]);
     assert.equal(seen.at(-1), image.length);
   }
   const whole = targetWithImage();
-  const ok: number[] = [];
-  await checkOnTarget(whole, m, [5, 3], { md5: true, md5Threads: 0 }, (i, good) => {
-    if (good) ok.push(i);
-  });
-  assert.deepEqual(ok.sort(), [3, 5]);
+  assert.deepEqual(await badOnTarget(whole, m, [5, 3], { md5: true }), []);
+  assert.deepEqual(await badOnTarget(whole, m, [], { md5: true }), []);
   assert.equal(chunkLength(m, 5), 300);
+});
+
+Deno.test("badOnTarget: a target that ends early or fails to read is an error, not a verdict", async () => {
+  const short = memoryTarget(3 * CHUNK);
+  await assert.rejects(badOnTarget(short, m, [0], { md5: true }), {
+    message: `Cannot verify "memory": it is ${
+      3 * CHUNK
+    } bytes, shorter than the manifest's ${image.length} bytes`,
+  });
+  const failing = targetWithImage();
+  failing.readAt = () => Promise.reject(new Error("Input/output error"));
+  await assert.rejects(badOnTarget(failing, m, [1], { md5: true }), /Input\/output error/);
 });

@@ -29,7 +29,7 @@ import {
 } from "./chunk_source.ts";
 import { HeldChunks } from "./held_chunks.ts";
 import { RateMeter } from "./rate_meter.ts";
-import { checkOnTarget, VerifyBehind } from "./read_back.ts";
+import { badOnTarget, VerifyBehind } from "./read_back.ts";
 import { ReceiveError } from "./receive_error.ts";
 import type { TargetDisk } from "./target_disk.ts";
 import { type FetchOptions, Transfer, type TransferHost } from "./transfer.ts";
@@ -229,12 +229,10 @@ export class Receiver implements ChunkSource {
     }
     const todo: number[] = [];
     for (let i = 0; i < m.chunks.length; i++) if (!this.#held.holds(i)) todo.push(i);
-    await this.#checkOnTarget(todo, opts.progress, (i, ok) => {
-      if (ok) {
-        this.#held.mark(i);
-        marked++;
-      }
-    });
+    const bad = new Set(await this.#badOnTarget(todo, opts.progress));
+    for (const i of todo) {
+      if (!bad.has(i) && this.#held.mark(i)) marked++;
+    }
     this.#log("scan.done", { peer: this.#peerId, marked, held: this.#held.count });
     this.#progress();
     return marked;
@@ -245,32 +243,20 @@ export class Receiver implements ChunkSource {
    * Chunks already read back since they were written (verify-behind) are skipped, once: a
    * later readBack reads everything again. */
   async readBack(opts: { progress?: Progress } = {}): Promise<number[]> {
-    const bad: number[] = [];
     await this.#behind.settle();
     const all = this.#behind.takeUnchecked();
     this.#log("readback.left", { peer: this.#peerId, chunks: all.length });
-    await this.#checkOnTarget(all, opts.progress, (i, ok) => {
-      if (ok) return;
-      bad.push(i);
-      this.#unmark(i);
-      // Something wrote there after all: zeros must be written, not assumed.
-      this.#zerosOnDisk = false;
-    });
+    const bad = await this.#badOnTarget(all, opts.progress);
+    for (const i of bad) this.#unmark(i);
+    // Something wrote there after all: zeros must be written, not assumed.
+    if (bad.length > 0) this.#zerosOnDisk = false;
     this.#log("readback.done", { peer: this.#peerId, bad: bad.length });
     this.#progress();
     return bad;
   }
 
-  #checkOnTarget(
-    indices: number[],
-    progress: Progress | undefined,
-    result: (index: number, ok: boolean) => void,
-  ): Promise<void> {
-    return checkOnTarget(this.target, this.manifest, indices, {
-      md5: this.#verifyMd5,
-      md5Threads: this.#md5Threads,
-      progress,
-    }, result);
+  #badOnTarget(indices: number[], progress: Progress | undefined): Promise<number[]> {
+    return badOnTarget(this.target, this.manifest, indices, { md5: this.#verifyMd5, progress });
   }
 
   // ---- fetching -------------------------------------------------------------------------------

@@ -11,10 +11,10 @@ import { type Logger, makeLogger } from "../../imagetools/kit/mod.ts";
 import { isImageId } from "../../imagetools/mod.ts";
 import { progressMode } from "../../imagetools/kit/mod.ts";
 import { parseCount, parseDuration, parseRate } from "../../imagetools/kit/mod.ts";
-import { verifyImage } from "../../imagetools/mod.ts";
 import { type ChunkSource, openDiskSource, openSlicesSource } from "../data/mod.ts";
 import { fetchManifest, runClient } from "./client.ts";
 import type { AfterAction } from "../protocol/mod.ts";
+import { checkOwnDisk } from "./own_disk.ts";
 import { runServer } from "./server.ts";
 
 const common: Record<string, OptionSpec> = {
@@ -266,28 +266,8 @@ export async function serverMain(args: string[]): Promise<number> {
   const capacity = parseCount(v.capacity as string, "--capacity", 1, 64);
   const log = makeLogger(`server[${name}]`);
   const manifestBytes = await fetchManifest(master, log, 60);
-  if (!v.trust) {
-    // A disk that does not hold the image must never serve it: check it first.
-    const tmp = await Deno.makeTempFile({ suffix: ".manifest.json" });
-    try {
-      await Deno.writeFile(tmp, manifestBytes);
-      const report = await verifyImage({
-        image: source,
-        manifest: tmp,
-        algos: ["md5", "sha256"],
-        progress: progressMode(false),
-      });
-      if (report.bad.length > 0) {
-        throw new Error(
-          `Cannot serve "${source}": ${report.bad.length} chunk(s) do not match the image (first: chunk ${
-            report.bad[0].index
-          })`,
-        );
-      }
-    } finally {
-      await Deno.remove(tmp).catch(() => {});
-    }
-  }
+  // A disk that does not hold the image must never serve it: check it first.
+  if (!v.trust) await checkOwnDisk(source, manifestBytes, progressMode(false));
   const disk = await openDiskSource(source, manifestBytes);
   return await serveUntilEnd(serverSpec, v, {
     master,
