@@ -1,0 +1,48 @@
+// build-netboot's binary step: the Cascade binary for /bin/cascade, from `deno compile` where
+// its runtime can be had, else the deno binary plus a `deno bundle`d cascade.js; the build's
+// output says which.
+
+import { dirname, join } from "node:path";
+import { exists, run } from "./build_exec.ts";
+import type { BuildOptions } from "./build_options.ts";
+import type { CascadeBinary } from "./initramfs.ts";
+
+export async function buildBinary(o: BuildOptions, work: string): Promise<CascadeBinary> {
+  const exe = join(work, "cascade");
+  const config = join(dirname(o.entry), "deno.json");
+  o.log(`binary: trying deno compile (up to ${o.compileTimeout} s)`);
+  const compiled = o.compileTimeout <= 0
+    ? { ok: false, stdout: "", stderr: "skipped (--compile-timeout 0)" }
+    : await run(
+      Deno.execPath(),
+      ["compile", "-A", "--no-check", "--config", config, "-o", exe, o.entry],
+      o.compileTimeout * 1000,
+    ).catch((e) => ({ ok: false, stdout: "", stderr: String(e) }));
+  if (compiled.ok && (await exists(exe))) {
+    return { mode: "compiled", executable: await Deno.readFile(exe) };
+  }
+  // deno prints the error, then its causes ("0: ...", "1: ..."): the last cause says why.
+  const lines = compiled.stderr.split("\n").map((l) => l.trim())
+    .filter((l) => l && !/^(Stack backtrace|\d+: <unknown>)/.test(l));
+  const why = lines.filter((l) => /^\d+: /.test(l)).pop()?.replace(/^\d+: /, "") ??
+    lines[0] ?? "no runtime";
+  o.log(`binary: deno compile failed (${why.trim()}); using deno + deno bundle instead`);
+  const bundle = join(work, "cascade.js");
+  const b = await run(Deno.execPath(), [
+    "bundle",
+    "--platform",
+    "deno",
+    "--no-check",
+    "--config",
+    config,
+    "-o",
+    bundle,
+    o.entry,
+  ]);
+  if (!b.ok) throw new Error(`Cannot bundle "${o.entry}": ${b.stderr.trim()}`);
+  return {
+    mode: "bundle",
+    deno: await Deno.readFile(Deno.execPath()),
+    bundle: await Deno.readFile(bundle),
+  };
+}
