@@ -1,32 +1,23 @@
 // The build-netboot shell: gather the kernel, modules, busybox and the Cascade binary, write
 // the initramfs through our cpio writer and the zstd CLI, and render the boot configs. All the
-// deciding lives in the pure modules; this file only reads, runs and writes.
+// deciding lives in the pure modules; this file runs the steps in order (each step is a
+// build_*.ts of its own) and writes build.json and the report.
 
 import { createHash } from "node:crypto";
-import { basename, dirname, join, resolve } from "node:path";
-import { buildBinary } from "./build_binary.ts";
-import { run } from "./build_exec.ts";
+import { basename, join, resolve } from "node:path";
+import { gatherUserland } from "./build_binary.ts";
+import { OutputFolder, writeBootConfigs } from "./build_configs.ts";
 import { gatherFirmware } from "./build_firmware.ts";
 import { writeCompressed } from "./build_initrd.ts";
 import { checkInputs } from "./build_inputs.ts";
-import { loadModuleGraph, readModule } from "./build_modules.ts";
+import { gatherModules } from "./build_modules.ts";
 import type { BuildOptions, BuildReport } from "./build_options.ts";
-import { clientArgs } from "./cmdline.ts";
 import { cpioPieces } from "./cpio.ts";
-import { renderDnsmasqConf } from "./dnsmasq.ts";
+import { EARLY_MODULES } from "./hardware.ts";
 import { renderInit, renderUdhcpcScript } from "./init_script.ts";
-import { initramfsEntries, type InitramfsParts, parseLdd } from "./initramfs.ts";
-import { DEFAULT_KERNEL_ARGS, renderFirstStage, renderImageScript } from "./ipxe.ts";
-import { readModinfo } from "./modinfo.ts";
-import {
-  type ModuleGraph,
-  moduleNameOf,
-  renderModulesAlias,
-  renderModulesDep,
-  resolveModules,
-} from "./modules_dep.ts";
-import { renderPxelinuxConfig } from "./pxelinux.ts";
-import { ALL_NIC_FOLDERS, commonModules, EARLY_MODULES } from "./hardware.ts";
+import { initramfsEntries } from "./initramfs.ts";
+import { DEFAULT_KERNEL_ARGS } from "./ipxe.ts";
+import { moduleNameOf, renderModulesAlias, renderModulesDep } from "./modules_dep.ts";
 
 export type { BuildOptions, BuildReport };
 
@@ -40,51 +31,10 @@ export async function buildNetboot(o: BuildOptions): Promise<BuildReport> {
   await Deno.mkdir(work, { recursive: true });
   const kver = basename(resolve(o.modules));
 
-  // Modules.
-  const graph = await loadModuleGraph(o.modules, o.log);
-  const wanted = o.nics === "all" ? [...commonModules(), ...ALL_NIC_FOLDERS] : commonModules();
-  const resolved = resolveModules(graph, wanted);
-  const modules: InitramfsParts["modules"] = [];
-  const aliases = new Map<string, string[]>();
-  const firmwareWanted = new Map<string, string>();
-  for (const path of resolved.paths) {
-    const data = await readModule(join(o.modules, path));
-    const plainPath = path.replace(/\.ko\.(xz|zst|gz)$/, ".ko");
-    modules.push({ path: plainPath, data });
-    const info = readModinfo(data, path);
-    aliases.set(plainPath, info.aliases);
-    info.firmware.forEach((f) => firmwareWanted.set(f, moduleNameOf(path)));
-  }
-  const plainGraph: ModuleGraph = new Map(
-    resolved.paths.map((p) => [
-      p.replace(/\.ko\.(xz|zst|gz)$/, ".ko"),
-      (graph.get(p) ?? []).map((d) => d.replace(/\.ko\.(xz|zst|gz)$/, ".ko")),
-    ]),
-  );
-  o.log(
-    `modules: ${modules.length} (${
-      resolved.missing.length
-        ? `not found, maybe built in: ${resolved.missing.join(" ")}`
-        : "all found"
-    })`,
-  );
+  const { resolved, modules, aliases, plainGraph, firmwareWanted } = await gatherModules(o);
   const { firmware, missingFirmware } = await gatherFirmware(o, firmwareWanted);
 
-  // Busybox and the Cascade binary.
-  const busybox = await Deno.readFile(o.busybox);
-  const list = await run(o.busybox, ["--list-full"]);
-  if (!list.ok) throw new Error(`Cannot list busybox applets: ${list.stderr.trim()}`);
-  const cascade = await buildBinary(o, work);
-  const exePath = cascade.mode === "compiled" ? join(work, "cascade") : Deno.execPath();
-  const ldd = await run("ldd", [exePath]);
-  const libraries = [];
-  for (const path of ldd.ok ? parseLdd(ldd.stdout) : []) {
-    libraries.push({ path, data: await Deno.readFile(path) });
-  }
-  o.log(
-    `binary: ${cascade.mode === "compiled" ? "deno compile" : "deno + bundle"}, ` +
-      `${libraries.length} shared libraries`,
-  );
+  const { busybox, applets, cascade, libraries } = await gatherUserland(o, work);
 
   const fallbackModules = resolved.paths.filter((p) =>
     p.startsWith("kernel/drivers/net/") || p.includes("/virtio")
@@ -92,7 +42,7 @@ export async function buildNetboot(o: BuildOptions): Promise<BuildReport> {
   const entries = initramfsEntries({
     kernelVersion: kver,
     busybox,
-    applets: list.stdout.split("\n").filter(Boolean),
+    applets,
     init: renderInit({ fallbackModules, earlyModules: EARLY_MODULES }),
     udhcpcScript: renderUdhcpcScript(),
     modules,
@@ -109,62 +59,8 @@ export async function buildNetboot(o: BuildOptions): Promise<BuildReport> {
   await Deno.rename(initrdTmp, join(out, "initrd"));
   await Deno.copyFile(o.kernel, join(out, "vmlinuz"));
 
-  // Boot configs and the iPXE binaries for TFTP.
-  const settings = {
-    master: o.master,
-    target: o.target,
-    after: o.after,
-  };
-  clientArgs(settings); // checks every setting before anything is written
-  const written: string[] = ["vmlinuz", "initrd"];
-  const write = async (rel: string, text: string) => {
-    await Deno.mkdir(dirname(join(out, rel)), { recursive: true });
-    await Deno.writeTextFile(join(out, rel), text);
-    written.push(rel);
-  };
-  await write("first-stage.ipxe", renderFirstStage(o.master));
-  await write(
-    "image.ipxe",
-    renderImageScript({
-      bootUrl: `${o.master.replace(/\/+$/, "")}/boot`,
-      mac: "any PC",
-      settings,
-      kernelArgs: o.kernelArgs,
-    }),
-  );
-  await write(
-    "tftp/pxelinux.cfg/default",
-    renderPxelinuxConfig({
-      kernel: `${o.master.replace(/\/+$/, "")}/boot/vmlinuz`,
-      initrd: `${o.master.replace(/\/+$/, "")}/boot/initrd`,
-      settings,
-      kernelArgs: o.kernelArgs,
-      mode: "local", // the shared default cannot tell PCs apart: only the master enrols
-    }),
-  );
-  for (const f of ["undionly.kpxe", "snponly.efi", "ipxe.efi"]) {
-    try {
-      await Deno.mkdir(join(out, "tftp"), { recursive: true });
-      await Deno.copyFile(join(o.ipxeDir, f), join(out, "tftp", f));
-      written.push(`tftp/${f}`);
-    } catch {
-      o.log(`tftp: no ${join(o.ipxeDir, f)} (apt-get install ipxe); PXE firmware needs it`);
-    }
-  }
-  const host = new URL(o.master).hostname;
-  const bootServer = o.pxeServer ?? (/^\d+\.\d+\.\d+\.\d+$/.test(host) ? host : undefined);
-  if (bootServer) {
-    await write(
-      "dnsmasq.conf",
-      renderDnsmasqConf({
-        masterUrl: o.master,
-        tftpRoot: join(out, "tftp"),
-        mode: { kind: "proxy", subnet: o.proxySubnet ?? bootServer, bootServer },
-      }),
-    );
-  } else {
-    o.log("dnsmasq: pass --pxe-server (this machine's lab address) to write dnsmasq.conf");
-  }
+  const folder = new OutputFolder(out, ["vmlinuz", "initrd"]);
+  await writeBootConfigs(o, folder);
   const report: BuildReport = {
     binaryMode: cascade.mode,
     kernelVersion: kver,
@@ -176,7 +72,7 @@ export async function buildNetboot(o: BuildOptions): Promise<BuildReport> {
     files: [],
     seconds: 0,
   };
-  await write(
+  await folder.write(
     "build.json",
     JSON.stringify(
       {
@@ -213,7 +109,7 @@ export async function buildNetboot(o: BuildOptions): Promise<BuildReport> {
     ) + "\n",
   );
   await Deno.remove(work, { recursive: true });
-  for (const rel of written) {
+  for (const rel of folder.written) {
     report.files.push({ path: rel, bytes: (await Deno.stat(join(out, rel))).size });
   }
   report.seconds = (performance.now() - t0) / 1000;

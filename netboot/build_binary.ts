@@ -1,11 +1,11 @@
 // build-netboot's binary step: the Cascade binary for /bin/cascade, from `deno compile` where
 // its runtime can be had, else the deno binary plus a `deno bundle`d cascade.js; the build's
-// output says which.
+// output says which. Busybox and the shared libraries the binary needs come along.
 
 import { dirname, join } from "node:path";
 import { exists, run } from "./build_exec.ts";
 import type { BuildOptions } from "./build_options.ts";
-import type { CascadeBinary } from "./initramfs.ts";
+import { type CascadeBinary, parseLdd } from "./initramfs.ts";
 
 export async function buildBinary(o: BuildOptions, work: string): Promise<CascadeBinary> {
   const exe = join(work, "cascade");
@@ -45,4 +45,24 @@ export async function buildBinary(o: BuildOptions, work: string): Promise<Cascad
     deno: await Deno.readFile(Deno.execPath()),
     bundle: await Deno.readFile(bundle),
   };
+}
+
+/** Busybox and its applets, the Cascade binary and the shared libraries it needs. */
+export async function gatherUserland(o: BuildOptions, work: string) {
+  const busybox = await Deno.readFile(o.busybox);
+  const list = await run(o.busybox, ["--list-full"]);
+  if (!list.ok) throw new Error(`Cannot list busybox applets: ${list.stderr.trim()}`);
+  const cascade = await buildBinary(o, work);
+  const exePath = cascade.mode === "compiled" ? join(work, "cascade") : Deno.execPath();
+  const ldd = await run("ldd", [exePath]);
+  const libraries = [];
+  for (const path of ldd.ok ? parseLdd(ldd.stdout) : []) {
+    libraries.push({ path, data: await Deno.readFile(path) });
+  }
+  o.log(
+    `binary: ${cascade.mode === "compiled" ? "deno compile" : "deno + bundle"}, ` +
+      `${libraries.length} shared libraries`,
+  );
+
+  return { busybox, applets: list.stdout.split("\n").filter(Boolean), cascade, libraries };
 }

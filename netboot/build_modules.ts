@@ -1,10 +1,20 @@
-// build-netboot's modules step: the module graph the drivers are resolved through (modules.dep,
-// else each module's .modinfo) and the modules' bytes, uncompressed.
+// build-netboot's modules step: which drivers go in (hardware.ts's sets), the module graph they
+// are resolved through (modules.dep, else each module's .modinfo), their bytes, uncompressed, and
+// the firmware they name.
 
 import { join } from "node:path";
 import { exists } from "./build_exec.ts";
 import { readModinfo } from "./modinfo.ts";
-import { graphFromDirectDeps, type ModuleGraph, parseModulesDep } from "./modules_dep.ts";
+import type { BuildOptions } from "./build_options.ts";
+import { ALL_NIC_FOLDERS, commonModules } from "./hardware.ts";
+import type { InitramfsParts } from "./initramfs.ts";
+import {
+  graphFromDirectDeps,
+  type ModuleGraph,
+  moduleNameOf,
+  parseModulesDep,
+  resolveModules,
+} from "./modules_dep.ts";
 
 /** The module graph: modules.dep when the tree has one, else each module's .modinfo. */
 export async function loadModuleGraph(
@@ -48,4 +58,37 @@ export async function readModule(path: string): Promise<Uint8Array> {
 
 async function readModinfoOf(path: string) {
   return readModinfo(await readModule(path), path);
+}
+
+/** The modules the initramfs carries (uncompressed), their aliases and graph, and the firmware
+ * files they name (each with the module that names it). */
+export async function gatherModules(o: BuildOptions) {
+  const graph = await loadModuleGraph(o.modules, o.log);
+  const wanted = o.nics === "all" ? [...commonModules(), ...ALL_NIC_FOLDERS] : commonModules();
+  const resolved = resolveModules(graph, wanted);
+  const modules: InitramfsParts["modules"] = [];
+  const aliases = new Map<string, string[]>();
+  const firmwareWanted = new Map<string, string>();
+  for (const path of resolved.paths) {
+    const data = await readModule(join(o.modules, path));
+    const plainPath = path.replace(/\.ko\.(xz|zst|gz)$/, ".ko");
+    modules.push({ path: plainPath, data });
+    const info = readModinfo(data, path);
+    aliases.set(plainPath, info.aliases);
+    info.firmware.forEach((f) => firmwareWanted.set(f, moduleNameOf(path)));
+  }
+  const plainGraph: ModuleGraph = new Map(
+    resolved.paths.map((p) => [
+      p.replace(/\.ko\.(xz|zst|gz)$/, ".ko"),
+      (graph.get(p) ?? []).map((d) => d.replace(/\.ko\.(xz|zst|gz)$/, ".ko")),
+    ]),
+  );
+  o.log(
+    `modules: ${modules.length} (${
+      resolved.missing.length
+        ? `not found, maybe built in: ${resolved.missing.join(" ")}`
+        : "all found"
+    })`,
+  );
+  return { resolved, modules, aliases, plainGraph, firmwareWanted };
 }
