@@ -112,6 +112,11 @@ export class MasterCore {
     for (const fn of this.#listeners) fn(rec);
   }
 
+  /** Record an event that happened outside the core (an admin's action, and who took it). */
+  note(event: string, fields: EventRecord["fields"] = {}) {
+    this.#event(event, fields);
+  }
+
   connect(session: SessionKey, address: string) {
     this.#sessions.set(session, { address });
   }
