@@ -2,13 +2,15 @@
 // manifest, the live dashboard, status JSON and events (SSE), admin actions, /metrics; boot
 // files plug in under /boot.
 import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
 import { normalizeMac } from "../../netboot/mod.ts";
-import { streamSSE } from "hono/streaming";
 import type { Manifest } from "../../imagetools/mod.ts";
 import type { Logger } from "../../imagetools/kit/mod.ts";
-import { dashboardTitle, renderDashboardMain, renderDashboardPage } from "./dashboard/mod.ts";
+import { dashboardTitle, renderDashboardPage } from "./dashboard/mod.ts";
 import { liveStatus } from "./live_status.ts";
-import { type EventRecord, type MasterCore, sameSecret, type SessionKey } from "./core.ts";
+import { eventRoutes, FeedHub } from "./events_stream.ts";
+import { adminDenied, AdminSessions, checkAdmin, sessionRoutes } from "./admin_session.ts";
+import { type EventRecord, type MasterCore, type SessionKey } from "./core.ts";
 import { renderMetrics, RunCounters } from "./metrics.ts";
 import { parsePeerMessage, ProtocolError } from "../protocol/mod.ts";
 
@@ -57,24 +59,7 @@ export function attachControlSocket(
 export const ADMIN_ACTIONS = ["pause", "resume", "drain", "end", "reimage", "enrol"] as const;
 export type AdminAction = typeof ADMIN_ACTIONS[number];
 
-/** Why an admin request may not act, or null when its bearer token is the admin token. */
-export function adminDenied(
-  token: string | undefined,
-  authorization: string | undefined,
-): { status: 401 | 403; message: string } | null {
-  if (token === undefined) {
-    return {
-      status: 403,
-      message: "Admin actions are off: start the master with --token T (or CASCADE_TOKEN)",
-    };
-  }
-  const m = /^Bearer (.+)$/.exec(authorization ?? "");
-  if (!m) {
-    return { status: 401, message: 'Admin actions need "Authorization: Bearer <admin token>"' };
-  }
-  if (!sameSecret(m[1], token)) return { status: 403, message: "Wrong admin token" };
-  return null;
-}
+export { adminDenied };
 
 export interface AdminBody {
   reason?: string;
@@ -152,7 +137,6 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
   const counters = new RunCounters();
   core.subscribe((e) => counters.observe(e));
   const status = () => liveStatus(core, manifest, o.now());
-  const pace = o.sse ?? { minGap: 250, period: 1000 };
 
   app.get("/api/v1/control", (c) => {
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
@@ -190,73 +174,24 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
     const id = c.req.param("id");
     const peer = status().peers.find((p) => p.id === id);
     if (!peer) return c.json({ error: `No peer "${id}" in this run` }, 404);
-    return c.json({ peer, events: core.events.filter((e) => mentions(e, id)) });
-  });
-
-  // Server-sent events: a snapshot at once, then after events (at most one per minGap) and at
-  // least once per period (progress is not an event, and it doubles as the heartbeat). The
-  // stream ends with the run, so that it never holds up the server's shutdown.
-  app.get("/api/v1/events", (c) => {
-    const view = c.req.query("view");
-    if (view !== undefined && view !== "dashboard") {
-      return c.json({ error: `Unknown view "${view}": expected "dashboard" or none` }, 400);
-    }
-    return streamSSE(c, async (stream) => {
-      let dirty = true;
-      let wake: (() => void) | null = null;
-      const unsubscribe = core.subscribe(() => {
-        dirty = true;
-        wake?.();
-      });
-      stream.onAbort(() => wake?.());
-      const sleep = (ms: number) =>
-        new Promise<void>((resolve) => {
-          const done = () => {
-            clearTimeout(timer);
-            wake = null;
-            resolve();
-          };
-          const timer = setTimeout(done, ms);
-          wake = done;
-        });
-      let id = 0;
-      let last = -Infinity;
-      try {
-        while (!stream.aborted && !stream.closed) {
-          const t = performance.now();
-          const due = last + (dirty ? pace.minGap : pace.period);
-          if (t < due) {
-            await sleep(due - t);
-            continue;
-          }
-          dirty = false;
-          last = t;
-          const s = status();
-          await stream.writeSSE(
-            view
-              ? {
-                event: "view",
-                data: JSON.stringify({ title: dashboardTitle(s), html: renderDashboardMain(s) }),
-                id: String(++id),
-                ...(id === 1 ? { retry: 2000 } : {}),
-              }
-              : {
-                event: "status",
-                data: JSON.stringify(s),
-                id: String(++id),
-                ...(id === 1 ? { retry: 2000 } : {}),
-              },
-          );
-          if (s.ended) {
-            await stream.writeSSE({ event: "end", data: JSON.stringify({ reason: s.ended }) });
-            break;
-          }
-        }
-      } finally {
-        unsubscribe();
-      }
+    return c.json({
+      peer,
+      events: core.events.filter((e) => mentions(e, id)),
+      startedAt: core.startedAt,
     });
   });
+
+  // Viewers (the dashboard's feed, the status stream): one tick for all of them.
+  const hub = new FeedHub({
+    status,
+    subscribe: (fn) => core.subscribe(fn),
+    pace: o.sse ?? { minGap: 250, period: 1000 },
+  });
+  eventRoutes(app, hub);
+
+  // Admins sign in from the page (admin_session.ts); curl keeps its bearer token.
+  const sessions = new AdminSessions(o.now);
+  sessionRoutes(app, { sessions, token: core.config.token, log: o.log, now: o.now });
 
   app.post("/api/v1/admin/:action", async (c) => {
     const action = c.req.param("action") as AdminAction;
@@ -266,11 +201,13 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
         404,
       );
     }
-    const denied = adminDenied(core.config.token, c.req.header("authorization"));
-    if (denied) {
-      if (denied.status === 401) c.header("WWW-Authenticate", 'Bearer realm="cascade"');
-      return c.json({ error: denied.message }, denied.status);
+    // The admin token as a bearer token (curl), or a signed-in page's session and CSRF token.
+    const check = checkAdmin(c, sessions, core.config.token);
+    if (!check.ok) {
+      if (check.status === 401) c.header("WWW-Authenticate", 'Bearer realm="cascade"');
+      return c.json({ error: check.message }, check.status);
     }
+    const by = check.who;
     let body: AdminBody;
     try {
       body = parseAdminBody(action, await c.req.text());
@@ -286,7 +223,7 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
         );
       }
       const forgotten = o.reimage(body.mac!);
-      o.log("admin", { action, mac: body.mac, forgotten });
+      core.note("admin", { action, by, mac: body.mac, forgotten });
       return c.json({ mac: body.mac, forgotten });
     }
     if (action === "enrol") {
@@ -316,10 +253,12 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
         if (!core.draining) core.drain(true);
         break;
       case "end":
+        // Noted before the end, so the run's last events say who ended it.
+        core.note("admin", { action, by, reason: body.reason });
         core.end(body.reason ?? "ended by an admin");
         break;
     }
-    o.log("admin", { action, ...body });
+    if (action !== "end") core.note("admin", { action, by });
     return c.json({ paused: paused(), draining: core.draining, ended: core.ended });
   });
 
@@ -329,7 +268,7 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
     }));
 
   app.get("/", (c) =>
-    c.html(renderDashboardPage(status()), 200, {
+    c.html(renderDashboardPage(hub.snapshot(), dashboardTitle(status())), 200, {
       // Everything the page needs is inline or from this master; the policy keeps it so.
       "content-security-policy":
         "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; " +
@@ -340,6 +279,8 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
 
   app.notFound((c) => c.json({ error: `No such route: ${c.req.method} ${c.req.path}` }, 404));
   app.onError((err, c) => {
+    // A refusal from a middleware (Hono's csrf) is an answer, not an internal error.
+    if (err instanceof HTTPException) return err.getResponse();
     o.log("http-error", { path: c.req.path, error: err.message });
     return c.json({ error: "Internal error in the master; see its log" }, 500);
   });

@@ -8,3 +8,4 @@ export * from "./peer_record.ts";
 export * from "./scheduler.ts";
 export * from "./status.ts";
 export * from "./topology.ts";
+export * from "./feed.ts";

@@ -178,3 +178,40 @@ export function playSample(h: CoreHarness): CoreHarness {
   at(42);
   return h;
 }
+
+/** Read server-sent events from a response (events with data only), each read bounded so a broken stream fails fast. */
+export function sseReader(res: Response) {
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  const read = async () => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("No event within 5 s")), 5000);
+    });
+    try {
+      return await Promise.race([reader.read(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  return {
+    async next(): Promise<{ event: string; data: string; id?: string } | null> {
+      for (;;) {
+        const end = buf.indexOf("\n\n");
+        if (end >= 0) {
+          const block = buf.slice(0, end).split("\n");
+          buf = buf.slice(end + 2);
+          // A block without data (the stream's "retry:" line) is no event.
+          if (!block.some((l) => l.startsWith("data: "))) continue;
+          const field = (k: string) =>
+            block.filter((l) => l.startsWith(`${k}: `)).map((l) => l.slice(k.length + 2));
+          return { event: field("event")[0], data: field("data").join("\n"), id: field("id")[0] };
+        }
+        const { done, value } = await read();
+        if (done) return null;
+        buf += value;
+      }
+    },
+    cancel: () => reader.cancel(),
+  };
+}

@@ -3,3 +3,4 @@ export * from "./control.ts";
 export * from "./status.ts";
 export * from "./data_plane.ts";
 export * from "./ticket.ts";
+export * from "./feed.ts";

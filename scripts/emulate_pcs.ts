@@ -1,0 +1,261 @@
+// Emulated lab PCs against a real master: control sessions only (no chunk moves), with the
+// reports a real client makes (hello, a progress report a second while receiving, received,
+// verified). A PC receives at --rate chunks/s, never ahead of the PC that serves it (so a relay
+// chain moves as a pipeline, as in a real room), and reconnects with its progress after a lost
+// session, as the real client does. The dashboard test and bench_dashboard.ts drive it.
+//
+//   deno run -A scripts/emulate_pcs.ts --master http://127.0.0.1:8080 --pcs 700
+import { parseArgs } from "node:util";
+
+export interface EmulateOptions {
+  master: string;
+  pcs: number;
+  /** Name prefix; PC i is `${prefix}${i}` padded to 4 digits. */
+  prefix?: string;
+  /** Chunks per second each PC receives at (capped by its server's progress). */
+  rate?: number;
+  /** PCs (by index from 1) that fail after 2 chunks: a bad chunk from their server, then they leave. */
+  fail?: number[];
+  /** The server token, for the emulated fake server (PCs need none). */
+  serverToken?: string;
+  /** Also connect one emulated fake server. */
+  fake?: boolean;
+  /** Fetch the manifest first, as the real client does (bytes count in `stats`). */
+  manifest?: boolean;
+  /** Seconds a read-back takes. */
+  readback?: number;
+  log?: (line: string) => void;
+}
+
+export interface EmulateStats {
+  /** Sessions that closed without the master ending the run (each reconnects). */
+  dropped: number;
+  /** "error" messages the master sent (protocol errors). */
+  errors: string[];
+  assigned: number;
+  verified: number;
+  ended: number;
+  manifestBytes: number;
+}
+
+export interface Emulation {
+  stats: EmulateStats;
+  /** Resolves when every PC has heard "end" (or failed as told). */
+  done: Promise<void>;
+  close(): void;
+}
+
+const VERSION = 1;
+
+function mac(i: number): string {
+  const h = i.toString(16).padStart(4, "0");
+  return `52:54:00:ee:${h.slice(0, 2)}:${h.slice(2)}`;
+}
+
+export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
+  const image = await (await fetch(new URL("/api/v1/image", o.master))).json() as {
+    id: string;
+    chunks: number;
+    chunkSize: number;
+  };
+  const prefix = o.prefix ?? "pc-";
+  const rate = o.rate ?? 10;
+  const fail = new Set(o.fail ?? []);
+  const stats: EmulateStats = {
+    dropped: 0,
+    errors: [],
+    assigned: 0,
+    verified: 0,
+    ended: 0,
+    manifestBytes: 0,
+  };
+  const held = new Map<string, number>();
+  const wsUrl = new URL("/api/v1/control", o.master);
+  wsUrl.protocol = wsUrl.protocol === "https:" ? "wss:" : "ws:";
+  let closing = false;
+  const sockets = new Set<WebSocket>();
+  const timers = new Set<ReturnType<typeof setInterval>>();
+  const finished: Promise<void>[] = [];
+  if (o.fake) held.set("fake-server", image.chunks);
+
+  const peer = (i: number, role: "client" | "fake") =>
+    new Promise<void>((resolve) => {
+      const name = role === "fake" ? "fake-server" : `${prefix}${String(i).padStart(4, "0")}`;
+      if (!held.has(name)) held.set(name, 0);
+      let over = false;
+      let verified = false;
+      let backoff = 200;
+      const connect = () => {
+        const ws = new WebSocket(wsUrl);
+        sockets.add(ws);
+        let server: string | null = null;
+        let tick: ReturnType<typeof setInterval> | undefined;
+        let bytes = 0;
+        const send = (m: unknown) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify(m));
+        const stop = () => {
+          if (tick !== undefined) clearInterval(tick), timers.delete(tick);
+          tick = undefined;
+        };
+        ws.onopen = () => {
+          backoff = 200;
+          send({
+            type: "hello",
+            version: VERSION,
+            role,
+            name,
+            mac: role === "client" ? mac(i) : undefined,
+            imageId: image.id,
+            url: `http://127.0.0.1:9/${name}`,
+            capacity: role === "fake" ? 2 : 3,
+            held: held.get(name)!,
+            complete: role === "fake" || verified,
+            ...(role === "fake" && o.serverToken ? { token: o.serverToken } : {}),
+          });
+        };
+        ws.onmessage = (ev) => {
+          const msg = JSON.parse(ev.data as string);
+          if (msg.type === "error") stats.errors.push(`${name}: ${msg.message}`);
+          if (msg.type === "end") {
+            over = true;
+            stats.ended++;
+            stop();
+            ws.close();
+          }
+          if (msg.type !== "assign" || role !== "client") return;
+          stats.assigned++;
+          server = msg.server.id as string;
+          stop();
+          const t0 = performance.now();
+          let last = held.get(name)!;
+          tick = setInterval(() => {
+            const mine = held.get(name)!;
+            const up = held.get(server!) ?? image.chunks;
+            const next = Math.min(image.chunks, up, mine + rate);
+            held.set(name, next);
+            bytes += (next - mine) * image.chunkSize;
+            if (fail.has(i) && next >= Math.min(2, image.chunks)) {
+              stop();
+              send({
+                type: "failed",
+                server,
+                reason: "bad-chunk",
+                detail: `Chunk ${next} failed its SHA-256 check from "${server}"`,
+              });
+              over = true;
+              setTimeout(() => ws.close(), 100);
+              return;
+            }
+            send({
+              type: "progress",
+              held: next,
+              bytes,
+              rate: Math.round((next - last) * image.chunkSize),
+            });
+            last = next;
+            if (next < image.chunks) return;
+            stop();
+            send({ type: "received" });
+            setTimeout(() => {
+              verified = true;
+              stats.verified++;
+              send({
+                type: "verified",
+                ok: true,
+                bad: [],
+                seconds: (performance.now() - t0) / 1000,
+              });
+            }, (o.readback ?? 0.5) * 1000);
+          }, 1000);
+          timers.add(tick);
+        };
+        ws.onerror = () => {};
+        ws.onclose = () => {
+          stop();
+          sockets.delete(ws);
+          if (over || closing) return resolve();
+          stats.dropped++;
+          o.log?.(`dropped ${name}`);
+          setTimeout(connect, backoff);
+          backoff = Math.min(backoff * 2, 5000);
+        };
+      };
+      connect();
+    });
+
+  if (o.fake) finished.push(peer(0, "fake"));
+  for (let i = 1; i <= o.pcs; i++) {
+    if (o.manifest) {
+      const res = await fetch(new URL("/api/v1/manifest", o.master));
+      stats.manifestBytes += (await res.arrayBuffer()).byteLength;
+    }
+    finished.push(peer(i, "client"));
+  }
+  return {
+    stats,
+    done: Promise.all(finished).then(() => {}),
+    close() {
+      closing = true;
+      for (const t of timers) clearInterval(t);
+      for (const ws of sockets) ws.close();
+    },
+  };
+}
+
+const HELP = `Emulated lab PCs: control sessions against a real master, no data moves.
+
+USAGE
+  deno run -A scripts/emulate_pcs.ts --master URL [OPTIONS]
+
+OPTIONS
+  --master URL     the master (required)
+  --pcs N          how many PCs (default 100)
+  --rate N         chunks per second each PC receives at (default 10)
+  --fail LIST      PCs that fail, by number: 3,17 (default none)
+  --fake           also connect an emulated fake server
+  --server-token T the fake server's credential (CASCADE_SERVER_TOKEN)
+  --help           this text
+`;
+
+if (import.meta.main) {
+  const { values: v } = parseArgs({
+    options: {
+      master: { type: "string" },
+      pcs: { type: "string", default: "100" },
+      rate: { type: "string", default: "10" },
+      fail: { type: "string", default: "" },
+      fake: { type: "boolean", default: false },
+      "server-token": { type: "string" },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (v.help) {
+    console.log(HELP);
+    Deno.exit(0);
+  }
+  if (!v.master) {
+    console.error('Missing "--master URL" (see --help)');
+    Deno.exit(2);
+  }
+  const pcs = Number(v.pcs);
+  if (!Number.isInteger(pcs) || pcs < 1) {
+    console.error(`Invalid "--pcs" ${JSON.stringify(v.pcs)}: expected a whole number ≥ 1`);
+    Deno.exit(2);
+  }
+  const em = await emulatePcs({
+    master: v.master,
+    pcs,
+    rate: Number(v.rate),
+    fail: v.fail ? v.fail.split(",").map(Number) : [],
+    fake: v.fake,
+    serverToken: v["server-token"] ?? Deno.env.get("CASCADE_SERVER_TOKEN"),
+    log: (l) => console.log(l),
+  });
+  const show = setInterval(() => console.log(`emulate ${JSON.stringify(em.stats)}`), 2000);
+  Deno.addSignalListener("SIGINT", () => {
+    em.close();
+    Deno.exit(130);
+  });
+  await em.done;
+  clearInterval(show);
+  console.log(`emulate-done ${JSON.stringify({ ...em.stats, errors: em.stats.errors.length })}`);
+}
