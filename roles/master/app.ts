@@ -26,6 +26,8 @@ export interface MasterAppOptions {
   reimage?: (mac: string) => number;
   /** Enrol every PC that network-boots in the next `minutes` (into `group`); returns seconds. */
   enrol?: (minutes: number, group?: string) => number;
+  /** A PC's group by MAC (groups file, enrolment), for the dashboard's room. */
+  groupOf?: (mac: string) => string | undefined;
   /** Event stream pacing in ms: at most one update per `minGap`, at least one per `period`. */
   sse?: { minGap: number; period: number };
 }
@@ -186,6 +188,7 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
     status,
     subscribe: (fn) => core.subscribe(fn),
     pace: o.sse ?? { minGap: 250, period: 1000 },
+    groupOf: o.groupOf,
   });
   eventRoutes(app, hub);
 
@@ -236,7 +239,7 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
       } catch (err) {
         return c.json({ error: `Invalid "enrol" request: ${(err as Error).message}` }, 400);
       }
-      o.log("admin", { action, minutes: body.minutes, group: body.group });
+      core.note("admin", { action, by, minutes: body.minutes, group: body.group });
       return c.json({ enrolling: true, seconds: Math.round(seconds), group: body.group ?? null });
     }
     if (core.ended) return c.json({ error: `The run has ended: ${core.ended}` }, 409);

@@ -24,6 +24,8 @@ export interface FeedHubOptions {
   pace: Pace;
   /** How many deltas to keep for viewers a little behind (more behind: a snapshot). */
   keep?: number;
+  /** A PC's group by MAC, when the master knows groups (the room groups its tiles by it). */
+  groupOf?: (mac: string) => string | undefined;
 }
 
 interface Frame {
@@ -124,7 +126,7 @@ export class FeedHub {
   tick() {
     this.#last = performance.now();
     const status = this.#o.status();
-    const next = feedSnapshot(status, ++this.#seq);
+    const next = feedSnapshot(status, ++this.#seq, this.#o.groupOf);
     if (this.#snap) {
       const delta = feedDiff(this.#snap, next);
       this.#deltas.push({
@@ -144,7 +146,7 @@ export class FeedHub {
 
   /** The current snapshot (computing one if nobody watches). */
   snapshot(): FeedSnapshot {
-    return this.#snap ?? feedSnapshot(this.#o.status(), 0);
+    return this.#snap ?? feedSnapshot(this.#o.status(), 0, this.#o.groupOf);
   }
 
   #snapshotFrame(): Frame {

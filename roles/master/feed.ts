@@ -28,7 +28,7 @@ function clip(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
-export function feedPeer(p: LivePeer & { group?: string }): FeedPeer {
+export function feedPeer(p: LivePeer, group?: string): FeedPeer {
   const state = shownState(p);
   const out: FeedPeer = {
     r: p.role === "client" ? "c" : p.role === "fake" ? "f" : "s",
@@ -48,7 +48,7 @@ export function feedPeer(p: LivePeer & { group?: string }): FeedPeer {
     if (note) out.why = clip(note, 200);
   }
   if (p.verified) out.ok = 1;
-  if (p.group) out.g = p.group;
+  if (group) out.g = group;
   if (p.seconds !== null) out.t = Math.round(p.seconds);
   return out;
 }
@@ -74,12 +74,21 @@ export function feedRun(s: LiveStatus): FeedRun {
     totals: { ...s.totals },
     queues: { servers: s.queues.servers.length, clients: s.queues.clients.length },
     recent: s.recent.slice(-FEED_EVENTS).reverse().map((e) => eventText(e, s.startedAt)),
+    unenrolled: {
+      count: s.unenrolled.length,
+      first: s.unenrolled.slice(0, 20).map((u) => `${u.mac} (${u.address})`),
+    },
   };
 }
 
-export function feedSnapshot(s: LiveStatus, seq: number): FeedSnapshot {
+/** The feed at `seq`; `groupOf` names a PC's group (by MAC) when the master knows groups. */
+export function feedSnapshot(
+  s: LiveStatus,
+  seq: number,
+  groupOf?: (mac: string) => string | undefined,
+): FeedSnapshot {
   const peers: Record<string, FeedPeer> = {};
-  for (const p of s.peers) peers[p.id] = feedPeer(p);
+  for (const p of s.peers) peers[p.id] = feedPeer(p, p.mac ? groupOf?.(p.mac) : undefined);
   return { seq, t: Math.round(s.now - s.startedAt), run: feedRun(s), peers };
 }
 

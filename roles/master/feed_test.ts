@@ -111,3 +111,18 @@ Deno.test("feed: one PC in short keys; rates to two significant digits", () => {
     0,
   ]);
 });
+
+Deno.test("feed: a PC's group (by MAC) and the PCs that booted without being enrolled", () => {
+  const s = liveStatus(sampleRun().core, SAMPLE_MANIFEST, 1042);
+  s.unenrolled = [{
+    mac: "52:54:00:aa:00:01",
+    address: "10.0.9.1",
+    firstAt: 1,
+    lastAt: 2,
+    boots: 2,
+  }];
+  const snap = feedSnapshot(s, 1, (mac) => (mac === "52:54:00:00:01:01" ? "room-101" : undefined));
+  assert.equal(snap.peers["pc-01"].g, "room-101");
+  assert.equal(snap.peers["pc-02"].g, undefined);
+  assert.deepEqual(snap.run.unenrolled, { count: 1, first: ["52:54:00:aa:00:01 (10.0.9.1)"] });
+});

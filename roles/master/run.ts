@@ -68,6 +68,21 @@ function enrolmentStore(history: History | undefined): EnrolmentStore {
   };
 }
 
+/**
+ * A PC's group for the dashboard, remembered for a minute per MAC: the feed asks for every PC
+ * every tick, and an enrolment may live in the history's database.
+ */
+function groupLookup(enrolment: Enrolment): (mac: string) => string | undefined {
+  const known = new Map<string, { group: string | undefined; at: number }>();
+  return (mac) => {
+    const hit = known.get(mac);
+    if (hit && now() - hit.at < 60) return hit.group;
+    const group = enrolment.groupOf(mac)?.name;
+    known.set(mac, { group, at: now() });
+    return group;
+  };
+}
+
 function bootApp(
   n: NetbootOptions,
   build: Record<string, unknown>,
@@ -172,6 +187,7 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
       ? (minutes, group) => enrolment.openWindow(now() + minutes * 60, group).until - now()
       : undefined,
     reimage: o.history ? (mac) => o.history!.forgetImaged(mac) : undefined,
+    groupOf: enrolment ? groupLookup(enrolment) : undefined,
   });
 
   // Linger needs a clock: wake at the scheduler's next deadline (and at least every second).

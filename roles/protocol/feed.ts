@@ -47,6 +47,9 @@ export interface FeedRun {
   queues: { servers: number; clients: number };
   /** The latest events, newest first, as text lines ("+12s assign server=… clients=…"). */
   recent: string[];
+  /** PCs that network-booted but are not enrolled (they boot their own disk): how many, and
+   * the first 20 as "MAC (address)". */
+  unenrolled: { count: number; first: string[] };
 }
 
 export interface FeedSnapshot {

@@ -81,6 +81,7 @@ color:#fff;font-weight:800;font-size:.85rem;background:var(--c)}
 #detail .close{position:absolute;right:.4rem;top:.3rem}
 ol.log,ol.fails,#events{margin:0;padding-left:1.2rem;font-size:.8rem;max-height:14rem;overflow:auto}
 ol.fails li{color:var(--failed)}#events{list-style:none;padding:0}#events li{border-bottom:1px solid var(--line)}
+#unenrolled{font-size:.85rem;color:var(--verifying);font-weight:700;margin:.4rem 0 0}
 `;
 
 /** The snapshot inside a script element: "<" escaped, so no text in it can end the element. */
@@ -108,7 +109,7 @@ export function renderDashboardPage(snapshot: FeedSnapshot, title: string): stri
 </div><aside>
 <section id="detail" hidden></section>
 <section><h2>Who serves whom</h2><div id="chains"></div></section>
-<section><h2>Latest events</h2><ol id="events"></ol></section>
+<section><h2>Latest events</h2><ol id="events"></ol><p id="unenrolled" hidden></p></section>
 </aside></div>
 <div id="conn">connecting…</div>
 <noscript><p>This page draws itself with JavaScript; the run as JSON is at /api/v1/status.</p></noscript>

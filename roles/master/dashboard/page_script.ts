@@ -133,6 +133,10 @@ function renderHead() {
       '" data-filter="' + s + '">' + s + " <b>" + (n[s] || 0) + "</b></button>").join("") +
     '<span class="rate">' + rate(total) + " total · queues: " + r.queues.servers + " servers, " + r.queues.clients + " clients</span>";
   $("#events").innerHTML = r.recent.map((e) => "<li>" + esc(e) + "</li>").join("");
+  const u = r.unenrolled;
+  $("#unenrolled").hidden = u.count === 0;
+  $("#unenrolled").textContent = "Booted, not enrolled (boot their own disk): " + u.count + ": " +
+    u.first.join(", ") + (u.count > u.first.length ? ", …" : "");
 }
 
 function sortKey(id, p) {
@@ -234,6 +238,7 @@ function renderAdmin() {
   bar.innerHTML = "<span>signed in as <b>" + esc(admin.who) + "</b></span>" +
     ["pause", "resume", "drain", "end"].map((a) => '<button class="act" data-act="' + a + '">' + a + "</button>").join("") +
     '<button class="act" data-act="reimage" data-mac="all">re-image all</button>' +
+    '<button class="act" data-act="enrol">enrol…</button>' +
     '<button id="signout">sign out</button><span id="adminmsg"></span>';
 }
 
@@ -306,6 +311,10 @@ document.addEventListener("click", (e) => {
       const reason = prompt("End the run for every PC. Reason:", "ended by an admin");
       if (reason !== null) act("end", reason ? { reason } : null);
     } else if (a === "reimage") act("reimage", { mac: t.dataset.mac });
+    else if (a === "enrol") {
+      const minutes = prompt("Image every new PC that network-boots in the next N minutes. N:", "10");
+      if (minutes !== null) act("enrol", { minutes: Number(minutes) });
+    }
     else act(a, null);
   } else if (t.id === "signout") {
     fetch("api/v1/session", { method: "DELETE", headers: { "x-csrf-token": admin.csrf } }).then(() => { admin = null; renderAdmin(); });
