@@ -9,6 +9,7 @@ import type { Logger } from "../../imagetools/kit/mod.ts";
 import { dashboardTitle, renderDashboardPage } from "./dashboard/mod.ts";
 import { liveStatus } from "./live_status.ts";
 import { eventRoutes, FeedHub } from "./events_stream.ts";
+import { EncodedBody } from "./manifest_route.ts";
 import { adminDenied, AdminSessions, checkAdmin, sessionRoutes } from "./admin_session.ts";
 import { type EventRecord, type MasterCore, type SessionKey } from "./core.ts";
 import { renderMetrics, RunCounters } from "./metrics.ts";
@@ -153,13 +154,14 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
     return response;
   });
 
-  app.get("/api/v1/manifest", () =>
-    new Response(manifestBytes as BufferSource, {
-      headers: { "content-type": "application/json", "x-cascade-image": core.config.imageId },
-    }));
-
-  app.get("/api/v1/image", (c) =>
-    c.json({
+  // Every PC fetches these at the start: encoded once, served compressed, cached by ETag.
+  const manifestBody = new EncodedBody(manifestBytes, "application/json", core.config.imageId);
+  app.get(
+    "/api/v1/manifest",
+    (c) => manifestBody.respond(c, { "x-cascade-image": core.config.imageId }),
+  );
+  const imageBody = new EncodedBody(
+    new TextEncoder().encode(JSON.stringify({
       id: core.config.imageId,
       name: manifest.name,
       size: manifest.size,
@@ -168,7 +170,11 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
       zeroChunks: manifest.chunks.filter((ch) => ch.zero).length,
       md5: manifest.md5,
       sha256: manifest.sha256,
-    }));
+    })),
+    "application/json",
+    `${core.config.imageId}-summary`,
+  );
+  app.get("/api/v1/image", (c) => imageBody.respond(c));
 
   app.get("/api/v1/status", (c) => c.json(status()));
 
