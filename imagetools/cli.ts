@@ -38,9 +38,17 @@ export const SLICE_SPEC: CommandSpec = {
     },
     name: { type: "string", arg: "NAME", help: "Image name in the manifest (default: file name)" },
     force: { type: "boolean", short: "f", help: "Replace an existing slices folder" },
+    raw: {
+      type: "boolean",
+      help: "Keep every byte: read no partition table or file system (free blocks kept)",
+      env: "CASCADE_RAW",
+    },
     quiet: { ...quietOption, help: "No progress; print only the image id" },
   },
   notes: [
+    "Reads the partition table (MBR, GPT) and the used-block maps of NTFS, ext2/3/4,",
+    "FAT12/16/32 and Linux swap (its header page only): free blocks become zeros before",
+    "hashing, so the manifest describes exactly that image. Anything else is kept byte for byte.",
     "Writes DIR/manifest.json and DIR/chunks/<sha256>.chunk; all-zero chunks are not stored,",
     "identical chunks are stored once. Prints the image id (SHA-256 of manifest.json) last.",
     "A block device needs --out (nothing is written beside /dev/...).",
@@ -119,6 +127,7 @@ export async function sliceMain(args: string[]): Promise<number> {
     chunkSize: chunkSizeOption(p.values["chunk-size"] as string),
     name: p.values.name as string | undefined,
     force: p.values.force === true,
+    raw: p.values.raw === true,
     progress: progressMode(quiet),
   });
   if (!quiet) reportLeftovers(r.removedLeftovers);

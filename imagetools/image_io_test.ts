@@ -84,10 +84,10 @@ Deno.test("loadManifest names the file and the fault", () =>
     await assert.rejects(loadManifest(dir), {
       message: `Cannot read manifest "${path}": no such file or directory`,
     });
-    await Deno.writeTextFile(path, '{"format":2}');
+    await Deno.writeTextFile(path, '{"format":3}');
     await assert.rejects(loadManifest(path), {
       message:
-        `Cannot load manifest "${path}": Invalid manifest: unsupported format version 2 (this Cascade reads format 1)`,
+        `Cannot load manifest "${path}": Invalid manifest: unsupported format version 3 (this Cascade reads formats 1 and 2)`,
     });
     await Deno.writeFile(path, new Uint8Array([0x7b, 0xff, 0x7d]));
     await assert.rejects(loadManifest(dir), {

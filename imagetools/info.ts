@@ -1,10 +1,18 @@
 // A human summary of a manifest. Pure: the CLI shell loads the manifest and prints this.
-import { chunkCount, chunkLength, type Manifest } from "./manifest.ts";
+import {
+  chunkCount,
+  chunkLength,
+  type Manifest,
+  type ManifestLayout,
+  type ManifestVolume,
+} from "./manifest.ts";
 import { formatBytes } from "./kit/mod.ts";
 
 export interface ManifestStats {
   chunks: number;
   zeroChunks: number;
+  /** Zero chunks wholly in free blocks: never written on a PC. */
+  freeChunks: number;
   /** Distinct non-zero chunks: the chunk files a slices folder holds. */
   uniqueChunks: number;
   /** Bytes in those chunk files. */
@@ -16,8 +24,10 @@ export function manifestStats(m: Manifest): ManifestStats {
   const chunks = chunkCount(m.size, m.chunkSize);
   const seen = new Set<string>();
   let zeroChunks = 0;
+  let freeChunks = 0;
   let storedBytes = 0;
   m.chunks.forEach((c, i) => {
+    if (c.free) freeChunks++;
     if (c.zero) zeroChunks++;
     else if (!seen.has(c.sha256)) {
       seen.add(c.sha256);
@@ -27,6 +37,7 @@ export function manifestStats(m: Manifest): ManifestStats {
   return {
     chunks,
     zeroChunks,
+    freeChunks,
     uniqueChunks: seen.size,
     storedBytes,
     lastChunkLength: chunkLength(m, chunks - 1),
@@ -50,13 +61,36 @@ export function renderInfo(m: Manifest, imageId: string): string {
         ? String(s.chunks)
         : `${s.chunks} (the last one ${s.lastChunkLength} bytes)`,
     ],
-    ["Zero chunks", String(s.zeroChunks)],
+    [
+      "Zero chunks",
+      m.layout ? `${s.zeroChunks} (${s.freeChunks} wholly free)` : String(s.zeroChunks),
+    ],
     ["Unique chunks stored", String(s.uniqueChunks)],
     ["Bytes stored", sized(s.storedBytes)],
     ["Image id", imageId],
     ["Image MD5", m.md5],
     ["Image SHA-256", m.sha256],
+    ...(m.layout ? layoutRows(m.layout) : []),
   ];
   const width = Math.max(...rows.map(([k]) => k.length)) + 2;
   return rows.map(([k, v]) => `${(k + ":").padEnd(width)}${v}`).join("\n") + "\n";
+}
+
+const SCHEME_LABEL = { mbr: "MBR", gpt: "GPT", none: "no partition table" } as const;
+
+/** One line for a volume: where, what, and how much of it is used and free. */
+export function volumeLine(v: ManifestVolume): string {
+  const what = [v.typeName ?? v.type, v.name ? `"${v.name}"` : undefined].filter(Boolean);
+  const head = `${what.length ? what.join(" ") + ", " : ""}${formatBytes(v.size)} at ${v.start}`;
+  if (v.fs === null) return `${head}: no file system understood, kept whole`;
+  if (v.note) return `${head}: ${v.fs}, kept whole (${v.note})`;
+  return `${head}: ${v.fs}, ${formatBytes(v.size - v.free)} used, ${formatBytes(v.free)} free`;
+}
+
+function layoutRows(l: ManifestLayout): [string, string][] {
+  const rows: [string, string][] = [["Partition table", SCHEME_LABEL[l.scheme]]];
+  for (const v of l.volumes) {
+    rows.push([v.number === 0 ? "Whole disk" : `Partition ${v.number}`, volumeLine(v)]);
+  }
+  return rows;
 }

@@ -12,6 +12,7 @@ Deno.test("manifestStats counts zero, unique and stored chunks", () => {
   assert.deepEqual(manifestStats(manifest), {
     chunks: 6,
     zeroChunks: 2,
+    freeChunks: 0,
     uniqueChunks: 3,
     storedBytes: 2 * CHUNK + 100,
     lastChunkLength: 100,
@@ -33,6 +34,51 @@ Deno.test("renderInfo prints the whole summary", () => {
       `Image id:             ${id}`,
       `Image MD5:            ${manifest.md5}`,
       `Image SHA-256:        ${manifest.sha256}`,
+      "",
+    ].join("\n"),
+  );
+});
+
+Deno.test("renderInfo of a format 2 manifest shows each partition: file system, used, free", () => {
+  const id = "cd".repeat(32);
+  const m = {
+    ...manifest,
+    format: 2 as const,
+    chunks: manifest.chunks.map((c, i) => i === 3 ? { ...c, free: true } : c),
+    layout: {
+      scheme: "gpt" as const,
+      volumes: [
+        {
+          number: 1,
+          start: 1048576,
+          size: 41943040,
+          type: "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
+          typeName: "EFI system",
+          name: "EFI",
+          fs: "fat32",
+          free: 40000000,
+        },
+        { number: 2, start: 43040768, size: 8388608, type: "E3C9", fs: null, free: 0 },
+        {
+          number: 3,
+          start: 51429376,
+          size: 67108864,
+          fs: "ntfs",
+          note: "NTFS volume is marked dirty (not cleanly unmounted)",
+          free: 0,
+        },
+      ],
+    },
+  };
+  const text = renderInfo(m, id);
+  assert.equal(
+    text.split("\n").slice(4, 5).concat(text.split("\n").slice(10)).join("\n"),
+    [
+      "Zero chunks:          2 (1 wholly free)",
+      "Partition table:      GPT",
+      'Partition 1:          EFI system "EFI", 40.0 MiB at 1048576: fat32, 1.9 MiB used, 38.1 MiB free',
+      "Partition 2:          E3C9, 8.0 MiB at 43040768: no file system understood, kept whole",
+      "Partition 3:          64.0 MiB at 51429376: ntfs, kept whole (NTFS volume is marked dirty (not cleanly unmounted))",
       "",
     ].join("\n"),
   );

@@ -5,7 +5,12 @@ import { zeroChunkHashes } from "./hashing/mod.ts";
 
 export { zeroChunkHashes };
 
+/** The plain format: what a manifest is written in when it needs nothing of a newer one. */
 export const MANIFEST_FORMAT = 1;
+/** Format 2 adds the disk's layout (partitions, file systems, free bytes) and chunks marked
+ * free (wholly in blocks a file system does not use). Format 1 is still read. */
+export const MANIFEST_FORMAT_V2 = 2;
+export type ManifestFormat = typeof MANIFEST_FORMAT | typeof MANIFEST_FORMAT_V2;
 /** Chunks larger than this are refused: a chunk is held in memory whole. */
 export const MAX_CHUNK_SIZE = 256 * 1024 * 1024;
 /** Smallest chunk worth having: below it the per-chunk overhead dominates. */
@@ -19,16 +24,42 @@ export interface ChunkEntry {
   sha256: string;
   /** All zero bytes: never stored, never transferred, written as zeros. */
   zero: boolean;
+  /** (format 2) Zero, and wholly in blocks the file systems leave free: need not be written
+   * (nor read back) at all. Only ever true with `zero`. */
+  free?: boolean;
+}
+
+/** (format 2) One partition (or the whole disk: number 0) and what slicing found in it. */
+export interface ManifestVolume {
+  number: number;
+  start: number;
+  size: number;
+  type?: string;
+  typeName?: string;
+  name?: string;
+  /** The file system understood, or null: then every byte was kept. */
+  fs: string | null;
+  /** Why a recognised file system was kept whole. */
+  note?: string;
+  /** Bytes of free blocks, zeros in the image. */
+  free: number;
+}
+
+export interface ManifestLayout {
+  scheme: "mbr" | "gpt" | "none";
+  volumes: ManifestVolume[];
 }
 
 export interface Manifest {
-  format: typeof MANIFEST_FORMAT;
+  format: ManifestFormat;
   name: string;
   size: number;
   chunkSize: number;
   md5: string;
   sha256: string;
   chunks: ChunkEntry[];
+  /** (format 2) The disk's partitions and file systems, as slicing found them. */
+  layout?: ManifestLayout;
 }
 
 const MD5_HEX = /^[0-9a-f]{32}$/;
@@ -93,17 +124,20 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 /** Validate an already-decoded value as a manifest; throws one clear error naming the field. */
 export function validateManifest(value: unknown): Manifest {
   if (!isRecord(value)) throw new TypeError("Invalid manifest: the top level is not a JSON object");
-  const known = new Set(["format", "name", "size", "chunkSize", "md5", "sha256", "chunks"]);
-  for (const key of Object.keys(value)) {
-    if (!known.has(key)) throw new SyntaxError(`Invalid manifest: unknown field "${key}"`);
-  }
   if (value.format === undefined) throw new SyntaxError('Invalid manifest: missing field "format"');
-  if (value.format !== MANIFEST_FORMAT) {
+  if (value.format !== MANIFEST_FORMAT && value.format !== MANIFEST_FORMAT_V2) {
     throw new RangeError(
       `Invalid manifest: unsupported format version ${
         JSON.stringify(value.format)
-      } (this Cascade reads format ${MANIFEST_FORMAT})`,
+      } (this Cascade reads formats ${MANIFEST_FORMAT} and ${MANIFEST_FORMAT_V2})`,
     );
+  }
+  const format: ManifestFormat = value.format;
+  const v2 = format === MANIFEST_FORMAT_V2;
+  const known = new Set(["format", "name", "size", "chunkSize", "md5", "sha256", "chunks"]);
+  if (v2) known.add("layout");
+  for (const key of Object.keys(value)) {
+    if (!known.has(key)) throw new SyntaxError(`Invalid manifest: unknown field "${key}"`);
   }
   const name = value.name;
   if (
@@ -136,15 +170,25 @@ export function validateManifest(value: unknown): Manifest {
     const where = `chunk ${i}`;
     if (!isRecord(c)) throw new TypeError(`Invalid manifest: ${where} is not a JSON object`);
     for (const key of Object.keys(c)) {
-      if (key !== "md5" && key !== "sha256" && key !== "zero") {
+      if (key !== "md5" && key !== "sha256" && key !== "zero" && !(v2 && key === "free")) {
         throw new SyntaxError(`Invalid manifest: unknown field "${key}" in ${where}`);
       }
     }
-    const entry = {
+    const entry: ChunkEntry = {
       md5: requireHex(c, "md5", MD5_HEX, where),
       sha256: requireHex(c, "sha256", SHA256_HEX, where),
-      zero: c.zero,
+      zero: c.zero as boolean,
     };
+    if (c.free !== undefined) {
+      if (c.free !== true || c.zero !== true) {
+        throw new SyntaxError(
+          `Invalid manifest: field "free" in ${where} (${
+            JSON.stringify(c.free)
+          }) must be true, and only on a zero chunk`,
+        );
+      }
+      entry.free = true;
+    }
     if (typeof entry.zero !== "boolean") {
       throw new TypeError(
         `Invalid manifest: field "zero" in ${where} (${
@@ -160,9 +204,67 @@ export function validateManifest(value: unknown): Manifest {
         );
       }
     }
-    return entry as ChunkEntry;
+    return entry;
   });
-  return { format: MANIFEST_FORMAT, name, size, chunkSize, md5, sha256, chunks };
+  const manifest: Manifest = { format, name, size, chunkSize, md5, sha256, chunks };
+  if (v2 && value.layout !== undefined) manifest.layout = validateLayout(value.layout, size);
+  return manifest;
+}
+
+const SCHEMES = new Set(["mbr", "gpt", "none"]);
+const PRINTABLE = /^[\x20-\x7e\u00a0-\uffff]{0,200}$/;
+
+function validateLayout(value: unknown, size: number): ManifestLayout {
+  if (!isRecord(value)) throw new TypeError('Invalid manifest: field "layout" is not an object');
+  for (const key of Object.keys(value)) {
+    if (key !== "scheme" && key !== "volumes") {
+      throw new SyntaxError(`Invalid manifest: unknown field "${key}" in layout`);
+    }
+  }
+  if (typeof value.scheme !== "string" || !SCHEMES.has(value.scheme)) {
+    throw new SyntaxError(
+      `Invalid manifest: ${field("layout", "scheme", value.scheme)} is not mbr, gpt or none`,
+    );
+  }
+  if (!Array.isArray(value.volumes) || value.volumes.length > 1024) {
+    throw new TypeError('Invalid manifest: field "volumes" in layout is not an array (<= 1024)');
+  }
+  const volumes = value.volumes.map((v: unknown, i: number): ManifestVolume => {
+    const where = `volume ${i}`;
+    if (!isRecord(v)) throw new TypeError(`Invalid manifest: ${where} is not a JSON object`);
+    const known = ["number", "start", "size", "type", "typeName", "name", "fs", "note", "free"];
+    for (const key of Object.keys(v)) {
+      if (!known.includes(key)) {
+        throw new SyntaxError(`Invalid manifest: unknown field "${key}" in ${where}`);
+      }
+    }
+    const out: ManifestVolume = {
+      number: requireInteger(v, "number", 0, 4096),
+      start: requireInteger(v, "start", 0, size),
+      size: requireInteger(v, "size", 0, size),
+      fs: null,
+      free: requireInteger(v, "free", 0, size),
+    };
+    for (const key of ["type", "typeName", "name", "note"] as const) {
+      if (v[key] === undefined) continue;
+      const text = v[key];
+      if (typeof text !== "string" || !PRINTABLE.test(text)) {
+        throw new SyntaxError(
+          `Invalid manifest: ${field(where, key, text)} is not printable text (<= 200)`,
+        );
+      }
+      out[key] = text;
+    }
+    if (v.fs !== null && (typeof v.fs !== "string" || !/^[a-z0-9]{1,16}$/.test(v.fs))) {
+      throw new SyntaxError(`Invalid manifest: ${field(where, "fs", v.fs)} is not a name or null`);
+    }
+    out.fs = v.fs;
+    if (out.start + out.size > size || out.free > out.size) {
+      throw new RangeError(`Invalid manifest: ${where} does not fit the image`);
+    }
+    return out;
+  });
+  return { scheme: value.scheme as ManifestLayout["scheme"], volumes };
 }
 
 /** Parse manifest text (JSON) strictly. */
@@ -178,6 +280,7 @@ export function parseManifest(text: string): Manifest {
 
 /** Canonical text: fixed key order, one chunk per line, trailing newline. */
 export function serializeManifest(m: Manifest): string {
+  const v2 = m.format === MANIFEST_FORMAT_V2;
   const head = JSON.stringify({
     format: m.format,
     name: m.name,
@@ -185,9 +288,34 @@ export function serializeManifest(m: Manifest): string {
     chunkSize: m.chunkSize,
     md5: m.md5,
     sha256: m.sha256,
+    ...(v2 && m.layout ? { layout: canonicalLayout(m.layout) } : {}),
   });
-  const lines = m.chunks.map((c) => JSON.stringify({ md5: c.md5, sha256: c.sha256, zero: c.zero }));
+  const lines = m.chunks.map((c) =>
+    JSON.stringify({
+      md5: c.md5,
+      sha256: c.sha256,
+      zero: c.zero,
+      ...(v2 && c.free ? { free: true } : {}),
+    })
+  );
   return `${head.slice(0, -1)},"chunks":[\n${lines.join(",\n")}\n]}\n`;
+}
+
+function canonicalLayout(l: ManifestLayout): ManifestLayout {
+  return {
+    scheme: l.scheme,
+    volumes: l.volumes.map((v) => ({
+      number: v.number,
+      start: v.start,
+      size: v.size,
+      ...(v.type !== undefined ? { type: v.type } : {}),
+      ...(v.typeName !== undefined ? { typeName: v.typeName } : {}),
+      ...(v.name !== undefined ? { name: v.name } : {}),
+      fs: v.fs,
+      ...(v.note !== undefined ? { note: v.note } : {}),
+      free: v.free,
+    })),
+  };
 }
 
 /** The image id: SHA-256 (hex) of the manifest file's exact bytes. */

@@ -14,7 +14,14 @@ import {
   InlineImageHasher,
   SplitImageHasher,
 } from "./hashing/mod.ts";
-import { CHUNKS_DIR, defaultSlicesDir, MANIFEST_FILE, openImage, osReason } from "./image_io.ts";
+import {
+  CHUNKS_DIR,
+  defaultSlicesDir,
+  type ImageSource,
+  MANIFEST_FILE,
+  openImage,
+  osReason,
+} from "./image_io.ts";
 import {
   chunkCount,
   type ChunkEntry,
@@ -24,13 +31,16 @@ import {
   imageIdOf,
   type Manifest,
   MANIFEST_FORMAT,
+  MANIFEST_FORMAT_V2,
   MAX_CHUNK_SIZE,
   MAX_IMAGE_SIZE,
   MIN_CHUNK_SIZE,
   parseManifest,
   serializeManifest,
 } from "./manifest.ts";
+import { volumeLine } from "./info.ts";
 import { leftoverPath, removeLeftovers } from "./leftovers.ts";
+import { analyzeDisk, type DiskLayout, isWhollyFree, zeroFreeBlocks } from "./fs/mod.ts";
 import { Progress, type ProgressMode } from "./kit/mod.ts";
 import { formatBytes } from "./kit/mod.ts";
 
@@ -56,6 +66,9 @@ export interface SliceOptions {
   /** Write chunk files around the page cache (O_DIRECT) where the file system allows
    * (default true; false is the benchmark's comparison). */
   direct?: boolean;
+  /** Keep every byte: no partition table or file system is read, free blocks are kept as they
+   * are (default false: free blocks of understood file systems become zeros). */
+  raw?: boolean;
 }
 
 export interface SliceResult {
@@ -66,6 +79,12 @@ export interface SliceResult {
   dir: string;
   chunks: number;
   zeroChunks: number;
+  /** Zero chunks wholly in free blocks (marked free: never written on a PC). */
+  freeChunks: number;
+  /** Bytes of free blocks turned into zeros (0 with `raw`). */
+  zeroedBytes: number;
+  /** What the partition tables and file systems were found to be (absent with `raw`). */
+  layout?: DiskLayout;
   /** Distinct non-zero chunks written (identical chunks are stored once). */
   storedChunks: number;
   storedBytes: number;
@@ -175,11 +194,14 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
     }
 
     const size = src.size;
+    const layout = options.raw ? undefined : await analyzeDisk(readerOf(src), size);
     const count = chunkCount(size, chunkSize);
     const entries: ChunkEntry[] = new Array(count);
     const stored = new Set<string>();
     let storedBytes = 0;
     let zeroChunks = 0;
+    let freeChunks = 0;
+    let zeroedBytes = 0;
     let hashed = 0;
     const progress = new Progress({
       label: `slice ${name}`,
@@ -234,11 +256,18 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
             `Cannot slice "${options.image}": it ended at byte ${offset + n}, expected ${size}`,
           );
         }
+        // Free blocks become zeros before anything is hashed: the manifest describes exactly
+        // the image a PC ends up with.
+        if (layout) zeroedBytes += zeroFreeBlocks(layout, offset, view);
         // push() posts to the hashing threads before its first await: chunks stay in order.
         const hashing = hasher.push(view);
         const task = (async () => {
           const h = await hashing;
           entries[i] = h;
+          if (h.zero && layout && isWhollyFree(layout, offset, offset + length)) {
+            entries[i] = { ...h, free: true };
+            freeChunks++;
+          }
           if (h.zero) zeroChunks++;
           else if (!stored.has(h.sha256)) {
             stored.add(h.sha256);
@@ -261,14 +290,17 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
       const whole = await hasher.finish();
       progress.finish();
 
+      // Format 1 as before when no file system was understood: nothing of format 2 to say.
+      const v2 = layout !== undefined && layout.maps.length > 0;
       const manifest: Manifest = {
-        format: MANIFEST_FORMAT,
+        format: v2 ? MANIFEST_FORMAT_V2 : MANIFEST_FORMAT,
         name,
         size,
         chunkSize,
         md5: whole.md5,
         sha256: whole.sha256,
-        chunks: entries,
+        chunks: v2 ? entries : entries.map(({ md5, sha256, zero }) => ({ md5, sha256, zero })),
+        ...(v2 ? { layout: { scheme: layout.scheme, volumes: layout.volumes } } : {}),
       };
       const text = serializeManifest(manifest);
       parseManifest(text); // never write a manifest this very code would refuse
@@ -292,6 +324,9 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
         dir: out,
         chunks: count,
         zeroChunks,
+        freeChunks,
+        zeroedBytes,
+        ...(layout ? { layout } : {}),
         storedChunks: stored.size,
         storedBytes,
         direct: writer.direct,
@@ -305,6 +340,23 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
     src.close();
     if (tmp !== undefined) await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
+}
+
+/** The file-system parsers' view of an open image (reads outside the image are refused). */
+function readerOf(src: ImageSource) {
+  return async (offset: number, length: number): Promise<Uint8Array> => {
+    if (offset < 0 || length < 0 || offset + length > src.size) {
+      throw new RangeError(
+        `Cannot read ${length} bytes at offset ${offset} of "${src.path}": it is ${src.size} bytes`,
+      );
+    }
+    const buf = new Uint8Array(length);
+    const n = await src.readAt(offset, buf);
+    if (n !== length) {
+      throw new Error(`Cannot read "${src.path}": it ended at byte ${offset + n}`);
+    }
+    return buf;
+  };
 }
 
 async function writeChunk(writer: NewFileWriter, path: string, bytes: Uint8Array) {
@@ -332,11 +384,19 @@ async function swapIn(tmp: string, out: string, replace: boolean) {
   await Deno.remove(old, { recursive: true });
 }
 
-/** One line for the end of a slice run. */
+/** The lines for the end of a slice run: what each partition held, then the totals. */
 export function sliceSummary(r: SliceResult): string {
-  return `Sliced "${r.manifest.name}" (${
+  // Nothing understood: the image was sliced as it is, and the summary says only that.
+  const understood = r.layout && r.layout.maps.length > 0 ? r.layout : undefined;
+  const volumes = (understood?.volumes ?? []).map((v) =>
+    `${v.number === 0 ? "Whole disk" : `Partition ${v.number}`}: ${volumeLine(v)}\n`
+  ).join("");
+  const zeroed = understood
+    ? `; ${formatBytes(r.zeroedBytes)} of free blocks zeroed, ${r.freeChunks} chunks wholly free`
+    : "";
+  return `${volumes}Sliced "${r.manifest.name}" (${
     formatBytes(r.manifest.size)
   }) into ${r.chunks} chunks: ${r.zeroChunks} zero, ${r.storedChunks} stored (${
     formatBytes(r.storedBytes)
-  }) in "${r.dir}"`;
+  }) in "${r.dir}"${zeroed}`;
 }

@@ -1,0 +1,129 @@
+// What a disk holds: its partition table, and for each partition (or the whole disk, when it has
+// no table) the file system found there and the map of the blocks it uses. Anything not
+// understood (no table, an unknown or encrypted file system, a file system whose map is not
+// trusted, space outside every partition, the tables themselves) has no map, so every byte of it
+// is kept. Pure over a ReadAt.
+import { extUsedMap } from "./ext.ts";
+import { fatUsedMap } from "./fat.ts";
+import { ntfsUsedMap } from "./ntfs.ts";
+import { type Partition, readPartitionTable, TYPE_NAMES } from "./partitions.ts";
+import { ascii, NotUnderstood, type ReadAt, u16 } from "./reader.ts";
+import { swapUsedMap } from "./swap.ts";
+import { freeBytes, type UsedMap, whollyFree, zeroFree } from "./used_map.ts";
+
+export type FsKind = "ntfs" | "ext2" | "ext3" | "ext4" | "fat12" | "fat16" | "fat32" | "swap";
+
+export interface Volume {
+  /** Partition number (0: a file system on the whole disk). */
+  number: number;
+  start: number;
+  size: number;
+  /** Partition type (MBR byte or GPT GUID) and its common name; absent on a whole disk. */
+  type?: string;
+  typeName?: string;
+  /** GPT partition name. */
+  name?: string;
+  /** The file system found, or null for none understood. */
+  fs: FsKind | null;
+  /** Why the partition is kept whole even though its file system was recognised. */
+  note?: string;
+  /** Bytes of the partition that are free (become zeros); 0 when kept whole. */
+  free: number;
+}
+
+export interface DiskLayout {
+  size: number;
+  scheme: "mbr" | "gpt" | "none";
+  volumes: Volume[];
+  /** The used maps of the understood volumes, in disk order. */
+  maps: UsedMap[];
+}
+
+async function probe(
+  read: ReadAt,
+  start: number,
+  size: number,
+): Promise<{ fs: FsKind | null; map?: UsedMap; note?: string }> {
+  // The signatures first, so a file system whose map is not understood is still named.
+  const boot = await read(start, Math.min(size, 2048));
+  let fs: FsKind | null = null;
+  if (ascii(boot, 3, 8) === "NTFS    ") fs = "ntfs";
+  else if (boot.length >= 2048 && u16(boot, 1024 + 0x38) === 0xef53) fs = "ext2";
+  try {
+    const ntfs = await ntfsUsedMap(read, start, size);
+    if (ntfs) return { fs: "ntfs", map: ntfs };
+    const fat = await fatUsedMap(read, start, size);
+    if (fat) return { fs: `fat${fat.bits}`, map: fat.map };
+    const ext = await extUsedMap(read, start, size);
+    if (ext) return { fs: ext.kind, map: ext.map };
+    const swap = await swapUsedMap(read, start, size);
+    if (swap) return { fs: "swap", map: swap };
+    return { fs: null };
+  } catch (err) {
+    // A recognised file system whose map cannot be trusted: kept whole, and `info` says why.
+    if (err instanceof NotUnderstood) return { fs, note: err.message };
+    if (err instanceof RangeError) return { fs, note: err.message };
+    throw err;
+  }
+}
+
+/** Find the partitions and file systems of a disk of `size` bytes. */
+export async function analyzeDisk(read: ReadAt, size: number): Promise<DiskLayout> {
+  let table;
+  try {
+    table = await readPartitionTable(read, size);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    // A table we cannot follow: keep the whole disk byte for byte.
+    return {
+      size,
+      scheme: "none",
+      volumes: [{ number: 0, start: 0, size, fs: null, note: err.message, free: 0 }],
+      maps: [],
+    };
+  }
+  const parts: Partition[] = table.scheme === "none"
+    ? [{ number: 0, start: 0, size, type: "" }]
+    : [...table.partitions].sort((a, b) => a.start - b.start);
+  const volumes: Volume[] = [];
+  const maps: UsedMap[] = [];
+  let end = 0;
+  for (const p of parts) {
+    const overlaps = p.start < end;
+    const found = overlaps
+      ? { fs: null, note: "overlaps the partition before it" }
+      : await probe(read, p.start, p.size);
+    const v: Volume = { number: p.number, start: p.start, size: p.size, fs: found.fs, free: 0 };
+    if (p.number !== 0) {
+      v.type = p.type;
+      if (TYPE_NAMES[p.type]) v.typeName = TYPE_NAMES[p.type];
+    }
+    if (p.name) v.name = p.name;
+    if (found.note) v.note = found.note;
+    if (found.map) {
+      maps.push(found.map);
+      v.free = freeBytes(found.map);
+    }
+    volumes.push(v);
+    end = Math.max(end, p.start + p.size);
+  }
+  volumes.sort((a, b) => a.number - b.number);
+  return { size, scheme: table.scheme, volumes, maps };
+}
+
+/** Zero the free blocks of `layout` in `buf`, which holds the disk from byte `offset`. */
+export function zeroFreeBlocks(layout: DiskLayout, offset: number, buf: Uint8Array): number {
+  let n = 0;
+  for (const m of layout.maps) n += zeroFree(m, offset, buf);
+  return n;
+}
+
+/** Whether every byte of [from, to) lies in free blocks of one file system. */
+export function isWhollyFree(layout: DiskLayout, from: number, to: number): boolean {
+  return layout.maps.some((m) => whollyFree(m, from, to));
+}
+
+/** Bytes of the disk that are kept (not free). */
+export function keptBytes(layout: DiskLayout): number {
+  return layout.size - layout.volumes.reduce((n, v) => n + v.free, 0);
+}

@@ -1,0 +1,85 @@
+// FAT12/16/32: a data cluster is used when its FAT entry is not 0 (bad clusters count as used,
+// so they are kept). Everything before the data region (boot sector, FSInfo, the backup boot
+// sector, every copy of the FAT, FAT12/16's root directory) and the tail past the last cluster
+// is kept byte for byte. The first FAT copy is the one read, as dosfsck and partclone.fat do.
+import { ascii, NotUnderstood, type ReadAt, u16, u32 } from "./reader.ts";
+import { markUsed, newUsedMap, type UsedMap } from "./used_map.ts";
+
+export interface FatGeometry {
+  bits: 12 | 16 | 32;
+  bytesPerSector: number;
+  clusterSize: number;
+  /** Byte offsets inside the volume. */
+  fatOffset: number;
+  fatBytes: number;
+  dataOffset: number;
+  clusters: number;
+}
+
+const pow2 = (n: number) => n > 0 && (n & (n - 1)) === 0;
+
+/** The boot sector's geometry, or null if this is no FAT boot sector. */
+export function fatGeometry(boot: Uint8Array): FatGeometry | null {
+  if (boot[510] !== 0x55 || boot[511] !== 0xaa) return null;
+  if (boot[0] !== 0xeb && boot[0] !== 0xe9) return null;
+  if (ascii(boot, 3, 8) === "NTFS    " || ascii(boot, 3, 8) === "EXFAT   ") return null;
+  const bytesPerSector = u16(boot, 0x0b);
+  const spc = boot[0x0d];
+  const reserved = u16(boot, 0x0e);
+  const fats = boot[0x10];
+  const rootEntries = u16(boot, 0x11);
+  const total = u16(boot, 0x13) || u32(boot, 0x20);
+  const fatSectors = u16(boot, 0x16) || u32(boot, 0x24);
+  if (
+    !pow2(bytesPerSector) || bytesPerSector < 512 || bytesPerSector > 4096 || !pow2(spc) ||
+    reserved === 0 || fats === 0 || fats > 4 || total === 0 || fatSectors === 0
+  ) return null;
+  const rootSectors = Math.ceil((rootEntries * 32) / bytesPerSector);
+  const dataSector = reserved + fats * fatSectors + rootSectors;
+  if (dataSector >= total) return null;
+  const clusters = Math.floor((total - dataSector) / spc);
+  const bits = clusters < 4085 ? 12 : clusters < 65525 ? 16 : 32;
+  const fatBytes = fatSectors * bytesPerSector;
+  if (Math.floor((fatBytes * 8) / bits) < clusters + 2) {
+    throw new NotUnderstood(`FAT${bits} table is too small for its ${clusters} clusters`);
+  }
+  return {
+    bits,
+    bytesPerSector,
+    clusterSize: spc * bytesPerSector,
+    fatOffset: reserved * bytesPerSector,
+    fatBytes,
+    dataOffset: dataSector * bytesPerSector,
+    clusters,
+  };
+}
+
+/** The FAT entry of cluster `n`. */
+export function fatEntry(fat: Uint8Array, bits: 12 | 16 | 32, n: number): number {
+  if (bits === 32) return u32(fat, n * 4) & 0x0fffffff;
+  if (bits === 16) return u16(fat, n * 2);
+  const v = u16(fat, Math.floor((n * 3) / 2));
+  return n & 1 ? v >> 4 : v & 0xfff;
+}
+
+/** The used-cluster map of the FAT volume at `start`, or null if it is no FAT. */
+export async function fatUsedMap(
+  read: ReadAt,
+  start: number,
+  size: number,
+): Promise<{ map: UsedMap; bits: 12 | 16 | 32 } | null> {
+  const g = fatGeometry(await read(start, 512));
+  if (!g) return null;
+  const end = g.dataOffset + g.clusters * g.clusterSize;
+  if (end > size) {
+    throw new NotUnderstood(
+      `FAT${g.bits} volume (${end} bytes) is larger than its partition (${size})`,
+    );
+  }
+  const fat = await read(start + g.fatOffset, g.fatBytes);
+  const map = newUsedMap(start + g.dataOffset, g.clusterSize, g.clusters);
+  for (let c = 0; c < g.clusters; c++) {
+    if (fatEntry(fat, g.bits, c + 2) !== 0) markUsed(map, c);
+  }
+  return { map, bits: g.bits };
+}

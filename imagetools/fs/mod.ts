@@ -1,0 +1,14 @@
+// File-system-aware slicing: partition tables (MBR, GPT) and the used-block maps of NTFS,
+// ext2/3/4, FAT12/16/32 and Linux swap, read through an injected ReadAt. Pure.
+export {
+  analyzeDisk,
+  type DiskLayout,
+  type FsKind,
+  isWhollyFree,
+  keptBytes,
+  type Volume,
+  zeroFreeBlocks,
+} from "./analyze.ts";
+export { bytesReader, type ReadAt } from "./reader.ts";
+export { type Partition, readPartitionTable } from "./partitions.ts";
+export { type UsedMap } from "./used_map.ts";

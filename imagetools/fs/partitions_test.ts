@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import { analyzeDisk } from "./analyze.ts";
+import { readPartitionTable } from "./partitions.ts";
+import { bytesReader } from "./reader.ts";
+
+function mbr(disk: Uint8Array, sector: number, entries: [number, number, number][]) {
+  const at = sector * 512;
+  entries.forEach(([type, lba, sectors], i) => {
+    const e = new DataView(disk.buffer, at + 446 + 16 * i, 16);
+    e.setUint8(4, type);
+    e.setUint32(8, lba, true);
+    e.setUint32(12, sectors, true);
+  });
+  disk[at + 510] = 0x55;
+  disk[at + 511] = 0xaa;
+}
+
+Deno.test("an MBR's extended partition yields its logical partitions from 5 on", async () => {
+  const disk = new Uint8Array(4096 * 512);
+  mbr(disk, 0, [[0x83, 2048, 1000], [0x05, 3072, 1024]]);
+  mbr(disk, 3072, [[0x83, 16, 200], [0x05, 512, 300]]);
+  mbr(disk, 3584, [[0x82, 16, 100]]);
+  const t = await readPartitionTable(bytesReader(disk), disk.length);
+  assert.equal(t.scheme, "mbr");
+  assert.deepEqual(t.partitions.map((p) => [p.number, p.start / 512, p.size / 512, p.type]), [
+    [1, 2048, 1000, "0x83"],
+    [5, 3088, 200, "0x83"],
+    [6, 3600, 100, "0x82"],
+  ]);
+});
+
+Deno.test("a looping chain of logical partitions keeps the whole disk, saying why", async () => {
+  const disk = new Uint8Array(4096 * 512);
+  mbr(disk, 0, [[0x05, 3072, 1024]]);
+  mbr(disk, 3072, [[0x83, 16, 200], [0x05, 0, 300]]);
+  const layout = await analyzeDisk(bytesReader(disk), disk.length);
+  assert.deepEqual(layout.maps, []);
+  assert.deepEqual(layout.volumes, [{
+    number: 0,
+    start: 0,
+    size: disk.length,
+    fs: null,
+    note: "Invalid MBR: the chain of logical partitions loops at sector 3072",
+    free: 0,
+  }]);
+});
+
+Deno.test("bytes with no table and no file system are kept whole", async () => {
+  const disk = new Uint8Array(64 * 1024).map((_, i) => (i * 31) & 0xff);
+  const layout = await analyzeDisk(bytesReader(disk), disk.length);
+  assert.equal(layout.scheme, "none");
+  assert.deepEqual(layout.volumes.map((v) => [v.fs, v.free]), [[null, 0]]);
+});
