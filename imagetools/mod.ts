@@ -1,5 +1,6 @@
 // What other folders may import from imagetools: the image (manifest, slice, verify, assemble,
 // info, image I/O). The kit (log, CLI, units, progress) and hashing are rooms of their own.
+export * from "./assemble.ts";
 export * from "./cli.ts";
 export * from "./direct_write.ts";
 export * from "./image_io.ts";

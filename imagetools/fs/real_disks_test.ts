@@ -4,8 +4,7 @@
 // byte for byte, and the used bytes found equal partclone's count of the same file system.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { assembleImage } from "../assemble.ts";
-import { sliceImage } from "../slice.ts";
+import { assembleImage, sliceImage } from "../mod.ts";
 import { withTempDir } from "../testkit.ts";
 import { analyzeDisk, type DiskLayout } from "./analyze.ts";
 import { bytesReader } from "./reader.ts";
