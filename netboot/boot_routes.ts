@@ -21,6 +21,7 @@ import {
   renderImageScript,
   renderLocalBootScript,
 } from "./ipxe.ts";
+import { normalizeMac } from "./mac.ts";
 import { renderPxelinuxConfig } from "./pxelinux.ts";
 
 export interface BootAppOptions {
@@ -65,14 +66,6 @@ export interface FinishStep {
   script: string;
   /** Extra environment (the group's settings, the PC's name). */
   env: Record<string, string>;
-}
-
-/** "52-54-00-AB-cd-ef" or "52:54:00:ab:cd:ef" -> "52:54:00:ab:cd:ef"; null when not a MAC. */
-export function normalizeMac(text: string): string | null {
-  const m = /^([0-9a-fA-F]{2})([-:]?)([0-9a-fA-F]{2})(?:\2([0-9a-fA-F]{2})){4}$/.exec(text);
-  if (!m) return null;
-  const hex = text.replace(/[-:]/g, "").toLowerCase();
-  return hex.match(/../g)!.join(":");
 }
 
 function remoteIp(env: unknown): string | undefined {

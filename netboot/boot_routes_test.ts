@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { type BootAppOptions, createBootApp, normalizeMac } from "./boot_routes.ts";
+import { type BootAppOptions, createBootApp } from "./boot_routes.ts";
 import { renderFirstStage, renderImageScript, renderLocalBootScript } from "./ipxe.ts";
 
 const ID = "c0".repeat(32);
@@ -37,15 +37,6 @@ function options(dir: string, over: Partial<BootAppOptions> = {}): BootAppOption
     ...over,
   };
 }
-
-Deno.test("normalizeMac accepts hyphens and colons, rejects the rest", () => {
-  assert.equal(normalizeMac("52-54-00-AB-cd-ef"), "52:54:00:ab:cd:ef");
-  assert.equal(normalizeMac("52:54:00:ab:cd:ef"), "52:54:00:ab:cd:ef");
-  assert.equal(normalizeMac("525400abcdef"), "52:54:00:ab:cd:ef");
-  for (const bad of ["", "52-54-00-ab-cd", "52-54:00-ab-cd-ef", "zz-54-00-ab-cd-ef"]) {
-    assert.equal(normalizeMac(bad), null, bad);
-  }
-});
 
 Deno.test("GET /ipxe renders the image or local-disk script per MAC and reports the boot", async () => {
   await withDir(async (dir) => {

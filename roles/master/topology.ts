@@ -9,6 +9,8 @@
 // One rule a line; `#` starts a comment. The first rule that matches a PC wins, MACs before
 // addresses (a MAC names one PC, a range many). A PC no rule matches is on an unknown switch.
 
+import { normalizeMac } from "../../netboot/mod.ts";
+
 export interface Topology {
   /** The switch of a PC, or undefined when no rule names it. */
   switchOf(pc: { mac?: string; address?: string }): string | undefined;
@@ -16,7 +18,6 @@ export interface Topology {
   switches: string[];
 }
 
-const MAC = /^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$/i;
 const NAME = /^[A-Za-z0-9._:-]{1,64}$/;
 
 function ipv4(text: string): number | null {
@@ -53,8 +54,8 @@ export function parseTopology(text: string, file: string): Topology {
       );
     }
     if (!switches.includes(name)) switches.push(name);
-    if (MAC.test(what)) {
-      const mac = what.toLowerCase().replaceAll("-", ":");
+    const mac = normalizeMac(what);
+    if (mac) {
       if (!macs.has(mac)) macs.set(mac, name);
       return;
     }
@@ -84,7 +85,7 @@ export function parseTopology(text: string, file: string): Topology {
   return {
     switches,
     switchOf(pc) {
-      const mac = pc.mac?.toLowerCase().replaceAll("-", ":");
+      const mac = pc.mac === undefined ? null : normalizeMac(pc.mac);
       if (mac && macs.has(mac)) return macs.get(mac);
       const address = pc.address?.replace(/^::ffff:/, "");
       const ip = address === undefined ? null : ipv4(address);

@@ -13,7 +13,8 @@ import { progressMode } from "../../imagetools/kit/mod.ts";
 import { parseCount, parseDuration, parseRate } from "../../imagetools/kit/mod.ts";
 import { type ChunkSource, openDiskSource, openSlicesSource } from "../data/mod.ts";
 import { fetchManifest, runClient } from "./client.ts";
-import type { AfterAction } from "../protocol/mod.ts";
+import { AFTER_ACTIONS, type AfterAction, normalizeMac } from "../../netboot/mod.ts";
+import { isPeerName, PEER_NAME_RULE } from "../protocol/mod.ts";
 import { checkOwnDisk } from "./own_disk.ts";
 import { runServer } from "./server.ts";
 
@@ -204,16 +205,19 @@ async function serveUntilEnd(
 }
 
 function parseAfter(text: string): AfterAction {
-  if (text !== "serve" && text !== "reboot" && text !== "poweroff") {
-    throw new UsageError(`Invalid --after "${text}": expected serve, reboot or poweroff`);
+  if (!(AFTER_ACTIONS as readonly string[]).includes(text)) {
+    const [last, ...rest] = [...AFTER_ACTIONS].reverse();
+    throw new UsageError(
+      `Invalid --after "${text}": expected ${rest.reverse().join(", ")} or ${last}`,
+    );
   }
-  return text;
+  return text as AfterAction;
 }
 
 function peerName(given: unknown, fallback: string): string {
   const name = typeof given === "string" && given ? given : fallback;
-  if (!/^[A-Za-z0-9._:-]{1,64}$/.test(name)) {
-    throw new UsageError(`Invalid --name "${name}": use 1..64 letters, digits and . _ : -`);
+  if (!isPeerName(name)) {
+    throw new UsageError(`Invalid --name "${name}": use ${PEER_NAME_RULE}`);
   }
   return name;
 }
@@ -229,9 +233,10 @@ export async function clientMain(args: string[]): Promise<number> {
     throw new UsageError(`Invalid --image-id "${imageId}": expected 64 lower-case hex digits`);
   }
   const name = peerName(v.name, Deno.hostname());
-  const mac = v.mac as string | undefined;
-  if (mac !== undefined && !/^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$/i.test(mac)) {
-    throw new UsageError(`Invalid --mac "${mac}": expected six hex pairs like 52:54:00:12:34:56`);
+  const given = v.mac as string | undefined;
+  const mac = given === undefined ? undefined : normalizeMac(given);
+  if (mac === null) {
+    throw new UsageError(`Invalid --mac "${given}": expected six hex pairs like 52:54:00:12:34:56`);
   }
   const result = await runClient({
     masterUrl: master,

@@ -1,6 +1,8 @@
 // The control protocol between peers and the master: JSON over one WebSocket per peer.
 // Pure: parsing and validation only. Every inbound message is checked here, so the master's
 // session code only ever sees well-formed messages.
+import { normalizeMac } from "../../netboot/mod.ts";
+import { isPeerName, PEER_NAME_RULE } from "./peer_name.ts";
 
 export const PROTOCOL_VERSION = 1;
 /** Control messages are small; anything bigger is refused before JSON.parse. */
@@ -8,7 +10,7 @@ export const MAX_MESSAGE_BYTES = 16 * 1024;
 
 export type PeerRole = "client" | "server" | "fake";
 export type Mode = "classic" | "relay";
-export type AfterAction = "serve" | "reboot" | "poweroff";
+export type { AfterAction } from "../../netboot/mod.ts";
 
 // ---- peer -> master -------------------------------------------------------------------------
 
@@ -191,7 +193,6 @@ function onlyKeys(o: Obj, keys: string[]) {
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
-const MAC = /^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$/i;
 
 function validUrl(o: Obj, key: string): string | undefined {
   const v = str(o, key, 512, true);
@@ -260,14 +261,15 @@ export function parsePeerMessage(raw: string | ArrayBuffer | Uint8Array): PeerMe
         );
       }
       const name = str(o, "name", 64)!;
-      if (!/^[A-Za-z0-9._:-]+$/.test(name)) {
+      if (!isPeerName(name)) {
         throw new ProtocolError(
-          `Invalid "hello" message: field "name" ("${name}") may hold only letters, digits and . _ : -`,
+          `Invalid "hello" message: field "name" ("${name}") must be ${PEER_NAME_RULE}`,
         );
       }
-      const mac = str(o, "mac", 17, true);
-      if (mac !== undefined && !MAC.test(mac)) {
-        throw new ProtocolError(`Invalid "hello" message: field "mac" ("${mac}") is not a MAC`);
+      const given = str(o, "mac", 17, true);
+      const mac = given === undefined ? undefined : normalizeMac(given);
+      if (mac === null) {
+        throw new ProtocolError(`Invalid "hello" message: field "mac" ("${given}") is not a MAC`);
       }
       const imageId = str(o, "imageId", 64)!;
       if (!HEX64.test(imageId)) {
@@ -285,7 +287,7 @@ export function parsePeerMessage(raw: string | ArrayBuffer | Uint8Array): PeerMe
         version,
         role,
         name,
-        ...(mac ? { mac: mac.toLowerCase().replaceAll("-", ":") } : {}),
+        ...(mac ? { mac } : {}),
         imageId,
         ...(port !== undefined ? { port } : {}),
         ...(url !== undefined ? { url } : {}),

@@ -28,3 +28,18 @@ Deno.test("hello: the switch and port LLDP named, the probe rate and a source's 
     );
   }
 });
+
+Deno.test("hello: a MAC is stored in the one form netboot/mac.ts gives; a bad MAC or name is refused", () => {
+  const hello = parsePeerMessage(JSON.stringify({ ...base, mac: "52-54-00-AB-CD-EF" }));
+  assert.equal(hello.type === "hello" && hello.mac, "52:54:00:ab:cd:ef");
+  const bad: [Record<string, unknown>, string][] = [
+    [{ mac: "52:54-00:ab:cd:ef" }, 'field "mac" ("52:54-00:ab:cd:ef") is not a MAC'],
+    [{ name: "pc 1" }, 'field "name" ("pc 1") must be 1..64 letters, digits and . _ : -'],
+  ];
+  for (const [fields, message] of bad) {
+    assert.throws(
+      () => parsePeerMessage(JSON.stringify({ ...base, ...fields })),
+      (e: unknown) => e instanceof ProtocolError && (e as Error).message.endsWith(message),
+    );
+  }
+});
