@@ -98,13 +98,15 @@ export async function verifyChunks(
     manifest.chunkSize,
     2 * BATCH_SCRATCH,
   );
-  const hasher = new ChunkBatchHasher({ memory, scratch, batch });
+  // Started at the first chunk that needs hashing: a read-back of zero chunks needs none.
+  let hasher: ChunkBatchHasher | undefined;
+  const hashes = () => hasher ??= new ChunkBatchHasher({ memory, scratch, batch });
   try {
     const inFlight = new Set<Promise<void>>();
     let done = 0;
     let failure: unknown;
     for (let k = 0; k < indices.length && failure === undefined; k++) {
-      if (free.length === 0) hasher.flush(); // the held-back batch must go before we wait
+      if (free.length === 0) hasher?.flush(); // the held-back batch must go before we wait
       while (free.length === 0) await Promise.race(inFlight);
       const i = indices[k];
       const buf = free.pop()!;
@@ -128,7 +130,7 @@ export async function verifyChunks(
         // A zero chunk that reads as zeros matches by definition: no hashing needed.
         const actual = entry.zero && isAllZero(view)
           ? zeroChunkHashes(length)
-          : await hasher.digest(view);
+          : await hashes().digest(view);
         for (const a of algos) {
           if (actual[a] !== entry[a]) {
             bad.push({ index: i, offset, hash: a, expected: entry[a], actual: actual[a]! });
@@ -144,13 +146,13 @@ export async function verifyChunks(
       });
       inFlight.add(task);
     }
-    hasher.flush();
+    hasher?.flush();
     await Promise.all(inFlight);
     if (failure !== undefined) throw failure;
     bad.sort((x, y) => x.index - y.index || x.hash.localeCompare(y.hash));
     return bad;
   } finally {
-    hasher.close();
+    hasher?.close();
   }
 }
 
