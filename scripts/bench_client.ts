@@ -3,18 +3,20 @@
 //   (b) a Cascade Receiver fetching, verifying (SHA-256 + MD5 per chunk) and writing the same
 //       image from the same chunk server, in its own process (so its CPU time is its own)
 //   (c) this machine's hash limit: MD5 + SHA-256 of the same bytes in memory, one thread
-// Prints medians: MB/s, ratio to curl, ratio to the hash limit, CPU seconds per GB.
+// Prints medians: MB/s, ratio to curl, ratio to the hash limit, CPU seconds per GB, and the
+// client's read-back after the fetch. --compare DIR adds the receiver of another checkout (its
+// roles/data/mod.ts) in the same harness, alternating with this one: an A/B of two versions.
 //
 //   deno task bench:client [--size 1G] [--runs 3] [--chunk-size 1M] [--inflight 4]
-//                          [--md5-threads 1] [--variants] [--dir DIR] [--keep]
+//                          [--md5-threads 1] [--variants] [--compare DIR] [--dir DIR] [--keep]
 import { createHash, randomFillSync } from "node:crypto";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { formatBytes, parseSize } from "../imagetools/kit/mod.ts";
 import { Md5Hasher } from "../imagetools/hashing/mod.ts";
-import { Receiver } from "../roles/data/mod.ts";
 import { writeSlices } from "../roles/data/testkit.ts";
-import { openTarget } from "../roles/data/mod.ts";
+import type * as DataRoom from "../roles/data/mod.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLK_TCK = 100; // Linux USER_HZ: /proc times are in 1/100 s on every mainstream kernel.
@@ -41,7 +43,13 @@ async function receiveChild(args: {
   target: string;
   inflight: number;
   md5Threads: number;
+  /** The checkout whose receiver runs (default: this one). */
+  code: string;
 }): Promise<void> {
+  const room: typeof DataRoom = await import(
+    pathToFileURL(join(args.code, "roles/data/mod.ts")).href
+  );
+  const { Receiver, openTarget } = room;
   const manifestBytes = await Deno.readFile(args.manifest);
   const cpu0 = await cpuSeconds("self");
   const t0 = performance.now();
@@ -54,10 +62,17 @@ async function receiveChild(args: {
     md5Threads: args.md5Threads,
   });
   await r.fetchFrom(args.url);
-  target.close();
   const seconds = (performance.now() - t0) / 1000;
   const cpu = (await cpuSeconds("self")) - cpu0;
-  console.log(JSON.stringify({ seconds, cpu, rss: await peakRssBytes(), stats: r.stats() }));
+  // What the client does next: read back what verify-behind did not (it must find nothing).
+  const t1 = performance.now();
+  const bad = await r.readBack();
+  const readBack = (performance.now() - t1) / 1000;
+  target.close();
+  if (bad.length > 0) throw new Error(`Read-back found ${bad.length} bad chunk(s)`);
+  console.log(
+    JSON.stringify({ seconds, cpu, readBack, rss: await peakRssBytes(), stats: r.stats() }),
+  );
 }
 
 // ---- parent --------------------------------------------------------------------------------
@@ -125,6 +140,7 @@ interface Sample {
   cpu: number;
   serverCpu: number;
   rss?: number;
+  readBack?: number;
 }
 
 async function curlRun(url: string, dir: string, target: string, serverPid: number) {
@@ -160,6 +176,7 @@ async function receiverRun(
   serverPid: number,
   inflight: number,
   md5Threads: number,
+  code: string,
 ): Promise<Sample> {
   await settle(target);
   const s0 = await cpuSeconds(serverPid);
@@ -177,10 +194,12 @@ async function receiverRun(
     String(inflight),
     "--md5-threads",
     String(md5Threads),
+    "--code",
+    code,
   ], "receiver");
   const serverCpu = (await cpuSeconds(serverPid)) - s0;
   const r = JSON.parse(out.trim().split("\n").at(-1)!);
-  return { seconds: r.seconds, cpu: r.cpu, serverCpu, rss: r.rss };
+  return { seconds: r.seconds, cpu: r.cpu, serverCpu, rss: r.rss, readBack: r.readBack };
 }
 
 /** MD5 + SHA-256 of `total` bytes on one thread, in 1 MiB updates: seconds. */
@@ -268,6 +287,7 @@ async function main(): Promise<number> {
       inflight: { type: "string", default: "4" },
       "md5-threads": { type: "string", default: "1" },
       variants: { type: "boolean", default: false },
+      compare: { type: "string" },
       dir: { type: "string" },
       keep: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
@@ -275,6 +295,7 @@ async function main(): Promise<number> {
       receive: { type: "string" },
       manifest: { type: "string" },
       target: { type: "string" },
+      code: { type: "string", default: ROOT },
     },
   });
   if (values.help) {
@@ -292,6 +313,7 @@ async function main(): Promise<number> {
         "  --inflight N        Client requests in flight (default: 4)",
         "  --md5-threads N     Client MD5 worker threads, 0 = main thread (default: 1)",
         "  --variants          Also run: 1 and 8 in flight, MD5 on main, MD5 on 2 workers",
+        "  --compare DIR       Also run the receiver of the checkout at DIR, alternating (A/B)",
         "  --dir DIR           Work folder (kept); default: a temporary one, removed",
         "  --keep              Keep the temporary work folder",
         "  -h, --help          Show this help and exit",
@@ -306,6 +328,7 @@ async function main(): Promise<number> {
       target: values.target!,
       inflight: Number(values.inflight),
       md5Threads: Number(values["md5-threads"]),
+      code: values.code!,
     });
     return 0;
   }
@@ -331,19 +354,27 @@ async function main(): Promise<number> {
     server = await startServer(slices);
     log(`chunk server ${server.url} (pid ${server.pid})`);
 
-    const variants: { label: string; inflight: number; md5Threads: number }[] = [
+    const variants: { label: string; inflight: number; md5Threads: number; code: string }[] = [
       {
         label: `cascade receiver (${inflight} in flight, MD5 on ${md5Threads} worker)`,
         inflight,
         md5Threads,
+        code: ROOT,
       },
     ];
+    if (values.compare) {
+      const code = resolve(values.compare);
+      await Deno.stat(join(code, "roles/data/mod.ts")).catch((cause) => {
+        throw new Error(`Invalid --compare "${code}": it has no roles/data/mod.ts`, { cause });
+      });
+      variants.push({ label: `  the same, code at ${code}`, inflight, md5Threads, code });
+    }
     if (values.variants) {
       variants.push(
-        { label: "  variant: 1 request in flight", inflight: 1, md5Threads },
-        { label: "  variant: MD5 on the main thread", inflight, md5Threads: 0 },
-        { label: "  variant: MD5 on 2 workers", inflight, md5Threads: 2 },
-        { label: "  variant: 8 requests in flight", inflight: 8, md5Threads },
+        { label: "  variant: 1 request in flight", inflight: 1, md5Threads, code: ROOT },
+        { label: "  variant: MD5 on the main thread", inflight, md5Threads: 0, code: ROOT },
+        { label: "  variant: MD5 on 2 workers", inflight, md5Threads: 2, code: ROOT },
+        { label: "  variant: 8 requests in flight", inflight: 8, md5Threads, code: ROOT },
       );
     }
     const curl: Sample[] = [];
@@ -358,7 +389,10 @@ async function main(): Promise<number> {
       }
       curl.push(c);
       log(`run ${i + 1}: curl ${(size / 1e6 / c.seconds).toFixed(0)} MB/s`);
-      for (let v = 0; v < variants.length; v++) {
+      // Every other run in reverse order, so no variant always runs just after curl.
+      const order = variants.map((_, v) => v);
+      if (i % 2 === 1) order.reverse();
+      for (const v of order) {
         const s = await receiverRun(
           server.url,
           manifestPath,
@@ -366,14 +400,15 @@ async function main(): Promise<number> {
           server.pid,
           variants[v].inflight,
           variants[v].md5Threads,
+          variants[v].code,
         );
         rx[v].push(s);
         log(
           `run ${i + 1}: ${variants[v].label.trim()} ${(size / 1e6 / s.seconds).toFixed(0)} MB/s`,
         );
-        if (i === 0 && v === 0) {
+        if (i === 0) {
           await run("cmp", [image, target], "comparing the received image");
-          log("run 1: received image is byte-identical");
+          log(`run 1: ${variants[v].label.trim()}: received image is byte-identical`);
         }
       }
     }
@@ -396,6 +431,9 @@ async function main(): Promise<number> {
         cpu !== undefined ? cpu.toFixed(2) : "-",
         server !== undefined ? server.toFixed(2) : "-",
         rss !== undefined ? formatBytes(rss) : "-",
+        samples?.[0].readBack !== undefined
+          ? median(samples.map((s) => s.readBack!)).toFixed(2)
+          : "-",
       ]);
     };
     row(
@@ -419,7 +457,16 @@ async function main(): Promise<number> {
       size / 1e6 / median(hash2),
       undefined,
     );
-    const head = ["", "MB/s", "x curl", "x hash limit", "CPU s/GB", "server CPU s/GB", "peak RSS"];
+    const head = [
+      "",
+      "MB/s",
+      "x curl",
+      "x hash limit",
+      "CPU s/GB",
+      "server CPU s/GB",
+      "peak RSS",
+      "read-back s",
+    ];
     const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
     const fmt = (r: string[]) =>
       r.map((cell, c) => c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join("  ");
@@ -443,7 +490,8 @@ async function main(): Promise<number> {
         } MB/s here.`,
     );
     console.log(
-      "Notes: the client's time is fetchFrom's (process start excluded); curl's is the whole " +
+      "Notes: the client's time is fetchFrom's (process start excluded; read-back s is the " +
+        "readBack() after it, not in MB/s or CPU s/GB); curl's is the whole " +
         "pipeline. CPU s/GB counts every process of the row (curl, tee, md5sum, sha256sum / the " +
         "client's threads); the server's is shown apart. The client skips writing zero chunks " +
         "on a fresh target, curl writes them.",
