@@ -72,7 +72,16 @@ function remoteIp(env: unknown): string | undefined {
   return (env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr?.hostname;
 }
 
-const FILES = { vmlinuz: "kernel", initrd: "initramfs" } as const;
+/** Files served under /boot/: route name -> [path in the build folder, what it is]. The .efi
+ * boot programs are the TFTP ones, also over HTTP for UEFI HTTP Boot (which fetches a URL). */
+const FILES: Record<string, [string, string]> = {
+  vmlinuz: ["vmlinuz", "kernel"],
+  initrd: ["initrd", "initramfs"],
+  "snponly.efi": ["tftp/snponly.efi", "iPXE for UEFI"],
+  "ipxe.efi": ["tftp/ipxe.efi", "iPXE for UEFI"],
+  "shimx64.efi": ["tftp/shimx64.efi", "Secure Boot shim (build with --secure-boot)"],
+  "grubx64.efi": ["tftp/grubx64.efi", "signed GRUB (build with --secure-boot)"],
+};
 
 function readBuildKernelArgs(dir: string): string | undefined {
   try {
@@ -163,9 +172,9 @@ export function createBootApp(opts: BootAppOptions): Hono {
     }));
   });
 
-  for (const [name, what] of Object.entries(FILES)) {
+  for (const [name, [rel, what]] of Object.entries(FILES)) {
     app.get(`/${name}`, async (c) => {
-      const path = `${opts.dir}/${name}`;
+      const path = `${opts.dir}/${rel}`;
       let file: Deno.FsFile;
       try {
         file = await Deno.open(path);

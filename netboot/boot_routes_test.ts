@@ -142,6 +142,24 @@ Deno.test("GET /vmlinuz and /initrd stream the build's files, 404 names the miss
   });
 });
 
+Deno.test("GET /snponly.efi serves the TFTP boot program over HTTP too (UEFI HTTP Boot)", async () => {
+  await withDir(async (dir) => {
+    const app = createBootApp(options(dir));
+    const missing = await app.request("/shimx64.efi");
+    assert.equal(missing.status, 404);
+    assert.match(
+      await missing.text(),
+      /^No Secure Boot shim \(build with --secure-boot\) at ".*\/tftp\/shimx64.efi"/,
+    );
+    await Deno.mkdir(`${dir}/tftp`);
+    await Deno.writeTextFile(`${dir}/tftp/snponly.efi`, "MZ snponly");
+    const res = await app.request("/snponly.efi");
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-length"), "10");
+    assert.equal(await res.text(), "MZ snponly");
+  });
+});
+
 Deno.test("createBootApp takes kernel arguments from build.json and refuses bad settings", async () => {
   await withDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/build.json`, JSON.stringify({ kernelArgs: "quiet" }));

@@ -4,7 +4,15 @@
 //
 // Plain PXE firmware gets iPXE over TFTP (BIOS: undionly.kpxe, driving the NIC through the
 // card's own PXE stack; UEFI: snponly.efi, through the firmware's network driver), and iPXE,
-// which sends option 175, gets the first-stage script from the master over HTTP.
+// which sends option 175, gets the first-stage script from the master over HTTP. With the
+// signed chain built (Secure Boot), x64 UEFI firmware gets Debian's shim instead, which loads
+// Debian's signed GRUB (grubx64.efi), which asks the master what to boot (netboot/grub.ts).
+//
+// Each client architecture (DHCP option 93) a lab meets is named: it gets its boot file, or
+// a tag "cascade-refuses-..." that log-dhcp prints, so the log says why a PC got nothing.
+// UEFI HTTP Boot (arch 16, vendor class "HTTPClient") gets an http:// URL of snponly.efi on
+// the master, in "dhcp" mode only: dnsmasq answers nothing but "PXEClient" in proxy mode, so
+// beside a lab's DHCP server that server must send the URL (NETBOOT.md).
 
 import { checkMasterUrl } from "./cmdline.ts";
 
@@ -33,6 +41,67 @@ export interface DnsmasqOptions {
   interface?: string;
   /** Send IPv6 router adverts so iPXE does not sit 16 s in "Configuring" (emulated labs). */
   ipv6RouterAdverts?: boolean;
+  /** x64 UEFI PXE gets the signed chain (shimx64.efi -> grubx64.efi -> the kernel). */
+  secureBoot?: boolean;
+}
+
+/** A client architecture (DHCP option 93, RFC 4578 and IANA's registry). */
+export interface ClientArch {
+  code: number;
+  what: string;
+  /** dnsmasq's name for it in pxe-service (proxy mode), when it has one. */
+  csa?: string;
+  /** What it boots: a TFTP file, the master's HTTP URL of a file, or nothing (refused). */
+  boot:
+    | { kind: "tftp"; file: string }
+    | { kind: "http"; file: string }
+    | { kind: "refused"; why: string };
+}
+
+/** Every architecture the configuration names, with what it boots. */
+export function clientArchs(secureBoot = false): ClientArch[] {
+  const x64 = secureBoot ? "shimx64.efi" : "snponly.efi";
+  const noIpxe = (what: string) => `Debian's ipxe has no ${what} build`;
+  return [
+    { code: 0, what: "BIOS", csa: "x86PC", boot: { kind: "tftp", file: "undionly.kpxe" } },
+    {
+      code: 6,
+      what: "32-bit x86 UEFI",
+      csa: "IA32_EFI",
+      boot: { kind: "refused", why: noIpxe("32-bit UEFI") },
+    },
+    { code: 7, what: "x64 UEFI", csa: "X86-64_EFI", boot: { kind: "tftp", file: x64 } },
+    // 9 is EFI byte code on paper; x64 firmware of many vendors sends it.
+    { code: 9, what: "x64 UEFI (sent as 9)", csa: "BC_EFI", boot: { kind: "tftp", file: x64 } },
+    {
+      code: 10,
+      what: "32-bit ARM UEFI",
+      csa: "ARM32_EFI",
+      boot: { kind: "refused", why: noIpxe("ARM") },
+    },
+    {
+      code: 11,
+      what: "ARM64 UEFI",
+      csa: "ARM64_EFI",
+      boot: { kind: "refused", why: noIpxe("ARM64") },
+    },
+    {
+      code: 15,
+      what: "32-bit x86 UEFI HTTP Boot",
+      boot: { kind: "refused", why: noIpxe("32-bit UEFI") },
+    },
+    // HTTP Boot gets iPXE (Secure Boot off): Debian's signed GRUB cannot fetch over HTTP.
+    { code: 16, what: "x64 UEFI HTTP Boot", boot: { kind: "http", file: "snponly.efi" } },
+    { code: 19, what: "ARM64 UEFI HTTP Boot", boot: { kind: "refused", why: noIpxe("ARM64") } },
+  ];
+}
+
+const slug = (what: string) =>
+  what.toLowerCase().replace(/\(.*\)/, "").trim().replace(/[^a-z0-9]+/g, "-");
+
+/** The tag log-dhcp prints for an architecture. */
+export function archTag(a: ClientArch): string {
+  return a.boot.kind === "refused" ? `cascade-refuses-${slug(a.what)}` : `arch-${a.code}`;
 }
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
@@ -55,6 +124,8 @@ export function firstStageUrl(masterUrl: string): string {
 
 export function renderDnsmasqConf(o: DnsmasqOptions): string {
   const first = firstStageUrl(o.masterUrl);
+  const bootUrl = `${checkMasterUrl(o.masterUrl)}/boot`;
+  const archs = clientArchs(o.secureBoot);
   const lines: string[] = [
     "# Cascade network boot for dnsmasq (rendered by netboot/dnsmasq.ts).",
     "# Run: dnsmasq --keep-in-foreground --conf-file=THIS_FILE (needs root: ports 67, 69, 4011)",
@@ -93,29 +164,57 @@ export function renderDnsmasqConf(o: DnsmasqOptions): string {
     "",
     "# iPXE sends option 175: it gets the first-stage script; plain firmware gets iPXE first.",
     "dhcp-match=set:ipxe,175",
-    "# Firmware architecture (option 93): 7 and 9 are x86-64 UEFI; 0 is BIOS.",
-    "dhcp-match=set:efi64,option:client-arch,7",
-    "dhcp-match=set:efi64,option:client-arch,9",
+    "# Client architecture (option 93): each one a lab meets, with what it boots. A refused one",
+    '# shows in the log as "tags: cascade-refuses-...".',
   );
+  for (const a of archs) {
+    const note = a.boot.kind === "refused" ? `: refused (${a.boot.why})` : "";
+    lines.push(
+      `# ${a.code}: ${a.what}${note}`,
+      `dhcp-match=set:${archTag(a)},option:client-arch,${a.code}`,
+    );
+  }
   if (o.mode.kind === "proxy") {
     lines.push(
-      "# Plain PXE firmware (no option 175): chain to iPXE over TFTP.",
-      'pxe-service=tag:!ipxe,x86PC,"Cascade: loading iPXE",undionly.kpxe',
-      'pxe-service=tag:!ipxe,BC_EFI,"Cascade: loading iPXE",snponly.efi',
-      'pxe-service=tag:!ipxe,X86-64_EFI,"Cascade: loading iPXE",snponly.efi',
+      "# Plain PXE firmware (no option 175) by architecture; a refused one is told to boot its",
+      "# disk (a pxe-service without a file).",
+    );
+    for (const a of archs) {
+      if (!a.csa) continue;
+      lines.push(
+        a.boot.kind === "tftp"
+          ? `pxe-service=tag:!ipxe,${a.csa},"Cascade: loading ${a.boot.file}",${a.boot.file}`
+          : `pxe-service=tag:!ipxe,${a.csa},"Cascade does not boot ${a.what}: booting the disk"`,
+      );
+    }
+    lines.push(
       "# iPXE: no pxe-service matches it, so it gets this boot filename: the first stage.",
       "# The server address matters: iPXE ignores a ProxyDHCP answer whose next-server",
       "# (siaddr) is empty, even when the file is an http:// URL.",
       `dhcp-boot=tag:ipxe,${first},,${ipv4(o.mode.bootServer, "boot server address")}`,
+      "# UEFI HTTP Boot (vendor class HTTPClient) gets no answer here: dnsmasq answers only",
+      '# "PXEClient" in proxy mode. The lab\'s DHCP server must send it the URL (NETBOOT.md):',
+      `#   ${bootUrl}/snponly.efi`,
     );
   } else {
     lines.push(
+      "# UEFI HTTP Boot: firmware sending vendor class HTTPClient takes only an answer that",
+      "# carries the same class and an http:// boot file URL.",
+      "dhcp-vendorclass=set:httpclient,HTTPClient",
+      "dhcp-option-force=tag:httpclient,option:vendor-class,HTTPClient",
       `dhcp-boot=tag:ipxe,${first}`,
-      "dhcp-boot=tag:!ipxe,tag:efi64,snponly.efi",
-      "dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe",
     );
+    for (const a of archs) {
+      if (a.boot.kind === "tftp") {
+        lines.push(`dhcp-boot=tag:!ipxe,tag:${archTag(a)},${a.boot.file}`);
+      } else if (a.boot.kind === "http") {
+        lines.push(
+          `dhcp-boot=tag:!ipxe,tag:httpclient,tag:${archTag(a)},${bootUrl}/${a.boot.file}`,
+        );
+      }
+    }
   }
-  lines.push("", "# TFTP only for the small iPXE binaries; kernel and initrd go over HTTP.");
+  lines.push("", "# TFTP only for the small boot programs; kernel and initrd go over HTTP.");
   lines.push("enable-tftp", `tftp-root=${plain(o.tftpRoot, "TFTP root")}`);
   if (o.ipv6RouterAdverts) {
     if (!o.interface) throw new TypeError("Cannot send IPv6 router adverts without an interface");

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { renderDnsmasqConf } from "./dnsmasq.ts";
+import { archTag, clientArchs, renderDnsmasqConf } from "./dnsmasq.ts";
 import { assertGolden } from "./golden.ts";
 
 Deno.test("proxy-DHCP dnsmasq config matches its golden file", async () => {
@@ -12,6 +12,59 @@ Deno.test("proxy-DHCP dnsmasq config matches its golden file", async () => {
       interface: "eth0",
     }),
   );
+});
+
+Deno.test("proxy-DHCP dnsmasq config with the signed chain matches its golden file", async () => {
+  await assertGolden(
+    "dnsmasq-proxy-secureboot.conf",
+    renderDnsmasqConf({
+      masterUrl: "http://10.0.0.1:8080",
+      tftpRoot: "/srv/cascade/tftp",
+      mode: { kind: "proxy", subnet: "10.0.0.0", bootServer: "10.0.0.1" },
+      interface: "eth0",
+      secureBoot: true,
+    }),
+  );
+});
+
+Deno.test("full-DHCP dnsmasq config with the signed chain matches its golden file", async () => {
+  await assertGolden(
+    "dnsmasq-dhcp-secureboot.conf",
+    renderDnsmasqConf({
+      masterUrl: "http://10.77.0.1:8080",
+      tftpRoot: "/tmp/lab/tftp",
+      mode: {
+        kind: "dhcp",
+        rangeStart: "10.77.0.100",
+        rangeEnd: "10.77.0.199",
+        netmask: "255.255.255.0",
+      },
+      secureBoot: true,
+    }),
+  );
+});
+
+Deno.test("every client architecture a lab meets is named: a boot file or a refusal", () => {
+  const table = clientArchs().map((
+    a,
+  ) => [a.code, archTag(a), a.boot.kind === "refused" ? "-" : a.boot.file]);
+  assert.deepEqual(table, [
+    [0, "arch-0", "undionly.kpxe"],
+    [6, "cascade-refuses-32-bit-x86-uefi", "-"],
+    [7, "arch-7", "snponly.efi"],
+    [9, "arch-9", "snponly.efi"],
+    [10, "cascade-refuses-32-bit-arm-uefi", "-"],
+    [11, "cascade-refuses-arm64-uefi", "-"],
+    [15, "cascade-refuses-32-bit-x86-uefi-http-boot", "-"],
+    [16, "arch-16", "snponly.efi"],
+    [19, "cascade-refuses-arm64-uefi-http-boot", "-"],
+  ]);
+  // The signed chain changes x64 UEFI PXE only; HTTP Boot stays iPXE (GRUB has no HTTP here).
+  const sb = new Map(clientArchs(true).map((a) => [a.code, a.boot]));
+  assert.deepEqual(sb.get(7), { kind: "tftp", file: "shimx64.efi" });
+  assert.deepEqual(sb.get(9), { kind: "tftp", file: "shimx64.efi" });
+  assert.deepEqual(sb.get(16), { kind: "http", file: "snponly.efi" });
+  assert.deepEqual(sb.get(0), { kind: "tftp", file: "undionly.kpxe" });
 });
 
 Deno.test("full-DHCP dnsmasq config (emulated lab) matches its golden file", async () => {
@@ -35,21 +88,15 @@ Deno.test("full-DHCP dnsmasq config (emulated lab) matches its golden file", asy
 Deno.test("dnsmasq config is accepted by dnsmasq --test", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    for (
-      const mode of [
-        { kind: "proxy" as const, subnet: "10.0.0.0", bootServer: "10.0.0.1" },
-        {
-          kind: "dhcp" as const,
-          rangeStart: "10.0.0.2",
-          rangeEnd: "10.0.0.9",
-          netmask: "255.0.0.0",
-        },
-      ]
-    ) {
+    const modes = [
+      { kind: "proxy" as const, subnet: "10.0.0.0", bootServer: "10.0.0.1" },
+      { kind: "dhcp" as const, rangeStart: "10.0.0.2", rangeEnd: "10.0.0.9", netmask: "255.0.0.0" },
+    ];
+    for (const [mode, secureBoot] of modes.flatMap((m) => [[m, false], [m, true]] as const)) {
       const conf = `${dir}/d.conf`;
       await Deno.writeTextFile(
         conf,
-        renderDnsmasqConf({ masterUrl: "http://m", tftpRoot: dir, mode }),
+        renderDnsmasqConf({ masterUrl: "http://m", tftpRoot: dir, mode, secureBoot }),
       );
       const out = await new Deno.Command("dnsmasq", {
         args: ["--test", `--conf-file=${conf}`],

@@ -18,6 +18,9 @@
 #   local     the master answers "boot the local disk": a boot sector on the disk must run
 #   uefi      OVMF + QEMU's iPXE EFI ROM
 #   uefi-pxe  OVMF's own PXE (no iPXE ROM) in proxy mode: snponly.efi over TFTP, then iPXE
+#   uefi-http OVMF's UEFI HTTP Boot (its PXE entries off, no iPXE ROM), dnsmasq as the DHCP
+#             server: the firmware fetches snponly.efi from the master's /boot over HTTP, then
+#             iPXE as above; dnsmasq must have sent nothing over TFTP
 # Env: ZSTD (initramfs level, 9), REUSE=1 (reuse the last build), TIMEOUT (s per step, 240),
 #      KEEP=1 (leave each lab up; then bash scripts/lab_netboot.sh down PREFIX).
 # Last line: "netboot: N passed, M failed".
@@ -141,6 +144,7 @@ scenario() (
   local) local_boot=1 ;;
   uefi) firmware=uefi ;;
   uefi-pxe) firmware=uefi-pxe dhcp=proxy ;;
+  uefi-http) firmware=uefi-http ;;
   *) echo "test_netboot: unknown scenario \"$name\"" >&2; return 2 ;;
   esac
   prefix=${prefix:0:20}
@@ -184,6 +188,13 @@ scenario() (
   case $firmware in
   uefi) qemu_args=(-bios /usr/share/ovmf/OVMF.fd) ;;
   uefi-pxe) qemu_args=(-bios /usr/share/ovmf/OVMF.fd); export VM_NIC_OPTS="romfile=" ;;
+  uefi-http)
+    # OVMF's PXE entries off (fw_cfg knobs): only its HTTP Boot entries are left.
+    qemu_args=(-bios /usr/share/ovmf/OVMF.fd
+      -fw_cfg name=opt/org.tianocore/IPv4PXESupport,string=n
+      -fw_cfg name=opt/org.tianocore/IPv6PXESupport,string=n)
+    export VM_NIC_OPTS="romfile="
+    ;;
   esac
   echo "== $name: firmware $firmware, DHCP $dhcp$([[ $local_boot == 1 ]] && echo ", local boot")"
   local t0
@@ -211,6 +222,9 @@ scenario() (
     echo "  the VM's disk holds the image byte for byte (16 MiB, random)"
     return 0
   fi
+  if [[ $firmware == uefi-http ]]; then
+    step http "GET /boot/snponly.efi" "snponly.efi over HTTP Boot"
+  fi
   step http "GET /boot/first-stage.ipxe" "first stage requested"
   step http "boot request mac=$mac" "per-machine script"
   if [[ $local_boot == 1 ]]; then
@@ -223,6 +237,10 @@ scenario() (
   step vm1 "running: cascade client" "cascade client started"
   # The client's first word: a failure banner, or its structured log (waiting for the master).
   step vm1 "CASCADE CLIENT FAILED|DISK IMAGED|client\\[[^]]*\\]\\." "cascade client reported"
+  if [[ $firmware == uefi-http ]] && grep -q "dnsmasq-tftp" "$state/dnsmasq.log"; then
+    echo "  HTTP Boot used TFTP:"; grep "dnsmasq-tftp" "$state/dnsmasq.log" | sed 's/^/    /'
+    return 1
+  fi
   tr -d '\r' <"$state/vm1.log" | grep -aE '^\[cascade [0-9.]+s\]' | sed 's/^/  console: /'
 )
 
