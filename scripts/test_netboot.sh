@@ -237,9 +237,12 @@ scenario() (
   step vm1 "running: cascade client" "cascade client started"
   # The client's first word: a failure banner, or its structured log (waiting for the master).
   step vm1 "CASCADE CLIENT FAILED|DISK IMAGED|client\\[[^]]*\\]\\." "cascade client reported"
-  if [[ $firmware == uefi-http ]] && grep -q "dnsmasq-tftp" "$state/dnsmasq.log"; then
-    echo "  HTTP Boot used TFTP:"; grep "dnsmasq-tftp" "$state/dnsmasq.log" | sed 's/^/    /'
-    return 1
+  if [[ $firmware == uefi-http ]]; then
+    if grep -E "dnsmasq-tftp.*(sent|error|not found)" "$state/dnsmasq.log"; then
+      echo "  HTTP Boot used TFTP (above)"
+      return 1
+    fi
+    echo "  no TFTP: dnsmasq sent no file"
   fi
   tr -d '\r' <"$state/vm1.log" | grep -aE '^\[cascade [0-9.]+s\]' | sed 's/^/  console: /'
 )
