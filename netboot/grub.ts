@@ -1,0 +1,134 @@
+// GRUB configurations for the Secure Boot chain: firmware -> Debian's shim (signed by the UEFI
+// CA that PCs trust) -> Debian's signed network GRUB (grubnetx64.efi.signed, as grubx64.efi)
+// -> Debian's signed kernel. Under Secure Boot GRUB loads no module that is not built in, and
+// Debian's signed network GRUB has TFTP but no HTTP: so the master answers GRUB over TFTP, on
+// the UDP port with its HTTP port's number (GRUB's "(tftp,HOST:PORT)"), and serves the same
+// per-PC decision there as on the iPXE path (netboot/tftp_server.ts maps a TFTP read of
+// "boot/..." to the master's /boot/... route).
+//
+// Two stages as with iPXE: a fixed first stage (tftp/grub/grub.cfg, where GRUB's built-in
+// prefix "/grub" looks first) asks the master for this PC's configuration, which is "image"
+// (the Cascade kernel and initramfs, the kernel's signature checked through shim) or "local"
+// (chain the loader on the PC's own EFI system partition, signed too, so Secure Boot stays on).
+// GRUB script in GRUB's house style: a counted retry loop, a visible message, a reboot.
+
+import { type BootSettings, checkMasterUrl, renderCascadeCmdline } from "./cmdline.ts";
+
+/** "(tftp,10.0.0.1:8080)": where GRUB reaches the master's TFTP side. */
+export function grubTftpDevice(masterUrl: string): string {
+  const url = new URL(checkMasterUrl(masterUrl));
+  if (url.hostname.startsWith("[")) {
+    throw new TypeError(
+      `Bad master URL "${masterUrl}" for GRUB: Debian's GRUB cannot reach an IPv6 address here`,
+    );
+  }
+  const port = url.port || (url.protocol === "https:" ? "443" : "80");
+  return `(tftp,${url.hostname}:${port})`;
+}
+
+function checkGrubArgs(args: string): string {
+  // Inside a GRUB script: no expansions, quotes, separators or line breaks.
+  if (/[$"'\\;&|<>{}#\n\r]/.test(args)) {
+    throw new TypeError(
+      `Bad kernel arguments "${args}" for GRUB: no $, quotes, backslashes, ; & | < > { } #`,
+    );
+  }
+  return args.trim().replace(/\s+/g, " ");
+}
+
+const place = (masterUrl: string) => grubTftpDevice(masterUrl).slice(6, -1);
+
+/** tftp/grub/grub.cfg: ask the master which configuration this PC runs, with retries. */
+export function renderGrubFirstStage(masterUrl: string, attempts = 5): string {
+  const device = grubTftpDevice(masterUrl);
+  const at = place(masterUrl);
+  const tries = Array.from({ length: attempts }, (_, i) => i + 1).join(" ");
+  return `# Cascade GRUB first stage (rendered by netboot/grub.ts): Debian's signed GRUB reads this
+# from TFTP, then asks the master which configuration this PC runs (image it, or boot its
+# local disk). The master answers over TFTP on the port of its HTTP port.
+set timeout=0
+set cascade_master=${device}
+
+for try in ${tries}; do
+  echo "Cascade: asking ${at} what to boot for \${net_default_mac} (attempt \${try}/${attempts})"
+  configfile \${cascade_master}/boot/grub/\${net_default_mac}
+  echo "Cascade: the master did not answer, retrying in 5 seconds"
+  sleep 5
+done
+echo "Cascade: the master at ${at} did not answer after ${attempts} attempts"
+echo "Cascade: is \\"cascade master --netboot\\" running and reachable (UDP port too)?"
+echo "Cascade: rebooting in 30 seconds"
+sleep 30
+reboot
+`;
+}
+
+export interface GrubImageOptions {
+  masterUrl: string;
+  /** MAC the configuration is for, "aa-bb-cc-dd-ee-ff" (BOOTIF for /init, and the comment). */
+  mac: string;
+  settings: BootSettings;
+  kernelArgs: string;
+  attempts?: number;
+}
+
+/** Per-PC configuration: boot the Cascade kernel and initramfs with the settings pinned. */
+export function renderGrubImageConfig(o: GrubImageOptions): string {
+  if (!/^([0-9a-f]{2}-){5}[0-9a-f]{2}$/.test(o.mac)) {
+    throw new TypeError(`Bad MAC "${o.mac}" for GRUB: expected aa-bb-cc-dd-ee-ff`);
+  }
+  const device = grubTftpDevice(o.masterUrl);
+  const at = place(o.masterUrl);
+  const args = checkGrubArgs(o.kernelArgs);
+  const attempts = o.attempts ?? 5;
+  const tries = Array.from({ length: attempts }, (_, i) => i + 1).join(" ");
+  return `# Cascade: image this machine (${o.mac}), rendered by netboot/grub.ts. GRUB checks the
+# kernel's signature through shim (Secure Boot); BOOTIF tells /init which interface booted.
+set cascade_boot=${device}/boot
+
+for try in ${tries}; do
+  echo "Cascade: loading the imaging system from ${at} (attempt \${try}/${attempts})"
+  if linux \${cascade_boot}/vmlinuz ${args} BOOTIF=01-${o.mac} ${
+    renderCascadeCmdline(o.settings)
+  }; then
+    if initrd \${cascade_boot}/initrd; then
+      boot
+    fi
+  fi
+  echo "Cascade: loading failed, retrying in 5 seconds"
+  sleep 5
+done
+echo "Cascade: cannot load the imaging system from ${at} after ${attempts} attempts"
+echo "Cascade: rebooting in 30 seconds"
+sleep 30
+reboot
+`;
+}
+
+/** The loaders a PC's own EFI system partition may hold, tried in this order. */
+export const LOCAL_LOADERS = ["/EFI/BOOT/BOOTX64.EFI", "/EFI/Microsoft/Boot/bootmgfw.efi"];
+
+/**
+ * Per-PC configuration for a PC already imaged: chain the loader on its own disk's EFI system
+ * partition (the removable-media path every installer writes, then Windows' own). It is
+ * signed, so the firmware and shim let it run with Secure Boot on. No loader: hand back to the
+ * firmware, which goes on to its next boot entry.
+ */
+export function renderGrubLocalConfig(mac: string): string {
+  return `# Cascade: ${mac} is already imaged: boot its local disk (rendered by netboot/grub.ts).
+# Chains the signed loader on the disk's EFI system partition; Secure Boot stays on.
+
+echo "Cascade: this PC is already imaged, booting its local disk"
+for loader in ${LOCAL_LOADERS.join(" ")}; do
+  if search --no-floppy --file --set=cascade_esp \${loader}; then
+    echo "Cascade: starting (\${cascade_esp})\${loader}"
+    chainloader (\${cascade_esp})\${loader}
+    boot
+  fi
+done
+echo "Cascade: no local disk holds ${LOCAL_LOADERS.join(" or ")}: is it imaged?"
+echo "Cascade: handing back to the firmware's next boot entry in 10 seconds"
+sleep 10
+exit
+`;
+}
