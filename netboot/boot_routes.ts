@@ -23,6 +23,7 @@ import {
 } from "./ipxe.ts";
 import { normalizeMac } from "./mac.ts";
 import { renderPxelinuxConfig } from "./pxelinux.ts";
+import { renderGrubImageConfig, renderGrubLocalConfig } from "./grub.ts";
 
 export interface BootAppOptions {
   /** Build output of `cascade build-netboot` (holds vmlinuz, initrd, build.json). */
@@ -138,6 +139,28 @@ export function createBootApp(opts: BootAppOptions): Hono {
           local,
         })
         : renderLocalBootScript(hyphens, decision.reason, local),
+    );
+  });
+
+  // Debian's signed GRUB (Secure Boot chain) asks for grub/<mac> over TFTP (the master's TFTP
+  // side maps it here): the same decision, rendered as a GRUB configuration.
+  app.get("/grub/:mac", (c) => {
+    const raw = c.req.param("mac");
+    const mac = normalizeMac(raw);
+    if (!mac) return c.text(`Bad MAC address "${raw}": expected grub/aa:bb:cc:dd:ee:ff\n`, 400);
+    const ip = remoteIp(c.env);
+    const decision = opts.decide(mac, ip);
+    opts.onBootRequest?.(mac, ip, decision);
+    const hyphens = mac.replaceAll(":", "-");
+    return ipxe(
+      decision.action === "image"
+        ? renderGrubImageConfig({
+          masterUrl: master,
+          mac: hyphens,
+          settings: settingsFor(decision),
+          kernelArgs,
+        })
+        : renderGrubLocalConfig(hyphens, decision.reason, local),
     );
   });
 

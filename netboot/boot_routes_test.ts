@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { renderGrubImageConfig, renderGrubLocalConfig } from "./grub.ts";
 import { Hono } from "hono";
 import { type BootAppOptions, createBootApp } from "./boot_routes.ts";
 import { renderFirstStage, renderImageScript, renderLocalBootScript } from "./ipxe.ts";
@@ -139,6 +140,54 @@ Deno.test("GET /vmlinuz and /initrd stream the build's files, 404 names the miss
     assert.equal(res.headers.get("content-length"), "60000");
     assert.deepEqual(new Uint8Array(await res.arrayBuffer()), bytes);
     assert.equal(await (await app.request("/vmlinuz")).text(), "kernel");
+  });
+});
+
+Deno.test("GET /grub/:mac renders the same decision as a GRUB configuration", async () => {
+  await withDir(async (dir) => {
+    const seen: string[] = [];
+    const app = new Hono().route(
+      "/boot",
+      createBootApp(
+        options(dir, { onBootRequest: (mac, _ip, d) => seen.push(`${mac} ${d.action}`) }),
+      ),
+    );
+    // GRUB's ${net_default_mac} has colons.
+    const img = await (await app.request("/boot/grub/52:54:00:00:00:01")).text();
+    assert.equal(
+      img,
+      renderGrubImageConfig({
+        masterUrl: "http://10.0.0.1:8080",
+        mac: "52-54-00-00-00-01",
+        settings: {
+          master: "http://10.0.0.1:8080",
+          target: "/dev/vda",
+          imageId: ID,
+          after: "poweroff",
+        },
+        kernelArgs: "console=ttyS0",
+      }),
+    );
+    // A group's target and after action reach the command line, as on the iPXE path.
+    const grouped = await (await app.request("/boot/grub/52:54:00:00:00:04")).text();
+    assert.match(grouped, /cascade\.target=auto,usb cascade\.after=reboot;/);
+    assert.equal(
+      await (await app.request("/boot/grub/52:54:00:00:00:02")).text(),
+      renderGrubLocalConfig("52-54-00-00-00-02", "imaged"),
+    );
+    assert.equal(
+      await (await app.request("/boot/grub/52:54:00:00:00:03")).text(),
+      renderGrubLocalConfig("52-54-00-00-00-03", "not-enrolled"),
+    );
+    const bad = await app.request("/boot/grub/zz");
+    assert.equal(bad.status, 400);
+    assert.equal(await bad.text(), 'Bad MAC address "zz": expected grub/aa:bb:cc:dd:ee:ff\n');
+    assert.deepEqual(seen, [
+      "52:54:00:00:00:01 image",
+      "52:54:00:00:00:04 image",
+      "52:54:00:00:00:02 local",
+      "52:54:00:00:00:03 local",
+    ]);
   });
 });
 

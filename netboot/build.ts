@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import { basename, join, resolve } from "node:path";
 import { gatherUserland } from "./build_binary.ts";
+import { addSecureBootChain } from "./build_secureboot.ts";
 import { OutputFolder, writeBootConfigs } from "./build_configs.ts";
 import { gatherFirmware } from "./build_firmware.ts";
 import { writeCompressed } from "./build_initrd.ts";
@@ -60,7 +61,14 @@ export async function buildNetboot(o: BuildOptions): Promise<BuildReport> {
   await Deno.copyFile(o.kernel, join(out, "vmlinuz"));
 
   const folder = new OutputFolder(out, ["vmlinuz", "initrd"]);
-  await writeBootConfigs(o, folder);
+  const signed = o.secureBoot
+    ? await addSecureBootChain(o.secureBoot, out, o.master, o.kernel)
+    : undefined;
+  if (signed) {
+    folder.written.push(...signed.written);
+    o.log(`secure boot: shim -> GRUB -> kernel, all signed, from ${o.secureBoot}`);
+  }
+  await writeBootConfigs(o, folder, signed !== undefined);
   const report: BuildReport = {
     binaryMode: cascade.mode,
     kernelVersion: kver,
@@ -85,6 +93,7 @@ export async function buildNetboot(o: BuildOptions): Promise<BuildReport> {
         after: o.after,
         modules: modules.length,
         firmware: firmware.length,
+        secureBoot: signed !== undefined,
         cpioBytes,
         // What went in, so the same build can be made again (and checked against this one).
         inputs: {
@@ -102,6 +111,7 @@ export async function buildNetboot(o: BuildOptions): Promise<BuildReport> {
             mode: cascade.mode,
             sha256: sha256(cascade.mode === "bundle" ? cascade.bundle : cascade.executable),
           },
+          ...signed?.inputs,
         },
       },
       null,

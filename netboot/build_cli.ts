@@ -87,6 +87,13 @@ const SPEC: CommandSpec = {
       arg: "ADDR",
       help: "An address of the lab's subnet for dnsmasq.conf (default: --pxe-server)",
     },
+    "secure-boot": {
+      type: "string",
+      arg: "DIR",
+      help: "Add Debian's signed chain for Secure Boot PCs (shim -> GRUB -> this kernel, which " +
+        "must be Debian's signed one): DIR from bash scripts/fetch_secureboot.sh",
+      env: "CASCADE_SECURE_BOOT",
+    },
     "compile-timeout": {
       type: "string",
       arg: "SECONDS",
@@ -150,6 +157,7 @@ export async function buildNetbootMain(args: string[]): Promise<number> {
     entry: fileURLToPath(new URL("../cascade.ts", import.meta.url)),
     compileTimeout: timeout,
     ipxeDir: "/usr/lib/ipxe",
+    secureBoot: v["secure-boot"],
     log,
   });
   const width = Math.max(...report.files.map((f) => f.path.length)) + 2;

@@ -31,7 +31,7 @@ export class OutputFolder {
   }
 }
 
-export async function writeBootConfigs(o: BuildOptions, folder: OutputFolder) {
+export async function writeBootConfigs(o: BuildOptions, folder: OutputFolder, secureBoot = false) {
   const settings = {
     master: o.master,
     target: o.target,
@@ -74,6 +74,7 @@ export async function writeBootConfigs(o: BuildOptions, folder: OutputFolder) {
         masterUrl: o.master,
         tftpRoot: join(folder.root, "tftp"),
         mode: { kind: "proxy", subnet: o.proxySubnet ?? bootServer, bootServer },
+        secureBoot,
       }),
     );
   } else {

@@ -10,9 +10,11 @@
 // prefix "/grub" looks first) asks the master for this PC's configuration, which is "image"
 // (the Cascade kernel and initramfs, the kernel's signature checked through shim) or "local"
 // (chain the loader on the PC's own EFI system partition, signed too, so Secure Boot stays on).
+// As on the iPXE path, a master that does not answer means: boot the local disk, no loop.
 // GRUB script in GRUB's house style: a counted retry loop, a visible message, a reboot.
 
 import { type BootSettings, checkMasterUrl, renderCascadeCmdline } from "./cmdline.ts";
+import { DEFAULT_EFI_LOADERS, type LocalBootOptions, type LocalReason } from "./ipxe.ts";
 
 /** "(tftp,10.0.0.1:8080)": where GRUB reaches the master's TFTP side. */
 export function grubTftpDevice(masterUrl: string): string {
@@ -38,8 +40,40 @@ function checkGrubArgs(args: string): string {
 
 const place = (masterUrl: string) => grubTftpDevice(masterUrl).slice(6, -1);
 
-/** tftp/grub/grub.cfg: ask the master which configuration this PC runs, with retries. */
-export function renderGrubFirstStage(masterUrl: string, attempts = 5): string {
+/**
+ * Chain the first loader found on a local disk's EFI system partition; none: hand back to
+ * the firmware's next boot entry. GRUB finds the partition by the file (any volume label).
+ */
+function localSection(local: LocalBootOptions): string {
+  const loaders = local.efiLoaders ?? DEFAULT_EFI_LOADERS;
+  for (const p of loaders) {
+    if (!/^(\/[A-Za-z0-9_.-]+)+$/.test(p)) {
+      throw new TypeError(`Bad EFI loader path "${p}": expected /EFI/DIR/FILE.efi`);
+    }
+  }
+  return `for loader in ${loaders.join(" ")}; do
+  if search --no-floppy --file --set=cascade_esp \${loader}; then
+    echo "Cascade: starting (\${cascade_esp})\${loader}"
+    chainloader (\${cascade_esp})\${loader}
+    boot
+  fi
+done
+echo "Cascade: no local disk holds ${loaders.join(" or ")}: is it imaged?"
+echo "Cascade: handing back to the firmware's next boot entry in 10 seconds"
+sleep 10
+exit
+`;
+}
+
+/**
+ * tftp/grub/grub.cfg: ask the master which configuration this PC runs, with retries; no
+ * answer: boot the local disk (as the iPXE first stage does).
+ */
+export function renderGrubFirstStage(
+  masterUrl: string,
+  attempts = 3,
+  local: LocalBootOptions = {},
+): string {
   const device = grubTftpDevice(masterUrl);
   const at = place(masterUrl);
   const tries = Array.from({ length: attempts }, (_, i) => i + 1).join(" ");
@@ -57,10 +91,8 @@ for try in ${tries}; do
 done
 echo "Cascade: the master at ${at} did not answer after ${attempts} attempts"
 echo "Cascade: is \\"cascade master --netboot\\" running and reachable (UDP port too)?"
-echo "Cascade: rebooting in 30 seconds"
-sleep 30
-reboot
-`;
+echo "Cascade: booting the local disk"
+${localSection(local)}`;
 }
 
 export interface GrubImageOptions {
@@ -105,30 +137,27 @@ reboot
 `;
 }
 
-/** The loaders a PC's own EFI system partition may hold, tried in this order. */
-export const LOCAL_LOADERS = ["/EFI/BOOT/BOOTX64.EFI", "/EFI/Microsoft/Boot/bootmgfw.efi"];
+const LOCAL_WHY: Record<LocalReason, string> = {
+  imaged: "this PC is imaged with the current image",
+  "not-enrolled": "this PC is not enrolled for imaging",
+};
 
 /**
- * Per-PC configuration for a PC already imaged: chain the loader on its own disk's EFI system
+ * Per-PC configuration for a PC that boots its own disk: chain the loader on its EFI system
  * partition (the removable-media path every installer writes, then Windows' own). It is
  * signed, so the firmware and shim let it run with Secure Boot on. No loader: hand back to the
  * firmware, which goes on to its next boot entry.
  */
-export function renderGrubLocalConfig(mac: string): string {
-  return `# Cascade: ${mac} is already imaged: boot its local disk (rendered by netboot/grub.ts).
+export function renderGrubLocalConfig(
+  mac: string,
+  reason: LocalReason = "imaged",
+  local: LocalBootOptions = {},
+): string {
+  return `# Cascade: ${mac} boots its local disk (rendered by netboot/grub.ts): ${
+    LOCAL_WHY[reason]
+  }.
 # Chains the signed loader on the disk's EFI system partition; Secure Boot stays on.
 
-echo "Cascade: this PC is already imaged, booting its local disk"
-for loader in ${LOCAL_LOADERS.join(" ")}; do
-  if search --no-floppy --file --set=cascade_esp \${loader}; then
-    echo "Cascade: starting (\${cascade_esp})\${loader}"
-    chainloader (\${cascade_esp})\${loader}
-    boot
-  fi
-done
-echo "Cascade: no local disk holds ${LOCAL_LOADERS.join(" or ")}: is it imaged?"
-echo "Cascade: handing back to the firmware's next boot entry in 10 seconds"
-sleep 10
-exit
-`;
+echo "Cascade: ${LOCAL_WHY[reason]}: booting its local disk"
+${localSection(local)}`;
 }

@@ -38,10 +38,18 @@ Deno.test("GRUB first stage, image and local configurations match their golden f
     kernelArgs: "console=ttyS0,115200  console=tty0 loglevel=4 panic=10",
   });
   const local = renderGrubLocalConfig("52-54-00-12-34-56");
+  const stranger = renderGrubLocalConfig("52-54-00-12-34-57", "not-enrolled", {
+    efiLoaders: ["/EFI/debian/shimx64.efi"],
+  });
   await assertGolden("grub-first-stage.cfg", first);
   await assertGolden("grub-image.cfg", image);
   await assertGolden("grub-local.cfg", local);
-  for (const text of [first, image, local]) await grubParses(text);
+  await assertGolden("grub-local-not-enrolled.cfg", stranger);
+  for (const text of [first, image, local, stranger]) await grubParses(text);
+  assert.throws(
+    () => renderGrubLocalConfig("52-54-00-12-34-57", "imaged", { efiLoaders: ["x; reboot"] }),
+    /Bad EFI loader path "x; reboot"/,
+  );
 });
 
 Deno.test("grubTftpDevice names the master's host and HTTP port number", () => {

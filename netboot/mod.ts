@@ -6,3 +6,4 @@ export * from "./dnsmasq.ts";
 export * from "./mac.ts";
 export * from "./sys_block.ts";
 export * from "./target_rule.ts";
+export * from "./tftp_server.ts";

@@ -2,10 +2,11 @@
 # Debian packages the tests use: QEMU/iPXE/busybox/dnsmasq for netboot, udpcast as the
 # benchmark's peer, chromium for the dashboard's browser test, curl for the client benchmark;
 # the file-system tools (mkntfs/ntfs-3g, mkfs.vfat/fsck.vfat, mkfs.ext4/e2fsck/debugfs, sgdisk,
-# sfdisk, mtools, partclone, zstd) for the file-system-aware slicing tests and bench:bytes.
+# sfdisk, mtools, partclone, zstd) for the file-system-aware slicing tests and bench:bytes;
+# grub-common (grub-script-check) checks rendered GRUB configs.
 set -euo pipefail
 PKGS=(qemu-system-x86 ipxe-qemu ipxe busybox-static cpio zstd dnsmasq-base ovmf udpcast iproute2 chromium curl
-  ntfs-3g dosfstools e2fsprogs gdisk fdisk mtools partclone fuse3)
+  ntfs-3g dosfstools e2fsprogs gdisk fdisk mtools partclone fuse3 grub-common)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -2,9 +2,9 @@
 // tick the scheduler's linger deadlines, and end the run cleanly.
 import type { Hono } from "hono";
 import { join } from "node:path";
-import { createBootApp } from "../../netboot/mod.ts";
+import { createBootApp, serveTftp } from "../../netboot/mod.ts";
 import { loadManifest } from "../../imagetools/mod.ts";
-import type { Logger } from "../../imagetools/kit/mod.ts";
+import type { LogFields, Logger } from "../../imagetools/kit/mod.ts";
 import { MasterCore } from "./core.ts";
 import { httpUrl } from "./listen_urls.ts";
 import { createMasterApp } from "./app.ts";
@@ -211,6 +211,24 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
     mode: o.mode,
     expect: o.expect,
   });
+  // Netboot: the same /boot routes over TFTP on the UDP port of the same number, for Debian's
+  // signed GRUB (Secure Boot), which has TFTP but no HTTP. Without it the iPXE path still works.
+  const tftp = o.netboot
+    ? await serveTftp({
+      hostname: addr.hostname,
+      port: addr.port,
+      fetch: (path, ip) =>
+        Promise.resolve(
+          app.fetch(new Request(`http://tftp${path}`), {
+            remoteAddr: { hostname: ip, port: 0, transport: "udp" },
+          }),
+        ),
+      log: (event, fields) => o.log(event, fields as LogFields),
+    }).catch((e) => {
+      o.log("tftp_unavailable", { port: addr.port, error: (e as Error).message });
+      return null;
+    })
+    : null;
 
   let stopped = false;
   return {
@@ -231,6 +249,7 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
         await new Promise((r) => setTimeout(r, 50));
       }
       await server.shutdown();
+      await tftp?.close();
       stopRecording();
     },
   };
