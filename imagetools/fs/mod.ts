@@ -12,3 +12,4 @@ export {
 export { bytesReader, type ReadAt } from "./reader.ts";
 export { type Partition, readPartitionTable } from "./partitions.ts";
 export { type UsedMap } from "./used_map.ts";
+export * from "./gpt_backup.ts";
