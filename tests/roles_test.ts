@@ -202,7 +202,7 @@ Deno.test("a client refuses a target smaller than the image before writing", asy
     const small = new Uint8Array(1024 * 1024).fill(7);
     await Deno.writeFile(lab.disk("tiny"), small);
     lab.client("tiny", url);
-    assert.equal(await waitExit(lab, "tiny", 30_000), 1);
+    assert.equal(await waitExit(lab, "tiny", 30_000), 2); // the disk cannot be used: exit 2
     assert.match(await lab.procs.logText("tiny"), /Cannot use target .*tiny\.img/);
     assert.deepEqual(await Deno.readFile(lab.disk("tiny")), small, "nothing was written");
   } finally {

@@ -3,7 +3,7 @@ export * from "./chunk_server.ts";
 export * from "./chunk_source.ts";
 export * from "./rate_limit.ts";
 export * from "./receiver.ts";
-export { ReceiveError, type ReceiveReason } from "./receive_error.ts";
+export { isDiskFailure, ReceiveError, type ReceiveReason } from "./receive_error.ts";
 export type { FetchLike } from "./chunk_fetch.ts";
 export { DEFAULT_REQUEST_TIMEOUT_MS, type FetchOptions } from "./transfer.ts";
 export * from "./target_disk.ts";

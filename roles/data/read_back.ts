@@ -3,6 +3,7 @@
 // check of chunks on the target that resume and the final read-back use (imagetools'
 // verifyChunks, the same check as `cascade verify`).
 import { createHash } from "node:crypto";
+import { ReceiveError } from "./receive_error.ts";
 import {
   chunkLength,
   chunkOffset,
@@ -89,7 +90,25 @@ export async function badOnTarget(
   indices: readonly number[],
   opts: { md5: boolean; progress?: { update(done: number): void } },
 ): Promise<number[]> {
-  const bad = await verifyChunks(target, m, {
+  // A read the disk refuses is the disk's failure, named with its byte offset.
+  const reader: ImageReader = {
+    path: target.path,
+    size: target.size,
+    readAt: async (offset, into) => {
+      try {
+        return await target.readAt(offset, into);
+      } catch (cause) {
+        throw new ReceiveError(
+          "read-failed",
+          `Cannot read "${m.name}" back from "${target.path}" at byte ${offset}: ${
+            (cause as Error).message
+          }`,
+          { cause },
+        );
+      }
+    },
+  };
+  const bad = await verifyChunks(reader, m, {
     indices,
     algos: opts.md5 ? HASH_ALGOS : ["sha256"],
     progress: opts.progress,

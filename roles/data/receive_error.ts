@@ -1,6 +1,7 @@
 // Why a receive stopped: the one error a Receiver's caller (the client role) recovers from.
 
-/** "server-gone" | "bad-chunk" | "timeout" | "http-<status>" | "write-failed" | "wrong-image" */
+/** "server-gone" | "bad-chunk" | "timeout" | "http-<status>" | "write-failed" | "read-failed" |
+ *  "wrong-image" */
 export type ReceiveReason = string;
 
 /** Why fetchFrom stopped. Chunks verified before the failure stay held. */
@@ -22,4 +23,10 @@ export class ReceiveError extends Error {
 /** A chunk that failed verification (the server sent wrong bytes; the others go on). */
 export function isBadChunk(err: unknown): err is ReceiveError {
   return err instanceof ReceiveError && err.reason === "bad-chunk";
+}
+
+/** The target disk failed a write or a read: the PC's own failure, never its server's. */
+export function isDiskFailure(err: unknown): err is ReceiveError {
+  return err instanceof ReceiveError &&
+    (err.reason === "write-failed" || err.reason === "read-failed");
 }

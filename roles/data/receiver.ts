@@ -201,9 +201,9 @@ export class Receiver implements ChunkSource {
         } catch (cause) {
           throw new ReceiveError(
             "write-failed",
-            `Cannot write zero chunk ${i} of "${m.name}" to "${this.target.path}": ${
-              (cause as Error).message
-            }`,
+            `Cannot write zero chunk ${i} of "${m.name}" to "${this.target.path}" at byte ${
+              chunkOffset(m, i)
+            }: ${(cause as Error).message}`,
             { index: i, cause },
           );
         }

@@ -263,9 +263,9 @@ export class Transfer {
     } catch (cause) {
       throw new ReceiveError(
         "write-failed",
-        `Cannot write chunk ${index} of "${m.name}" to "${h.target.path}": ${
-          (cause as Error).message
-        }`,
+        `Cannot write chunk ${index} of "${m.name}" to "${h.target.path}" at byte ${
+          chunkOffset(m, index)
+        }: ${(cause as Error).message}`,
         { index, cause },
       );
     }

@@ -92,7 +92,10 @@ Deno.test("Transfer stops at a write that fails: write-failed, naming the target
   const err = await new Transfer(h).run("http://server", {}).catch((e) => e);
   assert.ok(err instanceof ReceiveError);
   assert.equal(err.reason, "write-failed");
-  assert.match(err.message, /^Cannot write chunk \d+ of "transfer\.img" to "memory": No space/);
+  assert.match(
+    err.message,
+    /^Cannot write chunk \d+ of "transfer\.img" to "memory" at byte \d+: No space/,
+  );
   assert.equal(held.count, 0);
 });
 

@@ -132,7 +132,8 @@ export class MasterCore {
   message(session: SessionKey, msg: PeerMessage) {
     const s = this.#sessions.get(session);
     if (!s) return;
-    if (this.ended) {
+    // A PC that served until the end finishes its disk after it: its result still counts.
+    if (this.ended && !(msg.type === "finished" && s.peer)) {
       this.#io.send(session, { type: "end", reason: this.ended });
       return;
     }
@@ -207,6 +208,12 @@ export class MasterCore {
       verified: complete && msg.role === "client" ? true : (previous?.verified ?? false),
       failures: previous?.failures ?? [],
       connected: true,
+      ...(msg.disk ? { disk: msg.disk } : previous?.disk ? { disk: previous.disk } : {}),
+      ...(msg.diskReason
+        ? { diskReason: msg.diskReason }
+        : previous?.diskReason
+        ? { diskReason: previous.diskReason }
+        : {}),
     };
     if (msg.role === "client" && complete) peer.doneAt = previous?.doneAt ?? now;
     this.peers.set(id, peer);
@@ -223,7 +230,15 @@ export class MasterCore {
       address,
       ticketKey,
     });
-    this.#event("join", { peer: id, role: msg.role, address, url, held: peer.held, complete });
+    this.#event("join", {
+      peer: id,
+      role: msg.role,
+      address,
+      url,
+      held: peer.held,
+      complete,
+      ...(peer.disk ? { disk: peer.disk } : {}),
+    });
     if (complete) {
       this.#apply({
         type: "server-ready",
@@ -270,6 +285,7 @@ export class MasterCore {
     const was = peer.state;
     // A verified PC that leaves (its after action is reboot or poweroff) is done, not lost.
     if (peer.role === "client" && peer.verified) peer.state = "done";
+    else if (peer.state === "failed") { /* its disk or its finishing step failed: it stays so */ }
     else if (peer.role === "client" || peer.state === "serving") peer.state = "left";
     this.#event("leave", { peer: peer.id, was });
     this.#apply({ type: "leave", id: peer.id, at: this.#io.now() });

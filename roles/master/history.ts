@@ -45,6 +45,13 @@ export interface HistoryPc {
   servedBy: string[];
   state: string;
   failures: HistoryFailure[];
+  /** The disk the PC chose and why (its target rule), when it said. */
+  disk: string | null;
+  diskReason: string | null;
+  /** How finishing its verified disk went (the last part that ran), if it did. */
+  finish: { ok: boolean; step: string; detail: string } | null;
+  /** Every boot answer its MAC got during the run: "image" or "local:<why>". */
+  boots: { at: number; answer: string; group: string | null }[];
 }
 
 export interface RunInfo {
@@ -55,7 +62,7 @@ export interface RunInfo {
   expect?: number;
 }
 
-export type PcRow = Omit<HistoryPc, "failures">;
+export type PcRow = Omit<HistoryPc, "failures" | "disk" | "diskReason" | "finish" | "boots">;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS runs (
@@ -98,6 +105,27 @@ CREATE TABLE IF NOT EXISTS imaged (
   mac TEXT PRIMARY KEY,
   image_id TEXT NOT NULL,
   at INTEGER NOT NULL
+);
+-- Per PC of a run: the disk it chose and why, and how finishing that disk went.
+CREATE TABLE IF NOT EXISTS pc_disks (
+  run_id INTEGER NOT NULL REFERENCES runs(id),
+  peer TEXT NOT NULL,
+  disk TEXT,
+  disk_reason TEXT,
+  finish_ok INTEGER,
+  finish_step TEXT,
+  finish_detail TEXT,
+  PRIMARY KEY (run_id, peer)
+);
+-- Every boot answer the master gave during a run, by MAC.
+CREATE TABLE IF NOT EXISTS boots (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id INTEGER NOT NULL REFERENCES runs(id),
+  mac TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  address TEXT NOT NULL,
+  answer TEXT NOT NULL,
+  grp TEXT
 );
 -- PCs enrolled for imaging through an admin's window (group "" = none), by MAC.
 CREATE TABLE IF NOT EXISTS enrolled (
@@ -172,6 +200,56 @@ export class History {
     ).run(runId, peer, Math.round(f.at), f.reason, f.detail, f.server);
   }
 
+  saveDisk(
+    runId: number,
+    peer: string,
+    d: {
+      disk?: string;
+      diskReason?: string;
+      finish?: { ok: boolean; step: string; detail: string };
+    },
+  ): void {
+    this.#db.prepare(
+      `INSERT INTO pc_disks (run_id, peer, disk, disk_reason, finish_ok, finish_step, finish_detail)
+       VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (run_id, peer) DO UPDATE SET disk = excluded.disk,
+         disk_reason = excluded.disk_reason, finish_ok = excluded.finish_ok,
+         finish_step = excluded.finish_step, finish_detail = excluded.finish_detail`,
+    ).run(
+      runId,
+      peer,
+      d.disk ?? null,
+      d.diskReason ?? null,
+      d.finish ? (d.finish.ok ? 1 : 0) : null,
+      d.finish?.step ?? null,
+      d.finish?.detail ?? null,
+    );
+  }
+
+  addBoot(
+    runId: number,
+    b: { mac: string; at: number; address: string; answer: string; group?: string },
+  ): void {
+    this.#db.prepare(
+      "INSERT INTO boots (run_id, mac, at, address, answer, grp) VALUES (?, ?, ?, ?, ?, ?)",
+    ).run(runId, b.mac, Math.round(b.at), b.address, b.answer, b.group ?? null);
+  }
+
+  /** Boot answers of a run, oldest first. */
+  boots(
+    runId: number,
+  ): { mac: string; at: number; address: string; answer: string; group: string | null }[] {
+    return this.#db.prepare("SELECT * FROM boots WHERE run_id = ? ORDER BY id").all(runId).map((
+      r: Row,
+    ) => ({
+      mac: String(r.mac),
+      at: Number(r.at),
+      address: String(r.address),
+      answer: String(r.answer),
+      group: r.grp === null ? null : String(r.grp),
+    }));
+  }
+
   /** Runs, newest first. */
   runs(limit = 20): HistoryRun[] {
     return this.#db.prepare(
@@ -211,22 +289,45 @@ export class History {
       });
       failures.set(String(f.peer), list);
     }
+    const disks = new Map<string, Row>();
+    for (const d of this.#db.prepare("SELECT * FROM pc_disks WHERE run_id = ?").all(runId)) {
+      disks.set(String(d.peer), d);
+    }
+    const boots = this.boots(runId);
     return this.#db.prepare("SELECT * FROM pcs WHERE run_id = ? ORDER BY started_at, peer")
-      .all(runId).map((r: Row) => ({
-        runId: Number(r.run_id),
-        peer: String(r.peer),
-        mac: r.mac === null ? null : String(r.mac),
-        address: String(r.address),
-        imageId: String(r.image_id),
-        startedAt: Number(r.started_at),
-        endedAt: r.ended_at === null ? null : Number(r.ended_at),
-        bytes: Number(r.bytes),
-        verified: Boolean(r.verified),
-        readbackSeconds: r.readback_seconds === null ? null : Number(r.readback_seconds),
-        servedBy: String(r.served_by).split(",").filter(Boolean),
-        state: String(r.state),
-        failures: failures.get(String(r.peer)) ?? [],
-      }));
+      .all(runId).map((r: Row) => {
+        const d = disks.get(String(r.peer));
+        const str = (v: unknown) => (v === null || v === undefined ? null : String(v));
+        return {
+          runId: Number(r.run_id),
+          peer: String(r.peer),
+          mac: r.mac === null ? null : String(r.mac),
+          address: String(r.address),
+          imageId: String(r.image_id),
+          startedAt: Number(r.started_at),
+          endedAt: r.ended_at === null ? null : Number(r.ended_at),
+          bytes: Number(r.bytes),
+          verified: Boolean(r.verified),
+          readbackSeconds: r.readback_seconds === null ? null : Number(r.readback_seconds),
+          servedBy: String(r.served_by).split(",").filter(Boolean),
+          state: String(r.state),
+          failures: failures.get(String(r.peer)) ?? [],
+          disk: str(d?.disk),
+          diskReason: str(d?.disk_reason),
+          finish: d && d.finish_ok !== null
+            ? {
+              ok: Boolean(d.finish_ok),
+              step: String(d.finish_step),
+              detail: String(d.finish_detail),
+            }
+            : null,
+          boots: boots.filter((b) => b.mac === r.mac).map((b) => ({
+            at: b.at,
+            answer: b.answer,
+            group: b.group,
+          })),
+        };
+      });
   }
 
   /** Remember that the PC with this MAC holds and has verified this image. */
@@ -294,6 +395,7 @@ const PC_EVENTS: Record<string, "peer" | "clients"> = {
   "client-failed": "peer",
   requeued: "peer",
   leave: "peer",
+  finish: "peer",
 };
 
 /**
@@ -342,6 +444,9 @@ export function recordRun(history: History, core: MasterCore, o: RecordOptions):
       });
     }
     failuresSaved.set(p.id, p.failures.length);
+    if (p.disk || p.finish) {
+      history.saveDisk(runId, p.id, { disk: p.disk, diskReason: p.diskReason, finish: p.finish });
+    }
   };
 
   const onEvent = (e: EventRecord) => {
@@ -353,6 +458,18 @@ export function recordRun(history: History, core: MasterCore, o: RecordOptions):
       }
       const mac = core.peers.get(peer)?.mac;
       if (e.event === "verified" && mac) history.markImaged(mac, config.imageId, o.toWall(e.at));
+      if (e.event === "boot") {
+        history.addBoot(runId, {
+          mac: peer,
+          at: o.toWall(e.at),
+          address: String(e.fields.address ?? ""),
+          answer: String(e.fields.answer),
+          ...(e.fields.group !== undefined ? { group: String(e.fields.group) } : {}),
+        });
+        return;
+      }
+      // A disk that failed its finishing step is imaged again at its next boot.
+      if (e.event === "finish" && e.fields.ok === false && mac) history.forgetImaged(mac);
       if (e.event === "leave") leftAt.set(peer, e.at);
       if (e.event === "join") leftAt.delete(peer);
       if (e.event === "end") {

@@ -85,6 +85,11 @@ export function renderRun(run: HistoryRun, pcs: HistoryPc[], time = localTime): 
       }: ${f.detail}`
     )
   );
+  const disks = pcs.filter((p) => p.disk || p.finish || p.boots.length).map((p) =>
+    `  ${p.peer}: ${p.disk ?? "-"}${p.diskReason ? ` (${p.diskReason})` : ""}; finishing: ${
+      p.finish ? `${p.finish.ok ? "ok" : "FAILED"}: ${p.finish.detail}` : "-"
+    }; boot answers: ${p.boots.map((b) => b.answer).join(", ") || "-"}`
+  );
   return [
     head,
     "",
@@ -95,6 +100,7 @@ export function renderRun(run: HistoryRun, pcs: HistoryPc[], time = localTime): 
       )
       : ["No PCs joined this run."]),
     ...(failures.length ? ["", "Failures:", ...failures] : []),
+    ...(disks.length ? ["", "Disks and finishing:", ...disks] : []),
   ].join("\n");
 }
 

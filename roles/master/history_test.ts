@@ -50,6 +50,10 @@ function pc(peer: string, o: Partial<HistoryPc>): HistoryPc {
     servedBy: [],
     state: "receiving",
     failures: [],
+    disk: null,
+    diskReason: null,
+    finish: null,
+    boots: [],
     ...o,
   };
 }
@@ -228,5 +232,57 @@ Deno.test("cascade history: --json, --run, and a missing database", async () => 
         join(dir, "none.sqlite")
       }": the master writes it beside the slices folder (or where --history says); pass --db FILE`,
     ]);
+  });
+});
+
+Deno.test("history: boot answers, the disk a PC chose and a failed finishing step", async () => {
+  await withDir((dir) => {
+    const h = coreHarness({ expect: 8, linger: 0 });
+    const history = openHistory(join(dir, "h.sqlite"));
+    try {
+      recordRun(history, h.core, { imageName: "lab.img", toWall, log: () => {} });
+      const mac = "52:54:00:00:00:0a";
+      h.core.bootAnswered("52:54:00:00:00:99", "10.0.0.99", {
+        action: "local",
+        reason: "not-enrolled",
+      });
+      h.core.bootAnswered(mac, "10.0.0.10", { action: "image", group: "lab" });
+      h.hello("fake", "fake");
+      h.hello("pc-10", "client", {
+        mac,
+        disk: "/dev/nvme0n1",
+        diskReason: 'Chose /dev/nvme0n1 by target rule "auto"',
+      });
+      h.core.tick(); // linger 0: the short batch goes out
+      h.say("pc-10", { type: "received" });
+      h.say("pc-10", { type: "verified", ok: true, bad: [], seconds: 1 });
+      assert.equal(history.imagedWith(mac), IMAGE_ID);
+      h.say("pc-10", {
+        type: "finished",
+        ok: false,
+        step: "hostname.sh",
+        detail: 'Finishing step "hostname.sh" failed (exit code 1) after 0.1 s: no ext4 partition',
+      });
+      h.drop("pc-10");
+      const [pc] = history.pcs(1).filter((p) => p.peer === "pc-10");
+      assert.equal(pc.disk, "/dev/nvme0n1");
+      assert.equal(pc.diskReason, 'Chose /dev/nvme0n1 by target rule "auto"');
+      assert.deepEqual(pc.finish, {
+        ok: false,
+        step: "hostname.sh",
+        detail: 'Finishing step "hostname.sh" failed (exit code 1) after 0.1 s: no ext4 partition',
+      });
+      assert.equal(pc.verified, false);
+      assert.equal(pc.state, "failed");
+      assert.deepEqual(pc.boots.map((b) => [b.answer, b.group]), [["image", "lab"]]);
+      assert.deepEqual(history.boots(1).map((b) => [b.mac, b.answer]), [
+        ["52:54:00:00:00:99", "local:not-enrolled"],
+        [mac, "image"],
+      ]);
+      // A disk whose finishing step failed is imaged again at its next boot.
+      assert.equal(history.imagedWith(mac), null);
+    } finally {
+      history.close();
+    }
   });
 });

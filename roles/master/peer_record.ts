@@ -32,6 +32,11 @@ export interface PeerRecord {
   connected: boolean;
   /** Bytes this peer served, as its clients reported them in "progress" (for /metrics). */
   served?: number;
+  /** A client's disk and why it was chosen (said in its hello, before it wrote anything). */
+  disk?: string;
+  diskReason?: string;
+  /** How finishing its verified disk went (GPT, the group's finishing step). */
+  finish?: { ok: boolean; step: string; detail: string };
 }
 
 /** The placeholder for a PC that asked for its boot script and has not said hello yet. */

@@ -1,4 +1,5 @@
-// What a peer reports after its hello ("progress", "received", "verified", "failed"), checked
+// What a peer reports after its hello ("progress", "received", "verified", "failed",
+// "finished"), checked
 // against what the master knows of it and folded into its record. A report that does not fit
 // the peer's state is refused with a message (the core closes that session only); one that fits
 // may move the peer on in the scheduler.
@@ -74,6 +75,19 @@ export function takeReport(
         return `Unexpected "failed" from ${peer.state} peer "${peer.id}"`;
       }
       peer.failures.push({ at: now, reason: msg.reason, detail: msg.detail, server: msg.server });
+      if (msg.reason === "disk") {
+        // The PC's own disk failed: not its server's fault, and no new assignment at once.
+        // The client hangs up (its slot frees) and comes back after its backoff, or stops.
+        peer.state = "failed";
+        peer.server = undefined;
+        ctx.event("client-failed", {
+          peer: peer.id,
+          server: msg.server,
+          reason: msg.reason,
+          detail: msg.detail,
+        });
+        return;
+      }
       // Stale: the master already moved this client on (its server left), so only record it.
       if (peer.state !== "receiving" || peer.server !== msg.server) {
         ctx.event("client-failed", { peer: peer.id, server: msg.server, reason: msg.reason });
@@ -88,6 +102,20 @@ export function takeReport(
         detail: msg.detail,
       });
       ctx.apply({ type: "client-failed", id: peer.id, at: now, reason: msg.reason });
+      return;
+    }
+    case "finished": {
+      if (peer.role !== "client" || !peer.verified) {
+        return `Unexpected "finished" from ${peer.state} peer "${peer.id}"`;
+      }
+      peer.finish = { ok: msg.ok, step: msg.step, detail: msg.detail };
+      ctx.event("finish", { peer: peer.id, ok: msg.ok, step: msg.step, detail: msg.detail });
+      if (!msg.ok) {
+        // A disk that failed its finishing step is not done: imaged again at its next boot.
+        peer.failures.push({ at: now, reason: "finish", detail: msg.detail });
+        peer.verified = false;
+        peer.state = "failed";
+      }
       return;
     }
   }

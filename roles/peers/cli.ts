@@ -12,6 +12,7 @@ import { isImageId } from "../../imagetools/mod.ts";
 import { progressMode } from "../../imagetools/kit/mod.ts";
 import { parseCount, parseDuration, parseRate } from "../../imagetools/kit/mod.ts";
 import { type ChunkSource, openDiskSource, openSlicesSource } from "../data/mod.ts";
+import { DiskError } from "./target_choice.ts";
 import { fetchManifest, runClient } from "./client.ts";
 import { AFTER_ACTIONS, type AfterAction, normalizeMac } from "../../netboot/mod.ts";
 import { isPeerName, PEER_NAME_RULE } from "../protocol/mod.ts";
@@ -55,14 +56,28 @@ const common: Record<string, OptionSpec> = {
 export const clientSpec: CommandSpec = {
   name: "client",
   summary: "receive the image onto a disk, verify it, then serve it on",
-  usage: "--master URL --target PATH [options]",
+  usage: "--master URL --target DISK|RULE [options]",
   options: {
     master: common.master,
     target: {
       type: "string",
-      arg: "PATH",
-      help: "Disk (block device) or file to write the image to",
+      arg: "DISK|RULE",
+      help:
+        'Disk (block device) or file to write; or a target rule: "auto" (the first non-removable ' +
+        "disk of at least the image's size), path:, model:, min:, max:, usb, largest (commas)",
       env: "CASCADE_TARGET",
+    },
+    "disk-retries": {
+      type: "string",
+      arg: "N",
+      help: "Tries again after the disk fails a write or read, then stops (exit code 2)",
+      default: "3",
+    },
+    "disk-backoff": {
+      type: "string",
+      arg: "S",
+      help: "Seconds before the first try again after a disk failure (doubled each time)",
+      default: "5",
     },
     "image-id": {
       type: "string",
@@ -106,7 +121,8 @@ export const clientSpec: CommandSpec = {
   },
   notes: [
     "Exit status: 0 when the disk is verified and the run ended (or --after reboot|poweroff),",
-    "1 when the run ended before this PC was imaged or on an error.",
+    "1 when the run ended before this PC was imaged, its finishing step failed, or on an error,",
+    "2 when the disk failed (no disk matches the rule, or writes/reads failed after the retries).",
   ],
 };
 
@@ -238,22 +254,31 @@ export async function clientMain(args: string[]): Promise<number> {
   if (mac === null) {
     throw new UsageError(`Invalid --mac "${given}": expected six hex pairs like 52:54:00:12:34:56`);
   }
-  const result = await runClient({
-    masterUrl: master,
-    target,
-    imageId,
-    name,
-    mac,
-    capacity: parseCount(v.capacity as string, "--capacity", 1, 64),
-    after: parseAfter(v.after as string),
-    listen: v.listen as string,
-    rateLimit: rateLimit(v),
-    inflight: parseCount(v.inflight as string, "--inflight", 1, 64),
-    verifyMd5: !v["no-md5"],
-    progress: progressMode(Boolean(v.quiet)),
-    log: makeLogger(`client[${name}]`),
-    masterTimeout: parseDuration(v["master-timeout"] as string, "--master-timeout"),
-  });
+  let result: Awaited<ReturnType<typeof runClient>>;
+  try {
+    result = await runClient({
+      masterUrl: master,
+      target,
+      diskRetries: parseCount(v["disk-retries"] as string, "--disk-retries", 0, 100),
+      diskBackoff: parseDuration(v["disk-backoff"] as string, "--disk-backoff"),
+      imageId,
+      name,
+      mac,
+      capacity: parseCount(v.capacity as string, "--capacity", 1, 64),
+      after: parseAfter(v.after as string),
+      listen: v.listen as string,
+      rateLimit: rateLimit(v),
+      inflight: parseCount(v.inflight as string, "--inflight", 1, 64),
+      verifyMd5: !v["no-md5"],
+      progress: progressMode(Boolean(v.quiet)),
+      log: makeLogger(`client[${name}]`),
+      masterTimeout: parseDuration(v["master-timeout"] as string, "--master-timeout"),
+    });
+  } catch (err) {
+    if (!(err instanceof DiskError)) throw err;
+    console.error(`cascade client: DISK FAILED: ${err.message}`);
+    return 2;
+  }
   if (!result.verified) {
     console.error(`cascade client: ${name} was not imaged: ${result.reason}`);
     return 1;

@@ -1,6 +1,12 @@
-// The client role: get the manifest, wait for a server, receive and verify every chunk onto
-// the target, read the whole disk back, then serve it on until the master ends the run.
-// In relay mode its chunk server is up from the start and serves each chunk once verified.
+// The client role: get the manifest, choose the disk (a path, or the disk a target rule picks),
+// wait for a server, receive and verify every chunk onto it, read the whole disk back, then
+// serve it on until the master ends the run; once it serves no more, finish the disk (GPT
+// backup to its end, the group's finishing step). In relay mode its chunk server is up from
+// the start and serves each chunk once verified.
+//
+// A disk that fails writes or reads is the PC's own failure: the client tells the master
+// (reason "disk": no server is blamed), hangs up and tries again after a backoff, a few times,
+// then stops with the disk, the byte offset and the OS error (DiskError), never looping.
 import { imageIdOf, parseManifest } from "../../imagetools/mod.ts";
 import type { Logger } from "../../imagetools/kit/mod.ts";
 import { Progress, type ProgressMode } from "../../imagetools/kit/mod.ts";
@@ -10,11 +16,22 @@ import { rateLimited } from "../data/mod.ts";
 import type { AfterAction, MasterMessage } from "../protocol/mod.ts";
 import { PROTOCOL_VERSION, ticketValid } from "../protocol/mod.ts";
 import { ReceiveError, Receiver } from "../data/mod.ts";
-import { openTarget } from "../data/mod.ts";
+import { isDiskFailure, openTarget, type TargetDisk } from "../data/mod.ts";
+import { DiskError, resolveTarget } from "./target_choice.ts";
+import { finishDisk, type FinishOutcome } from "./finish_step.ts";
 
 export interface ClientOptions {
   masterUrl: string;
+  /** A device or file path, or a target rule ("auto", "min:200GB,model:Samsung*"). */
   target: string;
+  /** Where target rules look for disks (default /sys/block; tests use fixture trees). */
+  sysBlock?: string;
+  /** Tries again after a disk failure before it stops (default 3). */
+  diskRetries?: number;
+  /** Seconds before the first retry after a disk failure, doubled each time (default 5). */
+  diskBackoff?: number;
+  /** Opens the chosen disk (default openTarget; tests give disks that fail). */
+  open?: (path: string, imageSize: number, imageName: string) => Promise<TargetDisk>;
   /** Accept only the manifest whose SHA-256 is this (from the kernel command line). */
   imageId?: string;
   name: string;
@@ -37,6 +54,10 @@ export interface ClientOptions {
 export interface ClientResult {
   verified: boolean;
   reason: string;
+  /** The disk written. */
+  disk: string;
+  /** Finishing the verified disk: each part's outcome (empty when not verified). */
+  finish: FinishOutcome[];
   bytesReceived: number;
   bytesRefetched: number;
   servers: string[];
@@ -84,11 +105,21 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
     );
   }
   const manifest = parseManifest(new TextDecoder().decode(manifestBytes));
+  // Which disk, and why, before anything is written (the console and, in hello, the master).
+  const chosen = resolveTarget(o.target, manifest.size, o.sysBlock);
+  log("target", { disk: chosen.path, reason: chosen.reason });
+  const diskRetries = o.diskRetries ?? 3;
+  const diskBackoff = o.diskBackoff ?? 5;
   let existed = false;
   try {
-    existed = (await Deno.stat(o.target)).size > 0;
+    existed = (await Deno.stat(chosen.path)).size > 0;
   } catch { /* a new file */ }
-  const target = await openTarget(o.target, manifest.size, manifest.name);
+  let target: TargetDisk;
+  try {
+    target = await (o.open ?? openTarget)(chosen.path, manifest.size, manifest.name);
+  } catch (err) {
+    throw new DiskError((err as Error).message, { cause: err });
+  }
   const receiver = new Receiver({
     manifestBytes,
     target,
@@ -101,12 +132,30 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   const held = () => receiver.stats().heldChunks;
   const bytesHeld = () => Math.min(manifest.size, held() * manifest.chunkSize);
 
+  // Before the session: a disk failure here is retried in place, then stops the PC.
+  const early = async (what: string, f: () => Promise<void>) => {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await f();
+      } catch (err) {
+        if (!isDiskFailure(err)) throw err;
+        log("disk-failed", { what, attempt, error: err.message });
+        if (attempt > diskRetries) {
+          target.close();
+          throw new DiskError(`${err.message} (${attempt} tries)`, { cause: err });
+        }
+        await new Promise((r) => setTimeout(r, diskBackoff * 1000 * 2 ** (attempt - 1)));
+      }
+    }
+  };
   // A PC that was imaged (or half imaged) before a reboot resumes from what it verified.
   if (existed) {
-    const n = await receiver.scanExisting();
-    log("resume", { target: o.target, held: n, total: manifest.chunks.length });
+    await early("resume", async () => {
+      const n = await receiver.scanExisting();
+      log("resume", { target: chosen.path, held: n, total: manifest.chunks.length });
+    });
   }
-  await receiver.fillZeros();
+  await early("zeros", () => receiver.fillZeros());
   const served = o.rateLimit ? rateLimited(receiver, o.rateLimit) : receiver;
   // Serves only clients the master sent here: the key comes with each welcome.
   let ticketKey: string | null = null;
@@ -122,8 +171,11 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   // The fetch in progress (a new assignment supersedes it).
   let current = null as { server: string; abort: AbortController } | null;
   const servers: string[] = [];
-  let finish!: (r: { verified: boolean; reason: string }) => void;
-  const finished = new Promise<{ verified: boolean; reason: string }>((r) => (finish = r));
+  type Outcome = { verified: boolean; reason: string; diskFailed?: boolean };
+  let finish!: (r: Outcome) => void;
+  const finished = new Promise<Outcome>((r) => (finish = r));
+  let diskFailures = 0;
+  let address: string | undefined;
 
   const session: ControlSession = new ControlSession({
     masterUrl: o.masterUrl,
@@ -138,9 +190,12 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
       capacity: o.capacity,
       held: held(),
       complete: verified,
+      disk: chosen.path,
+      diskReason: chosen.reason.slice(0, 2048),
     }),
     onWelcome: (w) => {
       ticketKey = w.ticketKey;
+      address = w.address;
       log("welcome", { id: w.id, mode: w.mode, address: w.address });
     },
     onMessage: (msg: MasterMessage) => {
@@ -172,6 +227,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
       if (current !== mine) return; // superseded by a newer assignment
       current = null;
       const e = err as ReceiveError;
+      if (isDiskFailure(err)) return diskFailed(serverId, err);
       log("receive-failed", { server: serverId, reason: e.reason ?? "error", error: e.message });
       session.send({
         type: "failed",
@@ -187,7 +243,13 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
     session.send({ type: "progress", held: st.heldChunks, bytes: st.bytesReceived, rate: st.rate });
     session.send({ type: "received" });
     const t0 = performance.now();
-    const bad = await receiver.readBack();
+    let bad: number[];
+    try {
+      bad = await receiver.readBack();
+    } catch (err) {
+      if (isDiskFailure(err)) return diskFailed(serverId, err);
+      throw err;
+    }
     const seconds = (performance.now() - t0) / 1000;
     if (bad.length === 0) {
       verified = true;
@@ -201,14 +263,56 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
     }
   }
 
+  /** The disk failed a write or read: tell the master (once per try), back off, or stop. */
+  function diskFailed(serverId: string, e: ReceiveError) {
+    diskFailures++;
+    const last = diskFailures > diskRetries;
+    const detail = `${e.message}${last ? ` (${diskFailures} tries: giving up)` : ""}`;
+    log("disk-failed", { disk: chosen.path, attempt: diskFailures, of: diskRetries + 1, detail });
+    session.send({
+      type: "failed",
+      server: serverId,
+      reason: "disk",
+      detail: detail.slice(0, 1024),
+    });
+    if (last) return finish({ verified: false, reason: detail, diskFailed: true });
+    const wait = diskBackoff * 2 ** (diskFailures - 1);
+    console.error(`Cascade: disk "${chosen.path}" failed (try ${diskFailures}): ${e.message}`);
+    console.error(`Cascade: trying again in ${wait} s`);
+    // Let "failed" go out first: the master then frees this client's server at the hang-up.
+    setTimeout(() => session.rest(wait * 1000), 100);
+  }
+
   session.start();
   const result = await finished;
   clearInterval(ticker);
   current?.abort.abort();
-  session.close();
   await server.close();
-  await target.sync();
+  // Finish the disk once nothing reads it for others any more (it changes bytes of the image).
+  const finishing: FinishOutcome[] = [];
+  if (result.verified) {
+    finishing.push(
+      ...await finishDisk(target, {
+        masterUrl: o.masterUrl,
+        mac: o.mac,
+        address,
+        disk: chosen.path,
+        imageId,
+        log,
+      }),
+    );
+    for (const f of finishing) {
+      console.error(`Cascade: ${f.ok ? "" : "FAILED: "}${f.detail}`);
+      session.send({ type: "finished", ok: f.ok, step: f.step, detail: f.detail.slice(0, 2048) });
+    }
+    // Give the last message a moment to leave before the session closes.
+    if (finishing.length) await new Promise((r) => setTimeout(r, 200));
+  }
+  session.close();
+  await target.sync().catch(() => {});
   target.close();
+  const finishFailed = finishing.find((f) => !f.ok);
+  if (result.diskFailed) throw new DiskError(result.reason);
   progress.finish(
     `${o.name}: ${result.verified ? "verified" : "NOT verified"} (${result.reason})`,
   );
@@ -221,8 +325,10 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
     reason: result.reason,
   });
   return {
-    verified: result.verified,
-    reason: result.reason,
+    verified: result.verified && !finishFailed,
+    reason: finishFailed ? finishFailed.detail : result.reason,
+    disk: chosen.path,
+    finish: finishing,
     bytesReceived: s.bytesReceived,
     bytesRefetched: s.bytesRefetched,
     servers,

@@ -99,6 +99,16 @@ export class ControlSession {
     ws.onerror = () => {/* onclose follows */};
   }
 
+  /** Hang up now and say hello again after `ms` (a client that must wait before its next try). */
+  rest(ms: number) {
+    if (this.#closed) return;
+    const ws = this.#ws;
+    this.#ws = null; // its onclose then schedules nothing
+    ws?.close();
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => this.#connect(), ms);
+  }
+
   /** Send when connected; dropped otherwise (the next hello carries the state that matters). */
   send(msg: PeerMessage): boolean {
     if (this.#ws?.readyState !== WebSocket.OPEN) return false;

@@ -1,3 +1,6 @@
 // What other folders may import from roles/peers.
 export * from "./cli.ts";
 export * from "./lldp.ts";
+export * from "./client.ts";
+export * from "./finish_step.ts";
+export * from "./target_choice.ts";

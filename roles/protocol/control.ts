@@ -40,6 +40,9 @@ export interface HelloMessage {
   probe?: number;
   /** A source's own port rate, bytes/s: it feeds as many chains as that carries. */
   portRate?: number;
+  /** A client's disk (device path) and why it was chosen (its target rule), before writing. */
+  disk?: string;
+  diskReason?: string;
 }
 
 export interface ProgressMessage {
@@ -71,7 +74,17 @@ export interface FailedMessage {
   detail: string;
 }
 
+/** A client finished its verified disk (GPT moved, the group's finishing step): how it went. */
+export interface FinishedMessage {
+  type: "finished";
+  ok: boolean;
+  /** "gpt", "fetch" or the finishing step's name. */
+  step: string;
+  detail: string;
+}
+
 export type PeerMessage =
+  | FinishedMessage
   | HelloMessage
   | ProgressMessage
   | ReceivedMessage
@@ -245,6 +258,8 @@ export function parsePeerMessage(raw: string | ArrayBuffer | Uint8Array): PeerMe
         "switchPort",
         "probe",
         "portRate",
+        "disk",
+        "diskReason",
       ]);
       const version = int(o, "version", 0, 1000)!;
       if (version !== PROTOCOL_VERSION) {
@@ -299,6 +314,8 @@ export function parsePeerMessage(raw: string | ArrayBuffer | Uint8Array): PeerMe
         ...(o.switchPort !== undefined ? { switchPort: str(o, "switchPort", 128)! } : {}),
         ...(o.probe !== undefined ? { probe: positive(o, "probe") } : {}),
         ...(o.portRate !== undefined ? { portRate: positive(o, "portRate") } : {}),
+        ...(o.disk !== undefined ? { disk: str(o, "disk", 256)! } : {}),
+        ...(o.diskReason !== undefined ? { diskReason: str(o, "diskReason", 2048)! } : {}),
       };
     }
     case "progress":
@@ -332,6 +349,14 @@ export function parsePeerMessage(raw: string | ArrayBuffer | Uint8Array): PeerMe
         server: str(o, "server", 128)!,
         reason: str(o, "reason", 64)!,
         detail: str(o, "detail", 1024)!,
+      };
+    case "finished":
+      onlyKeys(o, ["type", "ok", "step", "detail"]);
+      return {
+        type: "finished",
+        ok: bool(o, "ok"),
+        step: str(o, "step", 128)!,
+        detail: str(o, "detail", 2048)!,
       };
     default:
       throw new ProtocolError(

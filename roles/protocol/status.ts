@@ -45,6 +45,11 @@ export interface PeerStatus {
   servedBy: string[];
   serving: string[];
   verified: boolean;
+  /** A client's disk and why its target rule chose it (said before anything was written). */
+  disk?: string;
+  diskReason?: string;
+  /** How finishing its verified disk went: the GPT move, then the group's finishing step. */
+  finish?: { ok: boolean; step: string; detail: string };
   joinedAt: number;
   doneAt?: number;
   seconds: number | null;
