@@ -17,6 +17,7 @@ import { formatBytes, parseSize } from "../imagetools/kit/mod.ts";
 import { Md5Hasher } from "../imagetools/hashing/mod.ts";
 import { writeSlices } from "../roles/data/testkit.ts";
 import type * as DataRoom from "../roles/data/mod.ts";
+import { imageUrl } from "../roles/protocol/mod.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLK_TCK = 100; // Linux USER_HZ: /proc times are in 1/100 s on every mainstream kernel.
@@ -152,7 +153,7 @@ async function curlRun(url: string, dir: string, target: string, serverPid: numb
 rm -f "${m}" "${s}"; mkfifo "${m}" "${s}"
 md5sum < "${m}" > "${dir}/curl.md5" & a=$!
 sha256sum < "${s}" > "${dir}/curl.sha256" & b=$!
-curl -sS --fail "${url}/v1/image" | tee "${m}" "${s}" > "${target}"
+curl -sS --fail "${imageUrl(url)}" | tee "${m}" "${s}" > "${target}"
 wait $a $b
 times`;
   const s0 = await cpuSeconds(serverPid);

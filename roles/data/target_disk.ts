@@ -2,20 +2,18 @@
 // Positional reads and writes (pread/pwrite through node:fs), so concurrent calls never race
 // on a shared file offset.
 import * as fs from "node:fs";
-import { DirectWriter, readFullyAt, sizeOf } from "../../imagetools/mod.ts";
+import { DirectWriter, type ImageReader, readFullyAt, sizeOf } from "../../imagetools/mod.ts";
 import { formatBytes } from "../../imagetools/kit/mod.ts";
 
-export interface TargetDisk {
-  path: string;
-  size: number;
+/** The disk being written; it reads like any image (imagetools' ImageReader), so read-back
+ * checks it as `cascade verify` checks an image. */
+export interface TargetDisk extends ImageReader {
   isBlockDevice: boolean;
   /** True when openTarget created or extended an empty file: every byte reads as zero. */
   fresh?: boolean;
   /** Writes bypass the page cache (O_DIRECT). */
   direct?: boolean;
   writeAt(offset: number, bytes: Uint8Array): Promise<void>;
-  /** Fill `into` from `offset`; returns the bytes read (fewer only at the end of the disk). */
-  readAt(offset: number, into: Uint8Array): Promise<number>;
   sync(): Promise<void>;
   close(): void;
 }
