@@ -1,7 +1,8 @@
 // Assembling: slices folder -> image file or disk, verifying every chunk before it is written.
 // A regular file is built under a hidden temporary name and renamed at the end (a killed run
 // leaves no half image under the real name); zero chunks stay holes. A block device is written
-// in place, zeros included (a disk's old contents are not zeros).
+// in place, zeros included (a disk's old contents are not zeros), except chunks the manifest
+// marks free (wholly in blocks no file system uses): those are left as the disk holds them.
 import { dirname } from "node:path";
 import { BATCH_SCRATCH, ChunkBatchHasher, chunkBuffers } from "./hashing/mod.ts";
 import { leftoverPath, removeLeftovers } from "./leftovers.ts";
@@ -32,6 +33,8 @@ export interface AssembleResult {
   removedLeftovers: string[];
   chunks: number;
   zeroChunks: number;
+  /** Zero chunks marked free: not written to a block device (a file has holes there anyway). */
+  freeChunks: number;
   seconds: number;
 }
 
@@ -125,6 +128,7 @@ export async function assembleImage(options: AssembleOptions): Promise<AssembleR
     });
     const zeros = blockDevice ? new Uint8Array(manifest.chunkSize) : null;
     let zeroChunks = 0;
+    let freeChunks = 0;
     // A window of chunks read and verified ahead, one buffer each; writes go in order, one at a
     // time. `pushed` resolves with a chunk's place among those handed to the hasher, so the
     // writer can tell whether the chunk it waits for is still held back in a part-filled batch.
@@ -165,8 +169,9 @@ export async function assembleImage(options: AssembleOptions): Promise<AssembleR
       if (typeof place === "number" && place >= pushes - hasher.held) hasher.flush();
       await item.checked;
       const length = chunkLength(manifest, i);
-      const data = item.view ?? zeros?.subarray(0, length);
+      const data = item.view ?? (manifest.chunks[i].free ? undefined : zeros?.subarray(0, length));
       if (item.view === null) zeroChunks++;
+      if (manifest.chunks[i].free) freeChunks++;
       if (data) {
         try {
           await file.seek(i * manifest.chunkSize, Deno.SeekMode.Start);
@@ -204,6 +209,7 @@ export async function assembleImage(options: AssembleOptions): Promise<AssembleR
       removedLeftovers,
       chunks: count,
       zeroChunks,
+      freeChunks,
       seconds: (performance.now() - started) / 1000,
     };
   } catch (err) {

@@ -162,10 +162,12 @@ export async function verifyMain(args: string[]): Promise<number> {
       `Cannot verify "${image}" against "${against}": ${badChunks} of ${r.chunks} chunks do not match`,
     );
   }
+  const freeChunks = r.manifest.chunks.filter((c) => c.free).length;
+  const skipped = freeChunks > 0 ? `, ${freeChunks} free chunks skipped` : "";
   console.log(
     `OK: "${image}" matches "${against}" (${r.chunks} chunks, ${
       formatBytes(r.manifest.size)
-    }, ${what} checked)`,
+    }, ${what} checked${skipped})`,
   );
   return 0;
 }

@@ -4,7 +4,7 @@
 // byte for byte, and the used bytes found equal partclone's count of the same file system.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { assembleImage, sliceImage } from "../mod.ts";
+import { assembleImage, sliceImage, verifyImage } from "../mod.ts";
 import { withTempDir } from "../testkit.ts";
 import { analyzeDisk, type DiskLayout } from "./analyze.ts";
 import { bytesReader } from "./reader.ts";
@@ -153,6 +153,24 @@ async function checkDisk(
   }
   // Free blocks of deleted files held data: the slices are smaller than the used disk.
   assert.ok(sliced.zeroedBytes > 0);
+
+  // A free chunk need not be written, so verify skips it: stale bytes there are fine; anywhere
+  // else they are not.
+  const chunks = sliced.manifest.chunks;
+  const freeAt = chunks.findIndex((c) => c.free);
+  const usedAt = chunks.findIndex((c) => !c.zero);
+  assert.ok(freeAt >= 0 && sliced.freeChunks === chunks.filter((c) => c.free).length);
+  const f = await Deno.open(out, { write: true });
+  await f.seek(freeAt * sliced.manifest.chunkSize, Deno.SeekMode.Start);
+  await f.write(new Uint8Array(4096).fill(0xaa));
+  f.close();
+  assert.deepEqual((await verifyImage({ image: out, manifest: sliced.dir })).bad, []);
+  const g = await Deno.open(out, { write: true });
+  await g.seek(usedAt * sliced.manifest.chunkSize + 100, Deno.SeekMode.Start);
+  await g.write(new Uint8Array([1, 2, 3]));
+  g.close();
+  const bad = (await verifyImage({ image: out, manifest: sliced.dir })).bad;
+  assert.deepEqual([...new Set(bad.map((b) => b.index))], [usedAt]);
   return { golden, sliced };
 }
 

@@ -97,9 +97,15 @@ async function sparseFile(path: string, size: number) {
 }
 
 /** An ext4 file system filled by `plan` (debugfs writes and deletes in the image). */
-export async function makeExt4(path: string, size: number, plan: FillPlan, tmp: string) {
+export async function makeExt4(
+  path: string,
+  size: number,
+  plan: FillPlan,
+  tmp: string,
+  mkfsArgs: string[] = [],
+) {
   await sparseFile(path, size);
-  await run("mkfs.ext4", ["-q", "-F", "-L", "golden", path]);
+  await run("mkfs.ext4", ["-q", "-F", "-L", "golden", ...mkfsArgs, path]);
   const src = await Deno.makeTempDir({ dir: tmp, prefix: "ext-src-" });
   await stage(src, [...plan.first, ...plan.then]);
   const cmds = ["mkdir a", "mkdir b"];
@@ -117,12 +123,13 @@ export async function makeFat(
   bits: 12 | 16 | 32,
   plan: FillPlan,
   tmp: string,
+  mkfsArgs: string[] = bits === 32 ? ["-s", "1"] : [],
 ) {
   await sparseFile(path, size);
   await run("mkfs.vfat", [
     "-F",
     String(bits),
-    ...(bits === 32 ? ["-s", "1"] : []),
+    ...mkfsArgs,
     "-n",
     "EFI",
     path,
@@ -154,9 +161,15 @@ export async function withNtfsMount<T>(
 }
 
 /** An NTFS file system filled by `plan` through ntfs-3g. */
-export async function makeNtfs(path: string, size: number, plan: FillPlan, tmp: string) {
+export async function makeNtfs(
+  path: string,
+  size: number,
+  plan: FillPlan,
+  tmp: string,
+  mkfsArgs: string[] = [],
+) {
   await sparseFile(path, size);
-  await run("mkntfs", ["-q", "-F", "-f", "-L", "golden", path]);
+  await run("mkntfs", ["-q", "-F", "-f", "-L", "golden", ...mkfsArgs, path]);
   await withNtfsMount(path, tmp, async (dir) => {
     await stage(dir, plan.first);
     for (const p of plan.remove) await Deno.remove(join(dir, p));
