@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { chunkLength } from "../../imagetools/mod.ts";
+import { chunkLength, imageIdOf, type Manifest, serializeManifest } from "../../imagetools/mod.ts";
 import { type ChunkSource, openSlicesSource } from "./chunk_source.ts";
 import { createChunkApp, startChunkServer } from "./chunk_server.ts";
 import { ReceiveError } from "./receive_error.ts";
@@ -519,4 +519,26 @@ Deno.test("Receiver without sockets: no /v1/stream (404) falls back to per-chunk
   assert.deepEqual([...paths], ["/v1/stream", "/v1/chunks/N"]);
   assert.deepEqual(target.bytes, image); // zero chunks written over the old bytes
   assert.deepEqual(r.missing(), []);
+});
+
+Deno.test("chunks a format 2 manifest marks free are neither sent nor written; read-back skips them", async () => {
+  const image = randomImage(SIZE, ZEROS);
+  const plain = memorySource(image, CHUNK, "games.img");
+  // Chunks 3-5 lie in free blocks; chunk 17 is zeros a file system uses (written as zeros).
+  const manifest: Manifest = {
+    ...plain.manifest,
+    format: 2,
+    chunks: plain.manifest.chunks.map((c, i) => (i >= 3 && i <= 5 ? { ...c, free: true } : c)),
+  };
+  const manifestBytes = new TextEncoder().encode(serializeManifest(manifest));
+  const src: ChunkSource = { ...plain, manifest, manifestBytes, imageId: imageIdOf(manifestBytes) };
+  const target = memoryTarget(SIZE, { fresh: false });
+  target.bytes.fill(0xaa);
+  const r = new Receiver({ manifestBytes, target, fetch: appFetch(createChunkApp(src)) });
+  await r.fetchFrom("http://server:1/");
+  const expected = image.slice();
+  expected.fill(0xaa, 3 * CHUNK, 6 * CHUNK);
+  assert.deepEqual(target.bytes, expected);
+  assert.equal(r.stats().heldChunks, 24);
+  assert.deepEqual(await r.readBack(), []);
 });
