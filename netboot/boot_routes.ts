@@ -21,6 +21,7 @@ import {
   renderImageScript,
   renderLocalBootScript,
 } from "./ipxe.ts";
+import { parseBuildInfo } from "./build_info.ts";
 import { normalizeMac } from "./mac.ts";
 import { renderPxelinuxConfig } from "./pxelinux.ts";
 import { renderGrubImageConfig, renderGrubLocalConfig } from "./grub.ts";
@@ -85,12 +86,15 @@ const FILES: Record<string, [string, string]> = {
 };
 
 function readBuildKernelArgs(dir: string): string | undefined {
+  const path = `${dir}/build.json`;
+  let text: string;
   try {
-    const info = JSON.parse(Deno.readTextFileSync(`${dir}/build.json`));
-    return typeof info.kernelArgs === "string" ? info.kernelArgs : undefined;
-  } catch {
-    return undefined; // no build yet: the file routes will say so
+    text = Deno.readTextFileSync(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined; // no build yet: the file routes say so
+    throw err;
   }
+  return parseBuildInfo(text, path).kernelArgs;
 }
 
 export function createBootApp(opts: BootAppOptions): Hono {

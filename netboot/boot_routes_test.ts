@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { renderGrubImageConfig, renderGrubLocalConfig } from "./grub.ts";
 import { Hono } from "hono";
+import { renderBuildInfo, sampleBuildInfo } from "./testkit.ts";
 import { type BootAppOptions, createBootApp } from "./boot_routes.ts";
 import { renderFirstStage, renderImageScript, renderLocalBootScript } from "./ipxe.ts";
 
@@ -211,7 +212,10 @@ Deno.test("GET /snponly.efi serves the TFTP boot program over HTTP too (UEFI HTT
 
 Deno.test("createBootApp takes kernel arguments from build.json and refuses bad settings", async () => {
   await withDir(async (dir) => {
-    await Deno.writeTextFile(`${dir}/build.json`, JSON.stringify({ kernelArgs: "quiet" }));
+    await Deno.writeTextFile(
+      `${dir}/build.json`,
+      renderBuildInfo(sampleBuildInfo({ kernelArgs: "quiet" })),
+    );
     const app = createBootApp(options(dir, { kernelArgs: undefined }));
     const text = await (await app.request("/ipxe?mac=52-54-00-00-00-01")).text();
     assert.match(text, /initrd=initrd quiet BOOTIF=/);

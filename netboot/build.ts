@@ -8,6 +8,7 @@ import { basename, join, resolve } from "node:path";
 import { gatherUserland } from "./build_binary.ts";
 import { addSecureBootChain } from "./build_secureboot.ts";
 import { OutputFolder, writeBootConfigs } from "./build_configs.ts";
+import { type BuildInfo, renderBuildInfo } from "./build_info.ts";
 import { gatherFirmware } from "./build_firmware.ts";
 import { writeCompressed } from "./build_initrd.ts";
 import { checkInputs } from "./build_inputs.ts";
@@ -80,44 +81,38 @@ export async function buildNetboot(o: BuildOptions): Promise<BuildReport> {
     files: [],
     seconds: 0,
   };
-  await folder.write(
-    "build.json",
-    JSON.stringify(
-      {
-        master: o.master,
-        kernelVersion: kver,
-        kernelArgs: o.kernelArgs,
-        binaryMode: cascade.mode,
-        compression: `zstd -${o.zstdLevel}`,
-        target: o.target,
-        after: o.after,
-        modules: modules.length,
-        firmware: firmware.length,
-        secureBoot: signed !== undefined,
-        cpioBytes,
-        // What went in, so the same build can be made again (and checked against this one).
-        inputs: {
-          kernel: { path: resolve(o.kernel), sha256: sha256(await Deno.readFile(o.kernel)) },
-          modules: { path: resolve(o.modules) },
-          busybox: { path: resolve(o.busybox), sha256: sha256(busybox) },
-          deno: {
-            path: Deno.execPath(),
-            version: Deno.version.deno,
-            sha256: sha256(
-              cascade.mode === "bundle" ? cascade.deno : await Deno.readFile(Deno.execPath()),
-            ),
-          },
-          cascade: {
-            mode: cascade.mode,
-            sha256: sha256(cascade.mode === "bundle" ? cascade.bundle : cascade.executable),
-          },
-          ...signed?.inputs,
-        },
+  const info: BuildInfo = {
+    master: o.master,
+    kernelVersion: kver,
+    kernelArgs: o.kernelArgs,
+    binaryMode: cascade.mode,
+    compression: `zstd -${o.zstdLevel}`,
+    target: o.target,
+    after: o.after,
+    modules: modules.length,
+    firmware: firmware.length,
+    secureBoot: signed !== undefined,
+    cpioBytes,
+    // What went in, so the same build can be made again (and checked against this one).
+    inputs: {
+      kernel: { path: resolve(o.kernel), sha256: sha256(await Deno.readFile(o.kernel)) },
+      modules: { path: resolve(o.modules) },
+      busybox: { path: resolve(o.busybox), sha256: sha256(busybox) },
+      deno: {
+        path: Deno.execPath(),
+        version: Deno.version.deno,
+        sha256: sha256(
+          cascade.mode === "bundle" ? cascade.deno : await Deno.readFile(Deno.execPath()),
+        ),
       },
-      null,
-      2,
-    ) + "\n",
-  );
+      cascade: {
+        mode: cascade.mode,
+        sha256: sha256(cascade.mode === "bundle" ? cascade.bundle : cascade.executable),
+      },
+      ...signed?.inputs,
+    },
+  };
+  await folder.write("build.json", renderBuildInfo(info));
   await Deno.remove(work, { recursive: true });
   for (const rel of folder.written) {
     report.files.push({ path: rel, bytes: (await Deno.stat(join(out, rel))).size });

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { parseBuildInfo } from "./build_info.ts";
 import { buildNetboot } from "./build.ts";
 import { readModinfo } from "./modinfo.ts";
 import { fakeModule } from "./modules_testkit.ts";
@@ -74,7 +75,7 @@ Deno.test("buildNetboot writes kernel, initramfs and configs (no modules.dep: .m
       "vmlinuz",
     ]);
     assert.equal(await Deno.readTextFile(join(out, "vmlinuz")), "not really a kernel");
-    const build = JSON.parse(await Deno.readTextFile(join(out, "build.json")));
+    const build = parseBuildInfo(await Deno.readTextFile(join(out, "build.json")));
     assert.equal(build.kernelArgs, "console=ttyS0");
     assert.equal(build.master, "http://10.9.0.1:8080");
     assert.equal(build.target, "/dev/vda");

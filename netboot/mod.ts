@@ -1,6 +1,7 @@
 // What other folders may import from netboot.
 export * from "./boot_routes.ts";
 export * from "./build_cli.ts";
+export * from "./build_info.ts";
 export * from "./cmdline.ts";
 export * from "./dnsmasq.ts";
 export * from "./mac.ts";

@@ -2,6 +2,7 @@
 // credentials and the netboot routes, a fake server and honest PCs as real processes on
 // loopback, and the check every attack test ends with: the honest PCs hold exactly the golden
 // image and the master still answers.
+import { renderBuildInfo, sampleBuildInfo } from "../netboot/testkit.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type Lab, makeLab } from "./lab_kit.ts";
@@ -27,7 +28,9 @@ export async function hostileLab(
     await Deno.writeTextFile(join(netboot, "initrd"), "initramfs");
     await Deno.writeTextFile(
       join(netboot, "build.json"),
-      JSON.stringify({ master: "http://127.0.0.1:8080", target: "/dev/vda", after: "serve" }),
+      renderBuildInfo(
+        sampleBuildInfo({ master: "http://127.0.0.1:8080", target: "/dev/vda", after: "serve" }),
+      ),
     );
     const url = await lab.master([
       "--token",

@@ -4,6 +4,7 @@
 // admin opens an enrolment window.
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { renderBuildInfo, sampleBuildInfo } from "../netboot/testkit.ts";
 import { makeLab, waitExit } from "./lab_kit.ts";
 
 const MAC = "52:54:00:12:34:56";
@@ -14,7 +15,9 @@ async function fakeNetbootBuild(dir: string) {
   await Deno.writeTextFile(join(dir, "initrd"), "initramfs");
   await Deno.writeTextFile(
     join(dir, "build.json"),
-    JSON.stringify({ master: "http://10.0.0.1:8080", target: "/dev/vda", after: "poweroff" }),
+    renderBuildInfo(
+      sampleBuildInfo({ master: "http://10.0.0.1:8080", target: "/dev/vda", after: "poweroff" }),
+    ),
   );
 }
 

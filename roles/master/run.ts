@@ -2,7 +2,7 @@
 // tick the scheduler's linger deadlines, and end the run cleanly.
 import type { Hono } from "hono";
 import { join } from "node:path";
-import { createBootApp, serveTftp } from "../../netboot/mod.ts";
+import { type BuildInfo, createBootApp, parseBuildInfo, serveTftp } from "../../netboot/mod.ts";
 import { loadManifest } from "../../imagetools/mod.ts";
 import type { LogFields, Logger } from "../../imagetools/kit/mod.ts";
 import { MasterCore } from "./core.ts";
@@ -45,13 +45,24 @@ export interface NetbootOptions {
 }
 
 /** The settings a netboot build was made with (its build.json). */
-export async function readNetbootBuild(dir: string): Promise<Record<string, unknown>> {
+export async function readNetbootBuild(dir: string): Promise<BuildInfo> {
   const path = join(dir, "build.json");
+  let text: string;
   try {
-    return JSON.parse(await Deno.readTextFile(path));
+    text = await Deno.readTextFile(path);
   } catch (cause) {
     throw new Error(
       `Cannot use netboot folder "${dir}": no readable "${path}" (build it with: deno task build-netboot --master URL --out ${dir})`,
+      { cause },
+    );
+  }
+  try {
+    return parseBuildInfo(text, path);
+  } catch (cause) {
+    throw new Error(
+      `Cannot use netboot folder "${dir}": ${
+        (cause as Error).message
+      } (build it again with: deno task build-netboot --master URL --out ${dir})`,
       { cause },
     );
   }
@@ -85,25 +96,21 @@ function groupLookup(enrolment: Enrolment): (mac: string) => string | undefined 
 
 function bootApp(
   n: NetbootOptions,
-  build: Record<string, unknown>,
+  build: BuildInfo,
   enrolment: Enrolment,
   core: MasterCore,
 ): Hono {
-  const masterUrl = n.publicUrl ?? (typeof build.master === "string" ? build.master : undefined);
-  if (!masterUrl) {
-    throw new Error(`Cannot serve netboot files from "${n.dir}": give --public-url`);
-  }
   return createBootApp({
     dir: n.dir,
-    masterUrl,
+    masterUrl: n.publicUrl ?? build.master,
     imageId: enrolment.imageId,
     // Enrolled PCs not imaged with this image get the imaging script; every other PC boots
     // its own disk (enrolment.ts).
     decide: (mac) => enrolment.decide(mac, now()),
     onBootRequest: (mac, ip, d) => core.bootAnswered(mac, ip ?? "unknown", d),
     finishStep: (mac) => enrolment.finishStep(mac),
-    target: typeof build.target === "string" ? build.target : "/dev/sda",
-    after: typeof build.after === "string" ? build.after : "serve",
+    target: build.target,
+    after: build.after,
   });
 }
 
