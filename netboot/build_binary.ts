@@ -47,6 +47,9 @@ export async function buildBinary(o: BuildOptions, work: string): Promise<Cascad
   };
 }
 
+/** Tools for finishing steps in the initramfs, with the Debian package that has them. */
+export const FINISH_TOOLS: [string, string][] = [["debugfs", "e2fsprogs"]];
+
 /** Busybox and its applets, the Cascade binary and the shared libraries it needs. */
 export async function gatherUserland(o: BuildOptions, work: string) {
   const busybox = await Deno.readFile(o.busybox);
@@ -62,6 +65,31 @@ export async function gatherUserland(o: BuildOptions, work: string) {
   o.log(
     `binary: ${cascade.mode === "compiled" ? "deno compile" : "deno + bundle"}, ` +
       `${libraries.length} shared libraries`,
+  );
+  // Tools the finishing steps may use, with their libraries (debugfs writes into ext4 without
+  // mounting it: NETBOOT.md's hostname example).
+  const have = new Set(libraries.map((l) => l.path));
+  const missing: string[] = [];
+  for (const [tool, pkg] of FINISH_TOOLS) {
+    const path = `/usr/sbin/${tool}`;
+    if (!(await exists(path))) {
+      missing.push(`${tool} (${pkg})`);
+      continue;
+    }
+    libraries.push({ path, data: await Deno.readFile(path) });
+    const deps = await run("ldd", [path]);
+    for (const lib of deps.ok ? parseLdd(deps.stdout) : []) {
+      if (have.has(lib)) continue;
+      have.add(lib);
+      libraries.push({ path: lib, data: await Deno.readFile(lib) });
+    }
+  }
+  o.log(
+    `finishing tools: ${
+      FINISH_TOOLS.map(([t]) => t).filter((t) => !missing.some((m) => m.startsWith(t))).join(" ") ||
+      "none"
+    }` +
+      (missing.length ? `; missing on this machine: ${missing.join(", ")}` : ""),
   );
 
   return { busybox, applets: list.stdout.split("\n").filter(Boolean), cascade, libraries };

@@ -39,9 +39,11 @@ const SPEC: CommandSpec = {
     busybox: { type: "string", arg: "FILE", help: "Static busybox", default: "/bin/busybox" },
     target: {
       type: "string",
-      arg: "DISK",
-      help: "Disk the PCs image",
-      default: "/dev/sda",
+      arg: "RULE|DISK",
+      help:
+        'Disk the PCs image: a target rule (default "auto": the first non-removable disk of at ' +
+        "least the image's size; path:, model:, min:, max:, usb, largest) or a device path",
+      default: "auto",
       env: "CASCADE_TARGET",
     },
     after: {

@@ -219,6 +219,14 @@ finish() {
   esac
 }
 
+disk_failed() {
+  shout "DISK FAILED: this PC stops here (the disk, byte offset and error are above)"
+  say "replace or check the disk, then power the PC on again; Enter opens a shell"
+  while :; do
+    if read -r _ 2>/dev/null; then setsid cttyhack sh; else sleep 3600; fi
+  done
+}
+
 main() {
   mount_basics
   exec < /dev/console > /dev/console 2>&1
@@ -241,10 +249,14 @@ main() {
     if [ "\${TARGET#/}" != "$TARGET" ] && [ ! -b "$TARGET" ]; then
       shout "TARGET DISK $TARGET NOT FOUND"
       say "disks seen: $(ls /sys/block | grep -v -e '^loop' -e '^ram' | tr '\\n' ' ')"
-    elif run_client; then
-      finish
     else
-      shout "CASCADE CLIENT FAILED (exit code $?, attempt $attempt; reason above)"
+      run_client
+      code=$?
+      [ "$code" = 0 ] && finish
+      # 2: this PC's own disk failed (no disk matches, or it fails writes or reads after the
+      # client's retries): stop here with the reason on the screen, never a reboot loop.
+      [ "$code" = 2 ] && disk_failed
+      shout "CASCADE CLIENT FAILED (exit code $code, attempt $attempt; reason above)"
     fi
     if [ "$attempt" -ge "$ATTEMPTS_BEFORE_REBOOT" ]; then
       shout "$attempt FAILED ATTEMPTS: REBOOTING TO START AFRESH"

@@ -239,6 +239,8 @@ export class MasterCore {
       complete,
       ...(peer.disk ? { disk: peer.disk } : {}),
     });
+    // Which disk the PC will write, and why, before it writes (the dashboard's event list).
+    if (msg.disk) this.#event("disk", { peer: id, disk: msg.disk, reason: msg.diskReason });
     if (complete) {
       this.#apply({
         type: "server-ready",

@@ -96,8 +96,11 @@ export async function runFinishStep(step: FinishStep, c: FinishContext): Promise
     const pump = async (s: ReadableStream<Uint8Array>) => {
       for await (const text of s.pipeThrough(new TextDecoderStream())) keep(text);
     };
-    const [status] = await Promise.all([child.status, pump(child.stdout), pump(child.stderr)]);
+    const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+    const status = await child.status;
     clearTimeout(timer);
+    // A step's own children may hold its output open: wait for it a moment only.
+    await Promise.race([pumps, new Promise((r) => setTimeout(r, timedOut ? 200 : 2000))]);
     const seconds = ((performance.now() - t0) / 1000).toFixed(1);
     const ok = status.success && !timedOut;
     const how = timedOut
