@@ -4,8 +4,13 @@
 # its upload, the switch side's its download), so each port is a full-duplex link of its own.
 # Facts behind the choices (tbf, 128 KiB burst, no htb): /work/shared/LAB-FACTS.md.
 #
-#   lab_net.sh up N RATE PREFIX [SUBNET]   hosts PREFIXh1..PREFIXhN, host i at SUBNET.i (/24)
+#   lab_net.sh up N RATE PREFIX [SUBNET] [OPTION...]
+#                                          hosts PREFIXh1..PREFIXhN, host i at SUBNET.i (/24)
+#       --port I=RATE     host I's port at RATE instead (a bad cable, a port negotiated down)
+#       --switch I=K      host I on switch K (default 1); switches 1..K are joined in a row
+#       --uplink RATE     each uplink between two switches, each way (default: RATE)
 #   lab_net.sh exec PREFIX I CMD [ARG...]  run CMD in host I, its PID recorded for `down`
+#   lab_net.sh stall PREFIX I SECONDS      stop every process in host I, go on SECONDS later
 #   lab_net.sh down PREFIX                 end recorded processes, delete namespaces and state
 #   lab_net.sh list PREFIX                 namespaces and live recorded PIDs of this prefix
 #
@@ -33,14 +38,49 @@ prefix_namespaces() {
   done
 }
 
+check_rate() {
+  [[ $1 =~ ^[0-9]+(\.[0-9]+)?[kmg]?bit$ ]] ||
+    die "Invalid rate \"$1\"$2: expected a tc rate like 100mbit"
+}
+
 cmd_up() {
-  [[ $# -ge 3 ]] || die "usage: up N RATE PREFIX [SUBNET]"
-  local n=$1 rate=$2 prefix=$3 subnet=${4:-10.213.0}
+  [[ $# -ge 3 ]] || die "usage: up N RATE PREFIX [SUBNET] [--port I=RATE] [--switch I=K] [--uplink RATE]"
+  local n=$1 rate=$2 prefix=$3 subnet=10.213.0
+  shift 3
+  if [[ $# -gt 0 && $1 != --* ]]; then
+    subnet=$1
+    shift
+  fi
   [[ $n =~ ^[0-9]+$ && $n -ge 1 && $n -le 250 ]] || die "Invalid host count \"$n\": expected 1..250"
-  [[ $rate =~ ^[0-9]+(\.[0-9]+)?[kmg]?bit$ ]] ||
-    die "Invalid rate \"$rate\": expected a tc rate like 100mbit"
+  check_rate "$rate" ""
   [[ $subnet =~ ^10\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || die "Invalid subnet \"$subnet\": expected 10.X.Y"
   check_prefix "$prefix"
+  local -A port_rate=() switch_of=()
+  local uplink=$rate switches=1
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+    --port | --switch)
+      [[ ${2:-} =~ ^([0-9]+)=(.+)$ ]] || die "Invalid $1 \"${2:-}\": expected I=VALUE"
+      local host=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
+      ((host >= 1 && host <= n)) || die "Invalid $1 \"$2\": host $host is not in 1..$n"
+      if [[ $1 == --port ]]; then
+        check_rate "$value" " for host $host"
+        port_rate[$host]=$value
+      else
+        [[ $value =~ ^[1-9][0-9]?$ ]] || die "Invalid --switch \"$2\": switch must be 1..99"
+        switch_of[$host]=$value
+        ((value > switches)) && switches=$value
+      fi
+      shift 2
+      ;;
+    --uplink)
+      check_rate "${2:-}" " for --uplink"
+      uplink=$2
+      shift 2
+      ;;
+    *) die "Unknown option \"$1\" for up" ;;
+    esac
+  done
   [[ $(id -u) -eq 0 ]] || die "Cannot build the lab: network namespaces need root"
   if [[ -n $(prefix_namespaces "$prefix") || -e $STATE_ROOT/$prefix ]]; then
     die "Cannot build the lab \"$prefix\": it exists already (run: lab_net.sh down $prefix)"
@@ -50,16 +90,34 @@ cmd_up() {
   echo "$n $rate $subnet" >"$STATE_ROOT/$prefix/lab"
   # Half-built labs are taken down again.
   trap 'cmd_down "$prefix" >/dev/null 2>&1 || true' ERR
-  local sw=${prefix}sw
-  ip netns add "$sw"
-  ip -n "$sw" link set lo up
-  ip -n "$sw" link add br0 type bridge
-  # No IGMP snooping: multicast floods every port, as on a plain switch (udpcast needs it).
-  ip -n "$sw" link set br0 type bridge mcast_snooping 0 stp_state 0 forward_delay 0
-  ip -n "$sw" link set br0 up
-  local tbf=(tbf rate "$rate" burst 128kb latency 20ms)
+  # Switch 1 is PREFIXsw (as before there were several), switch K > 1 is PREFIXswK.
+  swns() { if (($1 == 1)); then echo "${prefix}sw"; else echo "${prefix}sw$1"; fi; }
+  shape() { ip netns exec "$1" tc qdisc replace dev "$2" root tbf rate "$3" burst 128kb latency 20ms; }
+  for ((k = 1; k <= switches; k++)); do
+    local sw
+    sw=$(swns "$k")
+    ip netns add "$sw"
+    ip -n "$sw" link set lo up
+    ip -n "$sw" link add br0 type bridge
+    # No IGMP snooping: multicast floods every port, as on a plain switch (udpcast needs it).
+    ip -n "$sw" link set br0 type bridge mcast_snooping 0 stp_state 0 forward_delay 0
+    ip -n "$sw" link set br0 up
+    if ((k > 1)); then
+      # The uplink from switch k-1 to switch k: one full-duplex link at the uplink rate.
+      local prev
+      prev=$(swns $((k - 1)))
+      ip link add "u$k" netns "$prev" type veth peer name "u$((k - 1))" netns "$sw"
+      ip -n "$prev" link set "u$k" master br0
+      ip -n "$sw" link set "u$((k - 1))" master br0
+      ip -n "$prev" link set "u$k" up
+      ip -n "$sw" link set "u$((k - 1))" up
+      shape "$prev" "u$k" "$uplink"
+      shape "$sw" "u$((k - 1))" "$uplink"
+    fi
+  done
   for ((i = 1; i <= n; i++)); do
-    local h=${prefix}h$i
+    local h=${prefix}h$i sw r=${port_rate[$i]:-$rate}
+    sw=$(swns "${switch_of[$i]:-1}")
     ip netns add "$h"
     ip -n "$h" link set lo up
     # The veth pair is created straight inside the two namespaces: no name in the root one.
@@ -69,11 +127,35 @@ cmd_up() {
     ip -n "$h" addr add "$subnet.$i/24" brd + dev eth0
     ip -n "$h" link set eth0 up
     ip -n "$h" route add 224.0.0.0/4 dev eth0
-    ip netns exec "$h" tc qdisc replace dev eth0 root "${tbf[@]}"
-    ip netns exec "$sw" tc qdisc replace dev "p$i" root "${tbf[@]}"
+    shape "$h" eth0 "$r"
+    shape "$sw" "p$i" "$r"
   done
   trap - ERR
-  echo "lab $prefix up: $n hosts ${prefix}h1..${prefix}h$n at $subnet.1..$subnet.$n, $rate per port each way"
+  local extra=""
+  ((${#port_rate[@]})) && extra+=", ${#port_rate[@]} port(s) at other rates"
+  ((switches > 1)) && extra+=", $switches switches joined by $uplink uplinks"
+  echo "lab $prefix up: $n hosts ${prefix}h1..${prefix}h$n at $subnet.1..$subnet.$n, $rate per port each way$extra"
+}
+
+# Stop every process in host I's namespace (they are all ours: nothing else runs in it) for
+# SECONDS, then let them go on; they go on also when this is interrupted.
+cmd_stall() {
+  [[ $# -eq 3 ]] || die "usage: stall PREFIX I SECONDS"
+  local prefix=$1 i=$2 secs=$3
+  check_prefix "$prefix"
+  [[ $secs =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "Invalid stall \"$secs\": expected seconds"
+  local ns=${prefix}h$i
+  ip netns list | awk '{print $1}' | grep -qx "$ns" || die "No host \"$ns\""
+  local pids
+  mapfile -t pids < <(ip netns pids "$ns")
+  ((${#pids[@]})) || die "Nothing runs in $ns to stall"
+  trap 'kill -CONT "${pids[@]}" 2>/dev/null || true' EXIT
+  kill -STOP "${pids[@]}"
+  echo "stalled $ns (${#pids[@]} processes) for $secs s"
+  sleep "$secs"
+  kill -CONT "${pids[@]}" 2>/dev/null || true
+  trap - EXIT
+  echo "resumed $ns"
 }
 
 cmd_exec() {
@@ -143,13 +225,13 @@ cmd_list() {
 }
 
 case ${1:-} in
-up | down | exec | list)
+up | down | exec | list | stall)
   sub=$1
   shift
   "cmd_$sub" "$@"
   ;;
 *)
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
   [[ ${1:-} == -h || ${1:-} == --help ]] || exit 2
   ;;
 esac

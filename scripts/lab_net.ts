@@ -13,6 +13,12 @@ export interface LabNetOptions {
   prefix?: string;
   /** First three octets of the hosts' /24 (default 10.213.0): host i is SUBNET.i. */
   subnet?: string;
+  /** Hosts whose port runs at another rate: host number -> tc rate. */
+  ports?: Record<number, string>;
+  /** Host number -> its switch (1..; default 1). Switches are joined in a row by uplinks. */
+  switchOf?: Record<number, number>;
+  /** tc rate of each uplink between two switches (default: `rate`). */
+  uplink?: string;
 }
 
 export interface HostProcess {
@@ -45,6 +51,9 @@ export class LabNet {
   readonly hosts: number;
   readonly rate: string;
   readonly subnet: string;
+  readonly ports: Readonly<Record<number, string>>;
+  readonly switchOf: Readonly<Record<number, number>>;
+  readonly uplink: string;
   #procs = new Set<HostProcess>();
   #down = false;
 
@@ -53,6 +62,9 @@ export class LabNet {
     this.hosts = o.hosts;
     this.rate = o.rate;
     this.subnet = o.subnet;
+    this.ports = o.ports;
+    this.switchOf = o.switchOf;
+    this.uplink = o.uplink;
   }
 
   /** Build the lab (root only). Take it down with down(), also after a failure. */
@@ -62,9 +74,35 @@ export class LabNet {
       rate: o.rate,
       prefix: o.prefix ?? uniquePrefix(),
       subnet: o.subnet ?? "10.213.0",
+      ports: o.ports ?? {},
+      switchOf: o.switchOf ?? {},
+      uplink: o.uplink ?? o.rate,
     });
-    await runScript(["up", String(lab.hosts), lab.rate, lab.prefix, lab.subnet]);
+    const args = ["up", String(lab.hosts), lab.rate, lab.prefix, lab.subnet];
+    for (const [h, r] of Object.entries(lab.ports)) args.push("--port", `${h}=${r}`);
+    for (const [h, k] of Object.entries(lab.switchOf)) args.push("--switch", `${h}=${k}`);
+    if (Object.keys(lab.switchOf).length) args.push("--uplink", lab.uplink);
+    await runScript(args);
     return lab;
+  }
+
+  /** The switch host i is on (1 unless switchOf says otherwise). */
+  switchNumber(host: number): number {
+    this.#check(host);
+    return this.switchOf[host] ?? 1;
+  }
+
+  /** The lab as a master's topology file: each host's address and its switch's name. */
+  topology(): string {
+    const lines = ["# written by scripts/lab_net.ts: one line per host"];
+    for (let h = 1; h <= this.hosts; h++) lines.push(`sw${this.switchNumber(h)} ${this.ip(h)}`);
+    return lines.join("\n") + "\n";
+  }
+
+  /** Stop every process of host i for `seconds` (kill -STOP, then -CONT); resolves after. */
+  async stall(host: number, seconds: number): Promise<void> {
+    this.#check(host);
+    await runScript(["stall", this.prefix, String(host), String(seconds)]);
   }
 
   /** Address of host i. */

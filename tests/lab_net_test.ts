@@ -107,3 +107,66 @@ Deno.test({
     assert.deepEqual(await namespaces(net.prefix), []);
   },
 });
+
+Deno.test({
+  name: "lab_net: rooms that are not flat: a slower port, two switches and an uplink, a stall",
+  ignore,
+  async fn() {
+    const net = await LabNet.up({
+      hosts: 3,
+      rate: "100mbit",
+      ports: { 3: "10mbit" },
+      switchOf: { 2: 2 },
+      uplink: "200mbit",
+    });
+    try {
+      assert.deepEqual((await namespaces(net.prefix)).sort(), [
+        `${net.prefix}h1`,
+        `${net.prefix}h2`,
+        `${net.prefix}h3`,
+        `${net.prefix}sw`,
+        `${net.prefix}sw2`,
+      ]);
+      const tc = async (ns: string, dev: string) =>
+        new TextDecoder().decode(
+          (await new Deno.Command("ip", {
+            args: ["netns", "exec", `${net.prefix}${ns}`, "tc", "qdisc", "show", "dev", dev],
+          }).output()).stdout,
+        );
+      assert.match(await net.run(3, ["tc", "qdisc", "show", "dev", "eth0"]), /rate 10Mbit/);
+      assert.match(await tc("sw", "p3"), /rate 10Mbit/);
+      assert.match(await tc("sw2", "p2"), /rate 100Mbit/);
+      assert.match(await tc("sw", "u2"), /rate 200Mbit/);
+      assert.match(await tc("sw2", "u1"), /rate 200Mbit/);
+      assert.equal(net.topology(), [
+        "# written by scripts/lab_net.ts: one line per host",
+        "sw1 10.213.0.1",
+        "sw2 10.213.0.2",
+        "sw1 10.213.0.3",
+        "",
+      ].join("\n"));
+      // A stall stops the host's processes (state T) and lets them go on afterwards.
+      const sleeper = net.spawn(2, ["sleep", "300"]);
+      let pid = "";
+      for (let i = 0; i < 100 && !pid; i++) {
+        pid = (await labLeftovers(net.prefix)).find((l) => l.startsWith("pid"))?.slice(4) ?? "";
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const state = async () => (await Deno.readTextFile(`/proc/${pid}/stat`)).split(" ")[2];
+      const stall = net.stall(2, 1);
+      let stopped = false;
+      for (let i = 0; i < 40 && !stopped; i++) {
+        stopped = (await state()) === "T";
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      assert.ok(stopped, "the host's process was stopped");
+      await stall;
+      assert.equal(await state(), "S", "and goes on after the stall");
+      await net.down();
+      await sleeper.done;
+      assert.deepEqual(await namespaces(net.prefix), []);
+    } finally {
+      await net.down();
+    }
+  },
+});
