@@ -138,13 +138,16 @@ Deno.test({
       assert.match(await tc("sw2", "p2"), /rate 100Mbit/);
       assert.match(await tc("sw", "u2"), /rate 200Mbit/);
       assert.match(await tc("sw2", "u1"), /rate 200Mbit/);
-      assert.equal(net.topology(), [
-        "# written by scripts/lab_net.ts: one line per host",
-        "sw1 10.213.0.1",
-        "sw2 10.213.0.2",
-        "sw1 10.213.0.3",
-        "",
-      ].join("\n"));
+      assert.equal(
+        net.topology(),
+        [
+          "# written by scripts/lab_net.ts: one line per host",
+          "sw1 10.213.0.1",
+          "sw2 10.213.0.2",
+          "sw1 10.213.0.3",
+          "",
+        ].join("\n"),
+      );
       // A stall stops the host's processes (state T) and lets them go on afterwards.
       const sleeper = net.spawn(2, ["sleep", "300"]);
       let pid = "";
