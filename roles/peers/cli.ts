@@ -51,6 +51,12 @@ const common: Record<string, OptionSpec> = {
     help: "Cap this PC's upload, e.g. 50mbit or 5MB/s (default: no cap)",
     env: "CASCADE_RATE_LIMIT",
   },
+  "port-rate": {
+    type: "string",
+    arg: "RATE",
+    help: "Relay mode: this source's port, e.g. 1gbit: it feeds as many chains as that carries",
+    env: "CASCADE_PORT_RATE",
+  },
 };
 
 export const clientSpec: CommandSpec = {
@@ -111,6 +117,19 @@ export const clientSpec: CommandSpec = {
       env: "CASCADE_INFLIGHT",
     },
     "no-md5": { type: "boolean", help: "Check SHA-256 only (MD5 is the seed's extra check)" },
+    "no-probe": { type: "boolean", help: "Do not time the master's probe before the hello" },
+    lldp: {
+      type: "string",
+      arg: "IFACE",
+      help: "Listen on IFACE for the switch's LLDP frame (needs tcpdump) and tell the master",
+      env: "CASCADE_LLDP",
+    },
+    "lldp-wait": {
+      type: "string",
+      arg: "S",
+      help: "With --lldp: wait at most S seconds for the frame before the hello",
+      default: "31",
+    },
     "master-timeout": {
       type: "string",
       arg: "S",
@@ -150,6 +169,7 @@ export const serverSpec: CommandSpec = {
     "server-token": common["server-token"],
     listen: common.listen,
     "rate-limit": common["rate-limit"],
+    "port-rate": common["port-rate"],
   },
 };
 
@@ -171,6 +191,7 @@ export const fakeServerSpec: CommandSpec = {
     "server-token": common["server-token"],
     listen: common.listen,
     "rate-limit": common["rate-limit"],
+    "port-rate": common["port-rate"],
   },
 };
 
@@ -212,6 +233,9 @@ async function serveUntilEnd(
     token: v["server-token"] as string | undefined,
     listen: v.listen as string,
     rateLimit: rateLimit(v),
+    ...(typeof v["port-rate"] === "string"
+      ? { portRate: parseRate(v["port-rate"], "--port-rate") }
+      : {}),
     log: o.log,
   });
   o.log("stopped", { reason: result.reason, served: result.servedBytes });
@@ -273,6 +297,9 @@ export async function clientMain(args: string[]): Promise<number> {
       progress: progressMode(Boolean(v.quiet)),
       log: makeLogger(`client[${name}]`),
       masterTimeout: parseDuration(v["master-timeout"] as string, "--master-timeout"),
+      probe: !v["no-probe"],
+      ...(typeof v.lldp === "string" ? { lldp: v.lldp } : {}),
+      lldpWait: parseDuration(v["lldp-wait"] as string, "--lldp-wait"),
     });
   } catch (err) {
     if (!(err instanceof DiskError)) throw err;

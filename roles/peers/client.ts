@@ -19,6 +19,12 @@ import { ReceiveError, Receiver } from "../data/mod.ts";
 import { isDiskFailure, openTarget, type TargetDisk } from "../data/mod.ts";
 import { DiskError, resolveTarget } from "./target_choice.ts";
 import { finishDisk, type FinishOutcome } from "./finish_step.ts";
+import { switchName } from "./lldp.ts";
+import { listenLldp } from "./lldp_listen.ts";
+import { probeMaster } from "./probe.ts";
+
+/** Progress every half second: the master's stall rule waits 2.5 reports (adapt.ts). */
+export const PROGRESS_MS = 500;
 
 export interface ClientOptions {
   masterUrl: string;
@@ -49,6 +55,11 @@ export interface ClientOptions {
   log: Logger;
   /** Give up when the master cannot be reached for this long (seconds; 0 = never). */
   masterTimeout: number;
+  /** Fetch the master's probe before the hello (default true). */
+  probe?: boolean;
+  /** Listen on this interface for the switch's LLDP frame, at most `lldpWait` s before hello. */
+  lldp?: string;
+  lldpWait?: number;
 }
 
 export interface ClientResult {
@@ -97,6 +108,8 @@ export async function fetchManifest(
 
 export async function runClient(o: ClientOptions): Promise<ClientResult> {
   const { log } = o;
+  // The switch's LLDP frame comes every 30 s or so: listen while everything else gets ready.
+  const heard = o.lldp ? listenLldp(o.lldp, o.lldpWait ?? 31, log) : Promise.resolve(null);
   const manifestBytes = await fetchManifest(o.masterUrl, log, o.masterTimeout);
   const imageId = imageIdOf(manifestBytes);
   if (o.imageId && o.imageId !== imageId) {
@@ -168,6 +181,8 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   });
 
   let verified = receiver.missing().length === 0 && existed;
+  const probe = verified || o.probe === false ? undefined : await probeMaster(o.masterUrl, log);
+  const neighbor = await heard;
   // The fetch in progress (a new assignment supersedes it).
   let current = null as { server: string; abort: AbortController } | null;
   const servers: string[] = [];
@@ -192,6 +207,8 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
       complete: verified,
       disk: chosen.path,
       diskReason: chosen.reason.slice(0, 2048),
+      ...(neighbor ? { switch: switchName(neighbor), switchPort: neighbor.port.value } : {}),
+      ...(probe !== undefined ? { probe } : {}),
     }),
     onWelcome: (w) => {
       ticketKey = w.ticketKey;
@@ -213,7 +230,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
     if (current) {
       session.send({ type: "progress", held: s.heldChunks, bytes: s.bytesReceived, rate: s.rate });
     }
-  }, 1000);
+  }, PROGRESS_MS);
 
   async function receive(serverId: string, url: string, ticket: string) {
     current?.abort.abort();

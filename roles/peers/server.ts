@@ -17,6 +17,8 @@ export interface ServerOptions {
   listen: string;
   /** Upload cap in bytes per second. */
   rateLimit?: number;
+  /** This source's port rate, bytes/s (relay mode: the master starts that many chains). */
+  portRate?: number;
   /** Advertise this URL instead of letting the master pair our port with the address it sees. */
   advertise?: string;
   log: Logger;
@@ -55,6 +57,7 @@ export async function runServer(o: ServerOptions): Promise<ServerResult> {
       held: source.heldCount(),
       complete: true,
       ...(o.token ? { token: o.token } : {}),
+      ...(o.portRate ? { portRate: o.portRate } : {}),
     }),
     onWelcome: (w) => {
       ticketKey = w.ticketKey;
