@@ -59,6 +59,18 @@ export function attachControlSocket(
   socket.onerror = () => {/* onclose follows */};
 }
 
+/** The probe blob: 1 MiB, 88 ms at 100 Mbit/s, 0.9 s at 10 Mbit/s (random: nothing shrinks it). */
+export const PROBE_BYTES = 1 << 20;
+const PROBE_PIECE = 64 * 1024;
+const PROBE_QUEUE = 64;
+const PROBE_BLOB = (() => {
+  const b = new Uint8Array(PROBE_BYTES);
+  for (let off = 0; off < b.length; off += PROBE_PIECE) {
+    crypto.getRandomValues(b.subarray(off, off + PROBE_PIECE));
+  }
+  return b;
+})();
+
 export const ADMIN_ACTIONS = ["pause", "resume", "drain", "end", "reimage", "enrol"] as const;
 export type AdminAction = typeof ADMIN_ACTIONS[number];
 
@@ -140,6 +152,8 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
   const counters = new RunCounters();
   core.subscribe((e) => counters.observe(e));
   const status = () => liveStatus(core, manifest, o.now());
+  let probing = 0;
+  let probeTail = Promise.resolve();
 
   app.get("/api/v1/control", (c) => {
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
@@ -152,6 +166,43 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
     const { socket, response } = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 60 });
     attachControlSocket(core, socket, addr?.hostname ?? "unknown", o.log);
     return response;
+  });
+
+  // The probe (roles/peers/probe.ts): a fixed blob, one PC at a time, so each PC times its own
+  // port and not a share of the master's. Bounded: a queue of PROBE_QUEUE, the rest get 503.
+  app.get("/api/v1/probe", async (c) => {
+    if (probing >= PROBE_QUEUE) return c.json({ error: "Probe queue full: try later" }, 503);
+    probing++;
+    const turn = probeTail;
+    let release!: () => void;
+    probeTail = new Promise<void>((r) => (release = r));
+    await turn;
+    let ended = false;
+    const done = () => {
+      if (ended) return;
+      ended = true;
+      clearTimeout(timer);
+      probing--;
+      release();
+    };
+    // The next PC's turn comes when the last piece is taken (the socket's backpressure paces
+    // the pieces, so about a socket buffer is still on the wire), or when this one goes away.
+    const timer = setTimeout(done, 10_000);
+    let off = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(ctl) {
+        ctl.enqueue(PROBE_BLOB.subarray(off, off + PROBE_PIECE));
+        off += PROBE_PIECE;
+        if (off >= PROBE_BLOB.length) {
+          ctl.close();
+          done();
+        }
+      },
+      cancel: done,
+    }, { highWaterMark: 0 });
+    return new Response(body, {
+      headers: { "content-type": "application/octet-stream", "cache-control": "no-store" },
+    });
   });
 
   // Every PC fetches these at the start: encoded once, served compressed, cached by ETag.

@@ -16,6 +16,7 @@ import { startMaster } from "./run.ts";
 import { type Groups, loadGroups } from "./groups.ts";
 import type { Mode } from "../protocol/mod.ts";
 import { summaryTable } from "./status.ts";
+import { parseTopology, type Topology } from "./topology.ts";
 
 export const masterSpec: CommandSpec = {
   name: "master",
@@ -110,6 +111,13 @@ export const masterSpec: CommandSpec = {
       arg: "MACS",
       help: 'Image these PCs again at their next netboot (comma-separated MACs, or "all")',
     },
+    topology: {
+      type: "string",
+      arg: "FILE",
+      help:
+        'Relay mode: the switch of each PC (lines "SWITCH MAC|IP|CIDR|A-B"), for PCs not on LLDP',
+      env: "CASCADE_TOPOLOGY",
+    },
     "status-file": {
       type: "string",
       arg: "FILE",
@@ -168,7 +176,21 @@ export async function masterMain(args: string[]): Promise<number> {
       "WARNING: --enrol all: every PC that boots from the network is imaged and its disk overwritten",
     );
   }
+  let topology: Topology | undefined;
+  if (v.topology !== undefined) {
+    try {
+      topology = parseTopology(await Deno.readTextFile(v.topology), v.topology);
+    } catch (err) {
+      history?.close();
+      throw new UsageError(
+        err instanceof SyntaxError
+          ? err.message
+          : `Cannot read --topology "${v.topology}": ${(err as Error).message}`,
+      );
+    }
+  }
   const master = await startMaster({
+    ...(topology ? { topology } : {}),
     slices,
     hostname: v.host,
     port: parseCount(v.port!, "--port", 0, 65535),

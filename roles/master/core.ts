@@ -24,6 +24,8 @@ import { applyDecision, type DecisionSink } from "./decisions.ts";
 import { bootingPeer, type PeerRecord } from "./peer_record.ts";
 import { type ReportContext, takeReport } from "./peer_reports.ts";
 import { Scheduler, type SchedulerEvent } from "./scheduler.ts";
+import type { AdaptConfig } from "./adapt.ts";
+import type { Topology } from "./topology.ts";
 
 export interface MasterConfig {
   mode: Mode;
@@ -39,6 +41,10 @@ export interface MasterConfig {
   token?: string;
   /** Server credential: a "server" or "fake" hello must carry it (absent: servers are open). */
   serverToken?: string;
+  /** The admin's topology file: the switch of PCs that do not say (LLDP) themselves. */
+  topology?: Topology;
+  /** Relay mode: demoting slow and stalled PCs (scheduler default; false: never). */
+  adapt?: AdaptConfig | false;
 }
 
 export interface MasterIo {
@@ -88,6 +94,7 @@ export class MasterCore {
       linger: config.linger,
       mode: config.mode,
       relayCapacity: config.fanout,
+      ...(config.adapt !== undefined ? { adapt: config.adapt } : {}),
     });
     this.#reports = {
       mode: config.mode,
@@ -189,6 +196,8 @@ export class MasterCore {
     const url = msg.url ?? (msg.port ? `http://${host}:${msg.port}` : undefined);
     const complete = msg.complete || msg.role !== "client";
     const previous = this.peers.get(id);
+    // The switch the PC heard (LLDP) beats the admin's file, which beats nothing.
+    const sw = msg.switch ?? config.topology?.switchOf({ mac, address });
     const peer: PeerRecord = {
       id,
       role: msg.role,
@@ -214,6 +223,9 @@ export class MasterCore {
         : previous?.diskReason
         ? { diskReason: previous.diskReason }
         : {}),
+      ...(sw !== undefined ? { switch: sw } : {}),
+      ...(msg.switchPort !== undefined ? { switchPort: msg.switchPort } : {}),
+      ...(msg.probe !== undefined ? { probe: msg.probe } : {}),
     };
     if (msg.role === "client" && complete) peer.doneAt = previous?.doneAt ?? now;
     this.peers.set(id, peer);
@@ -242,15 +254,26 @@ export class MasterCore {
     // Which disk the PC will write, and why, before it writes (the dashboard's event list).
     if (msg.disk) this.#event("disk", { peer: id, disk: msg.disk, reason: msg.diskReason });
     if (complete) {
+      // A source that says its port rate feeds as many chains as it carries (the scheduler
+      // counts them from the PCs' probes), up to what it announced.
+      const rated = config.mode === "relay" && msg.portRate !== undefined;
       this.#apply({
         type: "server-ready",
         id,
-        capacity: this.#capacity(msg.capacity),
+        capacity: rated ? msg.capacity : this.#capacity(msg.capacity),
         kind: msg.role === "fake" ? "fake" : "server",
         at: now,
+        ...(sw !== undefined ? { switch: sw } : {}),
+        ...(rated ? { rate: msg.portRate } : {}),
       });
     } else {
-      this.#apply({ type: "client-ready", id, at: now });
+      this.#apply({
+        type: "client-ready",
+        id,
+        at: now,
+        ...(sw !== undefined ? { switch: sw } : {}),
+        ...(msg.probe !== undefined ? { probe: msg.probe } : {}),
+      });
     }
     this.#checkExpect();
   }

@@ -44,6 +44,34 @@ export function applyDecision(d: Decision, sink: DecisionSink) {
       });
       return;
     }
+    case "move": {
+      // A demoted relay's downstream now fetches from the relay's own upstream.
+      const server = sink.peers.get(d.server);
+      const key = sink.ticketKey(d.server);
+      const c = sink.peers.get(d.client);
+      if (!server?.url || !key || !c) return;
+      server.serving = [...server.serving.filter((id) => id !== d.from), d.client];
+      sink.send(server.id, { type: "serve", clients: server.serving });
+      c.server = server.id;
+      c.servedBy.push(server.id);
+      c.assignedAt = d.at;
+      sink.send(c.id, {
+        type: "assign",
+        server: { id: server.id, url: server.url },
+        ticket: issueTicket(key, sink.random(16), c.address),
+      });
+      sink.event("move", { peer: d.client, from: d.from, server: d.server });
+      return;
+    }
+    case "demoted": {
+      const p = sink.peers.get(d.peer);
+      if (p) {
+        p.demoted = d.reason;
+        p.serving = [];
+      }
+      sink.event("demoted", { peer: d.peer, reason: d.reason, detail: d.detail });
+      return;
+    }
     case "batch-done": {
       const server = sink.peers.get(d.server);
       if (server) server.serving = [];

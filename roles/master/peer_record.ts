@@ -37,6 +37,13 @@ export interface PeerRecord {
   diskReason?: string;
   /** How finishing its verified disk went (GPT, the group's finishing step). */
   finish?: { ok: boolean; step: string; detail: string };
+  /** The switch it is on (LLDP or the topology file) and the port (LLDP). */
+  switch?: string;
+  switchPort?: string;
+  /** Bytes/s of its probe fetch before the hello. */
+  probe?: number;
+  /** Why the scheduler made it a leaf (relay mode), when it did. */
+  demoted?: string;
 }
 
 /** The placeholder for a PC that asked for its boot script and has not said hello yet. */

@@ -38,6 +38,10 @@ export function takeReport(
       }
       peer.bytes = msg.bytes;
       peer.rate = msg.rate;
+      // Relay mode measures every hop from these (adapt.ts).
+      if (ctx.mode === "relay" && peer.state === "receiving" && peer.server) {
+        ctx.apply({ type: "progress", id: peer.id, bytes: msg.bytes, at: now });
+      }
       return;
     case "received":
       if (peer.role !== "client" || peer.state !== "receiving") {

@@ -8,6 +8,7 @@ import type { LogFields, Logger } from "../../imagetools/kit/mod.ts";
 import { MasterCore } from "./core.ts";
 import { httpUrl } from "./listen_urls.ts";
 import { createMasterApp } from "./app.ts";
+import type { Topology } from "./topology.ts";
 import { type History, recordRun } from "./history.ts";
 import { Enrolment, type EnrolmentStore } from "./enrolment.ts";
 import type { Groups } from "./groups.ts";
@@ -26,6 +27,8 @@ export interface MasterOptions {
   token?: string;
   /** Server credential: a standalone server or fake server presents it in its hello. */
   serverToken?: string;
+  /** The admin's topology file, parsed (switch per MAC or address range). */
+  topology?: Topology;
   log: Logger;
   /** Record this run (each PC's result) into this history; the caller closes it. */
   history?: History;
@@ -142,6 +145,7 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
     expect: o.expect,
     token: o.token,
     serverToken: o.serverToken,
+    ...(o.topology ? { topology: o.topology } : {}),
   }, {
     now,
     send(session, msg) {
