@@ -7,18 +7,22 @@
 // own upstream, and it waits for a tail to serve it. Three rules find it:
 //
 // - probe: a client reports in its hello how fast it fetched the master's probe (a fixed blob,
-//   one client at a time, before any chain exists). One far below the fastest probe seen is a
-//   leaf from the start, so it never sits above anyone at all. This is the rule that makes a
+//   one client at a time, before any chain exists). One far below the median probe is a leaf
+//   from the start, so it never sits above anyone at all. This is the rule that makes a
 //   slow port cost the others nothing: any rule that has to watch the chain first costs the
 //   whole room the watching time (a 10 Mbit/s PC in a chain of 100 Mbit/s PCs holds everyone
 //   below it to a tenth for as long as the watching takes).
 // - slow: over the last `window` seconds of its hop, a client delivered less than `slowShare`
-//   of its upstream's rate (or, under a source or a finished PC, of the fastest client's).
+//   of its upstream's rate (or, under a source or a finished PC, of the fastest client's), the
+//   reference having carried at least `minBytes` in that window (fewer chunks than that and one
+//   chunk more or less is most of the rate).
 //   Comparing a hop with the hop above it finds the PC that causes the slowness: every PC below
 //   a slow one is just as slow, but only the slow one is slower than its own upstream.
-// - stalled: a client's bytes did not grow for `stallAfter` seconds while its upstream's did
-//   (or, under a source or a finished PC, another client of the same server's did). Everyone
-//   below a stopped relay stops too, but only the stopped one has a moving upstream.
+// - stalled: its upstream's bytes (or, under a source or a finished PC, another client of the
+//   same server's) grew `stallAfter` seconds ago or more, and its own did not grow since then.
+//   Everyone below a stopped relay stops too, but only the stopped one has a moving upstream;
+//   and timing from the upstream's growth, not from the client's own last one, keeps a slow
+//   source (a chunk every few seconds) from looking like a stop.
 //
 // No flapping: a PC is demoted at most once and never promoted back; and a hop is blamed at most
 // once (after one demotion under upstream U, another client under U that looks slow or stalled
@@ -26,27 +30,46 @@
 // head under a source with nothing to compare to (one chain, no other clients) is not judged.
 //
 // Thresholds, from the emulated lab (LAB-FACTS.md; 100 Mbit/s ports, tbf, 1 MiB chunks):
+// - probeShare 0.25 of the median, and only when the median probe is below probeCeiling
+//   (200 MB/s): a port negotiated down runs at a tenth (10 of 100 Mbit/s, 100 of 1000), while
+//   a 1 MiB probe that takes under 5 ms (faster than any 1 Gbit/s port: loopback, one host) is
+//   timer and scheduler noise, which on this machine spread probes 2-4x apart.
+// - minBytes 8 MiB: 8 chunks in the window, so one chunk more or less is 12 %.
 // - slowShare 0.5: hops in a flat chain deliver within a few % of each other (11.9 MB/s each in
 //   a ring of 12 hosts all sending and receiving at once); a port negotiated down to 10 Mbit/s
 //   delivers 0.1 x. Half sits far from both.
 // - window 2 s: 24 chunks at 12 MB/s, so one chunk more or less is 4 % (progress comes every
 //   0.5 s); 2.4 chunks at 10 Mbit/s, still clearly below half.
-// - stallAfter 1.25 s: progress comes every 0.5 s, a chunk at full rate takes 0.09 s; a relay
-//   whose chunk is late waits for it behind its upstream, which then does not grow either. 2.5
-//   report intervals without a byte is a stop, and short enough that the PCs below a stopped one
-//   lose about that long (the goal: within 2 s of a run without the stop).
+// - stallAfter 1 s: progress comes every 0.5 s, a chunk at full rate takes 0.09 s, and a relay
+//   fetches what its upstream verified within a chunk time or two; so a client whose report lags
+//   its upstream's by the report phase (up to 0.5 s) still shows its growth well within 1 s. A
+//   stop is then seen 1-1.5 s after it happens (the upstream's next report plus 1 s), so the
+//   PCs below a stopped one lose about that long (the goal: within 2 s of a run without it).
 import type { HopMeter } from "./hop_meter.ts";
 
 export interface AdaptConfig {
   /** A hop delivering less than this share of its reference rate is slow. */
   slowShare: number;
+  /** A probe below this share of the median probe is slow... */
+  probeShare: number;
+  /** ...when the median probe is below this (bytes/s); above, probes are noise. */
+  probeCeiling: number;
+  /** The reference hop must have carried this many bytes in the window to judge against it. */
+  minBytes: number;
   /** Seconds a hop's rate is measured over before it is judged. */
   window: number;
   /** Seconds without a byte (while the upstream moves) that make a client stalled. */
   stallAfter: number;
 }
 
-export const DEFAULT_ADAPT: AdaptConfig = { slowShare: 0.5, window: 2, stallAfter: 1.25 };
+export const DEFAULT_ADAPT: AdaptConfig = {
+  slowShare: 0.5,
+  probeShare: 0.25,
+  probeCeiling: 200e6,
+  minBytes: 8 * 1024 * 1024,
+  window: 2,
+  stallAfter: 1,
+};
 
 export type DemotionReason = "probe" | "slow" | "stalled";
 
@@ -76,42 +99,49 @@ const mbs = (r: number) => `${(r / 1e6).toFixed(2)} MB/s`;
 /** The first PC to demote now, or null. One at a time: each demotion changes the chain. */
 export function nextDemotion(v: RoomView, c: AdaptConfig): Demotion | null {
   const { at, meter } = v;
-  let bestProbe = 0;
-  for (const id of v.clients) bestProbe = Math.max(bestProbe, v.probes.get(id) ?? 0);
+  const probes = v.clients.map((id) => v.probes.get(id)).filter((p) => p !== undefined)
+    .sort((a, b) => a - b);
+  const median = probes.length >= 2 ? probes[Math.floor(probes.length / 2)] : 0;
   for (const id of v.clients) {
     const p = v.probes.get(id);
-    if (v.leaves.has(id) || p === undefined || !(p < c.slowShare * bestProbe)) continue;
+    if (v.leaves.has(id) || p === undefined || median >= c.probeCeiling) continue;
+    if (!(p < c.probeShare * median)) continue;
     return {
       id,
       reason: "probe",
-      detail: `probe ${mbs(p)} < ${c.slowShare} x the fastest ${mbs(bestProbe)}`,
+      detail: `probe ${mbs(p)} < ${c.probeShare} x the median ${mbs(median)}`,
     };
   }
-  const moving = (id: string) => {
-    const g = meter.lastGrowth(id);
-    return g !== null && g > at - c.stallAfter;
+  // Did `other` grow at least stallAfter ago, after `since`? Then it moved while `id` did not.
+  const movedSince = (other: string, since: number) => {
+    const g = meter.firstGrowthAfter(other, since);
+    return g !== null && g <= at - c.stallAfter;
   };
-  let fastest = 0;
-  for (const id of v.upstream.keys()) fastest = Math.max(fastest, meter.rate(id, at) ?? 0);
+  let fastest: { rate: number; bytes: number } | null = null;
+  for (const id of v.upstream.keys()) {
+    const m = meter.measure(id, at);
+    if (m && (!fastest || m.rate > fastest.rate)) fastest = m;
+  }
   for (const [id, up] of v.upstream) {
     if (v.leaves.has(id) || v.blamed.has(up)) continue;
     const upReceiving = v.upstream.has(up);
-    const grew = meter.lastSign(id);
-    if (grew !== null && grew <= at - c.stallAfter) {
+    const sign = meter.lastSign(id);
+    if (sign !== null && sign <= at - c.stallAfter) {
       const evidence = upReceiving
-        ? (moving(up) ? up : undefined)
-        : [...v.upstream].find(([other, s]) => s === up && other !== id && moving(other))?.[0];
+        ? (movedSince(up, sign) ? up : undefined)
+        : [...v.upstream].find(([o, s]) => s === up && o !== id && movedSince(o, sign))?.[0];
       if (evidence !== undefined) {
         return {
           id,
           reason: "stalled",
-          detail: `no byte for ${(at - grew).toFixed(2)} s while "${evidence}" moved`,
+          detail: `no byte for ${(at - sign).toFixed(2)} s while "${evidence}" moved`,
         };
       }
     }
     const r = meter.rate(id, at);
     if (r === null) continue;
-    const ref = upReceiving ? meter.rate(up, at) : fastest;
+    const m = upReceiving ? meter.measure(up, at) : fastest;
+    const ref = m && m.bytes >= c.minBytes ? m.rate : null;
     if (ref !== null && r < c.slowShare * ref) {
       return {
         id,

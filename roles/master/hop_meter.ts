@@ -9,6 +9,8 @@ interface Sample {
 
 export class HopMeter {
   readonly #window: number;
+  /** Seconds of samples kept: a window, and as long again for the stall rule's look back. */
+  readonly #keep: number;
   /** Samples of the current hop, oldest first; one kept at or before the window's start. */
   #samples = new Map<string, Sample[]>();
   /** When the client's hop started, and when its byte count last grew in that hop. */
@@ -17,8 +19,9 @@ export class HopMeter {
   /** Last cumulative byte count reported by each client (kept across hops). */
   #bytes = new Map<string, number>();
 
-  constructor(window: number) {
+  constructor(window: number, lookBack = window) {
     this.#window = window;
+    this.#keep = window + lookBack;
   }
 
   /** The client starts a new hop at `at`. */
@@ -49,7 +52,7 @@ export class HopMeter {
     if (!s) return;
     if (bytes > before) this.#grew.set(id, at);
     s.push({ t: at, bytes: Math.max(before, bytes) });
-    while (s.length > 2 && s[1].t <= at - this.#window) s.shift();
+    while (s.length > 2 && s[1].t <= at - this.#keep) s.shift();
   }
 
   receiving(id: string): boolean {
@@ -66,14 +69,34 @@ export class HopMeter {
     return this.#grew.get(id) ?? this.#started.get(id) ?? null;
   }
 
-  /** Bytes/s over about the last window seconds of this hop, or null when the hop is younger
-   * than a window (TCP's ramp-up and the relay's first chunk are not a rate). */
+  /** When the client's bytes first grew after time t in this hop (null: not since, or t is
+   * before what is kept). */
+  firstGrowthAfter(id: string, t: number): number | null {
+    const s = this.#samples.get(id);
+    if (!s) return null;
+    let base: number | null = null;
+    for (const x of s) {
+      if (x.t <= t || base === null) base = x.bytes;
+      else if (x.bytes > base) return x.t;
+    }
+    return null;
+  }
+
+  /** Bytes/s over about the last window seconds of this hop and the bytes that took, or null
+   * when the hop is younger than a window (TCP's ramp-up and the first chunk are no rate). */
   rate(id: string, at: number): number | null {
+    return this.measure(id, at)?.rate ?? null;
+  }
+
+  measure(id: string, at: number): { rate: number; bytes: number } | null {
     const s = this.#samples.get(id);
     if (!s || s[0].t > at - this.#window) return null;
     const last = s[s.length - 1];
-    const first = s[0];
-    if (last.t - first.t < this.#window / 2) return null;
-    return (last.bytes - first.bytes) / (last.t - first.t);
+    let first = s[0];
+    for (const x of s) if (x.t <= at - this.#window) first = x;
+    // Too short a span, or a client that stopped reporting: no rate (the stall rule's case).
+    if (last.t - first.t < this.#window / 2 || at - last.t > this.#window / 2) return null;
+    const bytes = last.bytes - first.bytes;
+    return { rate: bytes / (last.t - first.t), bytes };
   }
 }

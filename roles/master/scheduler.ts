@@ -183,14 +183,15 @@ export class Scheduler {
     const adapt = config.adapt ?? DEFAULT_ADAPT;
     if (adapt) {
       for (const [key, v] of Object.entries(adapt)) {
-        if (typeof v !== "number" || !(v > 0) || (key === "slowShare" && v >= 1)) {
+        if (typeof v !== "number" || !(v > 0) || (/Share$/.test(key) && v >= 1)) {
           throw new RangeError(`Invalid adapt ${key} "${v}": must be > 0 (a share: below 1)`);
         }
       }
     }
     this.#config = { ...config };
     this.#adapt = config.mode === "relay" ? adapt : false;
-    this.#meter = new HopMeter(adapt ? adapt.window : DEFAULT_ADAPT.window);
+    const a = adapt || DEFAULT_ADAPT;
+    this.#meter = new HopMeter(a.window, 2 * a.stallAfter);
   }
 
   apply(event: SchedulerEvent): Decision[] {

@@ -497,8 +497,10 @@ function randomRun(seed: number, mode: "classic" | "relay", steps: number) {
         }
       }
       if (event.type === "tick" && event.at === deadline) {
+        // (Time alone may also demote a stalled PC first, which changes the plans.)
         assert.ok(
-          decisions.some((d) => d.type === "assign" && d.partial),
+          decisions.some((d) => d.type === "assign" && d.partial) ||
+            decisions.some((d) => d.type === "demoted"),
           "deadline released nothing",
         );
         deadlineTicks++;
@@ -574,7 +576,7 @@ Deno.test("scheduler: a PC whose probe is far below the room's is a leaf from th
       type: "demoted",
       peer: "slow",
       reason: "probe",
-      detail: "probe 1.10 MB/s < 0.5 x the fastest 11.00 MB/s",
+      detail: "probe 1.10 MB/s < 0.25 x the median 11.00 MB/s",
       at: 0,
     },
   ]]);
@@ -637,7 +639,8 @@ Deno.test("scheduler: a stalled relay is worked around; only the one whose upstr
   for (let t = 0.5; t <= 2; t += 0.5) {
     for (const id of ["a", "x", "d", "e"]) s.apply(progress(id, 12 * MB * t, t));
   }
-  // x stops at 2 s (SIGSTOP); d and e stop with it, a goes on.
+  // x stops at 2 s (SIGSTOP); d and e stop with it, a goes on. Seen 1 s after a's first report
+  // of growth since x's last (2.5 s): at 3.5 s.
   const rows: Decision[][] = [];
   for (let t = 2.5; t <= 3.5; t += 0.25) {
     rows.push(s.apply(progress("a", 12 * MB * t, t)));
@@ -649,12 +652,12 @@ Deno.test("scheduler: a stalled relay is worked around; only the one whose upstr
       type: "demoted",
       peer: "x",
       reason: "stalled",
-      detail: 'no byte for 1.25 s while "a" moved',
-      at: 3.25,
+      detail: 'no byte for 1.50 s while "a" moved',
+      at: 3.5,
     },
-    { type: "move", client: "d", from: "x", server: "a", at: 3.25 },
-    requeued("x", 3.25, "demoted: stalled"),
-    assign("e", ["x"], 3.25),
+    { type: "move", client: "d", from: "x", server: "a", at: 3.5 },
+    requeued("x", 3.5, "demoted: stalled"),
+    assign("e", ["x"], 3.5),
   ]);
   // d and e were not blamed though they did not move either: their upstream had stopped.
   assert.deepEqual(s.snapshot().leaves, ["x"]);
