@@ -82,6 +82,10 @@ export function renderGrubFirstStage(
 # local disk). The master answers over TFTP on the port of its HTTP port.
 set timeout=0
 set cascade_master=${device}
+# GRUB sets "lockdown" when the firmware runs with Secure Boot on.
+if [ "\${lockdown}" = "y" ]; then
+  echo "Cascade: Secure Boot is on (shim and GRUB passed; GRUB checks the kernel next)"
+fi
 
 for try in ${tries}; do
   echo "Cascade: asking ${at} what to boot for \${net_default_mac} (attempt \${try}/${attempts})"

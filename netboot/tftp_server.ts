@@ -35,6 +35,9 @@ export interface TftpServer {
 
 type Socket = ReturnType<typeof dgram.createSocket>;
 
+/** Largest answer without a content-length read whole to learn its size (for tsize). */
+const MAX_BUFFERED = 4 * 1024 * 1024;
+
 function bind(socket: Socket, port: number, hostname: string): Promise<number> {
   return new Promise((resolve, reject) => {
     socket.once("error", reject);
@@ -149,12 +152,24 @@ export async function serveTftp(o: TftpServerOptions): Promise<TftpServer> {
         return;
       }
       const length = res.headers.get("content-length");
-      const size = length !== null ? Number(length) : undefined;
+      let size = length !== null ? Number(length) : undefined;
+      let body = res.body;
+      if (size === undefined && req.options.has("tsize")) {
+        // GRUB reads a file of unknown size as empty: learn the size of a rendered (small)
+        // answer by reading it whole.
+        const bytes = new Uint8Array(await res.arrayBuffer());
+        if (bytes.length > MAX_BUFFERED) {
+          await send(encodeError(ERR.NOT_DEFINED, `"${req.filename}" too big without a size`));
+          return;
+        }
+        size = bytes.length;
+        body = new Blob([bytes]).stream();
+      }
       const { blksize, oack } = negotiate(req.options, size);
       log("tftp_read", { client, file: req.filename, size, blksize });
       if (oack && !(await sendUntilAck(encodeOack(oack), 0))) return;
       let block = 0, bytes = 0;
-      for await (const data of blocks(res.body, blksize)) {
+      for await (const data of blocks(body, blksize)) {
         block++;
         if (!(await sendUntilAck(encodeData(block, data), block))) return;
         bytes += data.length;

@@ -116,6 +116,14 @@ Deno.test("serveTftp streams /boot routes block by block, options or not, throug
     assert.deepEqual(big.data, body);
     const small = await tftpGet(server.port, "boot/grub/52:54:00:12:34:56");
     assert.equal(new TextDecoder().decode(small.data), "echo hi\n");
+    // GRUB asks tsize and reads a file of unknown size as empty: a rendered answer (no
+    // content-length) is measured first.
+    const sized = await tftpGet(server.port, "boot/grub/52:54:00:12:34:56", {
+      blksize: "1024",
+      tsize: "0",
+    });
+    assert.equal(sized.oack, "blksize 1024 tsize 8");
+    assert.equal(new TextDecoder().decode(sized.data), "echo hi\n");
     // Exactly two blocks of 512: a third, empty DATA says the file ended.
     assert.equal((await tftpGet(server.port, "/boot/empty")).data?.length, 1024);
     assert.deepEqual(await tftpGet(server.port, "/boot/nothing"), {
@@ -126,6 +134,7 @@ Deno.test("serveTftp streams /boot routes block by block, options or not, throug
     });
     assert.deepEqual(seen, [
       "/boot/initrd",
+      "/boot/grub/52:54:00:12:34:56",
       "/boot/grub/52:54:00:12:34:56",
       "/boot/empty",
       "/boot/nothing",

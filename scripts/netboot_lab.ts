@@ -1,13 +1,15 @@
 // Helpers for the emulated netboot lab (scripts/lab_netboot.sh, scripts/test_netboot.sh):
-//   netboot_lab.ts dnsmasq-conf SUBNET TFTP_DIR MASTER_URL   print a full-DHCP dnsmasq config
+//   netboot_lab.ts dnsmasq-conf SUBNET TFTP_DIR MASTER_URL [secure-boot]
+//       print a full-DHCP dnsmasq config (secure-boot: x64 UEFI PXE gets the signed chain)
 //   netboot_lab.ts dnsmasq-proxy-conf SUBNET TFTP_DIR MASTER_URL  the same in proxy-DHCP mode
 //   netboot_lab.ts serve DIR MASTER_URL IMAGE_ID TARGET AFTER [LOCAL_MACS]
-//       serve createBootApp at /boot on the master URL's host and port; LOCAL_MACS (comma
-//       separated, aa:bb:..) get the local-disk script, every other PC the image script
+//       serve createBootApp at /boot on the master URL's host and port, over HTTP and TFTP
+//       (the UDP port of the same number, as the master does); LOCAL_MACS (comma separated,
+//       aa:bb:..) get the local-disk script, every other PC the image script
 //   netboot_lab.ts boot-sector FILE   write a BIOS boot sector printing CASCADE-LOCAL-DISK-BOOTED
 // The server logs every request with the seconds since it started, so a test can time the boot.
 import { Hono } from "hono";
-import { createBootApp } from "../netboot/mod.ts";
+import { createBootApp, serveTftp } from "../netboot/mod.ts";
 import { renderDnsmasqConf } from "../netboot/mod.ts";
 
 const [cmd, ...args] = Deno.args;
@@ -15,8 +17,9 @@ const t0 = performance.now();
 const stamp = () => ((performance.now() - t0) / 1000).toFixed(2);
 
 if (cmd === "dnsmasq-conf") {
-  const [subnet, tftp, master] = args;
+  const [subnet, tftp, master, flag] = args;
   console.log(renderDnsmasqConf({
+    secureBoot: flag === "secure-boot",
     masterUrl: master,
     tftpRoot: tftp,
     mode: {
@@ -78,6 +81,17 @@ if (cmd === "dnsmasq-conf") {
     { hostname: url.hostname, port: Number(url.port || 80), onListen: () => {} },
     app.fetch,
   );
+  await serveTftp({
+    hostname: url.hostname,
+    port: Number(url.port || 80),
+    fetch: (path, ip) =>
+      Promise.resolve(
+        app.fetch(new Request(`http://tftp${path}`), {
+          remoteAddr: { hostname: ip, port: 0, transport: "udp" },
+        }),
+      ),
+    log: (event, fields) => console.log(`[${stamp()}s] ${event} ${JSON.stringify(fields)}`),
+  });
   console.log(`[${stamp()}s] serving ${dir} at ${master}/boot`);
 } else {
   console.error(

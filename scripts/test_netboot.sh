@@ -21,6 +21,13 @@
 #   uefi-http OVMF's UEFI HTTP Boot (its PXE entries off, no iPXE ROM), dnsmasq as the DHCP
 #             server: the firmware fetches snponly.efi from the master's /boot over HTTP, then
 #             iPXE as above; dnsmasq must have sent nothing over TFTP
+#   secureboot  OVMF with Secure Boot on and the Microsoft keys enrolled: shim -> Debian's
+#             signed GRUB -> Debian's signed kernel (GRUB's configuration and the kernel over
+#             TFTP from the master); images an EFI disk (shim + GRUB on its ESP), powers off; the
+#             same VM (same variable store) boots again, the master (same history) answers
+#             "local" and GRUB chains the disk's shim: the disk's GRUB runs with lockdown=y
+#   sb-bad-grub   the same firmware, a GRUB with one byte changed: shim refuses it
+#   sb-bad-kernel the same firmware, a kernel with one byte changed: GRUB (through shim) refuses it
 # Env: ZSTD (initramfs level, 9), REUSE=1 (reuse the last build), TIMEOUT (s per step, 240),
 #      KEEP=1 (leave each lab up; then bash scripts/lab_netboot.sh down PREFIX).
 # Last line: "netboot: N passed, M failed".
@@ -49,9 +56,15 @@ if [[ ${REUSE:-} != 1 || ! -f $out/initrd ]]; then
     exit 1
   fi
   eval "$(grep -E '^(KERNEL|MODULES)=' <<<"$kv")"
+  if ! sb="$(bash scripts/fetch_secureboot.sh)"; then
+    echo "netboot: 0 passed, 1 failed"
+    exit 1
+  fi
+  eval "$(grep -E '^SECURE_BOOT=' <<<"$sb")"
   echo "== build (kernel $KERNEL)"
   if ! deno run -A netboot/build_cli.ts --master "$master" --out "$out" --kernel "$KERNEL" \
     --modules "$MODULES" --target /dev/vda --after serve --compile-timeout 20 \
+    --secure-boot "$SECURE_BOOT" \
     --zstd "${ZSTD:-9}" --kernel-args "console=tty0 console=ttyS0,115200 loglevel=4 panic=10"; then
     echo "netboot: 0 passed, 1 failed"
     exit 1
@@ -132,12 +145,153 @@ lab_scenario() {
     }' "$state/status.json"
 }
 
+# OVMF with Secure Boot on and the usual (Microsoft) keys enrolled; each VM its own copy of
+# the variable store (VARS), kept for its second boot.
+sb_qemu_args() {
+  echo -machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on \
+    -drive if=pflash,format=raw,unit=0,file=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd,readonly=on \
+    -drive "if=pflash,format=raw,unit=1,file=$1"
+}
+
+# A disk with an EFI system partition (label EFI) holding Debian's shim as the removable-media
+# loader and Debian's signed GRUB, whose configuration prints a marker and GRUB's lockdown
+# state; random bytes everywhere else, so a copy cut short cannot compare equal.
+sb_disk_image() {
+  local img=$1 esp=$1.esp sbdir
+  sbdir=$(sed -n 's/.*"path": "\(.*\)\/usr\/lib\/shim\/shimx64.efi.signed".*/\1/p' "$out/build.json")
+  head -c 24M /dev/urandom >"$img"
+  printf 'label: gpt\nstart=2048, size=32768, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=EFI\n' |
+    sfdisk -q "$img"
+  truncate -s 16M "$esp"
+  mkfs.vfat -F 16 -n EFI "$esp" >/dev/null
+  mmd -i "$esp" ::/EFI ::/EFI/BOOT ::/EFI/debian
+  mcopy -i "$esp" "$sbdir/usr/lib/shim/shimx64.efi.signed" ::/EFI/BOOT/BOOTX64.EFI
+  mcopy -i "$esp" "$sbdir/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed" ::/EFI/BOOT/grubx64.efi
+  printf 'echo "CASCADE-LOCAL-DISK-BOOTED lockdown=${lockdown}"\nsleep 600\n' >"$esp.cfg"
+  mcopy -i "$esp" "$esp.cfg" ::/EFI/BOOT/grub.cfg
+  mcopy -i "$esp" "$esp.cfg" ::/EFI/debian/grub.cfg
+  dd if="$esp" of="$img" bs=1M seek=1 conv=notrunc status=none
+  rm -f "$esp" "$esp.cfg"
+}
+
+# Secure Boot end to end: image the disk through the signed chain, then boot that disk.
+secureboot_scenario() {
+  local prefix="nb$$sb-" state t0 sbmac=52:54:00:77:02:01
+  cleanup() {
+    if [[ ${KEEP:-} == 1 ]]; then echo "KEEP=1: bash $lab down $prefix"; else bash $lab down "$prefix" >/dev/null; fi
+  }
+  trap cleanup EXIT
+  bash $lab up "$prefix" "$subnet" >/dev/null
+  state=$(bash $lab state "$prefix")
+  deno run -A scripts/netboot_lab.ts dnsmasq-conf "$subnet" "$out/tftp" "$master" secure-boot >"$state/dnsmasq.conf"
+  bash $lab run "$prefix" dnsmasq dnsmasq --keep-in-foreground --log-facility=- \
+    --conf-file="$state/dnsmasq.conf" --pid-file="$state/dnsmasq.pid2" \
+    --dhcp-leasefile="$state/leases" >/dev/null
+  sb_disk_image "$state/golden.img"
+  deno run -A cascade.ts slice "$state/golden.img" --raw --out "$state/slices" --quiet >/dev/null
+  local run_master=(deno run -A cascade.ts master --slices "$state/slices" --host "$subnet.1"
+    --port 8080 --netboot "$out" --enrol all --expect 1 --history "$state/history.sqlite")
+  bash $lab run "$prefix" http "${run_master[@]}" >/dev/null
+  bash $lab wait "$prefix" http "listening|8080" 60
+  bash $lab run "$prefix" fake deno run -A cascade.ts fake-server --slices "$state/slices" \
+    --master "$master" --listen "$subnet.1" >/dev/null
+  truncate -s 64M "$state/vm1.img"
+  cp /usr/share/OVMF/OVMF_VARS_4M.ms.fd "$state/vm1.vars"
+  echo "== secureboot: OVMF Secure Boot (MS keys), shim -> GRUB -> kernel, then the disk"
+  t0=$(now_ds)
+  # shellcheck disable=SC2046
+  VM_NIC_OPTS="romfile=,bootindex=1" bash $lab vm "$prefix" vm1 "$sbmac" "$state/vm1.img" \
+    $(sb_qemu_args "$state/vm1.vars") >/dev/null
+  sb_step() {
+    if ! bash $lab wait "$prefix" "$1" "$2" "$timeout"; then
+      echo "== secureboot: $1 log (tail)"
+      tr -d '\r' <"$state/$1.log" | sed 's/\x1b\[[0-9;=]*[a-zA-Z]//g' | grep -av '^$' | tail -15
+      return 1
+    fi
+    local t=$(($(now_ds) - t0))
+    printf '  %-34s %4d.%d s\n' "$3:" $((t / 10)) $((t % 10))
+  }
+  sb_step vm1 "Secure Boot is on" "shim and GRUB verified (lockdown)" || return 1
+  sb_step http "tftp_sent.*boot/grub/$sbmac" "GRUB config from the master (TFTP)" || return 1
+  sb_step http "tftp_sent.*boot/initrd" "kernel + initrd over TFTP" || return 1
+  sb_step vm1 "Cascade netboot:" "/init running (signed kernel)" || return 1
+  sb_step vm1 "DISK IMAGED AND VERIFIED" "disk imaged and verified" || return 1
+  local pid
+  pid=$(cat "$state/vm1.pid")
+  for _ in $(seq "$timeout"); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+  kill -0 "$pid" 2>/dev/null && { echo "  the VM did not power off"; return 1; }
+  cmp -n $((24 * 1024 * 1024)) "$state/golden.img" "$state/vm1.img" || { echo "  disk differs"; return 1; }
+  echo "  the disk holds the image byte for byte (24 MiB: GPT, ESP with shim + GRUB, random)"
+  # The run ended with the one PC; a new master, same history: this PC is imaged.
+  pid=$(cat "$state/http.pid")
+  for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+  bash $lab run "$prefix" http2 "${run_master[@]}" >/dev/null
+  bash $lab wait "$prefix" http2 "listening|8080" 60
+  t0=$(now_ds)
+  # shellcheck disable=SC2046
+  VM_NIC_OPTS="romfile=,bootindex=1" bash $lab vm "$prefix" vm1b "$sbmac" "$state/vm1.img" \
+    $(sb_qemu_args "$state/vm1.vars") >/dev/null
+  sb_step vm1b "booting its local disk" "second boot: master says local" || return 1
+  sb_step vm1b "CASCADE-LOCAL-DISK-BOOTED lockdown=y" "disk's shim + GRUB, Secure Boot on" || return 1
+}
+
+# A tampered GRUB (TFTP) or kernel (from the master): Secure Boot must refuse it.
+sb_tamper_scenario() {
+  local what=$1 prefix="nb$$sb$1-" state t0 tmac=52:54:00:77:03:01
+  prefix=${prefix:0:20}
+  cleanup() {
+    if [[ ${KEEP:-} == 1 ]]; then echo "KEEP=1: bash $lab down $prefix"; else bash $lab down "$prefix" >/dev/null; fi
+  }
+  trap cleanup EXIT
+  bash $lab up "$prefix" "$subnet" >/dev/null
+  state=$(bash $lab state "$prefix")
+  # One byte changed, well inside the signed code (past the headers).
+  flip() { printf '\xff' | dd of="$1" bs=1 seek=$((0x2000)) conv=notrunc status=none; }
+  cp -r "$out/tftp" "$state/tftp"
+  mkdir "$state/build"
+  cp "$out/build.json" "$out/vmlinuz" "$state/build/" && ln -s "$out/initrd" "$state/build/initrd"
+  local expect
+  case $what in
+  grub) flip "$state/tftp/grubx64.efi"; expect="Security Violation|Verification failed" ;;
+  kernel) flip "$state/build/vmlinuz"; expect="bad shim signature" ;;
+  esac
+  cmp -s "$out/tftp/grubx64.efi" "$state/tftp/grubx64.efi" && [[ $what == grub ]] &&
+    { echo "  the GRUB copy did not change"; return 1; }
+  deno run -A scripts/netboot_lab.ts dnsmasq-conf "$subnet" "$state/tftp" "$master" secure-boot >"$state/dnsmasq.conf"
+  bash $lab run "$prefix" dnsmasq dnsmasq --keep-in-foreground --log-facility=- \
+    --conf-file="$state/dnsmasq.conf" --pid-file="$state/dnsmasq.pid2" \
+    --dhcp-leasefile="$state/leases" >/dev/null
+  bash $lab run "$prefix" http deno run -A scripts/netboot_lab.ts serve "$state/build" "$master" \
+    "$image_id" /dev/vda poweroff "" >/dev/null
+  bash $lab wait "$prefix" http "serving" 60
+  truncate -s 64M "$state/vm1.img"
+  cp /usr/share/OVMF/OVMF_VARS_4M.ms.fd "$state/vm1.vars"
+  echo "== sb-bad-$what: Secure Boot on, a $what with one byte changed"
+  t0=$(now_ds)
+  # shellcheck disable=SC2046
+  VM_NIC_OPTS="romfile=,bootindex=1" bash $lab vm "$prefix" vm1 "$tmac" "$state/vm1.img" \
+    $(sb_qemu_args "$state/vm1.vars") >/dev/null
+  if ! bash $lab wait "$prefix" vm1 "$expect" "$timeout"; then
+    echo "  no refusal on the console (tail):"
+    tr -d '\r' <"$state/vm1.log" | sed 's/\x1b\[[0-9;=]*[a-zA-Z]//g' | grep -av '^$' | tail -15
+    return 1
+  fi
+  local t=$(($(now_ds) - t0))
+  printf '  %-34s %4d.%d s\n' "refused:" $((t / 10)) $((t % 10))
+  tr -d '\r' <"$state/vm1.log" | sed 's/\x1b\[[0-9;=]*[a-zA-Z]//g' | grep -aE "$expect" | head -3 |
+    sed 's/^/  console: /'
+  if grep -aq "Cascade netboot:" "$state/vm1.log"; then echo "  but /init ran"; return 1; fi
+}
+
 # One scenario in a subshell: its own lab (prefix), torn down on the way out.
 scenario() (
   set -euo pipefail
   local name=$1 prefix="nb$$${1//[^a-z]/}-" dhcp=full firmware=bios local_boot=0 real=0
   case $name in
   lab) lab_scenario; return ;;
+  secureboot) secureboot_scenario; return ;;
+  sb-bad-grub) sb_tamper_scenario grub; return ;;
+  sb-bad-kernel) sb_tamper_scenario kernel; return ;;
   bios) ;;
   image) real=1 ;;
   proxy) dhcp=proxy ;;
