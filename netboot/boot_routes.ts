@@ -83,6 +83,9 @@ const FILES: Record<string, [string, string]> = {
   "ipxe.efi": ["tftp/ipxe.efi", "iPXE for UEFI"],
   "shimx64.efi": ["tftp/shimx64.efi", "Secure Boot shim (build with --secure-boot)"],
   "grubx64.efi": ["tftp/grubx64.efi", "signed GRUB (build with --secure-boot)"],
+  // PXELINUX with DHCP option 210 = MASTER/boot/ fetches its modules from here.
+  "ldlinux.c32": ["tftp/ldlinux.c32", "PXELINUX module (apt-get install syslinux-common)"],
+  "reboot.c32": ["tftp/reboot.c32", "PXELINUX module (apt-get install syslinux-common)"],
 };
 
 function readBuildKernelArgs(dir: string): string | undefined {

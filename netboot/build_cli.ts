@@ -159,6 +159,7 @@ export async function buildNetbootMain(args: string[]): Promise<number> {
     entry: fileURLToPath(new URL("../cascade.ts", import.meta.url)),
     compileTimeout: timeout,
     ipxeDir: "/usr/lib/ipxe",
+    syslinuxDir: "/usr/lib",
     secureBoot: v["secure-boot"],
     log,
   });

@@ -65,6 +65,22 @@ export async function writeBootConfigs(o: BuildOptions, folder: OutputFolder, se
       o.log(`tftp: no ${join(o.ipxeDir, f)} (apt-get install ipxe); PXE firmware needs it`);
     }
   }
+  // PXELINUX for labs that boot through it: lpxelinux.0 fetches over HTTP, so with DHCP
+  // option 210 (path prefix) = MASTER/boot/ everything after it comes from the master.
+  if (o.syslinuxDir) {
+    const pxelinux = {
+      "lpxelinux.0": "PXELINUX/lpxelinux.0",
+      "ldlinux.c32": "syslinux/modules/bios/ldlinux.c32",
+      "reboot.c32": "syslinux/modules/bios/reboot.c32",
+    };
+    for (const [name, rel] of Object.entries(pxelinux)) {
+      try {
+        await folder.copy(join(o.syslinuxDir, rel), `tftp/${name}`);
+      } catch {
+        o.log(`tftp: no ${join(o.syslinuxDir, rel)} (apt-get install pxelinux syslinux-common)`);
+      }
+    }
+  }
   const host = new URL(o.master).hostname;
   const bootServer = o.pxeServer ?? (/^\d+\.\d+\.\d+\.\d+$/.test(host) ? host : undefined);
   if (bootServer) {

@@ -26,6 +26,8 @@ export interface BuildOptions {
   /** Seconds to let `deno compile` try before falling back to deno + bundle. */
   compileTimeout: number;
   ipxeDir: string;
+  /** Where Debian's pxelinux and syslinux-common put their files (/usr/lib); none: skip. */
+  syslinuxDir?: string;
   /** Debian's signed chain, unpacked by scripts/fetch_secureboot.sh (--secure-boot DIR). */
   secureBoot?: string;
   log: (line: string) => void;

@@ -51,10 +51,12 @@ function localSection(local: LocalBootOptions): string {
       throw new TypeError(`Bad EFI loader path "${p}": expected /EFI/DIR/FILE.efi`);
     }
   }
+  // root must be the disk: GRUB's chainloader gives the loader the device of $root, and shim
+  // looks for its next stage there (with root on the network it finds nothing).
   return `for loader in ${loaders.join(" ")}; do
-  if search --no-floppy --file --set=cascade_esp \${loader}; then
-    echo "Cascade: starting (\${cascade_esp})\${loader}"
-    chainloader (\${cascade_esp})\${loader}
+  if search --no-floppy --file --set=root \${loader}; then
+    echo "Cascade: starting (\${root})\${loader}"
+    chainloader \${loader}
     boot
   fi
 done

@@ -13,7 +13,8 @@
 #                                              a tap on br0 and a QEMU VM (TCG, 512 MB, BIOS,
 #                                              virtio-net, the disk as virtio) that PXE-boots;
 #                                              serial console to STATE/NAME.log; env
-#                                              VM_NIC_OPTS adds NIC options (romfile= : no iPXE)
+#                                              VM_NIC_OPTS adds NIC options (romfile= : no iPXE),
+#                                              VM_DISK_BOOTINDEX the disk's boot order place
 #   lab_netboot.sh wait PREFIX NAME REGEX SECS wait until STATE/NAME.log matches REGEX
 #   lab_netboot.sh down PREFIX                 end recorded processes (by PID), delete the
 #                                              namespace (bridge, taps with it) and the state
@@ -114,6 +115,14 @@ cmd_vm() {
   ip -n "$ns" tuntap add dev "$tap" mode tap
   ip -n "$ns" link set "$tap" master br0
   ip -n "$ns" link set "$tap" up
+  # VM_DISK_BOOTINDEX: the disk gets a place in the firmware's boot order. OVMF connects only
+  # the devices in that order when one is given (the NIC's bootindex): without it the disk is
+  # invisible to the EFI programs that look for its ESP (GRUB's local boot).
+  local disk_args=(-drive "file=$disk,format=raw,if=virtio")
+  if [[ -n ${VM_DISK_BOOTINDEX:-} ]]; then
+    disk_args=(-drive "file=$disk,format=raw,if=none,id=d0"
+      -device "virtio-blk-pci,drive=d0,bootindex=$VM_DISK_BOOTINDEX")
+  fi
   # -no-reboot: a reboot ends QEMU, so a run cannot loop; poweroff ends it too.
   # vnet_hdr=off: the kernel then fills in checksums before the tap. With it, packets from
   # this namespace reach the guest with partial UDP checksums, which QEMU's virtio-net fixes
@@ -122,7 +131,7 @@ cmd_vm() {
     -nographic -monitor none -no-reboot -boot n \
     -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no,vnet_hdr=off" \
     -device "virtio-net-pci,netdev=n0,mac=$mac${VM_NIC_OPTS:+,$VM_NIC_OPTS}" \
-    -drive "file=$disk,format=raw,if=virtio" "$@"
+    "${disk_args[@]}" "$@"
 }
 
 cmd_wait() {
@@ -169,5 +178,5 @@ landhcp) shift; cmd_landhcp "$@" ;;
 wait) shift; cmd_wait "$@" ;;
 down) shift; cmd_down "$@" ;;
 state) check_prefix "${2:-}"; state_of "$2" ;;
-*) sed -n '2,23p' "$0" >&2; exit 2 ;;
+*) sed -n '2,24p' "$0" >&2; exit 2 ;;
 esac

@@ -2,6 +2,8 @@
 //   netboot_lab.ts dnsmasq-conf SUBNET TFTP_DIR MASTER_URL [secure-boot]
 //       print a full-DHCP dnsmasq config (secure-boot: x64 UEFI PXE gets the signed chain)
 //   netboot_lab.ts dnsmasq-proxy-conf SUBNET TFTP_DIR MASTER_URL  the same in proxy-DHCP mode
+//   netboot_lab.ts dnsmasq-pxelinux-conf SUBNET TFTP_DIR MASTER_URL  a lab's PXELINUX DHCP:
+//       lpxelinux.0 over TFTP, option 210 (path prefix) = the master's /boot/
 //   netboot_lab.ts serve DIR MASTER_URL IMAGE_ID TARGET AFTER [LOCAL_MACS]
 //       serve createBootApp at /boot on the master URL's host and port, over HTTP and TFTP
 //       (the UDP port of the same number, as the master does); LOCAL_MACS (comma separated,
@@ -32,6 +34,22 @@ if (cmd === "dnsmasq-conf") {
     interface: "br0",
     ipv6RouterAdverts: true,
   }));
+} else if (cmd === "dnsmasq-pxelinux-conf") {
+  // A lab that boots through PXELINUX already: its DHCP hands out lpxelinux.0 and the path
+  // prefix (option 210) of the master's /boot/, so the rest comes over HTTP from the master.
+  const [subnet, tftp, master] = args;
+  console.log([
+    "port=0",
+    "log-dhcp",
+    "interface=br0",
+    "bind-interfaces",
+    `dhcp-range=${subnet}.100,${subnet}.199,255.255.255.0,1h`,
+    `dhcp-option=option:router,${subnet}.1`,
+    "dhcp-boot=lpxelinux.0",
+    `dhcp-option-force=210,${master}/boot/`,
+    "enable-tftp",
+    `tftp-root=${tftp}`,
+  ].join("\n"));
 } else if (cmd === "dnsmasq-proxy-conf") {
   const [subnet, tftp, master] = args;
   console.log(renderDnsmasqConf({

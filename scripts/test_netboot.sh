@@ -5,7 +5,8 @@
 # timing each step. Until the master serves a run here, the client only waits for one: an
 # "image" scenario passes when the VM's console shows the client ran and reported.
 #
-# Scenarios (env SCENARIOS, default "lab proxy local uefi-pxe"):
+# Scenarios (env SCENARIOS, default "lab proxy local uefi-pxe uefi-http pxelinux secureboot
+# sb-bad-grub+sb-bad-kernel"; scenarios joined by + run side by side, each in its own lab):
 #   lab       a lab: three VMs (two BIOS, one UEFI/OVMF) with blank disks PXE-boot together from
 #             `cascade master --netboot` (relay mode) and a fake-server, image their disks
 #             serving each other, and power off once the master ends the run; the host compares
@@ -21,6 +22,9 @@
 #   uefi-http OVMF's UEFI HTTP Boot (its PXE entries off, no iPXE ROM), dnsmasq as the DHCP
 #             server: the firmware fetches snponly.efi from the master's /boot over HTTP, then
 #             iPXE as above; dnsmasq must have sent nothing over TFTP
+#   pxelinux  a lab that boots PXELINUX: SeaBIOS + the NIC's PXE ROM load lpxelinux.0 over TFTP
+#             (dnsmasq option 210 = the master's /boot/), which fetches ldlinux.c32, the
+#             per-MAC pxelinux.cfg/01-<mac>, kernel and initrd from the master over HTTP
 #   secureboot  OVMF with Secure Boot on and the Microsoft keys enrolled: shim -> Debian's
 #             signed GRUB -> Debian's signed kernel (GRUB's configuration and the kernel over
 #             TFTP from the master); images an EFI disk (shim + GRUB on its ESP), powers off; the
@@ -176,7 +180,9 @@ sb_disk_image() {
 
 # Secure Boot end to end: image the disk through the signed chain, then boot that disk.
 secureboot_scenario() {
-  local prefix="nb$$sb-" state t0 sbmac=52:54:00:77:02:01
+  # Not local: the EXIT trap runs after this function returned and must see it.
+  prefix="nb$$sb-"
+  local state t0 sbmac=52:54:00:77:02:01
   cleanup() {
     if [[ ${KEEP:-} == 1 ]]; then echo "KEEP=1: bash $lab down $prefix"; else bash $lab down "$prefix" >/dev/null; fi
   }
@@ -200,7 +206,7 @@ secureboot_scenario() {
   echo "== secureboot: OVMF Secure Boot (MS keys), shim -> GRUB -> kernel, then the disk"
   t0=$(now_ds)
   # shellcheck disable=SC2046
-  VM_NIC_OPTS="romfile=,bootindex=1" bash $lab vm "$prefix" vm1 "$sbmac" "$state/vm1.img" \
+  VM_NIC_OPTS="romfile=,bootindex=1" VM_DISK_BOOTINDEX=2 bash $lab vm "$prefix" vm1 "$sbmac" "$state/vm1.img" \
     $(sb_qemu_args "$state/vm1.vars") >/dev/null
   sb_step() {
     if ! bash $lab wait "$prefix" "$1" "$2" "$timeout"; then
@@ -229,7 +235,7 @@ secureboot_scenario() {
   bash $lab wait "$prefix" http2 "listening|8080" 60
   t0=$(now_ds)
   # shellcheck disable=SC2046
-  VM_NIC_OPTS="romfile=,bootindex=1" bash $lab vm "$prefix" vm1b "$sbmac" "$state/vm1.img" \
+  VM_NIC_OPTS="romfile=,bootindex=1" VM_DISK_BOOTINDEX=2 bash $lab vm "$prefix" vm1b "$sbmac" "$state/vm1.img" \
     $(sb_qemu_args "$state/vm1.vars") >/dev/null
   sb_step vm1b "booting its local disk" "second boot: master says local" || return 1
   sb_step vm1b "CASCADE-LOCAL-DISK-BOOTED lockdown=y" "disk's shim + GRUB, Secure Boot on" || return 1
@@ -237,7 +243,8 @@ secureboot_scenario() {
 
 # A tampered GRUB (TFTP) or kernel (from the master): Secure Boot must refuse it.
 sb_tamper_scenario() {
-  local what=$1 prefix="nb$$sb$1-" state t0 tmac=52:54:00:77:03:01
+  local what=$1 state t0 tmac=52:54:00:77:03:01
+  prefix="nb$$sb$1-" # not local: the EXIT trap runs after this function returned
   prefix=${prefix:0:20}
   cleanup() {
     if [[ ${KEEP:-} == 1 ]]; then echo "KEEP=1: bash $lab down $prefix"; else bash $lab down "$prefix" >/dev/null; fi
@@ -299,6 +306,7 @@ scenario() (
   uefi) firmware=uefi ;;
   uefi-pxe) firmware=uefi-pxe dhcp=proxy ;;
   uefi-http) firmware=uefi-http ;;
+  pxelinux) dhcp=pxelinux ;;
   *) echo "test_netboot: unknown scenario \"$name\"" >&2; return 2 ;;
   esac
   prefix=${prefix:0:20}
@@ -309,7 +317,9 @@ scenario() (
   bash $lab up "$prefix" "$subnet" >/dev/null
   local state
   state=$(bash $lab state "$prefix")
-  if [[ $dhcp == proxy ]]; then
+  if [[ $dhcp == pxelinux ]]; then
+    deno run -A scripts/netboot_lab.ts dnsmasq-pxelinux-conf "$subnet" "$out/tftp" "$master" >"$state/dnsmasq.conf"
+  elif [[ $dhcp == proxy ]]; then
     bash $lab landhcp "$prefix" >/dev/null
     deno run -A scripts/netboot_lab.ts dnsmasq-proxy-conf "$subnet" "$out/tftp" "$master" >"$state/dnsmasq.conf"
   else
@@ -379,7 +389,12 @@ scenario() (
   if [[ $firmware == uefi-http ]]; then
     step http "GET /boot/snponly.efi" "snponly.efi over HTTP Boot"
   fi
-  step http "GET /boot/first-stage.ipxe" "first stage requested"
+  if [[ $dhcp == pxelinux ]]; then
+    step http "GET /boot/ldlinux.c32" "PXELINUX: ldlinux.c32 over HTTP"
+    step http "GET /boot/pxelinux.cfg/01-${mac//:/-}" "PXELINUX: per-MAC config"
+  else
+    step http "GET /boot/first-stage.ipxe" "first stage requested"
+  fi
   step http "boot request mac=$mac" "per-machine script"
   if [[ $local_boot == 1 ]]; then
     step vm1 "CASCADE-LOCAL-DISK-BOOTED" "local disk booted"
@@ -403,12 +418,34 @@ scenario() (
 
 passed=0
 failed=0
-for s in ${SCENARIOS:-lab proxy local uefi-pxe}; do
-  if scenario "$s"; then passed=$((passed + 1)); else
-    echo "== $s: FAILED"
-    failed=$((failed + 1))
+DEFAULT_SCENARIOS="lab proxy local uefi-pxe uefi-http pxelinux secureboot sb-bad-grub+sb-bad-kernel"
+suite_t0=$(now_ds)
+for group in ${SCENARIOS:-$DEFAULT_SCENARIOS}; do
+  # "a+b": side by side (short VMs that mostly wait); each prints when it is done.
+  names=(${group//+/ })
+  if [[ ${#names[@]} == 1 ]]; then
+    if scenario "$group"; then passed=$((passed + 1)); else
+      echo "== $group: FAILED"
+      failed=$((failed + 1))
+    fi
+    continue
   fi
+  pids=()
+  for s in "${names[@]}"; do
+    scenario "$s" >"$out/.scenario-$s.log" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${!names[@]}"; do
+    if wait "${pids[$i]}"; then ok=1; else ok=0; fi
+    cat "$out/.scenario-${names[$i]}.log"
+    rm -f "$out/.scenario-${names[$i]}.log"
+    if [[ $ok == 1 ]]; then passed=$((passed + 1)); else
+      echo "== ${names[$i]}: FAILED"
+      failed=$((failed + 1))
+    fi
+  done
 done
+echo "scenarios took $((($(now_ds) - suite_t0) / 10)) s"
 echo "initrd: $(stat -c %s "$out/initrd") bytes, $(sed -n 's/.*"compression": "\(.*\)".*/\1/p' "$out/build.json")"
 echo "netboot: $passed passed, $failed failed"
 [[ $failed == 0 ]]
