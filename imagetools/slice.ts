@@ -243,9 +243,15 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
         const offset = i * chunkSize;
         const length = chunkLength({ size, chunkSize }, i);
         const view = buf.subarray(0, length);
+        // A chunk wholly in free blocks is zeros whatever the disk holds: it is not read (a
+        // disk mostly free is sliced at the speed of its used blocks, as partclone reads it).
+        const whollyFree = layout !== undefined && isWhollyFree(layout, offset, offset + length);
         let n: number;
         try {
-          n = await src.readAt(offset, view);
+          if (whollyFree) {
+            view.fill(0);
+            n = length;
+          } else n = await src.readAt(offset, view);
         } catch (err) {
           release(buf);
           throw err;
@@ -258,13 +264,14 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
         }
         // Free blocks become zeros before anything is hashed: the manifest describes exactly
         // the image a PC ends up with.
-        if (layout) zeroedBytes += zeroFreeBlocks(layout, offset, view);
+        if (whollyFree) zeroedBytes += length;
+        else if (layout) zeroedBytes += zeroFreeBlocks(layout, offset, view);
         // push() posts to the hashing threads before its first await: chunks stay in order.
         const hashing = hasher.push(view);
         const task = (async () => {
           const h = await hashing;
           entries[i] = h;
-          if (h.zero && layout && isWhollyFree(layout, offset, offset + length)) {
+          if (whollyFree) {
             entries[i] = { ...h, free: true };
             freeChunks++;
           }
