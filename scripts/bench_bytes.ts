@@ -1,0 +1,387 @@
+// Benchmark: bytes on the wire for three disks made by the real tools (the issue's kinds, at a
+// smaller size), each against partclone (used blocks) and partclone | zstd -3 measured in the
+// same run:
+//   deno task bench:bytes [--scale 1] [--runs 3] [--dir /tmp] [--keep]
+// - Windows-like (GPT): FAT32 EFI + MSR + NTFS, NTFS filled with this machine's /usr files to
+//   ~45 % and a third of them deleted (~30 % used);
+// - Linux + swap (GPT): ext4 filled and a third deleted likewise + a swap partition full of old
+//   data;
+// - fresh install (MBR): ext4 at ~29 %, nothing deleted.
+// Rows: raw; what Cascade sent before this issue (`slice --raw`: every non-zero chunk); what it
+// sends now (free blocks zeroed: the non-zero chunks); those chunks each zstd-compressed (level
+// 3 and 19, node:zlib; the chunks' sum is what a per-chunk zstd store would send); partclone's
+// images of each file system (swap counted as its 4 KiB header, other partitions and the tables
+// raw); the same through `zstd -3`. Times: `cascade slice` (chunk files, both hashes) against
+// `partclone | zstd -3 -T1` of every partition, medians of --runs. Partitions are copied to files
+// of their own for partclone first (on a real disk they are devices), not timed.
+import { constants, zstdCompressSync } from "node:zlib";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { sliceImage } from "../imagetools/mod.ts";
+import { chunkFileName, chunkLength, type Manifest } from "../imagetools/mod.ts";
+import {
+  extract,
+  makeDisk,
+  makeSwap,
+  type PartSpec,
+  run,
+  withNtfsMount,
+} from "../imagetools/fs/testkit.ts";
+
+const MIB = 1024 * 1024;
+const MB = 1e6;
+
+const HELP =
+  `bench:bytes: bytes sent for three real-tool disks against partclone and partclone | zstd -3
+
+USAGE
+  deno task bench:bytes [--scale 1] [--runs 3] [--dir /tmp] [--keep]
+
+OPTIONS
+  --scale N   disk sizes x N (1: Windows-like 1 GiB, Linux + swap 768 MiB, fresh 768 MiB)
+  --runs N    timed runs of slice and of partclone | zstd -3 (median)
+  --dir DIR   where the disks and slices go (default /tmp)
+  --keep      keep the work folder
+  -h, --help  this text
+`;
+
+/** This machine's own files (binaries, libraries, text), in a stable order: realistic data. */
+async function systemFiles(): Promise<{ path: string; size: number }[]> {
+  const out: { path: string; size: number }[] = [];
+  const walk = async (dir: string) => {
+    const entries = [];
+    for await (const e of Deno.readDir(dir)) entries.push(e);
+    entries.sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      if (e.isDirectory) await walk(p).catch(() => {});
+      else if (e.isFile) {
+        const size = (await Deno.stat(p)).size;
+        if (size > 0 && size < 64 * MIB) out.push({ path: p, size });
+      }
+    }
+  };
+  for (const d of ["/usr/lib", "/usr/share", "/usr/bin"]) await walk(d).catch(() => {});
+  return out;
+}
+
+/** Pick files summing to about `bytes`, from `from` on (each file used once per disk). */
+function pick(files: { path: string; size: number }[], from: number, bytes: number) {
+  const picked: { path: string; size: number }[] = [];
+  let sum = 0;
+  for (let i = from; sum < bytes && i < files.length + from; i++) {
+    const f = files[i % files.length];
+    picked.push(f);
+    sum += f.size;
+  }
+  return picked;
+}
+
+async function fillDir(dir: string, files: { path: string }[]) {
+  for (const [i, f] of files.entries()) {
+    const to = join(dir, `d${i % 64}`, `${i}-${f.path.split("/").pop()}`);
+    await Deno.mkdir(join(to, ".."), { recursive: true });
+    await Deno.copyFile(f.path, to);
+  }
+  return files.map((f, i) => join(`d${i % 64}`, `${i}-${f.path.split("/").pop()}`));
+}
+
+async function sparse(path: string, size: number) {
+  const f = await Deno.open(path, { write: true, create: true, truncate: true });
+  await f.truncate(size);
+  f.close();
+}
+
+interface Disk {
+  label: string;
+  path: string;
+  parts: (PartSpec & { start: number; pc?: string; swap?: boolean })[];
+}
+
+async function buildNtfs(path: string, size: number, files: { path: string }[], tmp: string) {
+  await sparse(path, size);
+  await run("mkntfs", ["-q", "-F", "-f", "-L", "Windows", path]);
+  await withNtfsMount(path, tmp, async (dir) => {
+    const names = await fillDir(dir, files);
+    for (const [i, n] of names.entries()) if (i % 3 === 1) await Deno.remove(join(dir, n));
+  });
+}
+
+async function buildExt4(
+  path: string,
+  size: number,
+  files: { path: string }[],
+  tmp: string,
+  deleteThird: boolean,
+) {
+  const src = await Deno.makeTempDir({ dir: tmp, prefix: "src-" });
+  const names = await fillDir(src, files);
+  await sparse(path, size);
+  await run("mkfs.ext4", ["-q", "-F", "-L", "linux", "-d", src, path]);
+  await Deno.remove(src, { recursive: true });
+  if (deleteThird) {
+    const cmds = names.filter((_, i) => i % 3 === 1).map((n) => `rm /${n}`);
+    await run("debugfs", ["-w", "-f", "-", path], cmds.join("\n") + "\n");
+  }
+}
+
+const t0 = performance.now();
+const say = (what: string) =>
+  console.error(`bench:bytes: ${((performance.now() - t0) / 1000).toFixed(0)} s: ${what}`);
+
+async function buildDisks(dir: string, scale: number): Promise<Disk[]> {
+  const files = await systemFiles();
+  const total = files.reduce((n, f) => n + f.size, 0);
+  console.error(
+    `bench:bytes: ${files.length} files (${(total / MB).toFixed(0)} MB) of /usr to fill from`,
+  );
+  const disks: Disk[] = [];
+  const s = (mib: number) => Math.round(mib * scale) * MIB;
+
+  // Windows-like: FAT32 EFI (a few files), MSR (zeros), NTFS 45 % filled, a third deleted.
+  {
+    const efi = join(dir, "w-efi.img");
+    const msr = join(dir, "w-msr.img");
+    const ntfs = join(dir, "w-ntfs.img");
+    const efiSize = Math.max(s(100), 40 * MIB); // FAT32 needs 65525 clusters at least
+    await sparse(efi, efiSize);
+    await run("mkfs.vfat", ["-F", "32", "-s", "1", "-n", "EFI", efi]);
+    const efiFiles = pick(files, 0, efiSize * 0.2).map((f) => f.path);
+    for (let i = 0; i < efiFiles.length; i += 200) {
+      await run("mcopy", ["-i", efi, "-D", "o", ...efiFiles.slice(i, i + 200), "::/"]);
+    }
+    await sparse(msr, s(16));
+    const ntfsSize = s(1024) - efiSize - s(16) - 4 * MIB;
+    say("Windows-like: EFI done, filling NTFS");
+    await buildNtfs(ntfs, ntfsSize, pick(files, 500, ntfsSize * 0.45), dir);
+    const specs = [
+      { image: efi, size: efiSize, type: "ef00", pc: "fat" },
+      { image: msr, size: s(16), type: "0c01" },
+      { image: ntfs, size: ntfsSize, type: "0700", pc: "ntfs" },
+    ];
+    const path = join(dir, "windows.img");
+    const { starts } = await makeDisk(path, "gpt", specs);
+    disks.push({
+      label: "Windows-like (GPT)",
+      path,
+      parts: specs.map((p, i) => ({ ...p, start: starts[i] })),
+    });
+  }
+  // Linux + swap: ext4 45 % filled, a third deleted; swap full of old data.
+  {
+    const ext = join(dir, "l-ext4.img");
+    const swap = join(dir, "l-swap.img");
+    const extSize = s(640);
+    await buildExt4(ext, extSize, pick(files, 3000, extSize * 0.45), dir, true);
+    await makeSwap(swap, s(128), 9);
+    const specs = [
+      { image: ext, size: extSize, type: "8300", pc: "extfs" },
+      { image: swap, size: s(128), type: "8200", swap: true },
+    ];
+    say("Linux + swap: ext4 and swap made");
+    const path = join(dir, "linux.img");
+    const { starts } = await makeDisk(path, "gpt", specs);
+    disks.push({
+      label: "Linux + swap (GPT)",
+      path,
+      parts: specs.map((p, i) => ({ ...p, start: starts[i] })),
+    });
+  }
+  // Fresh install: one ext4 at 29 %, nothing deleted.
+  {
+    const ext = join(dir, "f-ext4.img");
+    const extSize = s(766);
+    await buildExt4(ext, extSize, pick(files, 6000, extSize * 0.29), dir, false);
+    const specs = [{ image: ext, size: extSize, type: "83", pc: "extfs" }];
+    const path = join(dir, "fresh.img");
+    const { starts } = await makeDisk(path, "mbr", specs);
+    disks.push({
+      label: "fresh install (MBR)",
+      path,
+      parts: specs.map((p, i) => ({ ...p, start: starts[i] })),
+    });
+  }
+  return disks;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** Bytes the non-zero chunks of a manifest hold (what a PC is sent), and their zstd sums. */
+async function sentBytes(m: Manifest, dir: string, compress = true) {
+  let plain = 0;
+  let z3 = 0;
+  let z19 = 0;
+  const cache = new Map<string, [number, number]>();
+  for (const [i, c] of m.chunks.entries()) {
+    if (c.zero) continue;
+    plain += chunkLength(m, i);
+    let z = cache.get(c.sha256);
+    if (!z && !compress) z = [0, 0];
+    if (!z) {
+      const bytes = await Deno.readFile(join(dir, "chunks", chunkFileName(c)));
+      const level = (l: number) =>
+        zstdCompressSync(bytes, { params: { [constants.ZSTD_c_compressionLevel]: l } }).length;
+      z = [level(3), level(19)];
+      cache.set(c.sha256, z);
+    }
+    z3 += z[0];
+    z19 += z[1];
+  }
+  return { plain, z3, z19 };
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
+  const t = performance.now();
+  const r = await fn();
+  return [(performance.now() - t) / 1000, r];
+}
+
+async function shell(script: string) {
+  await run("bash", ["-c", `set -o pipefail; ${script}`]);
+}
+
+async function main() {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      scale: { type: "string", default: "1" },
+      runs: { type: "string", default: "3" },
+      dir: { type: "string", default: "/tmp" },
+      keep: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  const scale = Number(values.scale);
+  const runs = Number(values.runs);
+  if (!(scale > 0 && scale <= 16)) throw new RangeError(`Invalid --scale "${values.scale}": 0..16`);
+  if (!Number.isInteger(runs) || runs < 1) throw new RangeError(`Invalid --runs "${values.runs}"`);
+  const dir = await Deno.makeTempDir({ dir: values.dir, prefix: "cascade-bench-bytes-" });
+  try {
+    const disks = await buildDisks(dir, scale);
+    const rows: string[][] = [];
+    const times: string[][] = [];
+    for (const d of disks) {
+      const size = (await Deno.stat(d.path)).size;
+      say(`${d.label}: slicing and partclone`);
+      const raw = await sliceImage({
+        image: d.path,
+        out: join(dir, "raw.cascade"),
+        raw: true,
+        force: true,
+      });
+      const before = await sentBytes(raw.manifest, raw.dir, false);
+      // partclone per file-system partition (copied out first, untimed); the rest raw.
+      const parts: string[] = [];
+      for (const [i, p] of d.parts.entries()) {
+        const file = join(dir, `part${i}.img`);
+        if (p.pc) {
+          await extract(d.path, p.start, p.size, file);
+          parts.push(`partclone.${p.pc} -c -s ${file} -o - 2>/dev/null`);
+        }
+      }
+      // Outside the partclone'd partitions: the tables, MSR and gaps raw; swap as its header.
+      const covered = d.parts.filter((p) => p.pc || p.swap).reduce((n, p) => n + p.size, 0);
+      let pcBytes = size - covered + d.parts.filter((p) => p.swap).length * 4096;
+      let pcZstd = 0;
+      // Timed runs alternate: slice, then partclone | zstd -3 (the machine is shared).
+      const sliceTimes: number[] = [];
+      const pcTimes: number[] = [];
+      let sliced = raw;
+      for (let r = 0; r < runs; r++) {
+        const [t, s] = await timed(() =>
+          sliceImage({ image: d.path, out: join(dir, "fs.cascade"), force: true })
+        );
+        sliceTimes.push(t);
+        sliced = s;
+        let zsum = 0;
+        const t1 = performance.now();
+        for (const [k, cmd] of parts.entries()) {
+          const out = join(dir, `pc${k}.zst`);
+          await shell(`${cmd} | zstd -3 -T1 -q -c > ${out}`);
+          zsum += (await Deno.stat(out)).size;
+        }
+        pcTimes.push((performance.now() - t1) / 1000);
+        pcZstd = zsum;
+      }
+      const now = await sentBytes(sliced.manifest, sliced.dir);
+      for (const [k, cmd] of parts.entries()) {
+        const out = join(dir, `pc${k}.img`);
+        await shell(`${cmd} > ${out}`);
+        pcBytes += (await Deno.stat(out)).size;
+        await Deno.remove(out);
+      }
+      // The raw rest through zstd too, for a like-for-like row.
+      const rest = d.parts.filter((p) => !p.pc && !p.swap);
+      for (const p of rest) {
+        const bytes = new Uint8Array(p.size);
+        const f = await Deno.open(d.path);
+        await f.seek(p.start, Deno.SeekMode.Start);
+        let got = 0;
+        while (got < p.size) got += (await f.read(bytes.subarray(got))) ?? p.size;
+        f.close();
+        pcZstd +=
+          zstdCompressSync(bytes, { params: { [constants.ZSTD_c_compressionLevel]: 3 } }).length;
+      }
+      const mb = (n: number) => `${(n / MB).toFixed(0)} MB`;
+      rows.push([
+        `${d.label}, ${(size / MIB).toFixed(0)} MiB`,
+        mb(size),
+        mb(before.plain),
+        mb(now.plain),
+        mb(now.z3),
+        mb(now.z19),
+        mb(pcBytes),
+        mb(pcZstd),
+        `${(now.z3 / pcZstd).toFixed(2)} x`,
+      ]);
+      const ts = median(sliceTimes);
+      const tp = median(pcTimes);
+      times.push([
+        d.label,
+        `${ts.toFixed(1)} s`,
+        `${tp.toFixed(1)} s`,
+        `${(ts / tp).toFixed(2)} x`,
+      ]);
+      await Deno.remove(raw.dir, { recursive: true });
+      for await (const e of Deno.readDir(dir)) {
+        if (e.name.startsWith("part")) await Deno.remove(join(dir, e.name));
+      }
+    }
+    const table = (head: string[], body: string[][]) =>
+      [
+        `| ${head.join(" | ")} |`,
+        `|${head.map(() => "---").join("|")}|`,
+        ...body.map((r) => `| ${r.join(" | ")} |`),
+      ].join("\n");
+    console.log(table([
+      "disk",
+      "raw",
+      "Cascade before (--raw)",
+      "Cascade now (free zeroed)",
+      "now, chunks zstd -3",
+      "now, chunks zstd -19",
+      "partclone used",
+      "partclone + zstd -3",
+      "zstd -3 chunks ÷ partclone + zstd -3",
+    ], rows));
+    console.log();
+    console.log(
+      table(
+        ["disk", `slice (median of ${runs})`, "partclone | zstd -3 -T1", "slice ÷ partclone"],
+        times,
+      ),
+    );
+  } finally {
+    if (!values.keep) await Deno.remove(dir, { recursive: true });
+    else console.error(`bench:bytes: kept "${dir}"`);
+  }
+}
+
+if (import.meta.main) await main();
