@@ -5,7 +5,7 @@
 # timing each step. Until the master serves a run here, the client only waits for one: an
 # "image" scenario passes when the VM's console shows the client ran and reported.
 #
-# Scenarios (env SCENARIOS, default "lab proxy local uefi-pxe uefi-http pxelinux secureboot
+# Scenarios (env SCENARIOS, default "archs lab proxy local uefi-pxe uefi-http pxelinux secureboot
 # sb-bad-grub+sb-bad-kernel"; scenarios joined by + run side by side, each in its own lab):
 #   lab       a lab: three VMs (two BIOS, one UEFI/OVMF) with blank disks PXE-boot together from
 #             `cascade master --netboot` (relay mode) and a fake-server, image their disks
@@ -30,6 +30,9 @@
 #             TFTP from the master); images an EFI disk (shim + GRUB on its ESP), powers off; the
 #             same VM (same variable store) boots again, the master (same history) answers
 #             "local" and GRUB chains the disk's shim: the disk's GRUB runs with lockdown=y
+#   archs     no VM: a DHCP client sends each client architecture (BIOS, x64 UEFI 7/9, HTTP
+#             Boot 16, IA32 UEFI 6, ARM64 11): dnsmasq's log shows the boot file each gets, or
+#             the cascade-refuses-* tag and no boot file
 #   sb-bad-grub   the same firmware, a GRUB with one byte changed: shim refuses it
 #   sb-bad-kernel the same firmware, a kernel with one byte changed: GRUB (through shim) refuses it
 # Env: ZSTD (initramfs level, 9), REUSE=1 (reuse the last build), TIMEOUT (s per step, 240),
@@ -241,6 +244,57 @@ secureboot_scenario() {
   sb_step vm1b "CASCADE-LOCAL-DISK-BOOTED lockdown=y" "disk's shim + GRUB, Secure Boot on" || return 1
 }
 
+# DHCP answers per client architecture, no VM: busybox udhcpc in a namespace cabled to the
+# lab's bridge sends option 93 and the firmware's vendor class; dnsmasq's log must show the
+# boot file (or URL) each one gets, and the refusal tag (and no boot file) for the rest.
+archs_scenario() {
+  prefix="nb$$archs-" # not local: the EXIT trap runs after this function returned
+  local state cns
+  cleanup() {
+    if [[ ${KEEP:-} == 1 ]]; then echo "KEEP=1: bash $lab down $prefix"; else bash $lab down "$prefix" >/dev/null; fi
+  }
+  trap cleanup EXIT
+  bash $lab up "$prefix" "$subnet" >/dev/null
+  state=$(bash $lab state "$prefix")
+  deno run -A scripts/netboot_lab.ts dnsmasq-conf "$subnet" "$out/tftp" "$master" secure-boot >"$state/dnsmasq.conf"
+  bash $lab run "$prefix" dnsmasq dnsmasq --keep-in-foreground --log-facility=- \
+    --conf-file="$state/dnsmasq.conf" --pid-file="$state/dnsmasq.pid2" \
+    --dhcp-leasefile="$state/leases" >/dev/null
+  bash $lab wait "$prefix" dnsmasq "DHCP, IP range" 30
+  # The client namespace is named as landhcp's is, so "down" removes it too.
+  cns="${prefix}dhcp"
+  ip netns add "$cns"
+  ip -n "${prefix}lan" link add veth-cli type veth peer name eth0 netns "$cns"
+  ip -n "${prefix}lan" link set veth-cli master br0
+  ip -n "${prefix}lan" link set veth-cli up
+  ip -n "$cns" link set eth0 up
+  sleep 1 # the new bridge port and link come up
+  echo "== archs: dnsmasq's answer per client architecture (full DHCP, Secure Boot chain)"
+  local code class want from part
+  while read -r code class want; do
+    from=$(stat -c %s "$state/dnsmasq.log")
+    ip netns exec "$cns" busybox udhcpc -i eth0 -n -q -t 4 -T 1 -s /bin/true \
+      -V "$class:Arch:$(printf %05d "$code"):UNDI:003016" -x "0x5d:$(printf %04x "$code")" \
+      >/dev/null 2>&1 || true
+    sleep 0.3
+    part=$(tail -c +$((from + 1)) "$state/dnsmasq.log" | grep -av RTR-ADVERT)
+    if ! grep -qaF -- "$want" <<<"$part" ||
+      { [[ $want == tags:* ]] && grep -qa "bootfile name" <<<"$part"; }; then
+      echo "  arch $code ($class): expected \"$want\" in dnsmasq's log, got:"
+      grep -aE "tags|bootfile|DHCP[A-Z]+\(" <<<"$part" | head -8 | sed 's/^/    /'
+      return 1
+    fi
+    printf '  arch %-2s %-10s %s\n' "$code" "$class" "$want"
+  done <<'ARCHS'
+0 PXEClient bootfile name: undionly.kpxe
+7 PXEClient bootfile name: shimx64.efi
+9 PXEClient bootfile name: shimx64.efi
+16 HTTPClient bootfile name: http://10.77.0.1:8080/boot/snponly.efi
+6 PXEClient tags: cascade-refuses-32-bit-x86-uefi
+11 PXEClient tags: cascade-refuses-arm64-uefi
+ARCHS
+}
+
 # A tampered GRUB (TFTP) or kernel (from the master): Secure Boot must refuse it.
 sb_tamper_scenario() {
   local what=$1 state t0 tmac=52:54:00:77:03:01
@@ -297,6 +351,7 @@ scenario() (
   case $name in
   lab) lab_scenario; return ;;
   secureboot) secureboot_scenario; return ;;
+  archs) archs_scenario; return ;;
   sb-bad-grub) sb_tamper_scenario grub; return ;;
   sb-bad-kernel) sb_tamper_scenario kernel; return ;;
   bios) ;;
@@ -418,7 +473,7 @@ scenario() (
 
 passed=0
 failed=0
-DEFAULT_SCENARIOS="lab proxy local uefi-pxe uefi-http pxelinux secureboot sb-bad-grub+sb-bad-kernel"
+DEFAULT_SCENARIOS="archs lab proxy local uefi-pxe uefi-http pxelinux secureboot sb-bad-grub+sb-bad-kernel"
 suite_t0=$(now_ds)
 for group in ${SCENARIOS:-$DEFAULT_SCENARIOS}; do
   # "a+b": side by side (short VMs that mostly wait); each prints when it is done.
