@@ -125,7 +125,7 @@ Deno.test("buildNetboot writes kernel, initramfs and configs (no modules.dep: .m
     assert.equal(await Deno.readTextFile(join(root, "lib/firmware/rtl_nic/b.fw")), "firmware b");
     assert.match(
       await Deno.readTextFile(join(root, "init")),
-      /^EARLY_MODULES="usbhid hid_generic hid_logitech_dj r8152 cdc_ether"$/m,
+      /^EARLY_MODULES="usbhid hid_generic hid_logitech_dj r8152 cdc_ether usb_storage uas sd_mod"$/m,
     );
     assert.match(await Deno.readTextFile(join(root, "init")), /^#!\/bin\/sh/);
     assert.match(await Deno.readTextFile(join(root, "lib/cascade.js")), /cascade stand-in/);

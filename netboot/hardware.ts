@@ -78,4 +78,14 @@ export const ALL_NIC_FOLDERS = ["kernel/drivers/net/ethernet/", "kernel/drivers/
  * the scan (USB devices enumerate a second or two after their controller's driver loads). A
  * driver loaded early binds such a device the moment it appears.
  */
-export const EARLY_MODULES = ["usbhid", "hid_generic", "hid_logitech_dj", "r8152", "cdc_ether"];
+export const EARLY_MODULES = [
+  "usbhid",
+  "hid_generic",
+  "hid_logitech_dj",
+  "r8152",
+  "cdc_ether",
+  // USB disks too: the target rule must see a USB stick to pass over it by name.
+  "usb_storage",
+  "uas",
+  "sd_mod",
+];

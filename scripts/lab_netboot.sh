@@ -15,6 +15,7 @@
 #                                              serial console to STATE/NAME.log; env
 #                                              VM_NIC_OPTS adds NIC options (romfile= : no iPXE),
 #                                              VM_DISK_BOOTINDEX the disk's boot order place
+#                                              VM_DRIVE_OPTS disk options (werror=report)
 #   lab_netboot.sh wait PREFIX NAME REGEX SECS wait until STATE/NAME.log matches REGEX
 #   lab_netboot.sh down PREFIX                 end recorded processes (by PID), delete the
 #                                              namespace (bridge, taps with it) and the state
@@ -118,7 +119,7 @@ cmd_vm() {
   # VM_DISK_BOOTINDEX: the disk gets a place in the firmware's boot order. OVMF connects only
   # the devices in that order when one is given (the NIC's bootindex): without it the disk is
   # invisible to the EFI programs that look for its ESP (GRUB's local boot).
-  local disk_args=(-drive "file=$disk,format=raw,if=virtio")
+  local disk_args=(-drive "file=$disk,format=raw,if=virtio${VM_DRIVE_OPTS:+,$VM_DRIVE_OPTS}")
   if [[ -n ${VM_DISK_BOOTINDEX:-} ]]; then
     disk_args=(-drive "file=$disk,format=raw,if=none,id=d0"
       -device "virtio-blk-pci,drive=d0,bootindex=$VM_DISK_BOOTINDEX")
@@ -178,5 +179,5 @@ landhcp) shift; cmd_landhcp "$@" ;;
 wait) shift; cmd_wait "$@" ;;
 down) shift; cmd_down "$@" ;;
 state) check_prefix "${2:-}"; state_of "$2" ;;
-*) sed -n '2,24p' "$0" >&2; exit 2 ;;
+*) sed -n '2,25p' "$0" >&2; exit 2 ;;
 esac

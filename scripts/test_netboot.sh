@@ -6,7 +6,7 @@
 # "image" scenario passes when the VM's console shows the client ran and reported.
 #
 # Scenarios (env SCENARIOS, default "archs lab proxy local uefi-pxe uefi-http pxelinux secureboot
-# sb-bad-grub+sb-bad-kernel"; scenarios joined by + run side by side, each in its own lab):
+# sb-bad-grub+sb-bad-kernel room"; scenarios joined by + run side by side, each in its own lab):
 #   lab       a lab: three VMs (two BIOS, one UEFI/OVMF) with blank disks PXE-boot together from
 #             `cascade master --netboot` (relay mode) and a fake-server, image their disks
 #             serving each other, and power off once the master ends the run; the host compares
@@ -35,6 +35,9 @@
 #             the cascade-refuses-* tag and no boot file
 #   sb-bad-grub   the same firmware, a GRUB with one byte changed: shim refuses it
 #   sb-bad-kernel the same firmware, a kernel with one byte changed: GRUB (through shim) refuses it
+#   room      real-lab boot, VMs side by side (room_scenario below): enrolment, a target rule
+#             passing over a USB stick, GPT moved and a hostname written, the disk's own EFI
+#             loader booted with network first, a failing disk stopped, the master off
 # Env: ZSTD (initramfs level, 9), REUSE=1 (reuse the last build), TIMEOUT (s per step, 240),
 #      KEEP=1 (leave each lab up; then bash scripts/lab_netboot.sh down PREFIX).
 # Last line: "netboot: N passed, M failed".
@@ -344,12 +347,150 @@ sb_tamper_scenario() {
   if grep -aq "Cascade netboot:" "$state/vm1.log"; then echo "  but /init ran"; return 1; fi
 }
 
+# Real-lab boot (issue 14), VMs side by side on one LAN with `cascade master --groups`:
+#   vm-a  UEFI (OVMF's own PXE), enrolled, two disks: a 40 MiB USB stick (sda, skipped by the
+#         target rule "auto") and a 64 MiB virtio disk (imaged: bigger than the 24 MiB GPT image,
+#         so its GPT backup moves to the end and the finishing step writes its hostname); after
+#         "reboot" it boots again with network first: the master answers "local" and iPXE chains
+#         the disk's own EFI loader (a standalone GRUB printing CASCADE-UEFI-DISK-BOOTED)
+#   vm-b  BIOS, not enrolled: the master answers "local", its own boot sector runs, disk
+#         unchanged; once more with the master stopped: it boots its disk
+#   vm-c  BIOS, enrolled, its disk a file on a small tmpfs (writes fail part-way: ENOSPC seen
+#         by the guest as I/O errors): the client retries with backoff, then DISK FAILED; the
+#         master records one "disk" failure per try and blames no server
+room_scenario() {
+  local prefix="nb$$room-" state t0
+  ROOM_FULL="" ROOM_STATE="" # globals: the EXIT trap runs after this function's locals are gone
+  cleanup() {
+    if [[ ${KEEP:-} == 1 ]]; then echo "KEEP=1: bash $lab down $prefix; umount $ROOM_FULL"; else
+      bash $lab down "$prefix" >/dev/null 2>&1 # QEMU first: it holds the tmpfs file open
+      if [[ -n $ROOM_FULL ]]; then
+        for _ in 1 2 3 4 5 6 7 8 9 10; do umount "$ROOM_FULL" 2>/dev/null && break; sleep 0.5; done
+        rm -rf "$ROOM_STATE"
+      fi
+    fi
+  }
+  trap cleanup EXIT
+  bash $lab up "$prefix" "$subnet" >/dev/null
+  state=$(bash $lab state "$prefix")
+  deno run -A scripts/netboot_lab.ts dnsmasq-conf "$subnet" "$out/tftp" "$master" >"$state/dnsmasq.conf"
+  bash $lab run "$prefix" dnsmasq dnsmasq --keep-in-foreground --log-facility=- \
+    --conf-file="$state/dnsmasq.conf" --pid-file="$state/dnsmasq.pid2" \
+    --dhcp-leasefile="$state/leases" >/dev/null
+  bash scripts/netboot_disks.sh golden "$state/golden.img"
+  deno run -A cascade.ts slice "$state/golden.img" --out "$state/slices" --raw --quiet >/dev/null
+  cp netboot/finish/hostname.sh "$state/hostname.sh"
+  cat >"$state/groups.conf" <<GROUPS
+[room]
+mac = 52:54:00:77:0a:01 pc-a
+target = auto
+after = reboot
+finish = hostname.sh
+[bad-disk]
+mac = 52:54:00:77:0c:01
+target = /dev/vda
+after = poweroff
+GROUPS
+  bash $lab run "$prefix" http deno run -A cascade.ts master --slices "$state/slices" \
+    --host "$subnet.1" --port 8080 --netboot "$out" --groups "$state/groups.conf" \
+    --mode classic --linger 1 --history "$state/history.sqlite" >/dev/null
+  bash $lab wait "$prefix" http "listening|8080" 60
+  bash $lab run "$prefix" fake deno run -A cascade.ts fake-server --slices "$state/slices" \
+    --master "$master" --listen "$subnet.1" >/dev/null
+  echo "== room: vm-a UEFI enrolled (USB stick + bigger disk), vm-b BIOS not enrolled, vm-c BIOS failing disk"
+  t0=$(now_ds)
+  lap() { local t=$(($(now_ds) - t0)); printf '  %-44s %4d.%d s\n' "$1:" $((t / 10)) $((t % 10)); }
+  wait_for() { # NAME REGEX WHAT
+    if ! bash $lab wait "$prefix" "$1" "$2" "$timeout"; then
+      echo "  $1: no /$2/; console (tail):"
+      tr -d '\r' <"$state/$1.log" | grep -av '^$' | tail -20
+      return 1
+    fi
+    lap "$3"
+  }
+  # vm-a: OVMF's own PXE (no iPXE ROM), network first by bootindex.
+  truncate -s 64M "$state/a.img"
+  head -c 40M /dev/urandom >"$state/a-usb.img"
+  cp "$state/a-usb.img" "$state/a-usb.orig"
+  local uefi=(-bios /usr/share/ovmf/OVMF.fd -device qemu-xhci
+    -drive "if=none,id=usb,file=$state/a-usb.img,format=raw" -device usb-storage,drive=usb)
+  VM_NIC_OPTS="romfile=,bootindex=1" bash $lab vm "$prefix" vm-a 52:54:00:77:0a:01 "$state/a.img" "${uefi[@]}" >/dev/null
+  # vm-b: a disk with a boot sector the master must not touch.
+  truncate -s 64M "$state/b.img"
+  deno run -A scripts/netboot_lab.ts boot-sector "$state/b.img"
+  cp "$state/b.img" "$state/b.orig"
+  bash $lab vm "$prefix" vm-b 52:54:00:77:0b:01 "$state/b.img" >/dev/null
+  # vm-c: its disk on a file system that fills up once the zero chunks and 2 MiB are written.
+  local zeros
+  zeros=$(deno eval --quiet 'const m = JSON.parse(Deno.readTextFileSync(Deno.args[0]));
+    console.log(m.chunks.filter((c) => c.zero).length * m.chunkSize)' "$state/slices/manifest.json")
+  local full="$state/full"
+  mkdir -p "$full"
+  mount -t tmpfs -o "size=$((zeros / 1024 + 2048))k" tmpfs "$full"
+  ROOM_FULL=$full ROOM_STATE=$state
+  truncate -s 64M "$full/c.img"
+  VM_DRIVE_OPTS="werror=report,rerror=report" bash $lab vm "$prefix" vm-c 52:54:00:77:0c:01 "$full/c.img" >/dev/null
+
+  wait_for vm-b "CASCADE-LOCAL-DISK-BOOTED" "vm-b (not enrolled) booted its own disk"
+  cmp "$state/b.orig" "$state/b.img" || { echo "  vm-b: disk changed"; return 1; }
+  wait_for vm-a 'Chose /dev/vda' "vm-a chose its disk"
+  tr -d '\r' <"$state/vm-a.log" | grep -ao 'Chose /dev/vda[^"]*"[^"]*"[^;]*;.*' | head -1 | cut -c1-200 | sed 's/^/  console: /'
+  grep -aq 'passed over /dev/sda: USB' "$state/vm-a.log" || {
+    echo "  vm-a: USB stick not named as passed over"
+    tr -d '\r' <"$state/vm-a.log" | grep -a -e 'drivers loaded' -e 'target' | tail -3
+    return 1
+  }
+  wait_for vm-a "DISK IMAGED AND VERIFIED" "vm-a imaged, verified, finished"
+  grep -aq 'hostname "pc-a" written' "$state/vm-a.log" || { echo "  vm-a: no hostname step"; tr -d '\r' <"$state/vm-a.log" | grep -a Cascade | tail; return 1; }
+  local pid
+  pid=$(cat "$state/vm-a.pid")
+  for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+  kill -0 "$pid" 2>/dev/null && { echo "  vm-a did not reboot"; return 1; }
+  lap "vm-a rebooted (QEMU ends on reboot)"
+  sgdisk -v "$state/a.img" | grep -q "No problems found" || { echo "  vm-a: GPT not clean"; sgdisk -v "$state/a.img"; return 1; }
+  [[ $(bash scripts/netboot_disks.sh hostname "$state/a.img") == pc-a ]] || { echo "  vm-a: hostname not in place"; return 1; }
+  cmp "$state/a-usb.orig" "$state/a-usb.img" || { echo "  vm-a: USB stick changed"; return 1; }
+  # The image's bytes are on the disk but for the primary GPT header (the moved backup) and the
+  # root partition (the hostname): the protective MBR, the entries and the ESP byte for byte.
+  cmp -n 512 "$state/golden.img" "$state/a.img" &&
+    cmp -i 1024:1024 -n $((4 * 1024 * 1024 + 1024 * 1024 - 1024)) "$state/golden.img" "$state/a.img" ||
+    { echo "  vm-a: image bytes differ"; return 1; }
+  echo "  vm-a: sgdisk -v clean, /etc/hostname = pc-a, USB stick unchanged"
+
+  # Boot again, network first: the master says "local", iPXE chains the ESP's GRUB.
+  mv "$state/vm-a.log" "$state/vm-a.1.log"
+  VM_NIC_OPTS="romfile=,bootindex=1" bash $lab vm "$prefix" vm-a2 52:54:00:77:0a:01 "$state/a.img" "${uefi[@]}" >/dev/null
+  wait_for vm-a2 "CASCADE-UEFI-DISK-BOOTED" "vm-a booted its disk's EFI loader"
+  grep -aq "booting the disk's own EFI loader" "$state/vm-a2.log" || { echo "  vm-a: not through iPXE's local boot"; return 1; }
+
+  wait_for vm-c "DISK FAILED" "vm-c stopped: disk failed"
+  tr -d '\r' <"$state/vm-c.log" | grep -a "DISK FAILED:" | head -1 | sed 's/^/  console: /'
+  local status
+  status=$(ip netns exec "${prefix}lan" curl -sf "$master/api/v1/status")
+  deno eval --quiet '
+    const s = JSON.parse(Deno.args[0]);
+    const c = s.peers.find((p) => p.mac === "52:54:00:77:0c:01");
+    const disk = (c?.failures ?? []).filter((f) => f.reason === "disk").length;
+    const blamed = s.peers.filter((p) => p.role !== "client" && p.failures.length).length;
+    const b = s.unenrolled.some((u) => u.mac === "52:54:00:77:0b:01");
+    console.log(`  master: vm-c ${disk} disk failures (1 + 3 retries), state ${c?.state}; servers blamed: ${blamed}; vm-b listed as not enrolled: ${b}`);
+    if (disk !== 4 || c.state !== "failed" || blamed !== 0 || !b) Deno.exit(1);' "$status"
+
+  # The master stopped: iPXE cannot fetch the first stage (it comes from the master over HTTP)
+  # and hands back to the firmware, whose next boot device is the disk (vm-b: BIOS).
+  kill "$(cat "$state/http.pid")"
+  mv "$state/vm-b.log" "$state/vm-b.1.log"
+  bash $lab vm "$prefix" vm-b2 52:54:00:77:0b:01 "$state/b.img" >/dev/null
+  wait_for vm-b2 "CASCADE-LOCAL-DISK-BOOTED" "master stopped: vm-b booted its disk"
+}
+
 # One scenario in a subshell: its own lab (prefix), torn down on the way out.
 scenario() (
   set -euo pipefail
   local name=$1 prefix="nb$$${1//[^a-z]/}-" dhcp=full firmware=bios local_boot=0 real=0
   case $name in
   lab) lab_scenario; return ;;
+  room) room_scenario; return ;;
   secureboot) secureboot_scenario; return ;;
   archs) archs_scenario; return ;;
   sb-bad-grub) sb_tamper_scenario grub; return ;;
@@ -473,7 +614,7 @@ scenario() (
 
 passed=0
 failed=0
-DEFAULT_SCENARIOS="archs lab proxy local uefi-pxe uefi-http pxelinux secureboot sb-bad-grub+sb-bad-kernel"
+DEFAULT_SCENARIOS="archs lab proxy local uefi-pxe uefi-http pxelinux secureboot sb-bad-grub+sb-bad-kernel room"
 suite_t0=$(now_ds)
 for group in ${SCENARIOS:-$DEFAULT_SCENARIOS}; do
   # "a+b": side by side (short VMs that mostly wait); each prints when it is done.

@@ -9,6 +9,7 @@
 # Other settings in the environment: CASCADE_MAC, CASCADE_ADDRESS, CASCADE_DISK, CASCADE_GROUP,
 # CASCADE_IMAGE, CASCADE_MASTER. A non-zero exit marks the PC failed on the dashboard.
 set -eu
+PATH=$PATH:/usr/sbin:/usr/bin:/sbin:/bin
 disk=$CASCADE_DISK
 name=${CASCADE_PC_NAME:-}
 [ -n "$name" ] || name="${HOSTNAME_PREFIX:-pc}-$(echo "$CASCADE_MAC" | tr -d ':')"
