@@ -94,3 +94,47 @@ Deno.test("loadManifest names the file and the fault", () =>
       message: `Cannot load manifest "${path}": Invalid manifest: not UTF-8 text`,
     });
   }));
+
+Deno.test("openImage serves concurrent reads at different offsets (no shared cursor)", () =>
+  withTempDir(async (dir) => {
+    const data = seededImage(64 * 1024, 43);
+    const path = join(dir, "c.img");
+    await Deno.writeFile(path, data);
+    const img = await openImage(path);
+    try {
+      const offsets = [60_000, 0, 33_333, 4096, 50_000, 12_345, 63_000, 20_000];
+      const bufs = offsets.map(() => new Uint8Array(4096));
+      const got = await Promise.all(offsets.map((o, k) => img.readAt(o, bufs[k])));
+      offsets.forEach((o, k) => {
+        assert.equal(got[k], Math.min(4096, data.length - o));
+        assert.deepEqual(bufs[k].subarray(0, got[k]), data.subarray(o, o + got[k]));
+      });
+    } finally {
+      img.close();
+    }
+  }));
+
+Deno.test("openSlices.checkFiles names missing and short chunk files, by stat", () =>
+  withTempDir(async (dir) => {
+    const data = seededImage(3 * 4096, 44);
+    const out = join(dir, "s");
+    await sliceImage({ image: await writeTo(join(dir, "a.img"), data), out, chunkSize: 4096 });
+    const s = await openSlices(out);
+    assert.deepEqual(await s.checkFiles(), []);
+    const f1 = `chunks/${s.manifest.chunks[1].sha256}.chunk`;
+    const f2 = `chunks/${s.manifest.chunks[2].sha256}.chunk`;
+    await Deno.remove(join(out, f1));
+    await Deno.writeFile(join(out, f2), new Uint8Array(7));
+    assert.deepEqual(await s.checkFiles(), [
+      `${f1} (chunk 1) is missing`,
+      `${f2} (chunk 2) holds 7 bytes, not 4096`,
+    ]);
+    await assert.rejects(s.readChunk(1), {
+      message: `Cannot read chunk 1 of "${out}": file "${join(out, f1)}" is missing`,
+    });
+  }));
+
+async function writeTo(path: string, bytes: Uint8Array): Promise<string> {
+  await Deno.writeFile(path, bytes);
+  return path;
+}
