@@ -130,7 +130,8 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
           tick = setInterval(() => {
             const mine = held.get(name)!;
             const up = held.get(server!) ?? image.chunks;
-            const next = Math.min(image.chunks, up, mine + rate);
+            // A PC keeps what it holds: a server that holds less (after a re-attach) only stalls it.
+            const next = Math.max(mine, Math.min(image.chunks, up, mine + rate));
             held.set(name, next);
             bytes += (next - mine) * image.chunkSize;
             if (fail.has(i) && next >= Math.min(2, image.chunks)) {
