@@ -119,12 +119,15 @@ Deno.test("a server dying mid-transfer: server-gone, then another finishes only 
         const sent = nonZero(f).slice(0, 9);
         const parts = await Promise.all(sent.map((i) => f.src.read(i)));
         parts[8] = parts[8].slice(0, CHUNK / 2);
+        // Torn down once the server has taken every part to send (not by a timer from the
+        // start: on a loaded machine the parts were not all sent yet).
+        let taken = 0;
         const body = new ReadableStream({
-          start(c) {
-            for (const p of parts) c.enqueue(p);
-            setTimeout(() => dead.abort(), 20);
+          pull(c) {
+            if (taken < parts.length) c.enqueue(parts[taken++]);
+            else setTimeout(() => dead.abort(), 50);
           },
-        });
+        }, { highWaterMark: 0 });
         return new Response(body, {
           headers: { "content-length": String(lengthOf(f, nonZero(f))) },
         });
