@@ -1,0 +1,223 @@
+// The client role against a fake master on loopback: a Deno.serve that hands out the manifest
+// and answers the control WebSocket as a master would (welcome, assign with a ticket, end),
+// and a real chunk server over a slices folder. It checks what the client tells the master and
+// the bytes on its disk; no process is started and nothing leaves 127.0.0.1.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import type { LogFields } from "../../imagetools/kit/mod.ts";
+import { imageIdOf } from "../../imagetools/mod.ts";
+import { openSlicesSource, startChunkServer } from "../data/mod.ts";
+import { randomImage, writeSlices } from "../data/testkit.ts";
+import { issueTicket, ticketValid } from "../protocol/mod.ts";
+import { type ClientOptions, runClient } from "./client.ts";
+
+const CHUNK = 64 * 1024;
+const KEY = "ab".repeat(32);
+const NONCE = "cd".repeat(16);
+
+type Script = (say: (msg: object) => void, msg: Record<string, unknown>) => void;
+
+/** A master: GET /api/v1/manifest and the control socket, each peer message put to `script`. */
+function fakeMaster(manifestBytes: Uint8Array, script: Script) {
+  const received: Record<string, unknown>[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const path = new URL(req.url).pathname;
+    if (path === "/api/v1/manifest") return new Response(manifestBytes.slice());
+    if (path !== "/api/v1/control") return new Response("Not found", { status: 404 });
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    const say = (msg: object) =>
+      socket.readyState === WebSocket.OPEN && socket.send(JSON.stringify(msg));
+    socket.onmessage = (ev) => {
+      const msg = JSON.parse(String(ev.data));
+      received.push(msg);
+      script(say, msg);
+    };
+    return response;
+  });
+  return {
+    url: `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`,
+    received,
+    types: () => received.map((m) => m.type).filter((t) => t !== "progress"),
+    close: () => server.shutdown(),
+  };
+}
+
+function welcome(imageId: string) {
+  return {
+    type: "welcome",
+    id: "pc-1",
+    mode: "classic",
+    imageId,
+    address: "127.0.0.1",
+    ticketKey: KEY,
+  };
+}
+
+async function withLab(
+  f: (lab: {
+    dir: string;
+    image: Uint8Array;
+    imageId: string;
+    manifestBytes: Uint8Array;
+    serverUrl: string;
+    options: (masterUrl: string) => ClientOptions;
+    events: string[];
+  }) => Promise<void>,
+) {
+  const dir = await Deno.makeTempDir({ prefix: "cascade-client-test-" });
+  const image = randomImage(5 * CHUNK + 1234, [[CHUNK, 2 * CHUNK]]);
+  const { manifestBytes } = await writeSlices(join(dir, "slices"), image, CHUNK, "lab.img");
+  const imageId = imageIdOf(manifestBytes);
+  // The server a master would assign: it serves only tickets made with the key the master holds.
+  const chunkServer = await startChunkServer({
+    source: await openSlicesSource(join(dir, "slices")),
+    hostname: "127.0.0.1",
+    port: 0,
+    tickets: (ticket, address) => ticketValid(KEY, ticket, address),
+  });
+  const events: string[] = [];
+  const log = (event: string, _fields?: LogFields) => void events.push(event);
+  try {
+    await f({
+      dir,
+      image,
+      imageId,
+      manifestBytes,
+      serverUrl: chunkServer.url,
+      events,
+      options: (masterUrl) => ({
+        masterUrl,
+        target: join(dir, "disk.img"),
+        name: "pc-1",
+        capacity: 1,
+        after: "serve",
+        listen: "127.0.0.1",
+        inflight: 4,
+        verifyMd5: true,
+        progress: "quiet",
+        log,
+        masterTimeout: 10,
+      }),
+    });
+  } finally {
+    await chunkServer.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("client: hello, assign, received, verified, end; the disk holds the image", async () => {
+  await withLab(async (lab) => {
+    const master = fakeMaster(lab.manifestBytes, (say, msg) => {
+      if (msg.type === "hello") {
+        say(welcome(lab.imageId));
+        say({
+          type: "assign",
+          server: { id: "fake", url: lab.serverUrl },
+          ticket: issueTicket(KEY, NONCE, "127.0.0.1"),
+        });
+      }
+      if (msg.type === "verified") say({ type: "end", reason: "all 1 expected PCs verified" });
+    });
+    try {
+      const result = await runClient(lab.options(master.url));
+      assert.equal(result.verified, true);
+      assert.equal(result.reason, "all 1 expected PCs verified");
+      assert.deepEqual(result.servers, ["fake"]);
+      assert.equal(result.bytesReceived, lab.image.length - CHUNK, "the zero chunk is not fetched");
+      assert.deepEqual(await Deno.readFile(join(lab.dir, "disk.img")), lab.image);
+      const hello = master.received[0];
+      assert.equal(hello.type, "hello");
+      assert.equal(hello.role, "client");
+      assert.equal(hello.name, "pc-1");
+      assert.equal(hello.imageId, lab.imageId);
+      assert.equal(hello.held, 1, "the zero chunk is held before any fetch");
+      assert.equal(hello.complete, false);
+      assert.equal(hello.disk, join(lab.dir, "disk.img"));
+      assert.deepEqual(master.types().slice(0, 3), ["hello", "received", "verified"]);
+      const verified = master.received.find((m) => m.type === "verified")!;
+      assert.equal(verified.ok, true);
+      assert.deepEqual(verified.bad, []);
+      const progress = master.received.filter((m) => m.type === "progress").at(-1)!;
+      assert.equal(progress.held, 6);
+      assert.ok(
+        lab.events.includes("welcome") && lab.events.includes("verified"),
+        lab.events.join(" "),
+      );
+    } finally {
+      await master.close();
+    }
+  });
+});
+
+Deno.test("client: a server that cannot be reached is reported as failed; the next assign resumes", async () => {
+  await withLab(async (lab) => {
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const deadUrl = `http://127.0.0.1:${(probe.addr as Deno.NetAddr).port}`;
+    probe.close();
+    const ticket = issueTicket(KEY, NONCE, "127.0.0.1");
+    const master = fakeMaster(lab.manifestBytes, (say, msg) => {
+      if (msg.type === "hello") {
+        say(welcome(lab.imageId));
+        say({ type: "assign", server: { id: "gone", url: deadUrl }, ticket });
+      }
+      if (msg.type === "failed") {
+        say({ type: "assign", server: { id: "fake", url: lab.serverUrl }, ticket });
+      }
+      if (msg.type === "verified") say({ type: "end", reason: "done" });
+    });
+    try {
+      const result = await runClient(lab.options(master.url));
+      assert.equal(result.verified, true);
+      assert.deepEqual(result.servers, ["gone", "fake"]);
+      const failed = master.received.find((m) => m.type === "failed")!;
+      assert.equal(failed.server, "gone");
+      assert.equal(typeof failed.reason, "string");
+      assert.match(String(failed.detail), /127\.0\.0\.1/);
+      assert.deepEqual(master.types().slice(0, 4), ["hello", "failed", "received", "verified"]);
+      assert.deepEqual(await Deno.readFile(join(lab.dir, "disk.img")), lab.image);
+    } finally {
+      await master.close();
+    }
+  });
+});
+
+Deno.test("client: a master that refuses the hello ends the client, not verified, with its reason", async () => {
+  await withLab(async (lab) => {
+    const master = fakeMaster(lab.manifestBytes, (say, msg) => {
+      if (msg.type === "hello") {
+        say({ type: "error", message: "This run is draining: the master admits no new clients" });
+      }
+    });
+    try {
+      const result = await runClient(lab.options(master.url));
+      assert.equal(result.verified, false);
+      assert.equal(
+        result.reason,
+        "refused by the master: This run is draining: the master admits no new clients",
+      );
+      assert.deepEqual(result.servers, []);
+      assert.deepEqual(master.types(), ["hello"]);
+    } finally {
+      await master.close();
+    }
+  });
+});
+
+Deno.test("client: a PC pinned to another image refuses the master's manifest before it writes", async () => {
+  await withLab(async (lab) => {
+    const master = fakeMaster(lab.manifestBytes, () => assert.fail("no session expected"));
+    try {
+      const other = "0".repeat(64);
+      await assert.rejects(
+        () => runClient({ ...lab.options(master.url), imageId: other }),
+        new Error(
+          `Refusing image "${lab.imageId}" from "${master.url}": this PC accepts only image "${other}"`,
+        ),
+      );
+      await assert.rejects(() => Deno.stat(join(lab.dir, "disk.img")), Deno.errors.NotFound);
+      assert.deepEqual(master.received, []);
+    } finally {
+      await master.close();
+    }
+  });
+});
