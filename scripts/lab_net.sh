@@ -2,7 +2,9 @@
 # An emulated switched LAN: N hosts, each its own network namespace, on one Linux bridge in a
 # "switch" namespace; every port shaped with tbf in both directions (the host side's egress is
 # its upload, the switch side's its download), so each port is a full-duplex link of its own.
-# Facts behind the choices (tbf, 128 KiB burst, no htb): /work/shared/LAB-FACTS.md.
+# Why tbf with a 128 KiB burst: at 100 Mbit/s it carries 11.96 MB/s per port (theory 11.96),
+# both ways at once; a 64 KiB burst costs 5 x the CPU (a ring of 12 hosts: 1.2 cores, not 0.24);
+# htb queues ACKs behind data (3-5 % lost, one transfer fell to 8 MB/s).
 #
 #   lab_net.sh up N RATE PREFIX [SUBNET] [OPTION...]
 #                                          hosts PREFIXh1..PREFIXhN, host i at SUBNET.i (/24)
