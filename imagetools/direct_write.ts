@@ -1,11 +1,11 @@
 // Writing around the page cache (O_DIRECT): page-aligned buffers, positional writes into a disk
 // or file that is already open, and whole new files (slicing's chunk files).
 //
-// WHY O_DIRECT: buffered writes cost the kernel a page-cache copy and page allocation: ~0.3
-// CPU s/GB here with free memory, ~1.1 when the cache fills memory and new pages must be
-// reclaimed first (so their cost varies from run to run); O_DIRECT costs ~0.1, plus one copy
-// into an aligned buffer where the caller's bytes are not aligned already. It also keeps a 6 GB
-// image from evicting everything else from the cache. JS cannot ask for an aligned allocation, but a WebAssembly.Memory's
+// WHY O_DIRECT: buffered writes cost the kernel a page-cache copy and page allocation (more, and
+// varying, when the cache fills memory and pages must be reclaimed); O_DIRECT costs a fraction
+// of that (figures: BENCHMARKS.md), plus one copy into an aligned buffer where the caller's bytes
+// are not aligned already. It also keeps a 6 GB image from evicting everything else from the
+// cache. JS cannot ask for an aligned allocation, but a WebAssembly.Memory's
 // bytes start on a page boundary: allocAligned hands out such buffers (shared ones too, which
 // hashing workers read in place) and remembers them, so writing from them needs no copy at all.
 import * as fs from "node:fs";
@@ -135,10 +135,9 @@ export interface NewFileWriterOptions {
 }
 
 // Deno runs node:fs writes (the only way to an O_DIRECT descriptor) synchronously on the calling
-// thread, even the callback forms: write() holds its caller's thread for the disk's latency
-// (~0.4 ms per MiB here). Writing on a thread of a writer's own was tried for slicing and was
-// no faster (1 GiB, chunk files on ext4: 423 against 430 MB/s; in tmpfs 419 against 432) at
-// ~0.1 CPU s more, so the writes stay on the caller's thread; fsync and open go to Deno's
+// thread, even the callback forms: write() holds its caller's thread for the disk's latency.
+// Writing on a thread of a writer's own was tried for slicing and was no faster, at more CPU
+// (BENCHMARKS.md), so the writes stay on the caller's thread; fsync and open go to Deno's
 // blocking pool anyway.
 /**
  * Writes whole new files (each path must not exist yet), through O_DIRECT unless the file

@@ -215,12 +215,8 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
     const { memory, buffers: free, scratch, batch } = chunkBuffers(chunkSize, BATCH_SCRATCH);
     const hasher = createHasher(options.hasher ?? "batch", memory, scratch, batch);
     // Each chunk file is fsynced as it is written (on its own descriptor, while the hashing
-    // goes on), not in a pass at the end when nothing else is left to overlap with. Measured
-    // (bench:slice, 1 GiB, chunk files on ext4, idle 2-core VM, the batch hasher): O_DIRECT
-    // 522-526 MB/s = 0.97 x the hash limit, 3.69 CPU s; buffered writes 376-521 MB/s, 4.05 CPU s
-    // (slow whenever new page-cache pages need reclaiming). With the earlier node:crypto-only
-    // hasher: O_DIRECT 0.79-0.83, buffered 0.45-0.79, buffered with an fsync pass at the end
-    // 0.59-0.68. Chunk files in tmpfs: about equal either way (tmpfs pages are its storage).
+    // goes on), not in a pass at the end when nothing else is left to overlap with, and
+    // through O_DIRECT: the fastest and steadiest of the ways measured (BENCHMARKS.md).
     const writer = new NewFileWriter({ direct: options.direct ?? true, sync });
     const waiting: ((b: Uint8Array) => void)[] = [];
     const release = (b: Uint8Array) => {

@@ -2,12 +2,10 @@
 // over in batches: BatchImageHasher for slicing (each chunk's MD5 and SHA-256 and the whole
 // image's), ChunkBatchHasher for checking chunks against a manifest (verify, assemble).
 //
-// WHY slicing splits its work this way: the whole-image MD5 is one chain over every byte (≈ 1.46 ms a MiB with
-// node:crypto, and nothing can share it out), so it gets a thread of its own. The other thread
-// does the whole-image SHA-256 and each chunk's SHA-256 (≈ 0.5 ms a MiB each, SHA-NI) and each
-// chunk's MD5, eight chunks at once in WebAssembly SIMD lanes (md5_multi.ts, ≈ 0.4 ms a MiB):
-// ≈ 1.4 ms, so the two threads carry about the same load, and the four hashes of every byte cost
-// ≈ 2.9 CPU ms a MiB instead of the ≈ 3.9 that four node:crypto passes cost.
+// WHY slicing splits its work this way: the whole-image MD5 is one chain over every byte (nothing
+// can share it out), so it gets a thread of its own; the other thread does both SHA-256s and the
+// chunk MD5s, eight chunks at once in WebAssembly SIMD lanes (md5_multi.ts), so the two carry
+// about the same load (costs per MiB: BENCHMARKS.md).
 //
 // Batches, because eight lanes want eight chunks at once, and one message per batch instead of
 // two per chunk. The worker writes each chunk's MD5 padding into the MD5_PAD_ROOM bytes that

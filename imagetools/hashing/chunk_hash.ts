@@ -140,9 +140,7 @@ export type ImageHasherMode = "batch" | "split" | "inline";
 
 // WHY two workers split this way: one runs the whole-image MD5 and each chunk's SHA-256, the
 // other the whole-image SHA-256 and each chunk's MD5, so each does MD5 + SHA-256 per byte (equal
-// work), both cores stay busy and the main thread keeps only the I/O. bench:slice, 1 GiB, the
-// least loaded run: 405 MB/s, against 384 with chunks on a 2-worker pool and the serial image
-// hashes on the main thread (that thread then sets the pace), and 197 with all on one thread.
+// work), both cores stay busy and the main thread keeps only the I/O (figures: BENCHMARKS.md).
 export class SplitImageHasher implements ImageHasher {
   #a = new HashWorker(); // whole-image MD5 + chunk SHA-256
   #b = new HashWorker(); // whole-image SHA-256 + chunk MD5

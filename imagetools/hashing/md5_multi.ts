@@ -1,10 +1,10 @@
 // MD5 of four or eight equal-length buffers at once, in WebAssembly SIMD (an MD5 per 32-bit lane).
 //
 // WHY our own: slicing hashes every byte with MD5 twice (each chunk, and the whole image), and
-// MD5 is the slow half (≈ 690 MiB/s a core with node:crypto; SHA-256 ≈ 2 GiB/s with SHA-NI).
-// One MD5 is a chain of dependent steps, but four independent chunks fill the four lanes of a
-// v128, and a second group of four fills the gaps between one group's dependent steps. One core
-// here: 1 lane (node:crypto) ≈ 690 MiB/s, 4 lanes ≈ 1,350, 8 lanes ≈ 2,500. No npm package hashes
+// MD5 is the slow half (a third of SHA-256's speed with SHA-NI). One MD5 is a chain of
+// dependent steps, but four independent chunks fill the four lanes of a v128, and a second group
+// of four fills the gaps between one group's dependent steps, so eight lanes hash several times
+// what node:crypto does on one core (figures: BENCHMARKS.md). No npm package hashes
 // several buffers at once (hash-wasm and the like hash one stream), and the module is small
 // enough to emit from this file: no build step, no binary in the repository.
 //
