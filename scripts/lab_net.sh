@@ -233,7 +233,7 @@ up | down | exec | list | stall)
   "cmd_$sub" "$@"
   ;;
 *)
-  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
   [[ ${1:-} == -h || ${1:-} == --help ]] || exit 2
   ;;
 esac
