@@ -481,6 +481,8 @@ GROUPS
   # The master stopped: iPXE cannot fetch the first stage (it comes from the master over HTTP)
   # and hands back to the firmware, whose next boot device is the disk (vm-b: BIOS).
   kill "$(cat "$state/http.pid")"
+  kill "$(cat "$state/vm-b.pid")" # its boot sector halts: power it off
+  for _ in $(seq 20); do kill -0 "$(cat "$state/vm-b.pid")" 2>/dev/null || break; sleep 0.5; done
   mv "$state/vm-b.log" "$state/vm-b.1.log"
   bash $lab vm "$prefix" vm-b2 52:54:00:77:0b:01 "$state/b.img" >/dev/null
   wait_for vm-b2 "CASCADE-LOCAL-DISK-BOOTED" "master stopped: vm-b booted its disk"
