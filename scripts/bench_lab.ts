@@ -14,6 +14,7 @@ import {
 } from "../imagetools/kit/mod.ts";
 import { simulate } from "../roles/planner/mod.ts";
 import { LabNet } from "./lab_net.ts";
+import { type Room, ROOMS, roomsHeader, roomTable, runRooms, stallCost } from "./lab_rooms.ts";
 import {
   type LabImage,
   makeRandomImage,
@@ -39,6 +40,10 @@ OPTIONS:
                       A variant adds options after colons and is a row of its own:
                       relay:inflight=1, relay:cascade=/other/checkout/cascade.ts,
                       udpcast:bitrate=95m
+  --rooms LIST        Instead: rooms that are not flat, Cascade relay against udpcast in each:
+                      ${ROOMS.join(",")} (flat and stall share a lab; slow: one PC's port at
+                      10mbit; switches: PCs over two switches and a 200mbit uplink, the master
+                      told with --topology); the slow or stalled PC is shown apart
   --chunk-size SIZE   Chunk size of the slices (default 1MiB)
   --linger S          Master's linger, also given to the planner (default 2)
   --fanout N          Relay fan-out (default 1: a chain)
@@ -146,6 +151,17 @@ interface Config {
   udpBitrate?: string;
   keep: boolean;
   verbose: boolean;
+  rooms?: Room[];
+}
+
+function parseRooms(text: string): Room[] {
+  const rooms = text.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const r of rooms) {
+    if (!ROOMS.includes(r as Room)) {
+      throw new TypeError(`Invalid --rooms "${text}": expected some of ${ROOMS.join(", ")}`);
+    }
+  }
+  return rooms as Room[];
 }
 
 function parseConfig(args: string[]): Config | null {
@@ -163,6 +179,7 @@ function parseConfig(args: string[]): Config | null {
       inflight: { type: "string" },
       "udp-bitrate": { type: "string" },
       keep: { type: "boolean", default: false },
+      rooms: { type: "string" },
       verbose: { type: "boolean", short: "v", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -192,6 +209,7 @@ function parseConfig(args: string[]): Config | null {
     ...(v["udp-bitrate"] ? { udpBitrate: v["udp-bitrate"] } : {}),
     keep: v.keep,
     verbose: v.verbose,
+    ...(v.rooms !== undefined ? { rooms: parseRooms(v.rooms) } : {}),
   };
 }
 
@@ -275,6 +293,22 @@ async function main(args: string[]): Promise<number> {
         } s`,
     );
     const image: LabImage = await makeRandomImage(dir, c.size, c.chunkSize);
+    if (c.rooms) {
+      const rc = { pcs: c.pcs, size: c.size, rate: c.rate, runs: c.runs, linger: c.linger };
+      const config = { ...rc, rooms: c.rooms };
+      const runs = await runRooms(config, image, dir, (line) => console.log(line));
+      console.log(`\n${roomsHeader(config)}:\n`);
+      console.log(roomTable(runs, config));
+      if (c.rooms.includes("stall") && c.rooms.includes("flat")) {
+        const cost = stallCost(runs);
+        console.log(
+          `\nthe stall's cost to the others (stall - flat, medians): relay ${
+            cost.relay.toFixed(1)
+          } s, udpcast ${cost.udpcast.toFixed(1)} s`,
+        );
+      }
+      return runs.every((r) => r.result.ok) ? 0 : 1;
+    }
     net = await LabNet.up({ hosts: pcHost(c.pcs), rate: c.rate });
     console.log(`lab ${net.prefix}: ${net.hosts} namespaces up; work folder ${dir}`);
     const results = new Map<string, RunResult[]>(c.only.map((o) => [o.label, []]));

@@ -65,6 +65,9 @@ export interface RunOptions {
   every?: number;
   /** Keep the PCs' disk files after the run (default: removed once checked; they are big). */
   keepDisks?: boolean;
+  /** Stop one PC for `seconds` once the room holds `atShare` of all bytes: Cascade stops the
+   * PC `chainPosition` hops below the fake server, udpcast PC `pc`. */
+  stall?: { seconds: number; atShare: number; chainPosition: number; pc: number };
 }
 
 export interface CascadeOptions extends RunOptions {
@@ -77,6 +80,8 @@ export interface CascadeOptions extends RunOptions {
   inflight?: number;
   /** Extra client flags. */
   clientArgs?: string[];
+  /** The master's --topology file, as text. */
+  topology?: string;
   /** The cascade.ts to run (default: this tree's), e.g. a patched checkout to compare. */
   cascade?: string;
 }
@@ -98,6 +103,8 @@ export interface RunResult {
   /** Why the run is not timed, when !ok. */
   reason?: string;
   pcs: PcOutcome[];
+  /** The PC a stall stopped, when one did. */
+  stalled?: string;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -170,6 +177,7 @@ export async function runCascade(o: CascadeOptions): Promise<RunResult> {
   const every = (o.every ?? 5) * 1000;
   try {
     await prepare(o);
+    if (o.topology) await Deno.writeTextFile(join(o.dir, "room.topology"), o.topology);
     const master = net.spawn(
       MASTER_HOST,
       cascadeCmd([
@@ -192,6 +200,7 @@ export async function runCascade(o: CascadeOptions): Promise<RunResult> {
         "--status-file",
         statusFile,
         "--no-history",
+        ...(o.topology ? ["--topology", join(o.dir, "room.topology")] : []),
       ], o.cascade),
       { log: log("master") },
     );
@@ -241,9 +250,30 @@ export async function runCascade(o: CascadeOptions): Promise<RunResult> {
     ));
     const t0 = performance.now();
     let lastLine = t0;
+    let stalled: string | undefined;
+    let stall: Promise<void> | undefined;
     while (!master.status) {
       if (performance.now() > deadline) throw new Error(`the run took longer than ${o.timeout} s`);
-      await Promise.race([master.done, sleep(250)]);
+      await Promise.race([master.done, sleep(o.stall && !stall ? 100 : 250)]);
+      if (o.stall && !stall && !master.status) {
+        const s = await net.run(MASTER_HOST, ["curl", "-sf", "-m", "2", `${url}/api/v1/status`])
+          .then((t) => JSON.parse(t) as RunStatus, () => null);
+        const clients = s?.peers.filter((p) => p.role === "client") ?? [];
+        const share = clients.reduce((a, p) => a + p.progress, 0) / Math.max(1, pcs);
+        if (s && share >= o.stall.atShare) {
+          // Walk the chain down from the fake server to the PC at the given position.
+          let at = s.peers.find((p) => p.role === "fake")?.id;
+          for (let i = 0; i < o.stall.chainPosition && at; i++) {
+            at = clients.find((p) => p.server === at && p.state === "receiving")?.id;
+          }
+          const k = at ? Number(/^pc(\d+)$/.exec(at)?.[1]) : NaN;
+          if (Number.isInteger(k)) {
+            stalled = `pc${k}`;
+            stall = net.stall(pcHost(k), o.stall.seconds);
+            o.progress?.(`stalling ${stalled} for ${o.stall.seconds} s`);
+          }
+        }
+      }
       if (o.progress && performance.now() - lastLine >= every && !master.status) {
         lastLine = performance.now();
         const s = await net.run(MASTER_HOST, ["curl", "-sf", "-m", "2", `${url}/api/v1/status`])
@@ -261,6 +291,7 @@ export async function runCascade(o: CascadeOptions): Promise<RunResult> {
         }
       }
     }
+    await stall;
     // The peers hear "end" and exit; give them a little while.
     for (const p of procs) await settle(p, 15_000);
     const status = JSON.parse(await Deno.readTextFile(statusFile)) as RunStatus;
@@ -279,7 +310,11 @@ export async function runCascade(o: CascadeOptions): Promise<RunResult> {
       });
     }
     if (!Number.isFinite(start)) throw new Error("the fake server never registered");
-    return runResult(outcomes, Math.max(...outcomes.map((p) => p.seconds ?? NaN)));
+    if (o.stall && !stalled) throw new Error("no PC was stalled: the chain was not found");
+    return {
+      ...runResult(outcomes, Math.max(...outcomes.map((p) => p.seconds ?? NaN))),
+      ...(stalled ? { stalled } : {}),
+    };
   } catch (err) {
     return failedRun(err);
   } finally {
@@ -346,11 +381,19 @@ export async function runUdpcast(o: UdpcastOptions): Promise<RunResult> {
     const ends = receivers.map(() => NaN);
     receivers.forEach((p, i) => p.child.status.then(() => (ends[i] = performance.now())));
     let lastLine = t0;
+    let stall: Promise<void> | undefined;
     while (receivers.some((p) => !p.status)) {
       if (performance.now() - t0 > o.timeout * 1000) {
         throw new Error(`the run took longer than ${o.timeout} s`);
       }
-      await sleep(250);
+      await sleep(o.stall && !stall ? 100 : 250);
+      if (o.stall && !stall) {
+        const size = await Deno.stat(disk(o.dir, o.stall.pc)).then((s) => s.size, () => 0);
+        if (size >= o.stall.atShare * image.manifest.size) {
+          stall = net.stall(pcHost(o.stall.pc), o.stall.seconds);
+          o.progress?.(`stalling pc${o.stall.pc} for ${o.stall.seconds} s`);
+        }
+      }
       if (o.progress && performance.now() - lastLine >= every) {
         lastLine = performance.now();
         let bytes = 0;
@@ -365,6 +408,7 @@ export async function runUdpcast(o: UdpcastOptions): Promise<RunResult> {
         );
       }
     }
+    await stall;
     await settle(sender, 10_000);
     const matches = await checkDisks(o);
     const outcomes: PcOutcome[] = receivers.map((p, i) => ({
@@ -374,7 +418,10 @@ export async function runUdpcast(o: UdpcastOptions): Promise<RunResult> {
       failures: p.status?.success ? 0 : 1,
       matches: matches[i],
     }));
-    return runResult(outcomes, (Math.max(...ends) - t0) / 1000);
+    return {
+      ...runResult(outcomes, (Math.max(...ends) - t0) / 1000),
+      ...(stall ? { stalled: `pc${o.stall!.pc}` } : {}),
+    };
   } catch (err) {
     return failedRun(err);
   } finally {

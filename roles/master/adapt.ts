@@ -24,6 +24,12 @@
 //   and timing from the upstream's growth, not from the client's own last one, keeps a slow
 //   source (a chunk every few seconds) from looking like a stop.
 //
+// The room, not a PC: on a machine short of CPU every hop wobbles and relays stop for seconds
+// (measured in the emulated lab with the host at load 9 on 2 cores: hops between 1 and 12 MB/s,
+// stops of 2-9 s). So a slow hop must stay slow for half a window more before it counts, and
+// the in-run rules (slow, stalled) demote at most a quarter of the room's PCs: past that it is
+// the room that is slow, and moving PCs only breaks the chain.
+//
 // No flapping: a PC is demoted at most once and never promoted back; and a hop is blamed at most
 // once (after one demotion under upstream U, another client under U that looks slow or stalled
 // says U is the problem, and moving more PCs away from U would only shuffle the chain). A chain's
@@ -82,6 +88,11 @@ export interface Demotion {
 
 export interface RoomView {
   at: number;
+  /** Client -> when it was first found slow (kept by the caller, updated here). */
+  slowSince: Map<string, number>;
+  /** Clients the run has seen, and how many the in-run rules demoted (at most a quarter). */
+  seen: number;
+  inRun: number;
   /** Receiving client -> the server it fetches from. */
   upstream: ReadonlyMap<string, string>;
   /** Every client owed an image (waiting or receiving). */
@@ -112,6 +123,7 @@ export function nextDemotion(v: RoomView, c: AdaptConfig): Demotion | null {
       detail: `probe ${mbs(p)} < ${c.probeShare} x the median ${mbs(median)}`,
     };
   }
+  if (v.inRun >= Math.max(1, Math.floor(v.seen / 4))) return null;
   // Did `other` grow at least stallAfter ago, after `since`? Then it moved while `id` did not.
   const movedSince = (other: string, since: number) => {
     const g = meter.firstGrowthAfter(other, since);
@@ -139,15 +151,20 @@ export function nextDemotion(v: RoomView, c: AdaptConfig): Demotion | null {
       }
     }
     const r = meter.rate(id, at);
-    if (r === null) continue;
     const m = upReceiving ? meter.measure(up, at) : fastest;
     const ref = m && m.bytes >= c.minBytes ? m.rate : null;
-    if (ref !== null && r < c.slowShare * ref) {
+    const slow = r !== null && ref !== null && r < c.slowShare * ref;
+    if (!slow) {
+      v.slowSince.delete(id);
+      continue;
+    }
+    if (!v.slowSince.has(id)) v.slowSince.set(id, at);
+    if (at - v.slowSince.get(id)! >= c.window / 2) {
       return {
         id,
         reason: "slow",
-        detail: `${mbs(r)} < ${c.slowShare} x ${upReceiving ? `"${up}"` : "the fastest"} ${
-          mbs(ref)
+        detail: `${mbs(r!)} < ${c.slowShare} x ${upReceiving ? `"${up}"` : "the fastest"} ${
+          mbs(ref!)
         }`,
       };
     }

@@ -38,11 +38,12 @@
 //
 // Fitting the room (relay mode):
 // - Slow and stalled PCs (adapt.ts says which, and why the thresholds): a demoted PC becomes a
-//   LEAF: it leaves the server queue, its first downstream client is MOVED to its own upstream
-//   (taking its slot; the client resumes from what it verified), any other downstream goes back
-//   to the head of the client queue, and the demoted PC itself goes back to the queue. Leaves are
-//   served after every other waiting client, so they end up under a chain's tail (they delay
-//   nobody), and they never serve. A PC is demoted once; nothing is ever promoted back.
+//   LEAF: its first downstream client is MOVED to its own upstream (taking its slot; the client
+//   resumes from what it verified), any other downstream goes back to the head of the client
+//   queue, and the demoted PC itself goes back to the queue. Leaves are served after every other
+//   waiting client, so they end up under a chain's tail, and a leaf serves only leaves: they
+//   form a tail of their own below the chain and delay nobody else. A PC is demoted once;
+//   nothing is ever promoted back.
 // - Switches: a client (from LLDP or the admin's topology file) prefers a server on its own
 //   switch, and a server fills its batch with clients of its own switch first, so a chain runs
 //   through one switch before it crosses an uplink: once per switch instead of about every other
@@ -164,6 +165,11 @@ export class Scheduler {
   readonly #adapt: AdaptConfig | false;
   readonly #meter: HopMeter;
   #leaves = new Set<string>();
+  /** When each client was first found slow (the slow rule waits for it to last). */
+  #slowSince = new Map<string, number>();
+  /** Every client this run has seen (the in-run rules demote at most a share of them). */
+  #seen = new Set<string>();
+  #inRun = 0;
   #blamed = new Set<string>();
   #switchOf = new Map<string, string>();
   #probes = new Map<string, number>();
@@ -212,6 +218,7 @@ export class Scheduler {
         break;
       case "client-ready":
         this.#clients.push({ id: event.id, since: at });
+        this.#seen.add(event.id);
         if (event.switch !== undefined) this.#switchOf.set(event.id, event.switch);
         if (event.probe !== undefined) this.#probes.set(event.id, event.probe);
         break;
@@ -298,7 +305,6 @@ export class Scheduler {
           return `Server "${e.id}" is already in the server queue`;
         }
         if (this.#batches.has(e.id)) return `Server "${e.id}" is already serving a batch`;
-        if (this.#leaves.has(e.id)) return `Peer "${e.id}" was demoted: a leaf does not serve`;
         return null;
       case "client-ready":
         if (e.probe !== undefined && !(e.probe > 0 && Number.isFinite(e.probe))) {
@@ -382,6 +388,9 @@ export class Scheduler {
     for (;;) {
       const d = nextDemotion({
         at,
+        slowSince: this.#slowSince,
+        seen: this.#seen.size,
+        inRun: this.#inRun,
         upstream: this.#upstream,
         clients: [...this.#clients.map((c) => c.id), ...this.#upstream.keys()],
         leaves: this.#leaves,
@@ -392,12 +401,13 @@ export class Scheduler {
       if (!d) return;
       const { id } = d;
       this.#leaves.add(id);
+      if (d.reason !== "probe") this.#inRun++;
       out.push({ type: "demoted", peer: id, reason: d.reason, detail: d.detail, at });
-      this.#servers = this.#servers.filter((s) => s.id !== id);
       const serving = this.#batches.get(id);
       const up = this.#upstream.get(id);
-      if (!serving) continue; // a leaf already: nobody below it
+      if (!serving) continue; // nobody below it; it stays queued for leaves only
       this.#batches.delete(id);
+      this.#servers.push({ ...serving.server, since: at });
       for (const c of serving.clients) {
         this.#upstream.delete(c.id);
         this.#meter.stop(c.id);
@@ -465,7 +475,6 @@ export class Scheduler {
       });
       if (this.#config.mode === "relay") {
         for (const c of clients) {
-          if (this.#leaves.has(c.id)) continue;
           if (this.#servers.some((s) => s.id === c.id) || this.#batches.has(c.id)) continue;
           this.#servers.push({
             id: c.id,
@@ -497,8 +506,10 @@ export class Scheduler {
       }
       return set;
     };
+    // A leaf serves only leaves.
     const allowed = (client: string, server: string) =>
-      client !== server && !ancestorsOf(server).has(client);
+      client !== server && !ancestorsOf(server).has(client) &&
+      (!this.#leaves.has(server) || this.#leaves.has(client));
     const sw = (id: string) => this.#switchOf.get(id);
     const leaf = (c: ClientEntry) => this.#leaves.has(c.id);
     // Leaves after every other waiting client, so they never take a slot a relay could use.

@@ -379,7 +379,12 @@ function checkInvariants(s: Scheduler, active: Set<string>, mode: "classic" | "r
       if (!snap.leaves.includes(c)) assert.ok(serving.has(c), `relay "${c}" lost`);
     }
   }
-  for (const l of snap.leaves) assert.ok(!serving.has(l), `leaf "${l}" serves`);
+  for (const b of snap.batches) {
+    if (!snap.leaves.includes(b.server)) continue;
+    for (const c of b.clients) {
+      assert.ok(snap.leaves.includes(c), `leaf "${b.server}" serves "${c}"`);
+    }
+  }
   assert.equal(new Set(snap.leaves).size, snap.leaves.length, `leaves ${snap.leaves}`);
 }
 
@@ -588,8 +593,8 @@ Deno.test("scheduler: a PC whose probe is far below the room's is a leaf from th
     assign("c", ["slow"], 1),
   ]);
   assert.deepEqual(chainOf(s, "fake"), ["fake", "a", "b", "c", "slow"]);
-  // A leaf never serves: a late joiner waits for a real relay rather than sit below it.
-  assert.deepEqual(s.snapshot().serverQueue, []);
+  // A leaf serves only leaves: a late joiner waits for a real relay rather than sit below it.
+  assert.deepEqual(s.snapshot().serverQueue.map((q) => q.id), ["slow"]);
   assert.deepEqual(s.snapshot().leaves, ["slow"]);
   assert.deepEqual(s.apply(client("late", 2)), []);
   assert.deepEqual(s.apply(received("a", 9)), [done("fake", 9), assign("fake", ["late"], 9)]);
@@ -602,29 +607,31 @@ Deno.test("scheduler: a relay slower than its upstream is demoted; its downstrea
   assert.deepEqual(chainOf(s, "fake"), ["fake", "a", "x", "d", "e"]);
   // Half-second reports: a and its own upstream at 12 MB/s; x (and so d and e) at 1.2 MB/s.
   const rows: Decision[][] = [];
-  for (let t = 0.5; t <= 2.5; t += 0.5) {
+  for (let t = 0.5; t <= 3; t += 0.5) {
     rows.push(s.apply(progress("a", 12 * MB * t, t)));
     for (const id of ["x", "d", "e"]) rows.push(s.apply(progress(id, 1.2 * MB * t, t)));
   }
-  // Judged once its hop is a whole window (2 s) old: at the first report then (a's).
-  assert.deepEqual(rows.slice(0, 12).flat(), []);
-  assert.deepEqual(rows[12], [
+  // Judged once its hop is a whole window (2 s) old, and slow for half a window more: at the
+  // first report at 3 s (a's).
+  assert.deepEqual(rows.slice(0, 20).flat(), []);
+  assert.deepEqual(rows[20], [
     {
       type: "demoted",
       peer: "x",
       reason: "slow",
       detail: '1.20 MB/s < 0.5 x "a" 12.00 MB/s',
-      at: 2,
+      at: 3,
     },
-    { type: "move", client: "d", from: "x", server: "a", at: 2 },
-    requeued("x", 2, "demoted: slow"),
-    assign("e", ["x"], 2),
+    { type: "move", client: "d", from: "x", server: "a", at: 3 },
+    requeued("x", 3, "demoted: slow"),
+    assign("e", ["x"], 3),
   ]);
-  assert.deepEqual(rows.slice(13).flat(), []);
+  assert.deepEqual(rows.slice(21).flat(), []);
   assert.deepEqual(chainOf(s, "fake"), ["fake", "a", "d", "e", "x"]);
-  assert.deepEqual(s.snapshot().serverQueue, []);
+  // x is queued again as a server, for leaves only.
+  assert.deepEqual(s.snapshot().serverQueue.map((q) => q.id), ["x"]);
   // d's new hop under a is as fast as a: nothing more moves, then or later (no flapping).
-  for (let t = 3; t <= 8; t += 0.5) {
+  for (let t = 3.5; t <= 8; t += 0.5) {
     assert.deepEqual(s.apply(progress("a", 12 * MB * t, t)), []);
     assert.deepEqual(s.apply(progress("d", 3 * MB + 12 * MB * (t - 2.5), t)), []);
     assert.deepEqual(s.apply(progress("e", 3 * MB + 12 * MB * (t - 2.5), t)), []);

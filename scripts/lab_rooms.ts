@@ -1,0 +1,227 @@
+// `bench:lab --rooms`: rooms that are not flat (issue 11). Each room is a lab of its own (a
+// slow port, two switches joined by an uplink, a flat room where one PC stalls mid-run), and in
+// each Cascade relay and udpcast run interleaved, medians of several runs, every disk checked.
+// The slow or stalled PC is shown apart: "others" is the last of the rest.
+import { join } from "node:path";
+import { formatBytes, parseRate } from "../imagetools/kit/mod.ts";
+import { LabNet } from "./lab_net.ts";
+import {
+  type LabImage,
+  pcHost,
+  runCascade,
+  type RunResult,
+  runUdpcast,
+  SERVER_HOST,
+} from "./lab_scenarios.ts";
+
+export const ROOMS = ["flat", "stall", "slow", "switches"] as const;
+export type Room = typeof ROOMS[number];
+
+/** The PC on the slow port (in join order it lands anywhere: the master does not know it). */
+export const SLOW_PC = 5;
+export const SLOW_RATE = "10mbit";
+export const UPLINK_RATE = "200mbit";
+export const STALL_SECONDS = 5;
+
+export interface RoomConfig {
+  pcs: number;
+  size: number;
+  rate: string;
+  runs: number;
+  linger: number;
+  rooms: Room[];
+}
+
+export interface RoomRun {
+  room: Room;
+  tool: "relay" | "udpcast";
+  result: RunResult;
+}
+
+/** PCs spread over two switches in no particular order (a fixed shuffle, half on each). */
+export function switchPlan(pcs: number): Record<number, number> {
+  const order = Array.from({ length: pcs }, (_, i) => i + 1);
+  let x = 7;
+  for (let i = order.length - 1; i > 0; i--) {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    const j = x % (i + 1);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const plan: Record<number, number> = {};
+  order.forEach((k, i) => (plan[pcHost(k)] = i < pcs / 2 ? 1 : 2));
+  return plan;
+}
+
+const median = (xs: number[]) => {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** The PC shown apart in a run of this room (slow port, stalled), or undefined. */
+function apart(room: Room, r: RunResult): string | undefined {
+  if (room === "slow") return `pc${SLOW_PC}`;
+  if (room === "stall") return r.stalled;
+  return undefined;
+}
+
+/** Seconds until the last PC but the one apart, and the one apart's own seconds. */
+export function split(room: Room, r: RunResult): { others: number; apart: number | null } {
+  const name = apart(room, r);
+  const others = r.pcs.filter((p) => p.name !== name).map((p) => p.seconds ?? NaN);
+  const a = r.pcs.find((p) => p.name === name)?.seconds ?? null;
+  return { others: Math.max(...others), apart: a };
+}
+
+const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : "-");
+
+/** The result table (pure): per room and tool, medians of the good runs. */
+export function roomTable(runs: RoomRun[], c: RoomConfig): string {
+  const sOverB = c.size / parseRate(c.rate, "--rate");
+  const slowSOverB = c.size / parseRate(SLOW_RATE, "slow rate");
+  const head = [
+    "room",
+    "tool",
+    "ok",
+    "others (s)",
+    "÷ S/B",
+    "PC apart (s)",
+    "÷ its S/B",
+    "others per run (s)",
+  ];
+  const rows: string[][] = [];
+  for (const room of c.rooms) {
+    for (const tool of ["relay", "udpcast"] as const) {
+      const mine = runs.filter((r) => r.room === room && r.tool === tool);
+      const good = mine.filter((r) => r.result.ok).map((r) => split(room, r.result));
+      const others = median(good.map((g) => g.others));
+      const a = median(good.map((g) => g.apart).filter((x): x is number => x !== null));
+      const own = room === "slow" ? slowSOverB : sOverB;
+      rows.push([
+        room,
+        tool,
+        `${good.length}/${mine.length}`,
+        f(others),
+        f(others / sOverB, 2),
+        room === "slow" || room === "stall" ? f(a) : "",
+        room === "slow" ? f(a / own, 2) : "",
+        good.map((g) => f(g.others)).join(" "),
+      ]);
+    }
+  }
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) =>
+    r.map((x, i) => (i < 2 || i === 7 ? x.padEnd(w[i]) : x.padStart(w[i]))).join("  ")
+      .trimEnd();
+  return [line(head), line(w.map((n) => "-".repeat(n))), ...rows.map(line)].join("\n");
+}
+
+/** The stall's cost: how much later the others finished than in the flat room, per tool. */
+export function stallCost(runs: RoomRun[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const tool of ["relay", "udpcast"]) {
+    const m = (room: Room) =>
+      median(
+        runs.filter((r) => r.room === room && r.tool === tool && r.result.ok)
+          .map((r) => split(room, r.result).others),
+      );
+    out[tool] = m("stall") - m("flat");
+  }
+  return out;
+}
+
+interface Lab {
+  rooms: Room[];
+  net: () => Promise<LabNet>;
+  topology?: (net: LabNet) => string;
+}
+
+/** Run every room: one lab per room kind (flat and stall share one), runs interleaved. */
+export async function runRooms(
+  c: RoomConfig,
+  image: LabImage,
+  dir: string,
+  say: (line: string) => void,
+): Promise<RoomRun[]> {
+  const hosts = pcHost(c.pcs);
+  const labs: Lab[] = [
+    {
+      rooms: c.rooms.filter((r) => r === "flat" || r === "stall"),
+      net: () => LabNet.up({ hosts, rate: c.rate }),
+    },
+    {
+      rooms: c.rooms.filter((r) => r === "slow"),
+      net: () => LabNet.up({ hosts, rate: c.rate, ports: { [pcHost(SLOW_PC)]: SLOW_RATE } }),
+    },
+    {
+      rooms: c.rooms.filter((r) => r === "switches"),
+      net: () =>
+        LabNet.up({
+          hosts,
+          rate: c.rate,
+          switchOf: { ...switchPlan(c.pcs), 1: 1, [SERVER_HOST]: 1 },
+          uplink: UPLINK_RATE,
+        }),
+      topology: (net) => net.topology(),
+    },
+  ];
+  const sOverB = c.size / parseRate(c.rate, "--rate");
+  const out: RoomRun[] = [];
+  for (const lab of labs.filter((l) => l.rooms.length)) {
+    const net = await lab.net();
+    say(`lab ${net.prefix} up for ${lab.rooms.join(", ")}`);
+    try {
+      for (let run = 1; run <= c.runs; run++) {
+        for (const room of lab.rooms) {
+          for (const tool of ["relay", "udpcast"] as const) {
+            const label = `${room}/${tool} ${run}/${c.runs}`;
+            const stall = room === "stall"
+              ? { seconds: STALL_SECONDS, atShare: 0.35, chainPosition: 3, pc: 3 }
+              : undefined;
+            const common = {
+              net,
+              image,
+              pcs: c.pcs,
+              dir: join(dir, `${room}-${tool}-${run}`),
+              timeout: room === "slow" ? 300 : 120,
+              progress: (line: string) => say(`  ${label} ${line}`),
+              ...(stall ? { stall } : {}),
+            };
+            const result = tool === "udpcast" ? await runUdpcast(common) : await runCascade({
+              ...common,
+              mode: "relay",
+              fakeCapacity: 1,
+              capacity: 3,
+              fanout: 1,
+              linger: c.linger,
+              ...(lab.topology ? { topology: lab.topology(net) } : {}),
+            });
+            out.push({ room, tool, result });
+            if (!result.ok) say(`${label}: FAILED: ${result.reason}`);
+            else {
+              const s = split(room, result);
+              say(
+                `${label}: others ${f(s.others)} s (${f(s.others / sOverB, 2)} × S/B)` +
+                  (s.apart !== null ? `, ${apart(room, result)} ${f(s.apart)} s` : "") +
+                  ", every disk verified",
+              );
+            }
+          }
+        }
+      }
+    } finally {
+      await net.down();
+    }
+  }
+  return out;
+}
+
+export function roomsHeader(c: RoomConfig): string {
+  const sOverB = c.size / parseRate(c.rate, "--rate");
+  return `${c.pcs} PCs, ${formatBytes(c.size)} random image, ${c.rate} ports (S/B = ${
+    sOverB.toFixed(1)
+  } s); slow: pc${SLOW_PC} at ${SLOW_RATE}; switches: ${c.pcs / 2} + ${
+    c.pcs / 2
+  } PCs, ${UPLINK_RATE} uplink; stall: the 3rd PC of the chain (udpcast: pc3) stopped ${STALL_SECONDS} s at 35 %; median of ${c.runs}`;
+}
