@@ -4,6 +4,7 @@
 // The slow or stalled PC is shown apart: "others" is the last of the rest.
 import { join } from "node:path";
 import { formatBytes, parseRate } from "../imagetools/kit/mod.ts";
+import { simulate } from "../roles/planner/mod.ts";
 import { LabNet } from "./lab_net.ts";
 import {
   type LabImage,
@@ -59,6 +60,37 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
+/** tbf's TCP payload share (bench_lab.ts says why). */
+const TBF = 1448 / 1514;
+
+/** The planner's relay figures for a room: the last of the others and the PC apart (the
+ * planner does not model stalls: the stall room is the flat one). */
+export function predictRoom(room: Room, c: RoomConfig): { others: number; apart: number | null } {
+  const rate = parseRate(c.rate, "--rate");
+  const plan = simulate({
+    mode: "relay",
+    pcs: c.pcs,
+    size: c.size,
+    rate,
+    efficiency: TBF,
+    fakeCapacity: 1,
+    relayFanout: 1,
+    linger: c.linger,
+    ...(room === "slow" ? { ports: { [SLOW_PC]: parseRate(SLOW_RATE, "slow") } } : {}),
+    ...(room === "switches"
+      ? {
+        switchOf: Object.fromEntries(
+          Object.entries(switchPlan(c.pcs)).map(([h, k]) => [Number(h) - pcHost(0), k]),
+        ),
+        uplink: parseRate(UPLINK_RATE, "uplink"),
+      }
+      : {}),
+  });
+  const slow = room === "slow" ? plan.perPc.find((p) => p.id === `pc${SLOW_PC}`)! : null;
+  const others = Math.max(...plan.perPc.filter((p) => p !== slow).map((p) => p.end));
+  return { others, apart: slow?.end ?? null };
+}
+
 /** The PC shown apart in a run of this room (slow port, stalled), or undefined. */
 function apart(room: Room, r: RunResult): string | undefined {
   if (room === "slow") return `pc${SLOW_PC}`;
@@ -89,6 +121,8 @@ export function roomTable(runs: RoomRun[], c: RoomConfig): string {
     "PC apart (s)",
     "÷ its S/B",
     "others per run (s)",
+    "predicted",
+    "measured/predicted",
   ];
   const rows: string[][] = [];
   for (const room of c.rooms) {
@@ -107,6 +141,8 @@ export function roomTable(runs: RoomRun[], c: RoomConfig): string {
         room === "slow" || room === "stall" ? f(a) : "",
         room === "slow" ? f(a / own, 2) : "",
         good.map((g) => f(g.others)).join(" "),
+        tool === "relay" ? `${f(predictRoom(room, c).others)} s` : `${f(sOverB)} s (S/B)`,
+        f(others / (tool === "relay" ? predictRoom(room, c).others : sOverB), 2),
       ]);
     }
   }

@@ -17,6 +17,13 @@
 // - Classic mode: a PC becomes a server (capacity `capacity`) the moment it holds the image
 //   (verification time is not modelled). Unicast: the fake server serves every PC at once and
 //   nobody re-serves. No failures, no boot time, no control round trips, no server disk reads.
+// - Rooms that are not flat: `ports` gives some PCs another port rate (both ways); each PC's
+//   probe is its port's rate, so the scheduler makes a slow one a leaf as the master does.
+//   `switchOf` puts PCs on switches 1..K joined in a row by uplinks of `uplink` bytes/s each
+//   way (the fake server on switch 1); the scheduler is told each PC's switch (the topology
+//   file), and a hop that crosses uplinks shares each of them, per direction, with every other
+//   hop crossing it the same way. In such a room the PCs register before the fake server (as in
+//   bench:lab). Stalls and the in-run rules (progress reports) are not modelled.
 import { type Decision, Scheduler } from "../master/mod.ts";
 
 export type SimMode = "unicast" | "classic" | "relay";
@@ -48,6 +55,12 @@ export interface SimulateParams {
   linger?: number;
   /** Fixed seconds per transfer, overriding the rate-based timing (the seed's 20 minutes). */
   transferTime?: number;
+  /** PC number (1..pcs) -> its port rate, bytes/s each way, where it is not `rate`. */
+  ports?: Record<number, number>;
+  /** PC number -> its switch (1..; default 1); the fake server is on switch 1. */
+  switchOf?: Record<number, number>;
+  /** Each uplink between neighbouring switches, bytes/s each way (default: `rate`). */
+  uplink?: number;
 }
 
 export interface PcResult {
@@ -124,13 +137,27 @@ function checkParams(p: SimulateParams) {
   positive(p.chunkSize, "chunk size");
   need(p.linger === undefined || p.linger >= 0, "linger", p.linger, "must be >= 0");
   positive(p.transferTime, "transfer time");
+  for (const [k, r] of Object.entries(p.ports ?? {})) {
+    need(Number(k) >= 1 && Number(k) <= p.pcs && r > 0, "port", `${k}=${r}`, "PC 1..pcs, > 0");
+  }
+  for (const [k, w] of Object.entries(p.switchOf ?? {})) {
+    const ok = Number(k) >= 1 && Number(k) <= p.pcs && Number.isInteger(w) && w >= 1;
+    need(ok, "switch", `${k}=${w}`, "PC 1..pcs, switch >= 1");
+  }
+  positive(p.uplink, "uplink rate");
 }
 
 /** Run one mode of the plan to its end. Throws if the room could never finish. */
 export function simulate(params: SimulateParams): SimulationResult {
   checkParams(params);
   const { mode, pcs, size } = params;
-  const rate = params.rate * (params.efficiency ?? 1); // image bytes a second, each way
+  const eff = params.efficiency ?? 1;
+  const rate = params.rate * eff; // image bytes a second, each way
+  const portOf = (id: string) =>
+    id === FAKE_ID ? rate : (params.ports?.[Number(id.slice(2))] ?? params.rate) * eff;
+  const switchOf = (id: string) => id === FAKE_ID ? 1 : params.switchOf?.[Number(id.slice(2))] ?? 1;
+  const uplink = (params.uplink ?? params.rate) * eff;
+  const hasRoom = params.ports !== undefined || params.switchOf !== undefined;
   const diskRate = params.diskRate ?? Infinity;
   const chunk = params.chunkSize ?? 1024 * 1024;
   const capacity = params.capacity ?? 3;
@@ -170,9 +197,16 @@ export function simulate(params: SimulateParams): SimulationResult {
     : mode === "relay"
     ? Math.min(params.fakeCapacity ?? 2, fanout)
     : params.fakeCapacity ?? 2;
-  handle(
-    sched.apply({ type: "server-ready", id: FAKE_ID, capacity: fakeCapacity, kind: "fake", at: 0 }),
-  );
+  const fakeReady = () =>
+    handle(sched.apply({
+      type: "server-ready",
+      id: FAKE_ID,
+      capacity: fakeCapacity,
+      kind: "fake",
+      at: 0,
+      ...(hasRoom ? { switch: "sw1" } : {}),
+    }));
+  if (!hasRoom) fakeReady();
   for (let i = 1; i <= pcs; i++) {
     const pc: Pc = {
       id: `pc${i}`,
@@ -189,8 +223,15 @@ export function simulate(params: SimulateParams): SimulationResult {
     };
     byId.set(pc.id, pc);
     all.push(pc);
-    handle(sched.apply({ type: "client-ready", id: pc.id, at: 0 }));
+    handle(sched.apply({
+      type: "client-ready",
+      id: pc.id,
+      at: 0,
+      ...(hasRoom ? { probe: portOf(pc.id), switch: `sw${switchOf(pc.id)}` } : {}),
+    }));
   }
+
+  if (hasRoom) fakeReady();
 
   /** Hold back a PC whose bytes are all in until its upstream is complete, then one hop. */
   const scheduleCompletion = (pc: Pc) => {
@@ -205,10 +246,23 @@ export function simulate(params: SimulateParams): SimulationResult {
     const receiving = all.filter((p) => p.state === "receiving").sort((a, b) => a.order - b.order);
     const sharing = new Map<string, number>();
     for (const p of receiving) sharing.set(p.server, (sharing.get(p.server) ?? 0) + 1);
+    // Hops crossing each uplink per direction: "k>" from switch k to k+1, "k<" back.
+    const crossings = (p: Pc) => {
+      const a = switchOf(p.server), b = switchOf(p.id);
+      const out: string[] = [];
+      for (let k = Math.min(a, b); k < Math.max(a, b); k++) out.push(`${k}${a < b ? ">" : "<"}`);
+      return out;
+    };
+    const load = new Map<string, number>();
+    for (const p of receiving) for (const u of crossings(p)) load.set(u, (load.get(u) ?? 0) + 1);
     for (const p of receiving) {
-      p.cap = params.transferTime !== undefined
-        ? size / params.transferTime
-        : Math.min(rate, diskRate, rate / sharing.get(p.server)!);
+      const share = Math.min(Infinity, ...crossings(p).map((u) => uplink / load.get(u)!));
+      p.cap = params.transferTime !== undefined ? size / params.transferTime : Math.min(
+        portOf(p.id),
+        diskRate,
+        portOf(p.server) / sharing.get(p.server)!,
+        share,
+      );
       const up = byId.get(p.server);
       p.rate = up?.state === "receiving" ? Math.min(p.cap, up.rate) : p.cap;
     }

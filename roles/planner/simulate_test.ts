@@ -282,3 +282,23 @@ Deno.test("simulate: the CLI rejects a bad mode with exit 2 and writes --json an
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("simulate: rooms that are not flat: a slow port at the end, switches crossed once", () => {
+  const common = { mode: "relay", pcs: 12, size: S, rate: B, linger: 2 } as const;
+  const flat = simulate(common);
+  // pc5 at a tenth of the rate: a leaf from its probe, served last; the 11 others as if flat.
+  const slow = simulate({ ...common, ports: { 5: B / 10 } });
+  const pc5 = slow.perPc.find((p) => p.id === "pc5")!;
+  near(pc5.end, 10 * S / B, "the slow PC takes its own port's time");
+  const others = Math.max(...slow.perPc.filter((p) => p !== pc5).map((p) => p.end));
+  near(others, S / B + 10 * delta, "the 11 others: a chain of 11");
+  assert.ok(others < flat.finish);
+  // Two switches of 6, an uplink of 2 ports' worth: the chain crosses it once, as fast as flat.
+  const switchOf = Object.fromEntries([2, 4, 6, 7, 9, 12].map((k) => [k, 2]));
+  const two = simulate({ ...common, switchOf, uplink: 2 * B });
+  near(two.finish, flat.finish, "two switches, one crossing");
+  // An uplink slower than a port holds the half beyond it to the uplink's rate.
+  const thin = simulate({ ...common, switchOf, uplink: B / 2 });
+  assert.ok(thin.finish > 1.9 * S / B, `${thin.finish}`);
+  assert.throws(() => simulate({ ...common, ports: { 13: B } }), /Invalid port "13=/);
+});
