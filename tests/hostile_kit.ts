@@ -4,6 +4,8 @@
 // image and the master still answers.
 import { renderBuildInfo, sampleBuildInfo } from "../netboot/testkit.ts";
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import net from "node:net";
 import { join } from "node:path";
 import { type Lab, makeLab } from "./lab_kit.ts";
 
@@ -21,6 +23,7 @@ export async function hostileLab(
   chunkSize = 256 * 1024,
 ): Promise<HostileLab> {
   const lab = await makeLab(size, chunkSize);
+  const history = masterArgs.includes("--history") ? [] : ["--no-history"];
   try {
     const netboot = join(lab.dir, "netboot");
     await Deno.mkdir(netboot, { recursive: true });
@@ -39,7 +42,7 @@ export async function hostileLab(
       SERVER_TOKEN,
       "--netboot",
       netboot,
-      "--no-history",
+      ...history,
       "--linger",
       "1",
       ...masterArgs,
@@ -74,4 +77,28 @@ export async function assertMasterAnswers(lab: HostileLab) {
   const res = await fetch(`${lab.url}/api/v1/status`, { signal: AbortSignal.timeout(5000) });
   assert.equal(res.status, 200);
   await res.body?.cancel();
+}
+
+/** GET `path` from `url` as the host `localAddress` (127.0.0.x on loopback); status and body. */
+export function rawGet(
+  url: string,
+  path: string,
+  localAddress: string,
+): Promise<{ status: number; body: string }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: u.hostname, port: Number(u.port), localAddress });
+    const parts: Uint8Array[] = [];
+    sock.on(
+      "connect",
+      () => sock.write(`GET ${path} HTTP/1.1\r\nhost: ${u.host}\r\nconnection: close\r\n\r\n`),
+    );
+    sock.on("data", (d: Uint8Array) => parts.push(d));
+    sock.on("error", reject);
+    sock.on("close", () => {
+      const text = new TextDecoder().decode(Buffer.concat(parts));
+      const status = Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1] ?? 0);
+      resolve({ status, body: text.slice(text.indexOf("\r\n\r\n") + 4) });
+    });
+  });
 }

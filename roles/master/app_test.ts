@@ -310,6 +310,7 @@ Deno.test("a booting PC shows as booting until its hello replaces it", async () 
     ((await (await app.request("/api/v1/status")).json()) as LiveStatus).peers
       .filter((p) => p.mac === "52:54:00:00:01:09").map((p) => [p.id, p.state]);
   assert.deepEqual(await ids(), [["52:54:00:00:01:09", "booting"]]);
+  h.open("pc-09", "10.0.1.9"); // from the address it booted from
   h.hello("pc-09", "client", { mac: "52:54:00:00:01:09" });
   assert.deepEqual(await ids(), [["pc-09", "receiving"]]);
   // Asking for its boot script again while connected (a stray request) changes nothing.

@@ -21,8 +21,9 @@ import type { BootDecision } from "../../netboot/mod.ts";
 
 const MAX_UNENROLLED = 1000;
 import { applyDecision, type DecisionSink } from "./decisions.ts";
-import { bootingPeer, type PeerRecord } from "./peer_record.ts";
-import { type ReportContext, takeReport } from "./peer_reports.ts";
+import { bootingPeer, type PeerRecord, recordFailure } from "./peer_record.ts";
+import { type ReportContext, takeReport, verified } from "./peer_reports.ts";
+import { BootRecords } from "./boot_records.ts";
 import { Scheduler, type SchedulerEvent } from "./scheduler.ts";
 import type { AdaptConfig } from "./adapt.ts";
 import type { Topology } from "./topology.ts";
@@ -56,6 +57,28 @@ export interface MasterIo {
   onEnd?(reason: string): void;
   /** `bytes` random bytes as hex (ticket keys and nonces); default node:crypto. */
   random?(bytes: number): string;
+  /** Checks that a PC holds the image (a challenge over chunks); see Prover. */
+  prover: Prover;
+}
+
+/** The master's side of the proof that a PC holds the image (roles/protocol/proof.ts). */
+export interface Prover {
+  /** A fresh challenge: a nonce and a few chunks, picked at random. */
+  challenge(): { nonce: string; chunks: number[] };
+  /** The right answer, from the master's own copy of those chunks (a string: decided now). */
+  expected(nonce: string, chunks: readonly number[]): string | Promise<string>;
+}
+
+/** Boot requests remembered (any host can ask with any MAC, so bounded; see BootRecords). */
+export const MAX_BOOTING = 1024;
+
+interface Challenge {
+  session: SessionKey;
+  nonce: string;
+  chunks: number[];
+  /** Counts as verified on success (this run imaged it, or verified it already). */
+  counts: boolean;
+  readbackSeconds: number;
 }
 
 /** Opaque per-connection key: the shell passes whatever identifies a WebSocket. */
@@ -76,6 +99,14 @@ export class MasterCore {
   #bySession = new Map<string, SessionKey>();
   /** Each connected peer's ticket key (its chunk server serves only tickets made with it). */
   #ticketKeys = new Map<string, string>();
+  /** Netboot requests, to bind a client's hello to the boot it came from. */
+  readonly #boots = new BootRecords(MAX_BOOTING);
+  /** Connected peers by MAC: a session cannot take over another PC's MAC. */
+  #macs = new Map<string, string>();
+  /** Challenges out, by peer id. */
+  #challenges = new Map<string, Challenge>();
+  /** Proof checks in flight (tests await them through settled()). */
+  #checks = new Set<Promise<void>>();
   #listeners = new Set<(e: EventRecord) => void>();
   #decisions: DecisionSink = {
     peers: this.peers,
@@ -102,6 +133,10 @@ export class MasterCore {
       event: (event, fields) => this.#event(event, fields),
       apply: (event) => this.#apply(event),
       checkExpect: () => this.#checkExpect(),
+      challenge: (peer, seconds) => {
+        const session = this.#bySession.get(peer.id);
+        if (session) this.#challenge(session, peer, true, seconds);
+      },
     };
   }
 
@@ -152,6 +187,7 @@ export class MasterCore {
     }
     const peer = s.peer ? this.peers.get(s.peer) : undefined;
     if (!peer) return this.reject(session, `Unexpected "${msg.type}" before "hello"`);
+    if (msg.type === "proof") return this.#proof(session, peer, msg.sha256);
     const error = takeReport(peer, msg, this.#io.now(), this.#reports);
     if (error) this.reject(session, error);
   }
@@ -183,18 +219,33 @@ export class MasterCore {
       return this.reject(session, "This run is draining: the master admits no new clients");
     }
     const now = this.#io.now();
-    // The PC that was booting has come up: its hello replaces the booting placeholder. A hello
-    // without a MAC takes the MAC of the placeholder that booted from the same address.
-    let mac = msg.mac;
-    if (!mac && msg.role === "client") {
-      mac = [...this.peers.values()].find((p) => p.state === "booting" && p.address === address)
-        ?.mac;
+    // A MAC is taken only from the boot request this session's address made: a hello that
+    // names another PC's MAC (or one that booted elsewhere) is refused, so it cannot get that
+    // PC recorded as imaged. A hello without a MAC takes the one that booted from its address.
+    if (msg.mac && this.#macs.has(msg.mac)) {
+      return this.reject(
+        session,
+        `MAC "${msg.mac}" belongs to connected peer "${this.#macs.get(msg.mac)}"`,
+      );
     }
+    const boot = msg.mac ? this.#boots.byMac(msg.mac) : this.#boots.byAddress(address);
+    if (msg.mac && boot && boot.address !== address) {
+      return this.reject(
+        session,
+        `MAC "${msg.mac}" booted from another address than this session's ("${address}")`,
+      );
+    }
+    const mac = msg.role === "client" && boot?.address === address && !this.#macs.has(boot.mac)
+      ? boot.mac
+      : undefined;
     if (mac && this.peers.get(mac)?.state === "booting") this.peers.delete(mac);
-    const id = this.#uniqueId(msg.name);
+    const id = this.#uniqueId(msg.name, address, mac);
     const host = address.includes(":") ? `[${address}]` : address;
     const url = msg.url ?? (msg.port ? `http://${host}:${msg.port}` : undefined);
-    const complete = msg.complete || msg.role !== "client";
+    // A client that says it holds the whole image proves it first (see #challenge); servers
+    // registered with the server token are believed (their clients verify every chunk).
+    const complete = msg.role !== "client";
+    const claimsComplete = msg.role === "client" && msg.complete;
     const previous = this.peers.get(id);
     // The switch the PC heard (LLDP) beats the admin's file, which beats nothing.
     const sw = msg.switch ?? config.topology?.switchOf({ mac, address });
@@ -206,16 +257,17 @@ export class MasterCore {
       address,
       url,
       capacity: msg.capacity,
-      state: complete ? "serving" : "waiting",
-      held: complete ? config.totalChunks : msg.held,
+      state: complete ? "serving" : claimsComplete ? "verifying" : "waiting",
+      held: complete || claimsComplete ? config.totalChunks : msg.held,
       total: config.totalChunks,
       bytes: 0,
       rate: 0,
       servedBy: previous?.servedBy ?? [],
       serving: [],
       joinedAt: previous?.joinedAt ?? now,
-      verified: complete && msg.role === "client" ? true : (previous?.verified ?? false),
+      verified: previous?.verified ?? false,
       failures: previous?.failures ?? [],
+      failureCount: previous?.failureCount ?? previous?.failures.length ?? 0,
       connected: true,
       ...(msg.disk ? { disk: msg.disk } : previous?.disk ? { disk: previous.disk } : {}),
       ...(msg.diskReason
@@ -227,8 +279,9 @@ export class MasterCore {
       ...(msg.switchPort !== undefined ? { switchPort: msg.switchPort } : {}),
       ...(msg.probe !== undefined ? { probe: msg.probe } : {}),
     };
-    if (msg.role === "client" && complete) peer.doneAt = previous?.doneAt ?? now;
+    if (previous?.doneAt !== undefined) peer.doneAt = previous.doneAt;
     this.peers.set(id, peer);
+    if (mac) this.#macs.set(mac, id);
     const s = this.#sessions.get(session)!;
     s.peer = id;
     this.#bySession.set(id, session);
@@ -248,11 +301,16 @@ export class MasterCore {
       address,
       url,
       held: peer.held,
-      complete,
+      complete: complete || claimsComplete,
       ...(peer.disk ? { disk: peer.disk } : {}),
+      ...(msg.mac && !mac ? { unboundMac: msg.mac } : {}),
     });
     // Which disk the PC will write, and why, before it writes (the dashboard's event list).
     if (msg.disk) this.#event("disk", { peer: id, disk: msg.disk, reason: msg.diskReason });
+    if (claimsComplete) {
+      // It serves once it proves it; it counts as verified only if this run verified it.
+      return this.#challenge(session, peer, peer.verified, 0);
+    }
     if (complete) {
       // A source that says its port rate feeds as many chains as it carries (the scheduler
       // counts them from the PCs' probes), up to what it announced.
@@ -283,10 +341,73 @@ export class MasterCore {
     return this.config.mode === "relay" ? Math.min(announced, this.config.fanout) : announced;
   }
 
-  #uniqueId(name: string): string {
-    const taken = (id: string) => this.peers.get(id)?.connected;
+  /** The peer's name, unless another PC holds it: a record left by a session that ended is
+   * taken over (its verified state, its history) only from the same address and MAC. */
+  #uniqueId(name: string, address: string, mac: string | undefined): string {
+    const taken = (id: string) => {
+      const p = this.peers.get(id);
+      return p !== undefined && (p.connected || p.address !== address || p.mac !== mac);
+    };
     if (!taken(name)) return name;
     for (let i = 2;; i++) if (!taken(`${name}-${i}`)) return `${name}-${i}`;
+  }
+
+  #challenge(session: SessionKey, peer: PeerRecord, counts: boolean, readbackSeconds: number) {
+    const { nonce, chunks } = this.#io.prover.challenge();
+    this.#challenges.set(peer.id, { session, nonce, chunks, counts, readbackSeconds });
+    this.#event("challenge", { peer: peer.id, chunks: chunks.join(",") });
+    this.#io.send(session, { type: "challenge", nonce, chunks });
+  }
+
+  #proof(session: SessionKey, peer: PeerRecord, answer: string) {
+    const ch = this.#challenges.get(peer.id);
+    if (!ch || ch.session !== session) {
+      return this.reject(session, `Unexpected "proof" from ${peer.state} peer "${peer.id}"`);
+    }
+    this.#challenges.delete(peer.id);
+    let expected: string | Promise<string>;
+    try {
+      expected = this.#io.prover.expected(ch.nonce, ch.chunks);
+    } catch (err) {
+      expected = Promise.reject(err);
+    }
+    if (typeof expected === "string") return this.#proved(session, peer, ch, answer === expected);
+    const check = expected.then(
+      (right) => this.#proved(session, peer, ch, answer === right),
+      (err) => {
+        this.#io.log("proof-error", { peer: peer.id, error: (err as Error).message });
+        this.#proved(session, peer, ch, false);
+      },
+    );
+    this.#checks.add(check);
+    check.finally(() => this.#checks.delete(check));
+  }
+
+  #proved(session: SessionKey, peer: PeerRecord, ch: Challenge, ok: boolean) {
+    if (this.ended || this.#bySession.get(peer.id) !== session) return;
+    const now = this.#io.now();
+    if (!ok) {
+      recordFailure(peer, { at: now, reason: "proof", detail: "wrong answer to the challenge" });
+      this.#event("proof-failed", { peer: peer.id });
+      return this.reject(session, `Wrong proof: "${peer.id}" does not hold the image`);
+    }
+    this.#event("proved", { peer: peer.id, counts: ch.counts });
+    this.#io.send(session, { type: "proved", counted: ch.counts });
+    if (ch.counts) return verified(peer, now, ch.readbackSeconds, this.#reports);
+    // Holds the image, but this run did not image it: it serves, uncounted.
+    peer.state = "serving";
+    this.#apply({
+      type: "server-ready",
+      id: peer.id,
+      capacity: this.#capacity(peer.capacity),
+      kind: "server",
+      at: now,
+    });
+  }
+
+  /** Resolves once every proof check in flight has been decided (for tests). */
+  async settled(): Promise<void> {
+    while (this.#checks.size > 0) await Promise.all([...this.#checks]);
   }
 
   #checkExpect() {
@@ -303,8 +424,10 @@ export class MasterCore {
     if (this.#bySession.get(s.peer) !== session) return;
     this.#bySession.delete(s.peer);
     this.#ticketKeys.delete(s.peer);
+    this.#challenges.delete(s.peer);
     const peer = this.peers.get(s.peer);
     if (!peer) return;
+    if (peer.mac && this.#macs.get(peer.mac) === peer.id) this.#macs.delete(peer.mac);
     peer.connected = false;
     if (this.ended) return;
     const was = peer.state;
@@ -362,9 +485,10 @@ export class MasterCore {
 
   /** Netboot: a PC asked for its boot script. Shown as "booting" until its hello. */
   booting(mac: string, address: string) {
-    const known = [...this.peers.values()].some((p) => p.mac === mac && p.connected);
-    if (known || this.ended) return;
+    if (this.#macs.has(mac) || this.ended) return;
     const now = this.#io.now();
+    const evicted = this.#boots.record(mac, address, now);
+    if (evicted && this.peers.get(evicted)?.state === "booting") this.peers.delete(evicted);
     this.peers.set(mac, bootingPeer(mac, address, this.config.totalChunks, now));
     this.#event("booting", { peer: mac, address });
   }

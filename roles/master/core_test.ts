@@ -69,6 +69,8 @@ Deno.test("classic: a verified client becomes a server and takes the waiting cli
     url: "http://10.0.0.9:9000",
   });
   h.say("pc1", { type: "verified", ok: true, bad: [], seconds: 0.1 });
+  assert.equal(h.core.peers.get("pc1")!.state, "verifying", "not before it proves it");
+  h.prove("pc1");
   assert.equal(h.core.peers.get("pc1")!.state, "serving");
   assert.deepEqual(h.core.scheduler.snapshot().serverQueue.map((s) => s.id), ["pc1"]);
 });
@@ -134,6 +136,7 @@ Deno.test("--expect ends the run once N clients verified, and everyone is told",
   h.advance(5);
   h.say("pc1", { type: "received" });
   h.say("pc1", { type: "verified", ok: true, bad: [], seconds: 1 });
+  h.prove("pc1");
   assert.equal(h.ended(), "all 1 expected PCs verified");
   assert.deepEqual(h.to("fake").at(-1), { type: "end", reason: "all 1 expected PCs verified" });
   assert.deepEqual(h.to("pc1").at(-1), { type: "end", reason: "all 1 expected PCs verified" });
@@ -173,4 +176,37 @@ Deno.test("parsePeerMessage rejects junk with one clear error", () => {
     JSON.stringify(hello("pc-1", "client", { mac: "52-54-00-AA-BB-CC" })),
   );
   assert.equal((ok as HelloMessage).mac, "52:54:00:aa:bb:cc");
+});
+
+Deno.test("trust: verified only after a right proof; ids and MACs stay with their PC", () => {
+  const h = harness({ linger: 0 });
+  h.open("fake", "10.0.0.9");
+  h.say("fake", hello("fake", "fake"));
+  h.core.booting("52:54:00:00:00:01", "10.0.0.1");
+  h.open("pc1", "10.0.0.1");
+  h.say("pc1", hello("pc1", "client", { mac: "52:54:00:00:00:01" }));
+  assert.equal(h.core.peers.get("pc1")!.mac, "52:54:00:00:00:01", "bound to its boot");
+  h.say("pc1", { type: "received" });
+  h.say("pc1", { type: "verified", ok: true, bad: [], seconds: 1 });
+  h.say("pc1", { type: "proof", sha256: "0".repeat(64) });
+  assert.equal(h.core.peers.get("pc1")!.verified, false);
+  assert.match((h.to("pc1").at(-1) as { message: string }).message, /Wrong proof/);
+  h.drop("pc1");
+  // Another host names pc1 and its MAC: refused the MAC, and it gets its own id.
+  h.open("evil", "10.0.0.66");
+  h.say("evil", hello("pc1", "client", { mac: "52:54:00:00:00:01" }));
+  assert.match((h.to("evil")[0] as { message: string }).message, /booted from another address/);
+  h.open("evil2", "10.0.0.66");
+  h.say("evil2", hello("pc1", "client", { complete: true, held: 8 }));
+  assert.equal((h.to("evil2")[0] as WelcomeMessage).id, "pc1-2");
+  assert.equal(h.to("evil2")[1].type, "challenge");
+  h.prove("evil2");
+  const evil = h.core.peers.get("pc1-2")!;
+  assert.equal(evil.state, "serving", "it holds the image: it may serve");
+  assert.equal(evil.verified, false, "but this run did not image it: it does not count");
+  // The real PC comes back from its own address: its record, and the proof this time.
+  h.open("pc1b", "10.0.0.1");
+  h.say("pc1b", hello("pc1", "client", { held: 8, complete: true }));
+  assert.equal((h.to("pc1b")[0] as WelcomeMessage).id, "pc1");
+  assert.equal(h.core.peers.get("pc1")!.mac, "52:54:00:00:00:01");
 });

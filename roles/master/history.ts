@@ -434,8 +434,11 @@ export function recordRun(history: History, core: MasterCore, o: RecordOptions):
       servedBy: p.servedBy,
       state: p.state,
     });
+    // The core keeps only a peer's recent failures; failureCount says how many came in all.
     const saved = failuresSaved.get(p.id) ?? 0;
-    for (const f of p.failures.slice(saved)) {
+    const total = p.failureCount ?? p.failures.length;
+    const fresh = Math.min(total - saved, p.failures.length);
+    for (const f of p.failures.slice(p.failures.length - fresh)) {
       history.addFailure(runId, p.id, {
         at: o.toWall(f.at),
         reason: f.reason,
@@ -443,7 +446,7 @@ export function recordRun(history: History, core: MasterCore, o: RecordOptions):
         server: f.server ?? null,
       });
     }
-    failuresSaved.set(p.id, p.failures.length);
+    failuresSaved.set(p.id, total);
     if (p.disk || p.finish) {
       history.saveDisk(runId, p.id, { disk: p.disk, diskReason: p.diskReason, finish: p.finish });
     }

@@ -248,6 +248,7 @@ Deno.test("history: boot answers, the disk a PC chose and a failed finishing ste
       });
       h.core.bootAnswered(mac, "10.0.0.10", { action: "image", group: "lab" });
       h.hello("fake", "fake");
+      h.open("pc-10", "10.0.0.10"); // from the address it booted from
       h.hello("pc-10", "client", {
         mac,
         disk: "/dev/nvme0n1",
@@ -256,6 +257,7 @@ Deno.test("history: boot answers, the disk a PC chose and a failed finishing ste
       h.core.tick(); // linger 0: the short batch goes out
       h.say("pc-10", { type: "received" });
       h.say("pc-10", { type: "verified", ok: true, bad: [], seconds: 1 });
+      h.prove("pc-10");
       assert.equal(history.imagedWith(mac), IMAGE_ID);
       h.say("pc-10", {
         type: "finished",

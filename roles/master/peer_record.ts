@@ -44,6 +44,45 @@ export interface PeerRecord {
   probe?: number;
   /** Why the scheduler made it a leaf (relay mode), when it did. */
   demoted?: string;
+  /** Every failure ever recorded (`failures` keeps only the last MAX_FAILURES_KEPT). */
+  failureCount?: number;
+}
+
+/** Failures kept per peer (the count goes on): what the status and dashboards carry. */
+export const MAX_FAILURES_KEPT = 10;
+/** Characters of a failure's detail kept. */
+export const MAX_FAILURE_DETAIL = 200;
+/** Reasons a client may give for a failure; anything else is recorded as "other", so that a
+ * stranger cannot grow the metrics by one series per made-up reason. */
+export const FAILURE_REASONS = [
+  "server-gone",
+  "bad-chunk",
+  "timeout",
+  "too-slow",
+  "wrong-image",
+  "write-failed",
+  "disk",
+  "http-400",
+  "http-401",
+  "http-403",
+  "http-404",
+  "http-500",
+  "http-503",
+  "read-back",
+  "proof",
+  "error",
+  "other",
+] as const;
+
+export function failureReason(reason: string): string {
+  return (FAILURE_REASONS as readonly string[]).includes(reason) ? reason : "other";
+}
+
+/** Keep a peer's recent failures only (a peer may report thousands), and count them all. */
+export function recordFailure(peer: PeerRecord, f: PeerFailure) {
+  peer.failures.push({ ...f, detail: f.detail.slice(0, MAX_FAILURE_DETAIL) });
+  if (peer.failures.length > MAX_FAILURES_KEPT) peer.failures.shift();
+  peer.failureCount = (peer.failureCount ?? 0) + 1;
 }
 
 /** The placeholder for a PC that asked for its boot script and has not said hello yet. */

@@ -4,11 +4,11 @@
 // the peer's state is refused with a message (the core closes that session only); one that fits
 // may move the peer on in the scheduler.
 import type { EventRecord, Mode, PeerMessage } from "../protocol/mod.ts";
-import type { PeerRecord } from "./peer_record.ts";
+import { failureReason, type PeerRecord, recordFailure } from "./peer_record.ts";
 import type { SchedulerEvent } from "./scheduler.ts";
 
-/** Everything but "hello", which the core handles (it opens the record). */
-export type PeerReport = Exclude<PeerMessage, { type: "hello" }>;
+/** Everything but "hello" and "proof", which the core handles (they need the session). */
+export type PeerReport = Exclude<PeerMessage, { type: "hello" } | { type: "proof" }>;
 
 export interface ReportContext {
   mode: Mode;
@@ -17,6 +17,8 @@ export interface ReportContext {
   apply(event: SchedulerEvent): void;
   /** A client verified its disk: the core checks whether the run has its expected PCs. */
   checkExpect(): void;
+  /** A client says its disk is good: the core asks it to prove it (see core.ts). */
+  challenge(peer: PeerRecord, readbackSeconds: number): void;
 }
 
 /** Take one report from `peer`; returns the message to refuse it with, or undefined. */
@@ -58,13 +60,14 @@ export function takeReport(
       if (peer.role !== "client" || peer.state !== "verifying") {
         return `Unexpected "verified" from ${peer.state} peer "${peer.id}"`;
       }
+      // Nothing on faith: it counts once it has proved it holds the image.
       if (msg.ok) {
-        verified(peer, now, msg.seconds, ctx);
+        ctx.challenge(peer, msg.seconds);
         return;
       }
       peer.state = "waiting";
       peer.held = Math.max(0, peer.total - msg.bad.length);
-      peer.failures.push({
+      recordFailure(peer, {
         at: now,
         reason: "read-back",
         detail: `${msg.bad.length} chunk(s) failed the read-back check: ${
@@ -78,7 +81,13 @@ export function takeReport(
       if (peer.role !== "client" || peer.verified) {
         return `Unexpected "failed" from ${peer.state} peer "${peer.id}"`;
       }
-      peer.failures.push({ at: now, reason: msg.reason, detail: msg.detail, server: msg.server });
+      const why = failureReason(msg.reason);
+      recordFailure(peer, {
+        at: now,
+        reason: why,
+        detail: msg.detail,
+        server: msg.server,
+      });
       if (msg.reason === "disk") {
         // The PC's own disk failed: not its server's fault, and no new assignment at once.
         // The client hangs up (its slot frees) and comes back after its backoff, or stops.
@@ -94,7 +103,7 @@ export function takeReport(
       }
       // Stale: the master already moved this client on (its server left), so only record it.
       if (peer.state !== "receiving" || peer.server !== msg.server) {
-        ctx.event("client-failed", { peer: peer.id, server: msg.server, reason: msg.reason });
+        ctx.event("client-failed", { peer: peer.id, server: msg.server, reason: why });
         return;
       }
       peer.state = "waiting";
@@ -102,10 +111,9 @@ export function takeReport(
       ctx.event("client-failed", {
         peer: peer.id,
         server: msg.server,
-        reason: msg.reason,
-        detail: msg.detail,
+        reason: why,
       });
-      ctx.apply({ type: "client-failed", id: peer.id, at: now, reason: msg.reason });
+      ctx.apply({ type: "client-failed", id: peer.id, at: now, reason: why });
       return;
     }
     case "finished": {
@@ -125,7 +133,13 @@ export function takeReport(
   }
 }
 
-function verified(peer: PeerRecord, now: number, seconds: number, ctx: ReportContext) {
+/** A client proved it holds the image this run gave it: it counts as verified. */
+export function verified(
+  peer: PeerRecord,
+  now: number,
+  seconds: number,
+  ctx: Omit<ReportContext, "challenge">,
+) {
   peer.verified = true;
   peer.doneAt = now;
   peer.state = "serving";

@@ -1,8 +1,10 @@
 // The master process: load the slices' manifest, run the core behind the Hono app on one port,
 // tick the scheduler's linger deadlines, and end the run cleanly.
 import type { Hono } from "hono";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { type BuildInfo, createBootApp, parseBuildInfo, serveTftp } from "../../netboot/mod.ts";
+import { openSlicesSource } from "../data/mod.ts";
+import { sourceProver } from "./prover.ts";
 import { loadManifest } from "../../imagetools/mod.ts";
 import type { LogFields, Logger } from "../../imagetools/kit/mod.ts";
 import { MasterCore } from "./core.ts";
@@ -133,6 +135,8 @@ const now = () => performance.now() / 1000;
 
 export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
   const loaded = await loadManifest(o.slices);
+  const slicesDir = (await Deno.stat(o.slices)).isFile ? dirname(o.slices) : o.slices;
+  const prover = sourceProver(await openSlicesSource(slicesDir));
   let resolveEnded!: (r: string) => void;
   const ended = new Promise<string>((r) => (resolveEnded = r));
   const core: MasterCore = new MasterCore({
@@ -148,6 +152,7 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
     ...(o.topology ? { topology: o.topology } : {}),
   }, {
     now,
+    prover,
     send(session, msg) {
       const ws = session as WebSocket;
       if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));

@@ -2,16 +2,30 @@
 // peers, and a sample run in mid-flight (every state on show) for the dashboard, tree, metrics
 // and app tests. Sessions are plain objects: no sockets.
 import { type Manifest, MANIFEST_FORMAT } from "../../imagetools/mod.ts";
-import { type MasterConfig, MasterCore } from "./core.ts";
+import { type MasterConfig, MasterCore, type Prover } from "./core.ts";
 import {
+  type ChallengeMessage,
   type HelloMessage,
   type MasterMessage,
   type PeerMessage,
   type PeerRole,
+  proofOf,
   PROTOCOL_VERSION,
 } from "../protocol/mod.ts";
 
 export const IMAGE_ID = "ab".repeat(32);
+
+/** Stands in for the master's copy of the image: chunk i is CHUNK bytes of value i % 256. */
+export function testChunk(i: number): Uint8Array {
+  return new Uint8Array(1024).fill(i % 256);
+}
+
+/** A prover over testChunk; challenges count up (nonce "n1", "n2", ...; chunks 1, 2). */
+let challenges = 0;
+export const TEST_PROVER: Prover = {
+  challenge: () => ({ nonce: `n${++challenges}`, chunks: [1, 2] }),
+  expected: (nonce, chunks) => proofOf(nonce, chunks.map(testChunk)),
+};
 const CHUNK = 1024 * 1024;
 const CHUNKS = 64;
 
@@ -46,6 +60,8 @@ export interface CoreHarness {
   hello(name: string, role: HelloMessage["role"], extra?: Partial<HelloMessage>): void;
   say(name: string, msg: PeerMessage): void;
   drop(name: string): void;
+  /** Answer the last challenge sent to `name` rightly. */
+  prove(name: string): void;
 }
 
 /** A peer's hello for IMAGE_ID (a fake server or server holds it all, a client nothing). */
@@ -91,6 +107,7 @@ export function coreHarness(config: Partial<MasterConfig> = {}): CoreHarness {
     log: () => {},
     onEnd: (reason) => (ended = reason),
     random: (bytes) => String(++seq).padStart(bytes * 2, "0"),
+    prover: TEST_PROVER,
   });
   let seq = 0;
   const closed: string[] = [];
@@ -119,6 +136,10 @@ export function coreHarness(config: Partial<MasterConfig> = {}): CoreHarness {
     drop(name) {
       core.disconnect(keys.get(name)!);
     },
+    prove(name) {
+      const ch = h.to(name).findLast((m) => m.type === "challenge") as ChallengeMessage;
+      h.say(name, { type: "proof", sha256: proofOf(ch.nonce, ch.chunks.map(testChunk)) });
+    },
   };
   return h;
 }
@@ -139,6 +160,9 @@ export function playSample(h: CoreHarness): CoreHarness {
   h.open("fake-server", "10.0.0.2");
   h.hello("fake-server", "fake");
   at(1);
+  // pc-01 and pc-02 netbooted: their hellos are bound to those boot requests (MAC, address).
+  h.core.booting("52:54:00:00:01:01", "10.0.1.1");
+  h.core.booting("52:54:00:00:01:02", "10.0.1.2");
   h.open("pc-01", "10.0.1.1");
   h.hello("pc-01", "client", { mac: "52:54:00:00:01:01" });
   h.open("pc-02", "10.0.1.2");
@@ -153,6 +177,7 @@ export function playSample(h: CoreHarness): CoreHarness {
   h.say("pc-01", { type: "received" });
   at(13);
   h.say("pc-01", { type: "verified", ok: true, bad: [], seconds: 1.2 });
+  h.prove("pc-01");
   at(20);
   h.say("pc-02", { type: "progress", held: 64, bytes: 64 * MiB, rate: 3.5 * MiB });
   h.say("pc-02", { type: "received" });

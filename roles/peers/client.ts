@@ -14,7 +14,7 @@ import { startChunkServer } from "../data/mod.ts";
 import { ControlSession } from "./control_session.ts";
 import { rateLimited } from "../data/mod.ts";
 import type { AfterAction, MasterMessage } from "../protocol/mod.ts";
-import { PROTOCOL_VERSION, ticketValid } from "../protocol/mod.ts";
+import { proofOf, PROTOCOL_VERSION, ticketValid } from "../protocol/mod.ts";
 import { ReceiveError, Receiver } from "../data/mod.ts";
 import { isDiskFailure, openTarget, type TargetDisk } from "../data/mod.ts";
 import { DiskError, resolveTarget } from "./target_choice.ts";
@@ -61,6 +61,9 @@ export interface ClientOptions {
   lldp?: string;
   lldpWait?: number;
 }
+
+/** How long a PC that is done waits for the master's word on its proof before it goes. */
+const PROVED_WAIT_MS = 30_000;
 
 export interface ClientResult {
   verified: boolean;
@@ -219,6 +222,11 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
       if (msg.type === "assign") void receive(msg.server.id, msg.server.url, msg.ticket);
       else if (msg.type === "end") finish({ verified, reason: msg.reason });
       else if (msg.type === "serve") log("serving", { clients: msg.clients.join(",") });
+      else if (msg.type === "challenge") void prove(msg.nonce, msg.chunks);
+      else if (msg.type === "proved") {
+        log("proved", { counted: msg.counted });
+        onProved?.();
+      }
     },
     onFatal: (message) => finish({ verified, reason: `refused by the master: ${message}` }),
     log,
@@ -231,6 +239,20 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
       session.send({ type: "progress", held: s.heldChunks, bytes: s.bytesReceived, rate: s.rate });
     }
   }, PROGRESS_MS);
+
+  let onProved: (() => void) | undefined;
+  let provedTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /** The master asks for proof that this disk holds the image: hash the chunks it names. */
+  async function prove(nonce: string, chunks: number[]) {
+    try {
+      const bytes: Uint8Array[] = [];
+      for (const i of chunks) bytes.push(await receiver.read(i, { waitMs: 0 }));
+      session.send({ type: "proof", sha256: proofOf(nonce, bytes) });
+    } catch (err) {
+      log("proof-failed", { error: (err as Error).message });
+    }
+  }
 
   async function receive(serverId: string, url: string, ticket: string) {
     current?.abort.abort();
@@ -273,7 +295,13 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
       progress.update(manifest.size);
       log("verified", { target: o.target, seconds: seconds.toFixed(2) });
       session.send({ type: "verified", ok: true, bad: [], seconds });
-      if (o.after !== "serve") finish({ verified, reason: `imaged; ${o.after} next` });
+      // Reboot or power off only once the master has checked the proof (or gave no word in
+      // PROVED_WAIT_MS): leaving earlier would end the session before it counts.
+      if (o.after !== "serve") {
+        const done = () => finish({ verified, reason: `imaged; ${o.after} next` });
+        onProved = done;
+        provedTimer = setTimeout(done, PROVED_WAIT_MS);
+      }
     } else {
       log("readback-failed", { bad: bad.length });
       session.send({ type: "verified", ok: false, bad, seconds });
@@ -302,6 +330,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
 
   session.start();
   const result = await finished;
+  clearTimeout(provedTimer);
   clearInterval(ticker);
   current?.abort.abort();
   await server.close();

@@ -83,9 +83,16 @@ export interface FinishedMessage {
   detail: string;
 }
 
+/** The answer to a "challenge": proofOf(nonce, the named chunks as this peer holds them). */
+export interface ProofMessage {
+  type: "proof";
+  sha256: string;
+}
+
 export type PeerMessage =
   | FinishedMessage
   | HelloMessage
+  | ProofMessage
   | ProgressMessage
   | ReceivedMessage
   | VerifiedMessage
@@ -113,6 +120,17 @@ export interface ServeMessage {
   type: "serve";
   clients: string[];
 }
+/** Prove you hold the image: answer "proof" with proofOf(nonce, these chunks). */
+export interface ChallengeMessage {
+  type: "challenge";
+  nonce: string;
+  chunks: number[];
+}
+/** The proof was right; `counted`: this PC counts as verified (this run imaged it). */
+export interface ProvedMessage {
+  type: "proved";
+  counted: boolean;
+}
 export interface EndMessage {
   type: "end";
   reason: string;
@@ -125,6 +143,8 @@ export type MasterMessage =
   | WelcomeMessage
   | AssignMessage
   | ServeMessage
+  | ChallengeMessage
+  | ProvedMessage
   | EndMessage
   | ErrorMessage;
 
@@ -318,6 +338,14 @@ export function parsePeerMessage(raw: string | ArrayBuffer | Uint8Array): PeerMe
         ...(o.diskReason !== undefined ? { diskReason: str(o, "diskReason", 2048)! } : {}),
       };
     }
+    case "proof": {
+      onlyKeys(o, ["type", "sha256"]);
+      const sha256 = str(o, "sha256", 64)!;
+      if (!HEX64.test(sha256)) {
+        throw new ProtocolError(`Invalid "proof" message: field "sha256" is not 64 hex digits`);
+      }
+      return { type: "proof", sha256 };
+    }
     case "progress":
       onlyKeys(o, ["type", "held", "bytes", "rate"]);
       return {
@@ -378,6 +406,8 @@ export function parseMasterMessage(raw: string): MasterMessage {
     case "welcome":
     case "assign":
     case "serve":
+    case "challenge":
+    case "proved":
     case "end":
     case "error":
       return o as unknown as MasterMessage;

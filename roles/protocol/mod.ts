@@ -5,3 +5,4 @@ export * from "./status.ts";
 export * from "./data_plane.ts";
 export * from "./ticket.ts";
 export * from "./feed.ts";
+export * from "./proof.ts";
