@@ -6,6 +6,8 @@
 //
 //   deno run -A scripts/emulate_pcs.ts --master http://127.0.0.1:8080 --pcs 700
 import { parseArgs } from "node:util";
+import { openSlicesSource } from "../roles/data/mod.ts";
+import { proofOf } from "../roles/protocol/mod.ts";
 
 export interface EmulateOptions {
   master: string;
@@ -24,6 +26,10 @@ export interface EmulateOptions {
   manifest?: boolean;
   /** Seconds a read-back takes. */
   readback?: number;
+  /** The image's slices: the PCs answer the master's challenges from them, as a real PC
+   * answers from its disk (without, a PC never counts as verified: the master takes no claim
+   * on faith). */
+  slices?: string;
   log?: (line: string) => void;
 }
 
@@ -70,6 +76,7 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
     manifestBytes: 0,
   };
   const held = new Map<string, number>();
+  const source = o.slices ? await openSlicesSource(o.slices) : undefined;
   const wsUrl = new URL("/api/v1/control", o.master);
   wsUrl.protocol = wsUrl.protocol === "https:" ? "wss:" : "ws:";
   let closing = false;
@@ -115,6 +122,10 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
         ws.onmessage = (ev) => {
           const msg = JSON.parse(ev.data as string);
           if (msg.type === "error") stats.errors.push(`${name}: ${msg.message}`);
+          if (msg.type === "challenge" && source) {
+            const bytes = Promise.all((msg.chunks as number[]).map((c) => source!.read(c)));
+            bytes.then((b) => send({ type: "proof", sha256: proofOf(msg.nonce, b) }), () => {});
+          }
           if (msg.type === "end") {
             over = true;
             stats.ended++;
@@ -214,6 +225,8 @@ OPTIONS
   --fail LIST      PCs that fail, by number: 3,17 (default none)
   --fake           also connect an emulated fake server
   --server-token T the fake server's credential (CASCADE_SERVER_TOKEN)
+  --slices DIR     the image's slices: PCs answer the master's proof challenges from them
+                   (without, no PC counts as verified)
   --help           this text
 `;
 
@@ -226,6 +239,7 @@ if (import.meta.main) {
       fail: { type: "string", default: "" },
       fake: { type: "boolean", default: false },
       "server-token": { type: "string" },
+      slices: { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
@@ -249,6 +263,7 @@ if (import.meta.main) {
     fail: v.fail ? v.fail.split(",").map(Number) : [],
     fake: v.fake,
     serverToken: v["server-token"] ?? Deno.env.get("CASCADE_SERVER_TOKEN"),
+    slices: v.slices,
     log: (l) => console.log(l),
   });
   const show = setInterval(() => console.log(`emulate ${JSON.stringify(em.stats)}`), 2000);

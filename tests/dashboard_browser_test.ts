@@ -49,7 +49,14 @@ Deno.test({
     let em: Emulation | undefined;
     try {
       const url = await lab.master(["--token", TOKEN, "--linger", "1", "--no-history"]);
-      em = await emulatePcs({ master: url, pcs: PCS, rate: 1, fail: FAIL, fake: true });
+      em = await emulatePcs({
+        master: url,
+        pcs: PCS,
+        rate: 1,
+        fail: FAIL,
+        fake: true,
+        slices: lab.slices,
+      });
       const page = (await browser).pages()[0] ?? await (await browser).newPage();
       try {
         await watchRun(lab, url, page, em);

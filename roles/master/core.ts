@@ -222,12 +222,7 @@ export class MasterCore {
     // A MAC is taken only from the boot request this session's address made: a hello that
     // names another PC's MAC (or one that booted elsewhere) is refused, so it cannot get that
     // PC recorded as imaged. A hello without a MAC takes the one that booted from its address.
-    if (msg.mac && this.#macs.has(msg.mac)) {
-      return this.reject(
-        session,
-        `MAC "${msg.mac}" belongs to connected peer "${this.#macs.get(msg.mac)}"`,
-      );
-    }
+    // A MAC named without a boot request (no netboot) is shown, but never recorded as imaged.
     const boot = msg.mac ? this.#boots.byMac(msg.mac) : this.#boots.byAddress(address);
     if (msg.mac && boot && boot.address !== address) {
       return this.reject(
@@ -235,9 +230,13 @@ export class MasterCore {
         `MAC "${msg.mac}" booted from another address than this session's ("${address}")`,
       );
     }
-    const mac = msg.role === "client" && boot?.address === address && !this.#macs.has(boot.mac)
-      ? boot.mac
-      : undefined;
+    const bound = msg.role === "client" && boot !== undefined && boot.address === address;
+    const mac = bound ? boot!.mac : msg.role === "client" ? msg.mac : undefined;
+    const holder = mac ? this.peers.get(this.#macs.get(mac) ?? "") : undefined;
+    if (holder && (holder.macBound || !bound)) {
+      return this.reject(session, `MAC "${mac}" belongs to connected peer "${holder.id}"`);
+    }
+    if (holder) holder.mac = undefined; // an unbound claim gives way to the PC that booted
     if (mac && this.peers.get(mac)?.state === "booting") this.peers.delete(mac);
     const id = this.#uniqueId(msg.name, address, mac);
     const host = address.includes(":") ? `[${address}]` : address;
@@ -282,6 +281,7 @@ export class MasterCore {
     if (previous?.doneAt !== undefined) peer.doneAt = previous.doneAt;
     this.peers.set(id, peer);
     if (mac) this.#macs.set(mac, id);
+    if (bound) peer.macBound = true;
     const s = this.#sessions.get(session)!;
     s.peer = id;
     this.#bySession.set(id, session);
@@ -303,7 +303,7 @@ export class MasterCore {
       held: peer.held,
       complete: complete || claimsComplete,
       ...(peer.disk ? { disk: peer.disk } : {}),
-      ...(msg.mac && !mac ? { unboundMac: msg.mac } : {}),
+      ...(mac && !bound ? { macBound: false } : {}),
     });
     // Which disk the PC will write, and why, before it writes (the dashboard's event list).
     if (msg.disk) this.#event("disk", { peer: id, disk: msg.disk, reason: msg.diskReason });

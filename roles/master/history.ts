@@ -460,7 +460,11 @@ export function recordRun(history: History, core: MasterCore, o: RecordOptions):
         readback.set(peer, e.fields.readback);
       }
       const mac = core.peers.get(peer)?.mac;
-      if (e.event === "verified" && mac) history.markImaged(mac, config.imageId, o.toWall(e.at));
+      // Only a MAC bound to its boot request: a hello naming some MAC must not mark it imaged.
+      const bound = core.peers.get(peer)?.macBound;
+      if (e.event === "verified" && mac && bound) {
+        history.markImaged(mac, config.imageId, o.toWall(e.at));
+      }
       if (e.event === "boot") {
         history.addBoot(runId, {
           mac: peer,

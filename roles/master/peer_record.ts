@@ -44,6 +44,9 @@ export interface PeerRecord {
   probe?: number;
   /** Why the scheduler made it a leaf (relay mode), when it did. */
   demoted?: string;
+  /** Its MAC came from its own boot request (same MAC, same address): only then is the MAC
+   * recorded as imaged. A MAC a hello merely names is shown, not trusted. */
+  macBound?: boolean;
   /** Every failure ever recorded (`failures` keeps only the last MAX_FAILURES_KEPT). */
   failureCount?: number;
 }
