@@ -20,6 +20,8 @@ export interface EmulateOptions {
   fail?: number[];
   /** The server token, for the emulated fake server (PCs need none). */
   serverToken?: string;
+  /** A token in every hello: masters from before the trust split wanted the lab token there. */
+  helloToken?: string;
   /** Also connect one emulated fake server. */
   fake?: boolean;
   /** Fetch the manifest first, as the real client does (bytes count in `stats`). */
@@ -38,7 +40,10 @@ export interface EmulateStats {
   dropped: number;
   /** "error" messages the master sent (protocol errors). */
   errors: string[];
+  /** Assignments (a PC re-assigned after a failure counts again), and PCs assigned at least once. */
   assigned: number;
+  assignedPcs: number;
+  /** PCs that sent "verified" (each counted once). */
   verified: number;
   ended: number;
   manifestBytes: number;
@@ -71,24 +76,39 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
     dropped: 0,
     errors: [],
     assigned: 0,
+    assignedPcs: 0,
     verified: 0,
     ended: 0,
     manifestBytes: 0,
   };
-  const held = new Map<string, number>();
   const source = o.slices ? await openSlicesSource(o.slices) : undefined;
+  // Each PC's chunks, and since when it moves at `rate` (so a PC downstream reads its server's
+  // progress as of now, not as of its last report: a chain does not lag a report per hop).
+  const progress = new Map<string, { n: number; at: number; moving: boolean }>();
+  const clock = () => performance.now() / 1000;
+  const heldNow = (name: string) => {
+    const p = progress.get(name);
+    if (!p) return image.chunks; // a server this emulation does not run holds everything
+    return p.moving ? Math.min(image.chunks, p.n + rate * (clock() - p.at)) : p.n;
+  };
+  const held = {
+    get: (name: string) => progress.get(name)?.n,
+    set: (name: string, n: number, moving = false) =>
+      progress.set(name, { n, at: clock(), moving }),
+    has: (name: string) => progress.has(name),
+  };
+  const assignedPcs = new Set<string>();
   const wsUrl = new URL("/api/v1/control", o.master);
   wsUrl.protocol = wsUrl.protocol === "https:" ? "wss:" : "ws:";
   let closing = false;
   const sockets = new Set<WebSocket>();
   const timers = new Set<ReturnType<typeof setInterval>>();
   const finished: Promise<void>[] = [];
-  if (o.fake) held.set("fake-server", image.chunks);
 
   const peer = (i: number, role: "client" | "fake") =>
     new Promise<void>((resolve) => {
       const name = role === "fake" ? "fake-server" : `${prefix}${String(i).padStart(4, "0")}`;
-      if (!held.has(name)) held.set(name, 0);
+      if (!held.has(name)) held.set(name, role === "fake" ? image.chunks : 0);
       let over = false;
       let verified = false;
       let backoff = 200;
@@ -102,6 +122,8 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
         const stop = () => {
           if (tick !== undefined) clearInterval(tick), timers.delete(tick);
           tick = undefined;
+          const n = held.get(name);
+          if (n !== undefined) held.set(name, n, false);
         };
         ws.onopen = () => {
           backoff = 200;
@@ -117,6 +139,7 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
             held: held.get(name)!,
             complete: role === "fake" || verified,
             ...(role === "fake" && o.serverToken ? { token: o.serverToken } : {}),
+            ...(o.helloToken ? { token: o.helloToken } : {}),
           });
         };
         ws.onmessage = (ev) => {
@@ -134,16 +157,21 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
           }
           if (msg.type !== "assign" || role !== "client") return;
           stats.assigned++;
+          assignedPcs.add(name);
+          stats.assignedPcs = assignedPcs.size;
           server = msg.server.id as string;
           stop();
+          held.set(name, held.get(name)!, true);
           const t0 = performance.now();
           let last = held.get(name)!;
           tick = setInterval(() => {
             const mine = held.get(name)!;
-            const up = held.get(server!) ?? image.chunks;
             // A PC keeps what it holds: a server that holds less (after a re-attach) only stalls it.
-            const next = Math.max(mine, Math.min(image.chunks, up, mine + rate));
-            held.set(name, next);
+            const next = Math.max(
+              mine,
+              Math.floor(Math.min(image.chunks, heldNow(server!), mine + rate)),
+            );
+            held.set(name, next, next < image.chunks);
             bytes += (next - mine) * image.chunkSize;
             if (fail.has(i) && next >= Math.min(2, image.chunks)) {
               stop();
@@ -154,6 +182,7 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
                 detail: `Chunk ${next} failed its SHA-256 check from "${server}"`,
               });
               over = true;
+              held.set(name, held.get(name)!, false);
               setTimeout(() => ws.close(), 100);
               return;
             }
@@ -168,8 +197,8 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
             stop();
             send({ type: "received" });
             setTimeout(() => {
+              if (!verified) stats.verified++;
               verified = true;
-              stats.verified++;
               send({
                 type: "verified",
                 ok: true,

@@ -1,0 +1,374 @@
+// The master at site scale: N emulated PCs (scripts/emulate_pcs.ts, control sessions only)
+// against a real master process on loopback, then V dashboard viewers, then the burst of every
+// PC finishing. Prints one table: time to all assigned, the master's CPU and RSS with and without
+// viewers, each viewer's bytes/s, the largest request latency through the burst, sessions
+// dropped, protocol errors, PCs verified, and the page's first paint in Chromium.
+//
+//   deno run -A scripts/bench_dashboard.ts --pcs 1500 --viewers 20
+//   deno run -A scripts/bench_dashboard.ts --repo /tmp/old --viewer-path '/api/v1/events?view=dashboard'
+//
+// --repo runs the master of another checkout (a baseline, measured in the same way).
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { MANIFEST_FORMAT, serializeManifest } from "../imagetools/mod.ts";
+import { emulatePcs } from "./emulate_pcs.ts";
+
+const HELP = `The master at site scale: emulated PCs, dashboard viewers, the finishing burst.
+
+USAGE
+  deno run -A scripts/bench_dashboard.ts [OPTIONS]
+
+OPTIONS
+  --pcs N            emulated PCs (default 1500)
+  --viewers N        dashboard viewers (default 20)
+  --chunks N         chunks of 1 MiB in the image (default 400)
+  --rate N           chunks/s each PC receives at (default 5)
+  --repo DIR         run the master from this checkout (default: this one)
+  --viewer-path P    what a viewer follows (default /api/v1/feed/events)
+  --no-browser       skip the first paint in Chromium
+  --help             this text
+`;
+
+const TICKS = 100;
+const started = performance.now();
+const phase = (what: string) =>
+  console.error(`bench ${((performance.now() - started) / 1000).toFixed(0)}s ${what}`); // /proc clock ticks per second on Linux
+
+function procCpu(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / TICKS; // utime + stime, seconds
+}
+
+function procRssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** CPU share of one core and RSS over a window of `ms`. */
+async function sample(pid: number, ms: number): Promise<{ cpu: number; rss: number }> {
+  const c0 = procCpu(pid), t0 = performance.now();
+  const rss: number[] = [];
+  while (performance.now() - t0 < ms) {
+    await new Promise((r) => setTimeout(r, 500));
+    rss.push(procRssMb(pid));
+  }
+  const cpu = (procCpu(pid) - c0) / ((performance.now() - t0) / 1000);
+  rss.sort((a, b) => a - b);
+  return { cpu, rss: rss[Math.floor(rss.length / 2)] };
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** A latency probe: GET `path` every `every` ms; the largest and the median answer time. */
+function probe(url: string, every: number) {
+  const times: number[] = [];
+  let stop = false;
+  const done = (async () => {
+    while (!stop) {
+      const t = performance.now();
+      try {
+        await (await fetch(url)).arrayBuffer();
+        times.push(performance.now() - t);
+      } catch {
+        times.push(Infinity);
+      }
+      await new Promise((r) => setTimeout(r, every));
+    }
+  })();
+  return {
+    async end() {
+      stop = true;
+      await done;
+      const s = [...times].sort((a, b) => a - b);
+      return { max: s.at(-1) ?? NaN, median: s[Math.floor(s.length / 2)] ?? NaN, n: s.length };
+    },
+    reset: () => void times.splice(0),
+  };
+}
+
+/** One viewer: follow the event stream, count its bytes. */
+function viewer(url: string) {
+  const ctl = new AbortController();
+  const v = { bytes: 0, events: 0, ctl };
+  (async () => {
+    try {
+      const res = await fetch(url, { signal: ctl.signal });
+      const reader = res.body!.getReader();
+      const dec = new TextDecoder();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        v.bytes += value.byteLength;
+        v.events += dec.decode(value).split("\nevent: ").length - 1 +
+          (dec.decode(value.subarray(0, 7)) === "event: " ? 1 : 0);
+      }
+    } catch { /* aborted */ }
+  })();
+  return v;
+}
+
+async function firstPaint(url: string, tiles: number): Promise<{ fcp: number; ready: number }> {
+  const { chromium } = await import("playwright-core");
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu"],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1920, height: 1080 } });
+    await page.goto(url);
+    type G = {
+      document: { querySelectorAll(s: string): { length: number } };
+      performance: { now(): number; getEntriesByName(n: string): { startTime: number }[] };
+    };
+    // "ready": every PC drawn (the new page's tiles; the old page's table rows).
+    await page.waitForFunction(
+      (n) => {
+        const g = globalThis as unknown as G;
+        return g.document.querySelectorAll("#room .t, tr[data-peer]").length >= n;
+      },
+      tiles,
+      { timeout: 30_000 },
+    );
+    const ready = await page.evaluate(() => (globalThis as unknown as G).performance.now());
+    const fcp = await page.evaluate(() =>
+      (globalThis as unknown as G).performance.getEntriesByName("first-contentful-paint")[0]
+        ?.startTime ?? NaN
+    );
+    return { fcp, ready };
+  } finally {
+    await browser.close();
+  }
+}
+
+async function main() {
+  const { values: v } = parseArgs({
+    options: {
+      pcs: { type: "string", default: "1500" },
+      viewers: { type: "string", default: "20" },
+      chunks: { type: "string", default: "400" },
+      rate: { type: "string", default: "5" },
+      repo: { type: "string" },
+      "viewer-path": { type: "string", default: "/api/v1/feed/events" },
+      "no-browser": { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (v.help) return console.log(HELP);
+  const num = (name: string, s: string) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new RangeError(`Invalid "--${name}" ${JSON.stringify(s)}: expected a whole number ≥ 1`);
+    }
+    return n;
+  };
+  const pcs = num("pcs", v.pcs!), viewers = num("viewers", v.viewers!);
+  const chunks = num("chunks", v.chunks!), rate = num("rate", v.rate!);
+  const repo = v.repo ?? new URL("..", import.meta.url).pathname;
+
+  const dir = await Deno.makeTempDir({ prefix: "cascade-bench-dash-" });
+  const slices = join(dir, "slices");
+  await Deno.mkdir(slices);
+  const hex = (n: number) => randomBytes(n).toString("hex");
+  const CHUNK = 1024 * 1024;
+  await Deno.writeTextFile(
+    join(slices, "manifest.json"),
+    serializeManifest({
+      format: MANIFEST_FORMAT,
+      name: "bench.img",
+      size: chunks * CHUNK,
+      chunkSize: CHUNK,
+      md5: hex(16),
+      sha256: hex(32),
+      chunks: Array.from(
+        { length: chunks },
+        () => ({ md5: hex(16), sha256: hex(32), zero: false }),
+      ),
+    }),
+  );
+  const port = freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const log = await Deno.open(join(dir, "master.log"), { write: true, create: true });
+  const errLog = await Deno.open(join(dir, "master.err"), { write: true, create: true });
+  const master = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      join(repo, "cascade.ts"),
+      "master",
+      "--slices",
+      slices,
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--mode",
+      "relay",
+      "--linger",
+      "1",
+      "--no-history",
+      "--token",
+      "bench",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  const logged = Promise.all([
+    master.stdout.pipeTo(log.writable),
+    master.stderr.pipeTo(errLog.writable),
+  ]);
+  let exited: string | null = null;
+  master.status.then(async (st) => {
+    const tail = (await Deno.readTextFile(join(dir, "master.err")).catch(() => ""))
+      .split("\n").filter((l) => !/^pc-|^-+ |^PC /.test(l)).slice(-4).join(" | ");
+    exited = `The master exited (code ${st.code}): ${tail.slice(0, 400)}`;
+  });
+  const alive = () => {
+    if (exited) throw new Error(exited);
+  };
+  const out: [string, string][] = [];
+  try {
+    for (let i = 0;; i++) {
+      try {
+        await (await fetch(`${url}/api/v1/image`)).arrayBuffer();
+        break;
+      } catch {
+        if (i > 100) throw new Error(`The master on ${url} did not come up; see ${dir}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    const idle = await sample(master.pid, 2000);
+    out.push([
+      "master idle: CPU, RSS",
+      `${(idle.cpu * 100).toFixed(1)} %, ${idle.rss.toFixed(0)} MB`,
+    ]);
+
+    // Join: every PC says hello and is assigned.
+    phase(`join: ${pcs} PCs`);
+    const latency = probe(`${url}/api/v1/image`, 100);
+    const t0 = performance.now();
+    // A baseline master (--repo) may be older than the trust split: it wants the token in hellos.
+    const em = await emulatePcs({
+      master: url,
+      pcs,
+      rate,
+      fake: true,
+      ...(v.repo ? { helloToken: "bench" } : {}),
+    });
+    while (em.stats.assignedPcs < pcs) {
+      alive();
+      if (performance.now() - t0 > 120_000) {
+        throw new Error(`Only ${em.stats.assignedPcs} assigned`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const assignedIn = (performance.now() - t0) / 1000;
+    out.push([`time to all ${pcs} assigned`, `${assignedIn.toFixed(1)} s`]);
+    await new Promise((r) => setTimeout(r, 2000));
+    const steady = await sample(master.pid, 10_000);
+    out.push([
+      "master steady, no viewers: CPU, RSS",
+      `${(steady.cpu * 100).toFixed(1)} %, ${steady.rss.toFixed(0)} MB`,
+    ]);
+
+    phase(`${viewers} viewers`);
+    const vs = Array.from({ length: viewers }, () => viewer(`${url}${v["viewer-path"]}`));
+    await new Promise((r) => setTimeout(r, 3000)); // past the first snapshot
+    const b0 = vs.map((x) => x.bytes);
+    const tv = performance.now();
+    const watched = await sample(master.pid, 10_000);
+    const secs = (performance.now() - tv) / 1000;
+    const rates = vs.map((x, i) => (x.bytes - b0[i]) / secs / 1000).sort((a, b) => a - b);
+    out.push([
+      `master with ${viewers} viewers: CPU, RSS`,
+      `${(watched.cpu * 100).toFixed(1)} %, ${watched.rss.toFixed(0)} MB`,
+    ]);
+    out.push([
+      "per viewer: median (max) KB/s",
+      `${rates[Math.floor(rates.length / 2)].toFixed(1)} (${rates.at(-1)!.toFixed(1)})`,
+    ]);
+    if (!v["no-browser"]) {
+      phase("first paint in chromium");
+      const p = await firstPaint(url, pcs).catch((err) => (err as Error).message.split("\n")[0]);
+      out.push([
+        "Chromium: first contentful paint, all PCs drawn",
+        typeof p === "string" ? `failed: ${p}` : `${p.fcp.toFixed(0)} ms, ${p.ready.toFixed(0)} ms`,
+      ]);
+    }
+
+    // The burst: every PC finishes (a relay chain moves as one), viewers still watching.
+    phase("burst: every PC finishing");
+    latency.reset();
+    const tb = performance.now();
+    while (em.stats.verified < pcs) {
+      alive();
+      if (performance.now() - tb > 600_000) throw new Error(`Only ${em.stats.verified} verified`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    // The PCs have all said "verified"; the master counts them once it has read their messages.
+    const tc = performance.now();
+    let status: { totals: { verified: number } } = { totals: { verified: 0 } };
+    let statusMs = 0;
+    while (performance.now() - tc < 60_000) {
+      alive();
+      const t = performance.now();
+      status = await (await fetch(`${url}/api/v1/status`)).json();
+      statusMs = performance.now() - t;
+      if (status.totals.verified >= pcs) break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    out.push([
+      "master counted the last verified after",
+      `${((performance.now() - tc) / 1000).toFixed(1)} s`,
+    ]);
+    const lat = await latency.end();
+    out.push(["burst: sessions dropped", String(em.stats.dropped)]);
+    out.push(["burst: protocol errors", String(em.stats.errors.length)]);
+    out.push(["verified (status totals)", `${status.totals.verified} of ${pcs}`]);
+    out.push([
+      "GET /api/v1/image through the burst: max (median)",
+      `${lat.max.toFixed(0)} ms (${lat.median.toFixed(1)} ms), ${lat.n} requests`,
+    ]);
+    out.push(["GET /api/v1/status at the end", `${statusMs.toFixed(0)} ms`]);
+    for (const x of vs) x.ctl.abort();
+    await fetch(`${url}/api/v1/admin/end`, {
+      method: "POST",
+      headers: { authorization: "Bearer bench" },
+    }).then((r) => r.arrayBuffer());
+    // Every PC hears "end" (bounded: a master that fell far behind may never say it to all).
+    await Promise.race([em.done, new Promise((r) => setTimeout(r, 20_000))]);
+    em.close();
+    if (em.stats.errors.length) console.error(em.stats.errors.slice(0, 5).join("\n"));
+  } catch (err) {
+    // What was measured stays in the table; the reason the run stopped goes last.
+    out.push(["run stopped early", (err as Error).message]);
+  } finally {
+    phase("stopping the master");
+    try {
+      master.kill("SIGTERM");
+    } catch { /* gone */ }
+    await master.status;
+    await logged.catch(() => {});
+    phase("stopped");
+    await Deno.remove(dir, { recursive: true });
+  }
+  const w = Math.max(...out.map(([k]) => k.length));
+  console.log(`\n${pcs} PCs, ${viewers} viewers (${v["viewer-path"]}), master from ${repo}`);
+  for (const [k, val] of out) console.log(`${k.padEnd(w)}  ${val}`);
+}
+
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (err) {
+    console.error((err as Error).message);
+    Deno.exit(1);
+  }
+}
