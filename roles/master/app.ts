@@ -245,7 +245,8 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
     status,
     subscribe: (fn) => core.subscribe(fn),
     pace: o.sse ?? { minGap: 250, period: 1000 },
-    groupOf: o.groupOf,
+    // Tiles group by the PC's group (groups file, enrolment), else by its switch (LLDP, topology).
+    groupOf: (p) => (p.mac ? o.groupOf?.(p.mac) : undefined) ?? core.peers.get(p.id)?.switch,
   });
   eventRoutes(app, hub);
 

@@ -8,7 +8,7 @@
 // then "delta"s, "end"), GET /api/v1/events (SSE: the whole status as JSON per tick, "end").
 import type { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
-import type { FeedSnapshot, LiveStatus } from "../protocol/mod.ts";
+import type { FeedSnapshot, LivePeer, LiveStatus } from "../protocol/mod.ts";
 import { feedDiff, feedSnapshot } from "./feed.ts";
 
 export interface Pace {
@@ -24,8 +24,8 @@ export interface FeedHubOptions {
   pace: Pace;
   /** How many deltas to keep for viewers a little behind (more behind: a snapshot). */
   keep?: number;
-  /** A PC's group by MAC, when the master knows groups (the room groups its tiles by it). */
-  groupOf?: (mac: string) => string | undefined;
+  /** A PC's group or switch, when the master knows one (the room groups its tiles by it). */
+  groupOf?: (p: LivePeer) => string | undefined;
 }
 
 interface Frame {

@@ -34,6 +34,14 @@ Deno.test("GET /api/v1/feed: the compact snapshot as JSON", async () => {
   assert.deepEqual(snap.peers["pc-06"], { r: "c", s: "waiting", p: 0, a: "10.0.1.6" });
 });
 
+Deno.test("GET /api/v1/feed: a PC on a known switch is grouped by it", async () => {
+  const { app, h } = setup();
+  h.core.peers.get("pc-03")!.switch = "sw-2";
+  const snap = await (await app.request("/api/v1/feed")).json() as FeedSnapshot;
+  assert.equal(snap.peers["pc-03"].g, "sw-2");
+  assert.equal(snap.peers["pc-04"].g, undefined);
+});
+
 Deno.test("GET /api/v1/feed/events: a snapshot, deltas that rebuild the run, then the end", async () => {
   const { app, h } = setup();
   const ev = sseReader(await app.request("/api/v1/feed/events"));

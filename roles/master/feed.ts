@@ -81,14 +81,14 @@ export function feedRun(s: LiveStatus): FeedRun {
   };
 }
 
-/** The feed at `seq`; `groupOf` names a PC's group (by MAC) when the master knows groups. */
+/** The feed at `seq`; `groupOf` names a PC's group (or switch) when the master knows one. */
 export function feedSnapshot(
   s: LiveStatus,
   seq: number,
-  groupOf?: (mac: string) => string | undefined,
+  groupOf?: (p: LivePeer) => string | undefined,
 ): FeedSnapshot {
   const peers: Record<string, FeedPeer> = {};
-  for (const p of s.peers) peers[p.id] = feedPeer(p, p.mac ? groupOf?.(p.mac) : undefined);
+  for (const p of s.peers) peers[p.id] = feedPeer(p, groupOf?.(p));
   return { seq, t: Math.round(s.now - s.startedAt), run: feedRun(s), peers };
 }
 

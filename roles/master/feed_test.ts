@@ -121,7 +121,7 @@ Deno.test("feed: a PC's group (by MAC) and the PCs that booted without being enr
     lastAt: 2,
     boots: 2,
   }];
-  const snap = feedSnapshot(s, 1, (mac) => (mac === "52:54:00:00:01:01" ? "room-101" : undefined));
+  const snap = feedSnapshot(s, 1, (p) => (p.mac === "52:54:00:00:01:01" ? "room-101" : undefined));
   assert.equal(snap.peers["pc-01"].g, "room-101");
   assert.equal(snap.peers["pc-02"].g, undefined);
   assert.deepEqual(snap.run.unenrolled, { count: 1, first: ["52:54:00:aa:00:01 (10.0.9.1)"] });
