@@ -1,5 +1,5 @@
 // The live dashboard in a real browser (Debian's chromium, driven by playwright-core) against a
-// real master process and 300 emulated PCs (scripts/emulate_pcs.ts: control sessions only):
+// real master process and 200 emulated PCs (scripts/emulate_pcs.ts: control sessions only):
 // the room shows every PC as a tile, a failed PC is found with one filter click, its details
 // say why, an admin signs in on the page and pauses and ends the run from it, and the page loads
 // nothing from elsewhere. Screenshots land in test-artifacts/ (dashboard.png, dashboard-ended.png).
@@ -14,7 +14,7 @@ const MiB = 1024 * 1024;
 const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = fileURLToPath(new URL("../test-artifacts/", import.meta.url));
 const TOKEN = "lab-secret";
-const PCS = 300;
+const PCS = 200;
 /** These PCs fail early (a bad chunk after 2 chunks), then leave. */
 const FAIL = [7, 150];
 
@@ -23,7 +23,7 @@ type PageGlobal = { document: { querySelectorAll(selector: string): { length: nu
 const haveChromium = await Deno.stat(CHROMIUM).then(() => true, () => false);
 
 Deno.test({
-  name: "dashboard: 300 PCs at a glance, a failed one in one click, admin from the page (chromium)",
+  name: "dashboard: 200 PCs at a glance, a failed one in one click, admin from the page (chromium)",
   ignore: !haveChromium,
   sanitizeResources: false, // playwright's pipes to chromium outlive the test's own bookkeeping
   sanitizeOps: false,
