@@ -10,11 +10,10 @@
 import { imageIdOf, parseManifest } from "../../imagetools/mod.ts";
 import type { Logger } from "../../imagetools/kit/mod.ts";
 import { Progress, type ProgressMode } from "../../imagetools/kit/mod.ts";
-import { startChunkServer } from "../data/mod.ts";
 import { ControlSession } from "./control_session.ts";
-import { rateLimited } from "../data/mod.ts";
+import { startPeerChunkServer } from "./peer_chunk_server.ts";
 import type { AfterAction, MasterMessage } from "../protocol/mod.ts";
-import { proofOf, PROTOCOL_VERSION, ticketValid } from "../protocol/mod.ts";
+import { proofOf, PROTOCOL_VERSION } from "../protocol/mod.ts";
 import { ReceiveError, Receiver } from "../data/mod.ts";
 import { isDiskFailure, openTarget, type TargetDisk } from "../data/mod.ts";
 import { DiskError, resolveTarget } from "./target_choice.ts";
@@ -172,15 +171,11 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
     });
   }
   await early("zeros", () => receiver.fillZeros());
-  const served = o.rateLimit ? rateLimited(receiver, o.rateLimit) : receiver;
-  // Serves only clients the master sent here: the key comes with each welcome.
-  let ticketKey: string | null = null;
-  const server = await startChunkServer({
-    source: served,
-    hostname: o.listen,
-    port: 0,
+  const { server, setTicketKey } = await startPeerChunkServer({
+    source: receiver,
+    listen: o.listen,
+    rateLimit: o.rateLimit,
     log,
-    tickets: (ticket, address) => ticketKey !== null && ticketValid(ticketKey, ticket, address),
   });
 
   let verified = receiver.missing().length === 0 && existed;
@@ -214,7 +209,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
       ...(probe !== undefined ? { probe } : {}),
     }),
     onWelcome: (w) => {
-      ticketKey = w.ticketKey;
+      setTicketKey(w.ticketKey);
       address = w.address;
       log("welcome", { id: w.id, mode: w.mode, address: w.address });
     },

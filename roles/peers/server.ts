@@ -2,10 +2,9 @@
 // chunks to whichever clients the master sends it, and stays registered until the run ends.
 import type { Logger } from "../../imagetools/kit/mod.ts";
 import type { ChunkSource } from "../data/mod.ts";
-import { startChunkServer } from "../data/mod.ts";
 import { ControlSession } from "./control_session.ts";
-import { rateLimited } from "../data/mod.ts";
-import { PROTOCOL_VERSION, ticketValid } from "../protocol/mod.ts";
+import { startPeerChunkServer } from "./peer_chunk_server.ts";
+import { PROTOCOL_VERSION } from "../protocol/mod.ts";
 
 export interface ServerOptions {
   masterUrl: string;
@@ -31,15 +30,11 @@ export interface ServerResult {
 
 export async function runServer(o: ServerOptions): Promise<ServerResult> {
   const { log, source } = o;
-  const served = o.rateLimit ? rateLimited(source, o.rateLimit) : source;
-  // Serves only clients the master sent here: the key comes with each welcome.
-  let ticketKey: string | null = null;
-  const server = await startChunkServer({
-    source: served,
-    hostname: o.listen,
-    port: 0,
+  const { server, setTicketKey } = await startPeerChunkServer({
+    source: source,
+    listen: o.listen,
+    rateLimit: o.rateLimit,
     log,
-    tickets: (ticket, address) => ticketKey !== null && ticketValid(ticketKey, ticket, address),
   });
   let finish!: (reason: string) => void;
   const finished = new Promise<string>((r) => (finish = r));
@@ -60,7 +55,7 @@ export async function runServer(o: ServerOptions): Promise<ServerResult> {
       ...(o.portRate ? { portRate: o.portRate } : {}),
     }),
     onWelcome: (w) => {
-      ticketKey = w.ticketKey;
+      setTicketKey(w.ticketKey);
       log("registered", { id: w.id, url: server.url, capacity: o.capacity });
     },
     onMessage: (msg) => {
