@@ -52,106 +52,28 @@
 //   \`rate\`) feeds floor(rate / the PCs' median probe rate) chains at once (at least 1, at most
 //   its capacity), since every chain takes one PC port's worth of its uplink.
 
-import { type AdaptConfig, DEFAULT_ADAPT, type DemotionReason, nextDemotion } from "./adapt.ts";
+import { type AdaptConfig, DEFAULT_ADAPT, nextDemotion } from "./adapt.ts";
 import { HopMeter } from "./hop_meter.ts";
+import { checkEvent } from "./scheduler_check.ts";
+import { type PickState, plans } from "./scheduler_pick.ts";
+import type {
+  Batch,
+  ClientEntry,
+  Decision,
+  Plan,
+  SchedulerConfig,
+  SchedulerEvent,
+  SchedulerSnapshot,
+  ServerEntry,
+} from "./scheduler_types.ts";
 
-export type ServerKind = "fake" | "server" | "relay";
-
-export interface SchedulerConfig {
-  /** Seconds a waiting batch may linger before it goes out partial (default 10). */
-  linger: number;
-  /** "relay": every client that gets assigned also joins the server queue at once as a relay
-   *  (kind "relay", capacity relayCapacity), since it serves each chunk as soon as verified.
-   *  "classic": clients become servers only when the master says so (server-ready event). */
-  mode: "classic" | "relay";
-  relayCapacity: number;
-  /** Relay mode: demote slow and stalled PCs (default DEFAULT_ADAPT; false: never). */
-  adapt?: AdaptConfig | false;
-}
-
-export type SchedulerEvent =
-  // join tail of server queue
-  // (`switch`: the switch it is on; `rate`: its port's bytes/s, a source's chains follow from it)
-  | {
-    type: "server-ready";
-    id: string;
-    capacity: number;
-    kind: ServerKind;
-    at: number;
-    switch?: string;
-    rate?: number;
-  }
-  // join tail of client queue (`probe`: bytes/s of its probe fetch)
-  | { type: "client-ready"; id: string; at: number; switch?: string; probe?: number }
-  // a receiving client's progress: bytes received since it joined (relay mode measures hops)
-  | { type: "progress"; id: string; bytes: number; at: number }
-  // client holds all chunks: its server's slot is free
-  | { type: "client-received"; id: string; at: number }
-  // its server failed it: back to HEAD of client queue (no client-ready needed)
-  | { type: "client-failed"; id: string; at: number; reason: string }
-  // session closed: out of all queues/batches at once; its batch clients go back to the head
-  | { type: "leave"; id: string; at: number }
-  // pause: no assignments until resume
-  | { type: "pause"; at: number }
-  | { type: "resume"; at: number }
-  // time passes (linger)
-  | { type: "tick"; at: number };
-
-export type Decision =
-  | { type: "assign"; server: string; clients: string[]; partial: boolean; at: number }
-  // all clients of its batch received/failed/left: server back to TAIL of server queue
-  | { type: "batch-done"; server: string; at: number }
-  // a receiving client now fetches from `server` instead of `from` (a demoted relay's downstream)
-  | { type: "move"; client: string; from: string; server: string; at: number }
-  // the peer is a leaf from now on (adapt.ts: why)
-  | { type: "demoted"; peer: string; reason: DemotionReason; detail: string; at: number }
-  | { type: "requeued"; client: string; reason: string; at: number }
-  // inconsistent event (unknown id, duplicate join...): state unchanged
-  | { type: "rejected"; event: SchedulerEvent; reason: string };
-
-export interface SchedulerSnapshot {
-  serverQueue: { id: string; capacity: number; kind: ServerKind; since: number }[];
-  /** `since`: when the client joined (kept across failures and requeues). */
-  clientQueue: { id: string; since: number }[];
-  /** Active batches; `clients` are the ones still receiving (at most `capacity`). */
-  batches: { server: string; capacity: number; clients: string[]; since: number }[];
-  /** client id -> server id it currently fetches from */
-  upstream: Record<string, string>;
-  paused: boolean;
-  /** Demoted PCs (relay mode): served last, never serve. */
-  leaves: string[];
-}
-
-interface ServerEntry {
-  id: string;
-  capacity: number;
-  kind: ServerKind;
-  since: number;
-  /** A source's port rate (bytes/s), when it said. */
-  rate?: number;
-}
-
-interface ClientEntry {
-  id: string;
-  since: number;
-}
-
-interface Batch {
-  server: ServerEntry;
-  /** Clients still receiving, in assignment order, each with its original `since`. */
-  clients: ClientEntry[];
-  since: number;
-}
-
-interface Plan {
-  server: ServerEntry;
-  clients: ClientEntry[];
-  full: boolean;
-  /** When this batch may leave partial (oldest member's since + linger). */
-  deadline: number;
-}
-
-const KINDS: readonly ServerKind[] = ["fake", "server", "relay"];
+export type {
+  Decision,
+  SchedulerConfig,
+  SchedulerEvent,
+  SchedulerSnapshot,
+  ServerKind,
+} from "./scheduler_types.ts";
 
 export class Scheduler {
   readonly #config: SchedulerConfig;
@@ -201,7 +123,13 @@ export class Scheduler {
   }
 
   apply(event: SchedulerEvent): Decision[] {
-    const problem = this.#check(event);
+    const problem = checkEvent(event, {
+      servers: this.#servers,
+      clients: this.#clients,
+      batches: this.#batches,
+      upstream: this.#upstream,
+      paused: this.#paused,
+    });
     if (problem) return [{ type: "rejected", event, reason: problem }];
     const out: Decision[] = [];
     const at = event.at;
@@ -281,68 +209,6 @@ export class Scheduler {
   }
 
   /** Why the event is inconsistent with the current state, or null when it may be applied. */
-  #check(e: SchedulerEvent): string | null {
-    if (typeof e.at !== "number" || !Number.isFinite(e.at)) {
-      return `Invalid time "${(e as { at: unknown }).at}": must be a finite number of seconds`;
-    }
-    const id = (e as { id?: unknown }).id;
-    if ("id" in e && (typeof id !== "string" || id === "")) {
-      return `Invalid peer id "${id}": must be a non-empty string`;
-    }
-    switch (e.type) {
-      case "server-ready":
-        if (!Number.isInteger(e.capacity) || e.capacity < 1) {
-          return `Invalid capacity "${e.capacity}" for server "${e.id}": must be a whole number >= 1`;
-        }
-        if (!KINDS.includes(e.kind)) return `Invalid server kind "${e.kind}" for "${e.id}"`;
-        if (e.rate !== undefined && !(e.rate > 0 && Number.isFinite(e.rate))) {
-          return `Invalid port rate "${e.rate}" for server "${e.id}": must be bytes/s > 0`;
-        }
-        if (e.switch !== undefined && typeof e.switch !== "string") {
-          return `Invalid switch "${e.switch}" for "${e.id}": must be a string`;
-        }
-        if (this.#servers.some((s) => s.id === e.id)) {
-          return `Server "${e.id}" is already in the server queue`;
-        }
-        if (this.#batches.has(e.id)) return `Server "${e.id}" is already serving a batch`;
-        return null;
-      case "client-ready":
-        if (e.probe !== undefined && !(e.probe > 0 && Number.isFinite(e.probe))) {
-          return `Invalid probe rate "${e.probe}" for client "${e.id}": must be bytes/s > 0`;
-        }
-        if (e.switch !== undefined && typeof e.switch !== "string") {
-          return `Invalid switch "${e.switch}" for "${e.id}": must be a string`;
-        }
-        if (this.#clients.some((c) => c.id === e.id)) {
-          return `Client "${e.id}" is already in the client queue`;
-        }
-        if (this.#upstream.has(e.id)) {
-          return `Client "${e.id}" is already receiving from "${this.#upstream.get(e.id)}"`;
-        }
-        return null;
-      case "client-received":
-      case "client-failed":
-        return this.#upstream.has(e.id) ? null : `Client "${e.id}" is not in any batch`;
-      case "progress":
-        if (typeof e.bytes !== "number" || !(e.bytes >= 0) || !Number.isFinite(e.bytes)) {
-          return `Invalid byte count "${e.bytes}" from "${e.id}": must be a number >= 0`;
-        }
-        return this.#upstream.has(e.id) ? null : `Client "${e.id}" is not receiving`;
-      case "leave":
-        return this.#servers.some((s) => s.id === e.id) || this.#batches.has(e.id) ||
-            this.#clients.some((c) => c.id === e.id) || this.#upstream.has(e.id)
-          ? null
-          : `Peer "${e.id}" is in no queue and no batch`;
-      case "pause":
-        return this.#paused ? "Already paused" : null;
-      case "resume":
-        return this.#paused ? null : "Not paused";
-      case "tick":
-        return null;
-      default:
-        return `Unknown event type "${(e as { type: unknown }).type}"`;
-    }
-  }
 
   /** Take a client out of its batch; emit batch-done when that empties the batch. */
   #finishClient(id: string, at: number, out: Decision[]): ClientEntry {
@@ -435,18 +301,6 @@ export class Scheduler {
     }
   }
 
-  /** Chains a server feeds at once: a source with a port rate feeds as many as it can. */
-  #capacityOf(server: ServerEntry): number {
-    if (this.#config.mode !== "relay" || server.rate === undefined || server.kind === "relay") {
-      return server.capacity;
-    }
-    const probes = [...this.#probes].filter(([id]) => !this.#leaves.has(id)).map(([, r]) => r)
-      .sort((a, b) => a - b);
-    if (probes.length === 0) return 1;
-    const typical = probes[Math.floor(probes.length / 2)];
-    return Math.max(1, Math.min(server.capacity, Math.floor(server.rate / typical)));
-  }
-
   #assignAll(at: number, out: Decision[]) {
     for (;;) {
       let plan: Plan | undefined;
@@ -487,52 +341,19 @@ export class Scheduler {
     }
   }
 
-  /**
-   * The batches that could go out now, in the order they would: for each client in queue order,
-   * its first allowed server (each server considered once) filled with the allowed clients.
-   */
-  *#plans(): Generator<Plan> {
-    const ancestors = new Map<string, Set<string>>();
-    const ancestorsOf = (serverId: string) => {
-      let set = ancestors.get(serverId);
-      if (!set) {
-        set = new Set();
-        // Bounded by the number of links, so a broken invariant cannot loop forever.
-        for (let x = this.#upstream.get(serverId); x !== undefined && !set.has(x);) {
-          set.add(x);
-          x = this.#upstream.get(x);
-        }
-        ancestors.set(serverId, set);
-      }
-      return set;
-    };
-    // A leaf serves only leaves.
-    const allowed = (client: string, server: string) =>
-      client !== server && !ancestorsOf(server).has(client) &&
-      (!this.#leaves.has(server) || this.#leaves.has(client));
-    const sw = (id: string) => this.#switchOf.get(id);
-    const leaf = (c: ClientEntry) => this.#leaves.has(c.id);
-    // Leaves after every other waiting client, so they never take a slot a relay could use.
-    const order = [...this.#clients.filter((c) => !leaf(c)), ...this.#clients.filter(leaf)];
-    const considered = new Set<ServerEntry>();
-    for (let i = 0; i < order.length; i++) {
-      const head = order[i];
-      const allowedServers = this.#servers.filter((s) => allowed(head.id, s.id));
-      const server = allowedServers.find((s) => sw(s.id) === sw(head.id)) ?? allowedServers[0];
-      if (!server || considered.has(server)) continue;
-      considered.add(server);
-      const capacity = this.#capacityOf(server);
-      const rank = (c: ClientEntry) => (leaf(c) ? 2 : 0) + (sw(c.id) === sw(server.id) ? 0 : 1);
-      const clients = order.slice(i).filter((c) => allowed(c.id, server.id))
-        .map((c, k) => ({ c, k })).sort((a, b) => rank(a.c) - rank(b.c) || a.k - b.k)
-        .slice(0, capacity).map(({ c }) => c);
-      const oldest = Math.min(...clients.map((c) => c.since));
-      yield {
-        server,
-        clients,
-        full: clients.length >= capacity,
-        deadline: oldest + this.#config.linger,
-      };
-    }
+  /** The pick rules (scheduler_pick.ts) over the current state. */
+  #plans(): Generator<Plan> {
+    return plans(
+      {
+        mode: this.#config.mode,
+        linger: this.#config.linger,
+        servers: this.#servers,
+        clients: this.#clients,
+        upstream: this.#upstream,
+        leaves: this.#leaves,
+        switchOf: this.#switchOf,
+        probes: this.#probes,
+      } satisfies PickState,
+    );
   }
 }

@@ -1,0 +1,77 @@
+// The scheduler's pick rules: which batches could go out now, and how many chains a source
+// feeds. Pure: it reads the queues, links, leaves, switches and probes the Scheduler keeps and
+// changes nothing (scheduler.ts says why these rules).
+import type { ClientEntry, Plan, ServerEntry } from "./scheduler_types.ts";
+
+/** What the pick rules read of the Scheduler's state. */
+export interface PickState {
+  mode: "classic" | "relay";
+  linger: number;
+  servers: readonly ServerEntry[];
+  clients: readonly ClientEntry[];
+  upstream: ReadonlyMap<string, string>;
+  leaves: ReadonlySet<string>;
+  switchOf: ReadonlyMap<string, string>;
+  probes: ReadonlyMap<string, number>;
+}
+
+/** Chains a server feeds at once: a source with a port rate feeds as many as it can. */
+export function capacityOf(s: PickState, server: ServerEntry): number {
+  if (s.mode !== "relay" || server.rate === undefined || server.kind === "relay") {
+    return server.capacity;
+  }
+  const probes = [...s.probes].filter(([id]) => !s.leaves.has(id)).map(([, r]) => r)
+    .sort((a, b) => a - b);
+  if (probes.length === 0) return 1;
+  const typical = probes[Math.floor(probes.length / 2)];
+  return Math.max(1, Math.min(server.capacity, Math.floor(server.rate / typical)));
+}
+
+/**
+ * The batches that could go out now, in the order they would: for each client in queue order,
+ * its first allowed server (each server considered once) filled with the allowed clients.
+ */
+export function* plans(s: PickState): Generator<Plan> {
+  const ancestors = new Map<string, Set<string>>();
+  const ancestorsOf = (serverId: string) => {
+    let set = ancestors.get(serverId);
+    if (!set) {
+      set = new Set();
+      // Bounded by the number of links, so a broken invariant cannot loop forever.
+      for (let x = s.upstream.get(serverId); x !== undefined && !set.has(x);) {
+        set.add(x);
+        x = s.upstream.get(x);
+      }
+      ancestors.set(serverId, set);
+    }
+    return set;
+  };
+  // A leaf serves only leaves.
+  const allowed = (client: string, server: string) =>
+    client !== server && !ancestorsOf(server).has(client) &&
+    (!s.leaves.has(server) || s.leaves.has(client));
+  const sw = (id: string) => s.switchOf.get(id);
+  const leaf = (c: ClientEntry) => s.leaves.has(c.id);
+  // Leaves after every other waiting client, so they never take a slot a relay could use.
+  const order = [...s.clients.filter((c) => !leaf(c)), ...s.clients.filter(leaf)];
+  const considered = new Set<ServerEntry>();
+  for (let i = 0; i < order.length; i++) {
+    const head = order[i];
+    const allowedServers = s.servers.filter((s) => allowed(head.id, s.id));
+    const server = allowedServers.find((s) => sw(s.id) === sw(head.id)) ?? allowedServers[0];
+    if (!server || considered.has(server)) continue;
+    considered.add(server);
+    const capacity = capacityOf(s, server);
+    const rank = (c: ClientEntry) => (leaf(c) ? 2 : 0) + (sw(c.id) === sw(server.id) ? 0 : 1);
+    const clients = order.slice(i).filter((c) => allowed(c.id, server.id))
+      .map((c, k) => ({ c, k })).sort((a, b) => rank(a.c) - rank(b.c) || a.k - b.k)
+      .slice(0, capacity).map(({ c }) => c);
+    const oldest = Math.min(...clients.map((c) => c.since));
+    yield {
+      server,
+      clients,
+      full: clients.length >= capacity,
+      deadline: oldest + s.linger,
+    };
+  }
+}
