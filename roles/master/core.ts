@@ -3,13 +3,11 @@
 // `log`, so the whole run can be replayed in tests. This file keeps the sessions (hello,
 // disconnect, end) and the run's switches; a peer's later reports are taken in peer_reports.ts,
 // the scheduler's decisions carried out in decisions.ts.
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import type { Logger } from "../../imagetools/kit/mod.ts";
+import { randomBytes } from "node:crypto";
 import type {
   EventRecord,
   HelloMessage,
   MasterMessage,
-  Mode,
   PeerFailure,
   PeerMessage,
   PeerState,
@@ -25,64 +23,18 @@ import { bootingPeer, type PeerRecord, recordFailure } from "./peer_record.ts";
 import { type ReportContext, takeReport, verified } from "./peer_reports.ts";
 import { BootRecords } from "./boot_records.ts";
 import { Scheduler, type SchedulerEvent } from "./scheduler.ts";
-import type { AdaptConfig } from "./adapt.ts";
-import type { Topology } from "./topology.ts";
+import {
+  type Challenge,
+  type MasterConfig,
+  type MasterIo,
+  MAX_BOOTING,
+  type SessionKey,
+} from "./core_config.ts";
+import { helloMac, helloRecord, helloRefusal, uniqueId } from "./hello.ts";
 
-export interface MasterConfig {
-  mode: Mode;
-  linger: number;
-  /** Relay mode: clients per relay (and per server). See scheduler.ts for why 1. */
-  fanout: number;
-  imageId: string;
-  totalChunks: number;
-  imageBytes: number;
-  /** End the run once this many clients have verified their disks. */
-  expect?: number;
-  /** Admin credential (admin actions over HTTP only; no peer ever needs it). */
-  token?: string;
-  /** Server credential: a "server" or "fake" hello must carry it (absent: servers are open). */
-  serverToken?: string;
-  /** The admin's topology file: the switch of PCs that do not say (LLDP) themselves. */
-  topology?: Topology;
-  /** Relay mode: demoting slow and stalled PCs (scheduler default; false: never). */
-  adapt?: AdaptConfig | false;
-}
-
-export interface MasterIo {
-  now(): number;
-  send(session: SessionKey, msg: MasterMessage): void;
-  close(session: SessionKey, code: number, reason: string): void;
-  log: Logger;
-  /** Called once when the run ends (expect reached or end() called). */
-  onEnd?(reason: string): void;
-  /** `bytes` random bytes as hex (ticket keys and nonces); default node:crypto. */
-  random?(bytes: number): string;
-  /** Checks that a PC holds the image (a challenge over chunks); see Prover. */
-  prover: Prover;
-}
-
-/** The master's side of the proof that a PC holds the image (roles/protocol/proof.ts). */
-export interface Prover {
-  /** A fresh challenge: a nonce and a few chunks, picked at random. */
-  challenge(): { nonce: string; chunks: number[] };
-  /** The right answer, from the master's own copy of those chunks (a string: decided now). */
-  expected(nonce: string, chunks: readonly number[]): string | Promise<string>;
-}
-
-/** Boot requests remembered (any host can ask with any MAC, so bounded; see BootRecords). */
-export const MAX_BOOTING = 1024;
-
-interface Challenge {
-  session: SessionKey;
-  nonce: string;
-  chunks: number[];
-  /** Counts as verified on success (this run imaged it, or verified it already). */
-  counts: boolean;
-  readbackSeconds: number;
-}
-
-/** Opaque per-connection key: the shell passes whatever identifies a WebSocket. */
-export type SessionKey = object;
+export { MAX_BOOTING } from "./core_config.ts";
+export { sameSecret } from "./hello.ts";
+export type { MasterConfig, MasterIo, Prover, SessionKey } from "./core_config.ts";
 
 export class MasterCore {
   readonly config: MasterConfig;
@@ -196,49 +148,20 @@ export class MasterCore {
     const { config } = this;
     // A PC booted from this master holds no secret (DESIGN.md "Trust"): only standalone servers
     // present a credential, the server token, which is not the admin token.
-    if (msg.role !== "client" && config.serverToken !== undefined) {
-      if (msg.token === undefined) {
-        return this.reject(session, "This master needs the server token (--server-token)");
-      }
-      if (!sameSecret(msg.token, config.serverToken)) {
-        return this.reject(session, "Wrong server token");
-      }
-    }
-    if (msg.imageId !== config.imageId) {
-      return this.reject(
-        session,
-        `Peer holds image "${msg.imageId.slice(0, 12)}" but this master serves "${
-          config.imageId.slice(0, 12)
-        }"`,
-      );
-    }
-    if (msg.held > config.totalChunks) {
-      return this.reject(session, `Invalid "hello": held ${msg.held} > ${config.totalChunks}`);
-    }
-    if (this.draining && msg.role === "client" && !this.peers.has(msg.name)) {
-      return this.reject(session, "This run is draining: the master admits no new clients");
-    }
+    const refusal = helloRefusal(msg, config, this.draining, (name) => this.peers.has(name));
+    if (refusal) return this.reject(session, refusal);
     const now = this.#io.now();
-    // A MAC is taken only from the boot request this session's address made: a hello that
-    // names another PC's MAC (or one that booted elsewhere) is refused, so it cannot get that
-    // PC recorded as imaged. A hello without a MAC takes the one that booted from its address.
-    // A MAC named without a boot request (no netboot) is shown, but never recorded as imaged.
-    const boot = msg.mac ? this.#boots.byMac(msg.mac) : this.#boots.byAddress(address);
-    if (msg.mac && boot && boot.address !== address) {
-      return this.reject(
-        session,
-        `MAC "${msg.mac}" booted from another address than this session's ("${address}")`,
-      );
-    }
-    const bound = msg.role === "client" && boot !== undefined && boot.address === address;
-    const mac = bound ? boot!.mac : msg.role === "client" ? msg.mac : undefined;
-    const holder = mac ? this.peers.get(this.#macs.get(mac) ?? "") : undefined;
-    if (holder && (holder.macBound || !bound)) {
-      return this.reject(session, `MAC "${mac}" belongs to connected peer "${holder.id}"`);
-    }
+    const claim = helloMac(
+      msg,
+      address,
+      this.#boots,
+      (mac) => this.peers.get(this.#macs.get(mac) ?? ""),
+    );
+    if ("error" in claim) return this.reject(session, claim.error);
+    const { mac, bound, holder } = claim;
     if (holder) holder.mac = undefined; // an unbound claim gives way to the PC that booted
     if (mac && this.peers.get(mac)?.state === "booting") this.peers.delete(mac);
-    const id = this.#uniqueId(msg.name, address, mac);
+    const id = uniqueId(this.peers, msg.name, address, mac);
     const host = address.includes(":") ? `[${address}]` : address;
     const url = msg.url ?? (msg.port ? `http://${host}:${msg.port}` : undefined);
     // A client that says it holds the whole image proves it first (see #challenge); servers
@@ -248,37 +171,17 @@ export class MasterCore {
     const previous = this.peers.get(id);
     // The switch the PC heard (LLDP) beats the admin's file, which beats nothing.
     const sw = msg.switch ?? config.topology?.switchOf({ mac, address });
-    const peer: PeerRecord = {
+    const peer = helloRecord(msg, config.totalChunks, {
       id,
-      role: msg.role,
-      name: msg.name,
       mac,
       address,
       url,
-      capacity: msg.capacity,
-      state: complete ? "serving" : claimsComplete ? "verifying" : "waiting",
-      held: complete || claimsComplete ? config.totalChunks : msg.held,
-      total: config.totalChunks,
-      bytes: 0,
-      rate: 0,
-      servedBy: previous?.servedBy ?? [],
-      serving: [],
-      joinedAt: previous?.joinedAt ?? now,
-      verified: previous?.verified ?? false,
-      failures: previous?.failures ?? [],
-      failureCount: previous?.failureCount ?? previous?.failures.length ?? 0,
-      connected: true,
-      ...(msg.disk ? { disk: msg.disk } : previous?.disk ? { disk: previous.disk } : {}),
-      ...(msg.diskReason
-        ? { diskReason: msg.diskReason }
-        : previous?.diskReason
-        ? { diskReason: previous.diskReason }
-        : {}),
-      ...(sw !== undefined ? { switch: sw } : {}),
-      ...(msg.switchPort !== undefined ? { switchPort: msg.switchPort } : {}),
-      ...(msg.probe !== undefined ? { probe: msg.probe } : {}),
-    };
-    if (previous?.doneAt !== undefined) peer.doneAt = previous.doneAt;
+      complete,
+      claimsComplete,
+      previous,
+      sw,
+      now,
+    });
     this.peers.set(id, peer);
     if (mac) this.#macs.set(mac, id);
     if (bound) peer.macBound = true;
@@ -339,17 +242,6 @@ export class MasterCore {
   /** In relay mode every server's fan-out is capped (a chain uses each port fully). */
   #capacity(announced: number) {
     return this.config.mode === "relay" ? Math.min(announced, this.config.fanout) : announced;
-  }
-
-  /** The peer's name, unless another PC holds it: a record left by a session that ended is
-   * taken over (its verified state, its history) only from the same address and MAC. */
-  #uniqueId(name: string, address: string, mac: string | undefined): string {
-    const taken = (id: string) => {
-      const p = this.peers.get(id);
-      return p !== undefined && (p.connected || p.address !== address || p.mac !== mac);
-    };
-    if (!taken(name)) return name;
-    for (let i = 2;; i++) if (!taken(`${name}-${i}`)) return `${name}-${i}`;
   }
 
   #challenge(session: SessionKey, peer: PeerRecord, counts: boolean, readbackSeconds: number) {
@@ -524,10 +416,4 @@ export class MasterCore {
   nextDeadline(): number | null {
     return this.scheduler.nextDeadline();
   }
-}
-
-/** Compared as digests, so the comparison takes the same time whatever the lengths. */
-export function sameSecret(given: string, expected: string): boolean {
-  const digest = (s: string) => createHash("sha256").update(s).digest();
-  return timingSafeEqual(digest(given), digest(expected));
 }
