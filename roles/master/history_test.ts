@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type HistoryPc, openHistory, recordRun } from "./history.ts";
+import { type HistoryPc, openHistory } from "./history.ts";
+import { recordRun } from "./history_record.ts";
 import { renderRun, renderRuns } from "./history_cli.ts";
 import { run } from "../../cascade.ts";
 import { coreHarness, IMAGE_ID, playSample } from "./testkit.ts";

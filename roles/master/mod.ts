@@ -2,6 +2,7 @@
 export * from "./cli.ts";
 export * from "./core.ts";
 export * from "./history.ts";
+export * from "./history_record.ts";
 export * from "./history_cli.ts";
 export * from "./live_status.ts";
 export * from "./peer_record.ts";
