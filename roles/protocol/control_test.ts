@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parsePeerMessage, ProtocolError } from "./control.ts";
+import { parsePeerMessage, ProtocolError } from "./control_parse.ts";
 
 const base = {
   type: "hello",

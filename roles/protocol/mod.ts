@@ -1,5 +1,6 @@
 // What other folders may import from roles/protocol.
 export * from "./control.ts";
+export * from "./control_parse.ts";
 export * from "./peer_name.ts";
 export * from "./status.ts";
 export * from "./data_plane.ts";
