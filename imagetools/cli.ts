@@ -7,7 +7,8 @@ import { loadManifest } from "./image_io.ts";
 import { renderInfo } from "./info.ts";
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from "./manifest.ts";
 import { progressMode } from "./kit/mod.ts";
-import { sliceImage, sliceSummary } from "./slice.ts";
+import { sliceImage } from "./slice.ts";
+import { sliceSummary } from "./slice_summary.ts";
 import { formatBytes, parseSize } from "./kit/mod.ts";
 import { formatBadChunk, HASH_LABEL, verifyImage } from "./verify.ts";
 

@@ -6,4 +6,5 @@ export * from "./direct_write.ts";
 export * from "./image_io.ts";
 export * from "./manifest.ts";
 export * from "./slice.ts";
+export * from "./slice_summary.ts";
 export * from "./verify.ts";

@@ -38,11 +38,10 @@ import {
   parseManifest,
   serializeManifest,
 } from "./manifest.ts";
-import { volumeLine } from "./info.ts";
 import { leftoverPath, removeLeftovers } from "./leftovers.ts";
+import { fsyncPath, lstatOrNull, replaceable, swapIn } from "./slice_folder.ts";
 import { analyzeDisk, type DiskLayout, isWhollyFree, zeroFreeBlocks } from "./fs/mod.ts";
 import { Progress, type ProgressMode } from "./kit/mod.ts";
-import { formatBytes } from "./kit/mod.ts";
 
 export interface SliceOptions {
   /** Image file or block device to slice. */
@@ -113,32 +112,6 @@ function checkName(name: string) {
     throw new RangeError(
       `Invalid name ${JSON.stringify(name)}: must be 1..255 printable characters`,
     );
-  }
-}
-
-async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
-  try {
-    return await Deno.lstat(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return null;
-    throw new Error(`Cannot inspect "${path}": ${osReason(err)}`, { cause: err });
-  }
-}
-
-/** A folder --force may replace: an empty one or a slices folder (it holds manifest.json). */
-async function replaceable(path: string, info: Deno.FileInfo): Promise<boolean> {
-  if (!info.isDirectory) return false;
-  if (await lstatOrNull(join(path, MANIFEST_FILE))) return true;
-  for await (const _ of Deno.readDir(path)) return false;
-  return true;
-}
-
-async function fsyncPath(path: string) {
-  const f = await Deno.open(path, { read: true });
-  try {
-    await f.sync();
-  } finally {
-    f.close();
   }
 }
 
@@ -368,38 +341,4 @@ async function writeChunk(writer: NewFileWriter, path: string, bytes: Uint8Array
   } catch (cause) {
     throw new Error(`Cannot write chunk file "${path}": ${osReason(cause)}`, { cause });
   }
-}
-
-/** Put the finished folder in place; an old one is moved aside first and removed after. */
-async function swapIn(tmp: string, out: string, replace: boolean) {
-  if (!replace) {
-    await Deno.rename(tmp, out);
-    return;
-  }
-  const old = leftoverPath(out, "old");
-  await Deno.rename(out, old);
-  try {
-    await Deno.rename(tmp, out);
-  } catch (err) {
-    await Deno.rename(old, out).catch(() => {});
-    throw err;
-  }
-  await Deno.remove(old, { recursive: true });
-}
-
-/** The lines for the end of a slice run: what each partition held, then the totals. */
-export function sliceSummary(r: SliceResult): string {
-  // Nothing understood: the image was sliced as it is, and the summary says only that.
-  const understood = r.layout && r.layout.maps.length > 0 ? r.layout : undefined;
-  const volumes = (understood?.volumes ?? []).map((v) =>
-    `${v.number === 0 ? "Whole disk" : `Partition ${v.number}`}: ${volumeLine(v)}\n`
-  ).join("");
-  const zeroed = understood
-    ? `; ${formatBytes(r.zeroedBytes)} of free blocks zeroed, ${r.freeChunks} chunks wholly free`
-    : "";
-  return `${volumes}Sliced "${r.manifest.name}" (${
-    formatBytes(r.manifest.size)
-  }) into ${r.chunks} chunks: ${r.zeroChunks} zero, ${r.storedChunks} stored (${
-    formatBytes(r.storedBytes)
-  }) in "${r.dir}"${zeroed}`;
 }

@@ -1,0 +1,22 @@
+// The text a slice run ends with (the CLI prints it): each partition's file system and use,
+// then the totals.
+import { volumeLine } from "./info.ts";
+import { formatBytes } from "./kit/mod.ts";
+import type { SliceResult } from "./slice.ts";
+
+/** The lines for the end of a slice run: what each partition held, then the totals. */
+export function sliceSummary(r: SliceResult): string {
+  // Nothing understood: the image was sliced as it is, and the summary says only that.
+  const understood = r.layout && r.layout.maps.length > 0 ? r.layout : undefined;
+  const volumes = (understood?.volumes ?? []).map((v) =>
+    `${v.number === 0 ? "Whole disk" : `Partition ${v.number}`}: ${volumeLine(v)}\n`
+  ).join("");
+  const zeroed = understood
+    ? `; ${formatBytes(r.zeroedBytes)} of free blocks zeroed, ${r.freeChunks} chunks wholly free`
+    : "";
+  return `${volumes}Sliced "${r.manifest.name}" (${
+    formatBytes(r.manifest.size)
+  }) into ${r.chunks} chunks: ${r.zeroChunks} zero, ${r.storedChunks} stored (${
+    formatBytes(r.storedBytes)
+  }) in "${r.dir}"${zeroed}`;
+}
