@@ -4,48 +4,14 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { assembleImage } from "./assemble.ts";
 import { sliceImage } from "./slice.ts";
-import { seededImage, withTempDir } from "./testkit.ts";
+import {
+  attachLoop as attach,
+  detachLoop as detach,
+  seededImage,
+  whyNoLoopDevices,
+  withTempDir,
+} from "./testkit.ts";
 import { verifyImage } from "./verify.ts";
-
-async function losetup(args: string[]): Promise<{ ok: boolean; out: string }> {
-  try {
-    const r = await new Deno.Command("losetup", { args, stdout: "piped", stderr: "piped" })
-      .output();
-    const text = new TextDecoder().decode(r.success ? r.stdout : r.stderr).trim();
-    return { ok: r.success, out: text };
-  } catch (err) {
-    return { ok: false, out: (err as Error).message };
-  }
-}
-
-/** Attach `file` to a free loop device; returns its path (e.g. /dev/loop3). */
-async function attach(file: string): Promise<string> {
-  const r = await losetup(["--find", "--show", file]);
-  if (!r.ok) throw new Error(`Cannot attach "${file}" to a loop device: ${r.out}`);
-  return r.out;
-}
-
-async function detach(device: string) {
-  const r = await losetup(["--detach", device]);
-  if (!r.ok) console.error(`Cannot detach "${device}": ${r.out}`);
-}
-
-/** Why loop devices cannot be used here, or null when they can (probed once, up front). */
-async function whyNoLoopDevices(): Promise<string | null> {
-  if (Deno.build.os !== "linux") return "loop devices are Linux only";
-  if (Deno.uid() !== 0) return "not running as root (losetup needs it)";
-  const dir = await Deno.makeTempDir({ prefix: "cascade-loop-probe-" });
-  try {
-    const file = join(dir, "probe.img");
-    await Deno.writeFile(file, new Uint8Array(64 * 1024));
-    const r = await losetup(["--find", "--show", file]);
-    if (!r.ok) return `losetup cannot attach a loop device: ${r.out}`;
-    await detach(r.out);
-    return null;
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 const why = await whyNoLoopDevices();
 if (why) console.log(`Ignoring the loop device test: ${why}`);

@@ -1,6 +1,7 @@
-// Helpers for imagetools' tests: seeded data, images with zero runs, and an in-memory oracle
-// for what a manifest must say (computed independently of the slicer's pipeline).
+// Helpers for tests: seeded data, images with zero runs, an in-memory oracle
+// for what a manifest must say (computed independently of the slicer's pipeline), loop devices.
 import { createHash } from "node:crypto";
+import { join } from "node:path";
 import { type ChunkEntry, type Manifest, MANIFEST_FORMAT, serializeManifest } from "./manifest.ts";
 
 /** A small seeded PRNG (mulberry32): the same seed gives the same numbers on every run. */
@@ -72,4 +73,47 @@ export async function listDir(dir: string): Promise<string[]> {
   const names: string[] = [];
   for await (const e of Deno.readDir(dir)) names.push(e.name);
   return names.sort();
+}
+
+// Loop devices (real block devices over temporary files): tests that need root and losetup
+// ask whyNoLoopDevices first and are ignored, saying why, where they are missing.
+
+async function losetup(args: string[]): Promise<{ ok: boolean; out: string }> {
+  try {
+    const r = await new Deno.Command("losetup", { args, stdout: "piped", stderr: "piped" })
+      .output();
+    const text = new TextDecoder().decode(r.success ? r.stdout : r.stderr).trim();
+    return { ok: r.success, out: text };
+  } catch (err) {
+    return { ok: false, out: (err as Error).message };
+  }
+}
+
+/** Attach `file` to a free loop device; returns its path (e.g. /dev/loop3). */
+export async function attachLoop(file: string): Promise<string> {
+  const r = await losetup(["--find", "--show", file]);
+  if (!r.ok) throw new Error(`Cannot attach "${file}" to a loop device: ${r.out}`);
+  return r.out;
+}
+
+export async function detachLoop(device: string) {
+  const r = await losetup(["--detach", device]);
+  if (!r.ok) console.error(`Cannot detach "${device}": ${r.out}`);
+}
+
+/** Why loop devices cannot be used here, or null when they can (probed once, up front). */
+export async function whyNoLoopDevices(): Promise<string | null> {
+  if (Deno.build.os !== "linux") return "loop devices are Linux only";
+  if (Deno.uid() !== 0) return "not running as root (losetup needs it)";
+  const dir = await Deno.makeTempDir({ prefix: "cascade-loop-probe-" });
+  try {
+    const file = join(dir, "probe.img");
+    await Deno.writeFile(file, new Uint8Array(64 * 1024));
+    const r = await losetup(["--find", "--show", file]);
+    if (!r.ok) return `losetup cannot attach a loop device: ${r.out}`;
+    await detachLoop(r.out);
+    return null;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }

@@ -63,6 +63,12 @@ export interface VerifyChunksOptions {
   indices?: readonly number[];
   /** Told the bytes checked so far. */
   progress?: { update(done: number): void };
+  /** Told each chunk's verdict as soon as it is known (in batches, not always in order): `ok`,
+   * and for a bad chunk the manifest does not mark zero, whether the disk held only zeros
+   * there (a resume tells an older version of a chunk from one never written). */
+  onChunk?: (index: number, ok: boolean, zeros: boolean) => void;
+  /** Stops the check: it rejects with the signal's reason once the reads in flight ended. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -112,6 +118,10 @@ export async function verifyChunks(
     for (let k = 0; k < indices.length && failure === undefined; k++) {
       if (free.length === 0) hasher?.flush(); // the held-back batch must go before we wait
       while (free.length === 0) await Promise.race(inFlight);
+      if (options.signal?.aborted) {
+        failure ??= options.signal.reason;
+        break;
+      }
       const i = indices[k];
       const buf = free.pop()!;
       const offset = chunkOffset(manifest, i);
@@ -135,11 +145,14 @@ export async function verifyChunks(
         const actual = entry.zero && isAllZero(view)
           ? zeroChunkHashes(length)
           : await hashes().digest(view);
+        let ok = true;
         for (const a of algos) {
           if (actual[a] !== entry[a]) {
+            ok = false;
             bad.push({ index: i, offset, hash: a, expected: entry[a], actual: actual[a]! });
           }
         }
+        options.onChunk?.(i, ok, !ok && !entry.zero && isAllZero(view));
         done += length;
         options.progress?.update(done);
       })().catch((err) => {

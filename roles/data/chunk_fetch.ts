@@ -7,14 +7,20 @@
 // must be a byte stream, as every network fetch's is.
 import { createHash } from "node:crypto";
 import { chunkLength, type Manifest } from "../../imagetools/mod.ts";
-import { chunkUrl, IMAGE_HEADER, streamUrl } from "../protocol/mod.ts";
+import { chunkUrl, deltaUrl, IMAGE_HEADER, streamUrl } from "../protocol/mod.ts";
 import type { BufferPool } from "./buffer_pool.ts";
+import { answerLength, bitmapLength, blockDigests, blocksOf, blockSpan } from "./delta.ts";
 import { ReceiveError } from "./receive_error.ts";
 
 /** The part of `fetch` the receiver uses. */
 export type FetchLike = (
   url: string,
-  init: { signal: AbortSignal; headers: Record<string, string> },
+  init: {
+    signal: AbortSignal;
+    headers: Record<string, string>;
+    method?: "GET" | "POST";
+    body?: Uint8Array<ArrayBuffer>;
+  },
 ) => Promise<Response>;
 
 /** One request in flight: its own abort, and when it last received bytes (for timeouts). */
@@ -167,14 +173,125 @@ export class ChunkFetch {
     }
   }
 
+  /** POST the block digests of this PC's own version of chunk `index` (its bytes in `buffer`)
+   * and patch the blocks the server says differ into it, in place (delta.ts). Resolves to the
+   * patched chunk and its SHA-256: verified by the caller like any chunk. */
+  async delta(index: number, buffer: ArrayBuffer, req: InFlight): Promise<Received> {
+    const m = this.#o.manifest;
+    const url = deltaUrl(this.#o.base, index);
+    const length = chunkLength(m, index);
+    const what = `the delta of chunk ${index} of "${m.name}" from ${url}`;
+    const at = { got: 0 };
+    let reader: ReadableStreamBYOBReader | undefined;
+    try {
+      const digests = blockDigests(new Uint8Array(buffer, 0, length));
+      const res = await this.#open(url, what, req, index, digests);
+      if (!res.body) {
+        throw new ReceiveError("bad-chunk", `Cannot verify ${what}: empty body`, { index });
+      }
+      reader = res.body.getReader({ mode: "byob" });
+      const head = await this.#fill(
+        reader,
+        new Uint8Array(bitmapLength(length)),
+        what,
+        req,
+        at,
+        index,
+      );
+      let blocks: number[];
+      try {
+        blocks = blocksOf(new Uint8Array(head), length);
+      } catch (err) {
+        throw new ReceiveError("bad-chunk", `Cannot verify ${what}: ${(err as Error).message}`, {
+          index,
+        });
+      }
+      const cl = res.headers.get("content-length");
+      if (cl !== null && Number(cl) !== answerLength(length, blocks)) {
+        throw new ReceiveError(
+          "bad-chunk",
+          `Cannot verify ${what}: the server sends ${cl} bytes for ${blocks.length} blocks, expected ${
+            answerLength(length, blocks)
+          }`,
+          { index },
+        );
+      }
+      let buf = buffer;
+      for (const b of blocks) {
+        const [start, len] = blockSpan(length, b);
+        buf = await this.#fill(reader, new Uint8Array(buf, start, len), what, req, at, index);
+      }
+      const tail = await reader.read(new Uint8Array(1));
+      if (!tail.done) {
+        throw new ReceiveError("bad-chunk", `Cannot verify ${what}: the answer is too long`, {
+          index,
+        });
+      }
+      reader = undefined;
+      const sha256 = createHash("sha256").update(new Uint8Array(buf, 0, length)).digest("hex");
+      return { buffer: buf, sha256 };
+    } catch (err) {
+      throw this.#failure(err, req, what, at.got, length, index);
+    } finally {
+      if (reader) await reader.cancel().catch(() => {});
+      if (at.got > 0) this.#o.onTouched?.(index);
+    }
+  }
+
+  /** Read exactly `view`'s length into it (byob: the bytes land in place); resolves to the
+   * buffer's new handle. Counts the bytes against the chunk in `at` for errors and tallies. */
+  async #fill(
+    reader: ReadableStreamBYOBReader,
+    view: Uint8Array,
+    what: string,
+    req: InFlight,
+    at: { got: number },
+    index: number,
+  ): Promise<ArrayBuffer> {
+    // A byob read detaches the buffer (the view then reads as empty): keep where it was.
+    let buf = view.buffer as ArrayBuffer;
+    const { byteOffset, length } = view;
+    let done = 0;
+    while (done < length) {
+      const r: ReadableStreamReadResult<Uint8Array> = await reader.read(
+        new Uint8Array(buf, byteOffset + done, length - done),
+      );
+      if (r.done) {
+        throw new ReceiveError(
+          "server-gone",
+          `Cannot fetch ${what}: the answer ended after ${at.got} bytes`,
+        );
+      }
+      buf = r.value.buffer as ArrayBuffer;
+      done += r.value.byteLength;
+      at.got += r.value.byteLength;
+      this.#o.onBytes?.(index, r.value.byteLength);
+      req.last = performance.now();
+    }
+    return buf;
+  }
+
   /** Send the request; answer only a 200 for our image (the status and the image header are
-   * checked here for both kinds of request). `subject` names the request in errors. */
-  async #open(url: string, subject: string, req: InFlight, index?: number): Promise<Response> {
+   * checked here for every kind of request). `subject` names the request in errors; `body`
+   * makes it a POST. */
+  async #open(
+    url: string,
+    subject: string,
+    req: InFlight,
+    index?: number,
+    body?: Uint8Array<ArrayBuffer>,
+  ): Promise<Response> {
     const opts = index === undefined ? {} : { index };
     const headers: Record<string, string> = this.#o.ticket
       ? { authorization: `Bearer ${this.#o.ticket}` }
       : {};
-    const res = await this.#fetch(url, { signal: req.ctl.signal, headers });
+    if (body) headers["content-type"] = "application/octet-stream";
+    const res = await this.#fetch(
+      url,
+      body
+        ? { signal: req.ctl.signal, headers, method: "POST", body }
+        : { signal: req.ctl.signal, headers },
+    );
     req.last = performance.now();
     if (res.status !== 200) {
       const body = (await res.text().catch(() => "")).slice(0, 300).trim();

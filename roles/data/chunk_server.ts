@@ -12,6 +12,7 @@ import { chunkLength } from "../../imagetools/mod.ts";
 import { type Logger, silentLogger } from "../../imagetools/kit/mod.ts";
 import { DATA_PATHS, type DataHealth, IMAGE_HEADER } from "../protocol/mod.ts";
 import { type ChunkSource, ChunkUnavailableError, DEFAULT_WAIT_MS } from "./chunk_source.ts";
+import { blockCount, DELTA_DIGEST, deltaAnswer } from "./delta.ts";
 
 export interface ChunkAppOptions {
   log?: Logger;
@@ -60,7 +61,7 @@ export function createChunkApp(
       invalidAuthenticationHeader: refused,
       invalidToken: refused,
     });
-    for (const path of [DATA_PATHS.chunk, DATA_PATHS.stream, DATA_PATHS.image]) {
+    for (const path of [DATA_PATHS.chunk, DATA_PATHS.stream, DATA_PATHS.image, DATA_PATHS.delta]) {
       app.use(path, auth);
     }
   }
@@ -78,33 +79,67 @@ export function createChunkApp(
     return c.json(health, 200, { [IMAGE_HEADER]: source.imageId });
   });
 
-  app.get(DATA_PATHS.chunk, async (c) => {
-    const raw = c.req.param("index");
-    const index = /^\d{1,15}$/.test(raw) ? Number(raw) : NaN;
-    if (!(index < total)) {
-      return c.json({
-        error: `Invalid chunk index "${raw}": image "${m.name}" has chunks 0..${total - 1}`,
-      }, 400);
-    }
-    let bytes: Uint8Array;
+  const badIndex = (raw: string) =>
+    `Invalid chunk index "${raw}": image "${m.name}" has chunks 0..${total - 1}`;
+  const indexOf = (raw: string) => /^\d{1,15}$/.test(raw) ? Number(raw) : NaN;
+  /** Read chunk `index` for a request, or the error answer (503 not held yet, 500). */
+  const readFor = async (index: number, paced = true): Promise<Uint8Array | Response> => {
     try {
-      bytes = await source.read(index, { waitMs, signal: opts.closing });
+      return await source.read(index, { waitMs, signal: opts.closing, paced });
     } catch (err) {
       if (err instanceof ChunkUnavailableError || opts.closing?.aborted) {
         log("chunk.unavailable", { peer: opts.peerId, index, error: errorMessage(err) });
-        return c.json({ error: `Chunk ${index} of "${m.name}" is not available here yet` }, 503);
+        return Response.json(
+          { error: `Chunk ${index} of "${m.name}" is not available here yet` },
+          { status: 503 },
+        );
       }
       log("chunk.error", { peer: opts.peerId, index, error: errorMessage(err) });
-      return c.json({ error: `Cannot read chunk ${index} of "${m.name}"` }, 500);
+      return Response.json({ error: `Cannot read chunk ${index} of "${m.name}"` }, { status: 500 });
     }
-    served(bytes.length);
-    return new Response(bytes as Uint8Array<ArrayBuffer>, {
+  };
+  const octets = (bytes: Uint8Array) =>
+    new Response(bytes as Uint8Array<ArrayBuffer>, {
       headers: {
         "content-type": "application/octet-stream",
         "content-length": String(bytes.length),
         [IMAGE_HEADER]: source.imageId,
       },
     });
+
+  app.get(DATA_PATHS.chunk, async (c) => {
+    const raw = c.req.param("index");
+    const index = indexOf(raw);
+    if (!(index < total)) return c.json({ error: badIndex(raw) }, 400);
+    const bytes = await readFor(index);
+    if (bytes instanceof Response) return bytes;
+    served(bytes.length);
+    return octets(bytes);
+  });
+
+  // POST /v1/delta/:index: the blocks of a chunk that differ from the client's version.
+  app.post(DATA_PATHS.delta, async (c) => {
+    const raw = c.req.param("index");
+    const index = indexOf(raw);
+    if (!(index < total)) return c.json({ error: badIndex(raw) }, 400);
+    const want = blockCount(chunkLength(m, index)) * DELTA_DIGEST;
+    const declared = c.req.header("content-length");
+    const theirs = declared === undefined || Number(declared) === want
+      ? new Uint8Array(await c.req.arrayBuffer())
+      : undefined;
+    if (theirs?.length !== want) {
+      return c.json({
+        error: `Invalid delta request for chunk ${index} of "${m.name}": ${
+          theirs?.length ?? declared
+        } bytes of block digests, expected ${want}`,
+      }, 400);
+    }
+    const bytes = await readFor(index, false);
+    if (bytes instanceof Response) return bytes;
+    const answer = deltaAnswer(bytes, theirs);
+    await source.pace?.(answer.length);
+    served(answer.length);
+    return octets(answer);
   });
 
   /** Chunks `indices` back to back in one response, in order (relay waits included). */

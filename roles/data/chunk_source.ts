@@ -30,11 +30,16 @@ export interface ChunkSource {
   read(index: number, opts?: ReadOptions): Promise<Uint8Array>;
   /** Release files held open (optional: sources without any omit it). */
   close?(): void;
+  /** A rate-limited source: wait until `bytes` more may go out (a sub-chunk delta reads the
+   * chunk with `paced: false` and sends only part of it). */
+  pace?(bytes: number): Promise<void>;
 }
 
 export interface ReadOptions {
   waitMs?: number;
   signal?: AbortSignal;
+  /** Count the chunk against a rate limit (default true). */
+  paced?: boolean;
 }
 
 export const DEFAULT_WAIT_MS = 30_000;

@@ -37,3 +37,35 @@ export function fallbackQueue(
   const skip = new Set(refused);
   return missing.filter((i) => !skip.has(i));
 }
+
+/** One request's worth of work: a stream of a run, one chunk, or one chunk's sub-chunk delta. */
+export type WorkItem =
+  | { kind: "run"; chunks: number[] }
+  | { kind: "chunk"; index: number }
+  | { kind: "delta"; index: number };
+
+/** The requests for `ready` (missing chunks no request has, ascending): a chunk whose older
+ * version is on the target as a delta (while the server answers them), the rest as streams of
+ * runs, or one request per chunk once streams failed with this server. */
+export function planWork(
+  manifest: Manifest,
+  ready: readonly number[],
+  o: { older: (index: number) => boolean; delta: boolean; streams: boolean },
+): WorkItem[] {
+  const items: WorkItem[] = [];
+  const whole: number[] = [];
+  for (const i of ready) {
+    if (o.delta && o.older(i)) items.push({ kind: "delta", index: i });
+    else whole.push(i);
+  }
+  if (!o.streams) return [...items, ...whole.map((index) => ({ kind: "chunk" as const, index }))];
+  return [
+    ...items,
+    ...planRuns(manifest, whole).map((chunks) => ({ kind: "run" as const, chunks })),
+  ];
+}
+
+/** The chunks a work item asks for. */
+export function chunksOf(item: WorkItem): number[] {
+  return item.kind === "run" ? item.chunks : [item.index];
+}

@@ -20,6 +20,10 @@ export class Pacer {
 
 export function rateLimited(source: ChunkSource, bytesPerSecond: number): ChunkSource {
   const pacer = new Pacer(bytesPerSecond);
+  const pace = async (bytes: number) => {
+    const wait = pacer.book(bytes, performance.now() / 1000);
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait * 1000));
+  };
   return {
     get manifest() {
       return source.manifest;
@@ -33,10 +37,10 @@ export function rateLimited(source: ChunkSource, bytesPerSecond: number): ChunkS
     has: (i) => source.has(i),
     heldCount: () => source.heldCount(),
     close: () => source.close?.(),
+    pace,
     async read(index: number, opts?: ReadOptions) {
       const bytes = await source.read(index, opts);
-      const wait = pacer.book(bytes.length, performance.now() / 1000);
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait * 1000));
+      if (opts?.paced !== false) await pace(bytes.length);
       return bytes;
     },
   };

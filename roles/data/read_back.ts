@@ -67,6 +67,12 @@ export class VerifyBehind {
     return this.#done;
   }
 
+  /** Chunk `index` was read and found good on the target by other means (the resume scan
+   * checks both hashes, as the read-back would): it need not be read back again. */
+  checked(index: number): void {
+    this.#ok[index] = 1;
+  }
+
   /** Chunk `index` changed (unmarked): it must be read back again. */
   forget(index: number): void {
     this.#ok[index] = 0;
@@ -88,7 +94,12 @@ export async function badOnTarget(
   target: ImageReader,
   m: Manifest,
   indices: readonly number[],
-  opts: { md5: boolean; progress?: { update(done: number): void } },
+  opts: {
+    md5: boolean;
+    progress?: { update(done: number): void };
+    onChunk?: (index: number, ok: boolean, zeros: boolean) => void;
+    signal?: AbortSignal;
+  },
 ): Promise<number[]> {
   // A read the disk refuses is the disk's failure, named with its byte offset.
   const reader: ImageReader = {
@@ -112,6 +123,8 @@ export async function badOnTarget(
     indices,
     algos: opts.md5 ? HASH_ALGOS : ["sha256"],
     progress: opts.progress,
+    onChunk: opts.onChunk,
+    signal: opts.signal,
   });
   return [...new Set(bad.map((b) => b.index))];
 }

@@ -33,6 +33,7 @@ import { badOnTarget, VerifyBehind } from "./read_back.ts";
 import { ReceiveError } from "./receive_error.ts";
 import type { TargetDisk } from "./target_disk.ts";
 import { type FetchOptions, Transfer, type TransferHost } from "./transfer.ts";
+import { TargetScan } from "./target_scan.ts";
 
 export interface ReceiverStats {
   /** Verified chunks on the target, zero chunks included. */
@@ -96,6 +97,8 @@ export class Receiver implements ChunkSource {
   /** The target was created empty, so unwritten zero chunks already read as zeros. */
   #zerosOnDisk: boolean;
   #host: TransferHost;
+  /** The check of what a used target holds (startScan), while it runs or after it failed. */
+  #scan?: TargetScan;
 
   constructor(opts: ReceiverOptions) {
     this.manifestBytes = opts.manifestBytes;
@@ -191,6 +194,8 @@ export class Receiver implements ChunkSource {
    * marks free (wholly in blocks no file system uses: a 256 GB disk with 30 GB used is not
    * written 226 GB of zeros; read-back skips those chunks too). */
   async fillZeros(): Promise<void> {
+    // The scan may still be about to find them right on the disk.
+    await this.#scan?.done;
     const m = this.manifest;
     let zeros: Uint8Array | undefined;
     for (let i = 0; i < m.chunks.length; i++) {
@@ -215,29 +220,57 @@ export class Receiver implements ChunkSource {
     this.#progress();
   }
 
-  /** Resume after a crash or reboot: hash what the target holds and mark the chunks that match
-   * the manifest held. Returns how many chunks it marked. A fresh target holds only zeros, so
-   * only its zero chunks are marked (without reading). */
-  async scanExisting(opts: { progress?: Progress } = {}): Promise<number> {
+  /** Resume after a crash or reboot, or re-image a disk that holds an older image: check what
+   * the target holds and mark the chunks that match the manifest held. Returns how many chunks
+   * it marked. startScan does the same in the background. */
+  async scanExisting(): Promise<number> {
+    const before = this.#held.count;
+    const scan = this.startScan();
+    await scan.done;
+    if (scan.failure !== undefined) throw scan.failure;
+    return this.#held.count - before;
+  }
+
+  /**
+   * Start checking what the target holds, in the background: each chunk that matches the
+   * manifest (MD5 and SHA-256) is marked held as soon as it verifies, and counts as read back.
+   * Chunks the manifest marks free are not read (nothing on a disk needs to be there); zero
+   * chunks are checked for zeros without hashing. fetchFrom fetches only chunks the scan has
+   * judged missing, so it may start at once. A fresh target holds only zeros: its zero chunks
+   * are marked without reading and nothing else is scanned.
+   */
+  startScan(): TargetScan {
     const m = this.manifest;
-    let marked = 0;
-    if (this.#zerosOnDisk) {
-      for (let i = 0; i < m.chunks.length; i++) {
-        if (m.chunks[i].zero && this.#held.mark(i)) marked++;
-      }
-      opts.progress?.update(m.size);
-      this.#progress();
-      return marked;
-    }
     const todo: number[] = [];
-    for (let i = 0; i < m.chunks.length; i++) if (!this.#held.holds(i)) todo.push(i);
-    const bad = new Set(await this.#badOnTarget(todo, opts.progress));
-    for (const i of todo) {
-      if (!bad.has(i) && this.#held.mark(i)) marked++;
+    for (let i = 0; i < m.chunks.length; i++) {
+      if (this.#held.holds(i)) continue;
+      if (m.chunks[i].free || (this.#zerosOnDisk && m.chunks[i].zero)) this.#held.mark(i);
+      else if (!this.#zerosOnDisk) todo.push(i);
     }
-    this.#log("scan.done", { peer: this.#peerId, marked, held: this.#held.count });
+    this.#scan?.stop();
+    const scan = new TargetScan(this.#scanHost(), todo);
+    this.#scan = scan;
     this.#progress();
-    return marked;
+    return scan;
+  }
+
+  #scanHost() {
+    return {
+      manifest: this.manifest,
+      target: this.target,
+      held: this.#held,
+      md5: this.#verifyMd5,
+      checked: (i: number) => this.#behind.checked(i),
+      progress: () => this.#progress(),
+      log: this.#log,
+      peerId: this.#peerId,
+    };
+  }
+
+  /** Stop a scan still running (the client is done with the target). */
+  async stopScan(): Promise<void> {
+    this.#scan?.stop();
+    await this.#scan?.done;
   }
 
   /** Read the whole target back and check every chunk against the manifest (MD5 and SHA-256,
@@ -245,6 +278,7 @@ export class Receiver implements ChunkSource {
    * Chunks already read back since they were written (verify-behind) are skipped, once: a
    * later readBack reads everything again. */
   async readBack(opts: { progress?: Progress } = {}): Promise<number[]> {
+    await this.#scan?.done;
     await this.#behind.settle();
     const all = this.#behind.takeUnchecked();
     this.#log("readback.left", { peer: this.#peerId, chunks: all.length });
@@ -281,6 +315,13 @@ export class Receiver implements ChunkSource {
     try {
       await previous;
       opts.signal?.throwIfAborted();
+      // A scan that failed (a disk read) is tried again for the chunks it did not judge.
+      if (this.#scan?.failure !== undefined) {
+        const left = this.#scan.pendingList();
+        if (left.length > 0) {
+          this.#scan = new TargetScan(this.#scanHost(), left);
+        }
+      }
       await new Transfer(this.#host).run(dataBase(serverUrl), opts);
       await this.fillZeros();
     } finally {
@@ -313,6 +354,7 @@ export class Receiver implements ChunkSource {
         this.#progress();
       },
       progress: () => this.#progress(),
+      scan: () => this.#scan,
     };
   }
 }

@@ -1,6 +1,8 @@
-// One transfer: every missing chunk from one chunk server, for a Receiver. Streams first (each
-// run of missing chunks in one response, fetch_plan.ts), per-chunk requests when a server has
-// no streams or a stream was cut; every chunk verified before it is written; the first real
+// One transfer: every missing chunk from one chunk server, for a Receiver. `inflight` requests
+// at once, each a stream of one run of missing chunks (fetch_plan.ts), a chunk's sub-chunk
+// delta where the target holds an older version of it (delta.ts), or per-chunk requests when a
+// server has no streams or a stream was cut; while the target's scan runs, only chunks it has
+// judged missing are asked for. Every chunk is verified before it is written; the first real
 // failure cancels the requests in flight, bad chunks are borne up to a bound.
 import { chunkLength, chunkOffset, type Manifest } from "../../imagetools/mod.ts";
 import { Md5Hasher } from "../../imagetools/hashing/mod.ts";
@@ -15,10 +17,11 @@ import {
   type Received,
   watchIdle,
 } from "./chunk_fetch.ts";
-import { bufferSlots, fallbackQueue, planRuns } from "./fetch_plan.ts";
+import { bufferSlots, chunksOf, planWork, type WorkItem } from "./fetch_plan.ts";
 import type { HeldChunks } from "./held_chunks.ts";
 import { isBadChunk, ReceiveError } from "./receive_error.ts";
 import type { TargetDisk } from "./target_disk.ts";
+import type { TargetScan } from "./target_scan.ts";
 
 export interface FetchOptions {
   signal?: AbortSignal;
@@ -54,6 +57,8 @@ export interface TransferHost {
   /** Chunk `index` is verified and written: mark it held (and read it back behind). */
   written(index: number): void;
   progress(): void;
+  /** The scan of what the target holds, if one ran (chunks it has not judged wait for it). */
+  scan?(): TargetScan | undefined;
 }
 
 export class Transfer {
@@ -63,12 +68,12 @@ export class Transfer {
   async run(base: string, opts: FetchOptions): Promise<void> {
     const h = this.host;
     const m = h.manifest;
-    const queue = h.held.missing();
-    if (queue.length === 0) return;
+    const scan = h.scan?.();
+    if (h.held.missing().length === 0 && !scan?.running) return;
     const timeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const started = performance.now();
     const bytesBefore = h.bytesReceived();
-    h.log("fetch.start", { peer: h.peerId, server: base, missing: queue.length });
+    h.log("fetch.start", { peer: h.peerId, server: base, missing: h.held.missing().length });
 
     const hasher = h.verifyMd5 ? new Md5Hasher(h.md5Threads) : undefined;
     const pool = new BufferPool(bufferSlots(h.inflight, m.chunkSize), m.chunkSize);
@@ -80,6 +85,7 @@ export class Transfer {
       if (failure !== undefined) return;
       failure = err;
       for (const r of active) r.ctl.abort();
+      poke();
     };
     const onAbort = () => fail(opts.signal!.reason);
     opts.signal?.addEventListener("abort", onAbort, { once: true });
@@ -95,97 +101,151 @@ export class Transfer {
       onTouched: (index) => h.touched(index),
     });
 
+    // What this transfer has asked for (or will not ask again: sent bad by this server).
+    const taken = new Uint8Array(m.chunks.length);
+    let streams = true;
+    let deltas = scan !== undefined;
+    let items: WorkItem[] = [];
+    let busy = 0;
+    let wakers: (() => void)[] = [];
+    function poke() {
+      const w = wakers;
+      wakers = [];
+      for (const f of w) f();
+    }
+    /** The next request to make, or null when there is nothing left to ask for. */
+    const next = async (): Promise<WorkItem | null> => {
+      for (;;) {
+        if (failure !== undefined) return null;
+        if (items.length > 0) return items.shift()!;
+        const ready = h.held.missing().filter((i) => !taken[i] && !scan?.pending(i));
+        if (ready.length > 0) {
+          items = planWork(m, ready, {
+            older: (i) => scan?.older(i) ?? false,
+            delta: deltas,
+            streams,
+          });
+          for (const it of items) for (const i of chunksOf(it)) taken[i] = 1;
+          continue;
+        }
+        if (scan?.failure !== undefined) {
+          fail(scan.failure);
+          return null;
+        }
+        // Wait for the scan's next verdict, or for a request that may hand chunks back.
+        if (!scan?.running && busy === 0) return null;
+        await new Promise<void>((resolve) => {
+          wakers.push(resolve);
+          if (scan?.running) scan.changed().then(resolve);
+        });
+      }
+    };
+
     const onBad = (err: ReceiveError) => {
       bad.push(err);
       if (bad.length > h.maxBad) fail(err);
     };
-    const stage = (index: number, got: Received) => {
+    const stage = (index: number, got: Received, delta: boolean) => {
       const p = this.#verifyAndWrite(base, index, got, hasher)
         .then((buf) => pool.release(buf), (err) => {
           pool.release(null);
-          if (isBadChunk(err)) onBad(err);
-          else fail(err);
+          if (isBadChunk(err)) {
+            // A delta that does not verify: the whole chunk next time.
+            if (delta) scan?.forgetOlder(index);
+            onBad(err);
+          } else fail(err);
         });
       stages.add(p);
       p.finally(() => stages.delete(p));
     };
+    /** A request that broke off: chunks it did not deliver may be asked again. */
+    const giveBack = (chunks: readonly number[], handed: Set<number>) => {
+      for (const i of chunks) if (!handed.has(i)) taken[i] = 0;
+    };
+    /** An older server (no /v1/stream or /v1/delta), or a stream cut short: say so, ask the
+     * rest another way. Anything else ends the transfer. */
+    const switched = (err: unknown, what: "stream" | "delta"): boolean => {
+      if (!(err instanceof ReceiveError)) return false;
+      if (err.reason !== "http-404" && !(what === "stream" && err.reason === "server-gone")) {
+        return false;
+      }
+      h.log(`${what}.fallback`, {
+        peer: h.peerId,
+        server: base,
+        reason: err.reason,
+        error: err.message,
+      });
+      if (what === "stream") streams = false;
+      else deltas = false;
+      return true;
+    };
 
-    // Streams first: each run of missing chunks in one response, in order, so a chunk arrives
-    // whole after one chunk time (not `inflight` of them) and a relay forwards it sooner.
-    let fallback = false;
-    for (const run of planRuns(m, queue)) {
-      if (failure !== undefined) break;
+    const perform = async (item: WorkItem) => {
       const req = newInFlight(timeoutMs);
       active.add(req);
+      const handed = new Set<number>();
       try {
-        await client.run(run, pool, req, stage);
-      } catch (err) {
-        if (err instanceof FetchCancelled) break;
-        // An older server (no /v1/stream), or a stream cut short (the server went away, or a
-        // relay's chunk did not arrive in time): per-chunk requests take over and say which.
-        if (
-          err instanceof ReceiveError && (err.reason === "http-404" || err.reason === "server-gone")
-        ) {
-          h.log("stream.fallback", {
-            peer: h.peerId,
-            server: base,
-            reason: err.reason,
-            error: err.message,
+        if (item.kind === "run") {
+          await client.run(item.chunks, pool, req, (i, got) => {
+            handed.add(i);
+            stage(i, got, false);
           });
-          fallback = true;
-          break;
+          return;
         }
-        fail(err);
-      } finally {
-        active.delete(req);
-      }
-    }
-
-    let next = 0;
-    let rest: number[] = [];
-    const runner = async () => {
-      while (failure === undefined && next < rest.length) {
-        const index = rest[next++];
-        if (h.held.holds(index)) continue;
+        const index = item.index;
         const buffer = await pool.acquire();
         if (failure !== undefined) {
           pool.release(buffer);
-          break;
+          return;
         }
-        const req = newInFlight(timeoutMs);
-        active.add(req);
         let got: Received;
         try {
-          got = await client.chunk(index, buffer, req);
+          got = item.kind === "delta"
+            ? await client.delta(index, await this.#readOwn(index, buffer), req)
+            : await client.chunk(index, buffer, req);
         } catch (err) {
           pool.release(null);
-          if (isBadChunk(err)) {
-            h.badChunk();
-            h.log("chunk.bad", {
-              peer: h.peerId,
-              server: base,
-              index,
-              error: err.message,
-            });
-            onBad(err);
-            continue;
-          }
-          if (!(err instanceof FetchCancelled)) fail(err);
-          break;
-        } finally {
-          active.delete(req);
+          throw err;
         }
-        stage(index, got);
+        handed.add(index);
+        stage(index, got, item.kind === "delta");
+      } catch (err) {
+        giveBack(chunksOf(item), handed);
+        if (err instanceof FetchCancelled) return;
+        if (item.kind !== "run" && isBadChunk(err)) {
+          h.badChunk();
+          h.log("chunk.bad", {
+            peer: h.peerId,
+            server: base,
+            index: item.index,
+            error: err.message,
+          });
+          if (item.kind === "delta") scan?.forgetOlder(item.index);
+          taken[item.index] = 1; // not asked again of this server
+          onBad(err);
+          return;
+        }
+        const way = item.kind === "run" ? "stream" : item.kind === "delta" ? "delta" : null;
+        if (way === null || !switched(err, way)) fail(err);
+      } finally {
+        active.delete(req);
       }
     };
-    try {
-      while (stages.size > 0) await Promise.all([...stages]);
-      if (fallback && failure === undefined) {
-        // What the streams did not deliver; chunks found bad in this call are not asked again.
-        rest = fallbackQueue(h.held.missing(), bad.map((e) => e.index));
-        await Promise.all(Array.from({ length: Math.min(h.inflight, rest.length) }, runner));
-        while (stages.size > 0) await Promise.all([...stages]);
+    const worker = async () => {
+      for (let item = await next(); item; item = await next()) {
+        busy++;
+        try {
+          await perform(item);
+        } finally {
+          busy--;
+          poke();
+        }
       }
+    };
+
+    try {
+      await Promise.all(Array.from({ length: h.inflight }, worker));
+      while (stages.size > 0) await Promise.all([...stages]);
     } finally {
       stopWatch();
       opts.signal?.removeEventListener("abort", onAbort);
@@ -211,6 +271,33 @@ export class Transfer {
       seconds: seconds.toFixed(3),
       mbps: (bytes / 1e6 / Math.max(seconds, 1e-9)).toFixed(1),
     });
+  }
+
+  /** Read this PC's own version of chunk `index` into `buffer` (for a delta). */
+  async #readOwn(index: number, buffer: ArrayBuffer): Promise<ArrayBuffer> {
+    const h = this.host;
+    const m = h.manifest;
+    const length = chunkLength(m, index);
+    let n: number;
+    try {
+      n = await h.target.readAt(chunkOffset(m, index), new Uint8Array(buffer, 0, length));
+    } catch (cause) {
+      throw new ReceiveError(
+        "read-failed",
+        `Cannot read chunk ${index} of "${m.name}" from "${h.target.path}" at byte ${
+          chunkOffset(m, index)
+        }: ${(cause as Error).message}`,
+        { index, cause },
+      );
+    }
+    if (n !== length) {
+      throw new ReceiveError(
+        "read-failed",
+        `Cannot read chunk ${index} of "${m.name}" from "${h.target.path}": it ends after ${n} of ${length} bytes`,
+        { index },
+      );
+    }
+    return buffer;
   }
 
   #badSummary(base: string, bad: ReceiveError[]): ReceiveError {

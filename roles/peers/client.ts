@@ -125,10 +125,6 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   log("target", { disk: chosen.path, reason: chosen.reason });
   const diskRetries = o.diskRetries ?? 3;
   const diskBackoff = o.diskBackoff ?? 5;
-  let existed = false;
-  try {
-    existed = (await Deno.stat(chosen.path)).size > 0;
-  } catch { /* a new file */ }
   let target: TargetDisk;
   try {
     target = await (o.open ?? openTarget)(chosen.path, manifest.size, manifest.name);
@@ -163,14 +159,21 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
       }
     }
   };
-  // A PC that was imaged (or half imaged) before a reboot resumes from what it verified.
+  // A disk that holds something (a block device always may: its stat size says 0) is checked
+  // in the background while the PC joins and receives: a PC imaged (or half imaged) before a
+  // reboot resumes from what it verified, one that holds an older image fetches what changed.
+  const existed = target.fresh !== true;
   if (existed) {
-    await early("resume", async () => {
-      const n = await receiver.scanExisting();
-      log("resume", { target: chosen.path, held: n, total: manifest.chunks.length });
-    });
-  }
-  await early("zeros", () => receiver.fillZeros());
+    const scan = receiver.startScan();
+    void scan.done.then(() =>
+      log("resume", {
+        target: chosen.path,
+        held: scan.marked,
+        total: manifest.chunks.length,
+        ...(scan.failure !== undefined ? { error: (scan.failure as Error).message } : {}),
+      })
+    );
+  } else await early("zeros", () => receiver.fillZeros());
   const { server, setTicketKey } = await startPeerChunkServer({
     source: receiver,
     listen: o.listen,
@@ -178,7 +181,9 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
     log,
   });
 
-  let verified = receiver.missing().length === 0 && existed;
+  // A used disk is still being scanned: it joins as a client and says it is done once the scan
+  // found everything (its read-back then has nothing left to read).
+  let verified = false;
   const probe = verified || o.probe === false ? undefined : await probeMaster(o.masterUrl, log);
   const neighbor = await heard;
   // The fetch in progress (a new assignment supersedes it).
@@ -329,6 +334,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   clearInterval(ticker);
   current?.abort.abort();
   await server.close();
+  await receiver.stopScan();
   // Finish the disk once nothing reads it for others any more (it changes bytes of the image).
   const finishing: FinishOutcome[] = [];
   if (result.verified) {

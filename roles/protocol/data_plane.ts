@@ -6,6 +6,9 @@
 //   GET /v1/chunks/:index        one chunk
 //   GET /v1/image                the whole image in order (`curl .../v1/image > disk`)
 //   GET /v1/stream?from=A&to=B   the non-zero chunks A..B-1 back to back, in order
+//   POST /v1/delta/:index        body: the client's digest of each 4 KiB block of its own
+//                                version of the chunk; answer: a bitmap of the blocks that
+//                                differ, then those blocks (roles/data/delta.ts)
 
 /** Every data-plane answer names the image it serves (the manifest's SHA-256). */
 export const IMAGE_HEADER = "x-cascade-image";
@@ -17,6 +20,8 @@ export const DATA_PATHS = {
   chunk: "/v1/chunks/:index",
   image: "/v1/image",
   stream: "/v1/stream",
+  /** Hono route pattern; deltaUrl builds a concrete one. */
+  delta: "/v1/delta/:index",
 } as const;
 
 /** What GET /v1/health answers. */
@@ -34,6 +39,11 @@ export function dataBase(serverUrl: string): string {
 /** URL of one chunk: `<base>/v1/chunks/<index>`. */
 export function chunkUrl(base: string, index: number): string {
   return `${dataBase(base)}/v1/chunks/${index}`;
+}
+
+/** URL of the sub-chunk delta of one chunk: `<base>/v1/delta/<index>`. */
+export function deltaUrl(base: string, index: number): string {
+  return `${dataBase(base)}/v1/delta/${index}`;
 }
 
 /** URL of the stream of chunks `from`..`to - 1` (`to` exclusive; zero chunks are skipped). */

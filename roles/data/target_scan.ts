@@ -1,0 +1,140 @@
+// What a used target already holds, checked in the background: a PC that holds an older image
+// (or half of this one, after a crash) joins and receives while its disk is read and hashed,
+// and each chunk that matches the manifest counts as held (and as read back) the moment it
+// verifies. The transfer fetches only chunks the scan has judged missing; a chunk whose bytes
+// on the disk are an older version (not all zeros) is fetched by sub-chunk delta (delta.ts).
+// The scan never writes, so a crash in the middle of it loses nothing.
+import type { Manifest } from "../../imagetools/mod.ts";
+import type { Logger } from "../../imagetools/kit/mod.ts";
+import type { HeldChunks } from "./held_chunks.ts";
+import { badOnTarget } from "./read_back.ts";
+import type { TargetDisk } from "./target_disk.ts";
+
+export interface ScanHost {
+  readonly manifest: Manifest;
+  readonly target: TargetDisk;
+  readonly held: HeldChunks;
+  /** Check MD5 as well as SHA-256 (as the read-back does). */
+  readonly md5: boolean;
+  /** Chunk `index` was found good on the target: it counts as read back. */
+  checked(index: number): void;
+  /** Something was marked held (progress to report). */
+  progress(): void;
+  readonly log: Logger;
+  readonly peerId?: string;
+}
+
+export class TargetScan {
+  /** 1: not judged yet. */
+  readonly #pending: Uint8Array;
+  /** 1: judged bad, and the disk holds something other than zeros there (an older version). */
+  readonly #older: Uint8Array;
+  #left = 0;
+  #marked = 0;
+  #failure: unknown;
+  #ended = false;
+  #wake: (() => void)[] = [];
+  readonly #stop = new AbortController();
+  /** Settles (never rejects) once every chunk asked has its verdict, or the scan failed. */
+  readonly done: Promise<void>;
+
+  constructor(private readonly host: ScanHost, indices: readonly number[]) {
+    const n = host.manifest.chunks.length;
+    this.#pending = new Uint8Array(n);
+    this.#older = new Uint8Array(n);
+    for (const i of indices) {
+      if (!this.#pending[i]) this.#left++;
+      this.#pending[i] = 1;
+    }
+    this.done = this.#run([...indices]);
+  }
+
+  async #run(indices: number[]): Promise<void> {
+    const h = this.host;
+    const started = performance.now();
+    try {
+      await badOnTarget(h.target, h.manifest, indices, {
+        md5: h.md5,
+        signal: this.#stop.signal,
+        onChunk: (i, ok, zeros) => this.#verdict(i, ok, zeros),
+      });
+    } catch (err) {
+      this.#failure = err;
+      h.log("scan.failed", { peer: h.peerId, error: (err as Error).message, left: this.#left });
+    }
+    this.#ended = true;
+    h.log("scan.done", {
+      peer: h.peerId,
+      marked: this.#marked,
+      held: h.held.count,
+      seconds: ((performance.now() - started) / 1000).toFixed(3),
+    });
+    this.#notify();
+  }
+
+  #verdict(index: number, ok: boolean, zeros: boolean) {
+    if (!this.#pending[index]) return;
+    this.#pending[index] = 0;
+    this.#left--;
+    if (ok) {
+      this.host.checked(index);
+      if (this.host.held.mark(index)) this.#marked++;
+      this.host.progress();
+    } else if (!zeros) this.#older[index] = 1;
+    this.#notify();
+  }
+
+  #notify() {
+    const wake = this.#wake;
+    this.#wake = [];
+    for (const w of wake) w();
+  }
+
+  /** Chunk `index` has no verdict yet: it must not be fetched (it may be on the disk). */
+  pending(index: number): boolean {
+    return this.#pending[index] === 1;
+  }
+
+  /** The disk holds another version of chunk `index` (not zeros): worth a sub-chunk fetch. */
+  older(index: number): boolean {
+    return this.#older[index] === 1;
+  }
+
+  /** Fetch chunk `index` whole next time (a delta of it did not verify). */
+  forgetOlder(index: number): void {
+    this.#older[index] = 0;
+  }
+
+  /** Still reading: more verdicts will come. */
+  get running(): boolean {
+    return !this.#ended;
+  }
+
+  /** Why the scan stopped before judging every chunk (a disk read failed), if it did. */
+  get failure(): unknown {
+    return this.#failure;
+  }
+
+  /** Chunks the scan found good and marked held. */
+  get marked(): number {
+    return this.#marked;
+  }
+
+  /** The chunks still without a verdict (after a failure: what a new scan must judge). */
+  pendingList(): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < this.#pending.length; i++) if (this.#pending[i]) out.push(i);
+    return out;
+  }
+
+  /** Resolves at the next verdict, or at once when the scan has ended. */
+  changed(): Promise<void> {
+    if (this.#ended) return Promise.resolve();
+    return new Promise((resolve) => this.#wake.push(resolve));
+  }
+
+  /** Stop reading (the client is done with the disk); `done` settles soon after. */
+  stop(): void {
+    this.#stop.abort(new Error("the scan was stopped"));
+  }
+}
