@@ -1,13 +1,14 @@
-// `deno task check:layout`: the layout rules (scripts/layout_rules.ts) on every tracked .ts file.
-import { checkLayout, relativeImports, type SourceFile } from "./layout_rules.ts";
+// `deno task check:layout`: the layout rules (scripts/layout_rules.ts) on every tracked .ts file:
+// its imports and its length.
+import { checkLayout, lineCount, relativeImports, type SourceFile } from "./layout_rules.ts";
 
 export async function repoSources(root: string): Promise<SourceFile[]> {
   const out = await new Deno.Command("git", { args: ["ls-files", "*.ts"], cwd: root }).output();
   const paths = new TextDecoder().decode(out.stdout).split("\n").filter(Boolean);
-  return await Promise.all(paths.map(async (path) => ({
-    path,
-    imports: relativeImports(await Deno.readTextFile(`${root}/${path}`)),
-  })));
+  return await Promise.all(paths.map(async (path) => {
+    const text = await Deno.readTextFile(`${root}/${path}`);
+    return { path, imports: relativeImports(text), lines: lineCount(text) };
+  }));
 }
 
 if (import.meta.main) {

@@ -2,7 +2,8 @@
 // - a folder with a mod.ts is a room; from outside a room only its mod.ts is imported (and its
 //   testkit.ts, from tests, testkits and scripts only);
 // - imagetools imports nothing from roles or netboot, netboot nothing from roles;
-// - no cycle between rooms (in the product's code; tests may reach back).
+// - no cycle between rooms (in the product's code; tests may reach back);
+// - no product file over MAX_PRODUCT_LINES lines (split by concept rather than grow one).
 // Pure: it takes each file's relative import specifiers and returns the broken rules, one line each.
 import { dirname, join, normalize } from "node:path";
 
@@ -11,7 +12,13 @@ export interface SourceFile {
   path: string;
   /** The relative specifiers it imports or re-exports ("./x.ts", "../../imagetools/mod.ts"). */
   imports: string[];
+  /** Its length in lines, when known (the size rule skips files without it). */
+  lines?: number;
 }
+
+/** Product files stay under about 400 lines; past this one the check fails (tests and scripts
+ *  are not the product). */
+export const MAX_PRODUCT_LINES = 450;
 
 const FORBIDDEN: [string, string][] = [
   ["imagetools/", "roles/"],
@@ -36,6 +43,11 @@ export function checkLayout(files: SourceFile[]): string[] {
   const problems: string[] = [];
   const edges = new Map<string, Set<string>>();
   for (const file of files) {
+    if (file.lines !== undefined && file.lines > MAX_PRODUCT_LINES && !isTestSide(file.path)) {
+      problems.push(
+        `${file.path} has ${file.lines} lines, over the ${MAX_PRODUCT_LINES} a product file may have (split it by concept)`,
+      );
+    }
     const from = roomOf(file.path, rooms);
     for (const spec of file.imports) {
       const target = normalize(join(dirname(file.path), spec));
@@ -90,4 +102,10 @@ export function relativeImports(text: string): string[] {
   const re = /(?:\bfrom\s*|\bimport\s*\(?\s*)(["'])(\.\.?\/[^"']+)\1/g;
   for (const m of text.matchAll(re)) specs.push(m[2]);
   return specs;
+}
+
+/** Lines in a source text (a last line without its newline counts too). */
+export function lineCount(text: string): number {
+  if (text === "") return 0;
+  return text.split("\n").length - (text.endsWith("\n") ? 1 : 0);
 }

@@ -1,7 +1,12 @@
 // The layout rules hold on every file of the repository, and the checker catches each kind of
 // break (a fixture tree per rule).
 import assert from "node:assert/strict";
-import { checkLayout, relativeImports } from "../scripts/layout_rules.ts";
+import {
+  checkLayout,
+  lineCount,
+  MAX_PRODUCT_LINES,
+  relativeImports,
+} from "../scripts/layout_rules.ts";
 import { repoSources } from "../scripts/check_layout.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -65,4 +70,26 @@ Deno.test("layout: relativeImports finds static, type, re-export and dynamic imp
     `const s = "./not-an-import.ts";`,
   ].join("\n");
   assert.deepEqual(relativeImports(text), ["./a.ts", "../b/mod.ts", "./c.ts", "./d.ts"]);
+});
+
+Deno.test("layout: a product file over the line limit is named; tests and scripts are not the product", () => {
+  const over = MAX_PRODUCT_LINES + 1;
+  const files = [
+    { path: "roles/master/mod.ts", imports: ["./big.ts"], lines: 10 },
+    { path: "roles/master/big.ts", imports: [], lines: over },
+    { path: "roles/master/ok.ts", imports: [], lines: MAX_PRODUCT_LINES },
+    { path: "roles/master/big_test.ts", imports: [], lines: over },
+    { path: "roles/master/testkit.ts", imports: [], lines: over },
+    { path: "scripts/bench_big.ts", imports: [], lines: over },
+    { path: "tests/big_test.ts", imports: [], lines: over },
+  ];
+  assert.deepEqual(checkLayout(files), [
+    `roles/master/big.ts has ${over} lines, over the ${MAX_PRODUCT_LINES} a product file may have (split it by concept)`,
+  ]);
+  assert.deepEqual([lineCount(""), lineCount("a\n"), lineCount("a\nb"), lineCount("a\nb\n")], [
+    0,
+    1,
+    2,
+    2,
+  ]);
 });
