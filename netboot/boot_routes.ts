@@ -57,6 +57,8 @@ export type BootDecision =
     /** The group's target (device path or target rule) and after action, if it sets them. */
     target?: string;
     after?: AfterAction;
+    /** The image it gets (a master serving several images), when not the default one. */
+    imageId?: string;
   }
   | { action: "local"; reason: LocalReason };
 
@@ -118,6 +120,7 @@ export function createBootApp(opts: BootAppOptions): Hono {
     ...settings,
     ...(d.target !== undefined ? { target: checkTarget(d.target) } : {}),
     ...(d.after !== undefined ? { after: checkAfter(d.after) } : {}),
+    ...(d.imageId !== undefined ? { imageId: checkImageId(d.imageId) } : {}),
   });
 
   const app = new Hono();

@@ -34,7 +34,7 @@ Deno.test("bad command lines exit 2 with one line naming the flag and value", as
   const cases: [string[], string][] = [
     [
       ["master"],
-      'cascade master: Missing --slices (or CASCADE_SLICES) (see "cascade master --help")',
+      'cascade master: Missing --slices (or CASCADE_SLICES, or --image NAME=DIR per image) (see "cascade master --help")',
     ],
     [
       ["master", "--slices", "x", "--mode", "turbo"],

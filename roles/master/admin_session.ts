@@ -6,7 +6,7 @@
 //
 // Routes: POST /api/v1/session {"token": "…", "who": "…"} signs in; GET /api/v1/session says
 // who is signed in (and hands the page its CSRF token); DELETE /api/v1/session signs out.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import type { Context, Hono } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { csrf } from "hono/csrf";
@@ -85,7 +85,7 @@ export function adminDenied(
 }
 
 export type AdminCheck =
-  | { ok: true; who: string }
+  | { ok: true; who: string; session: string }
   | { ok: false; status: 401 | 403; message: string };
 
 /**
@@ -101,7 +101,9 @@ export function checkAdmin(
   const auth = c.req.header("authorization");
   if (auth !== undefined) {
     const denied = adminDenied(token, auth);
-    return denied ? { ok: false, ...denied } : { ok: true, who: `token@${address(c)}` };
+    return denied
+      ? { ok: false, ...denied }
+      : { ok: true, who: `token@${address(c)}`, session: "token" };
   }
   const s = sessions.get(getCookie(c, SESSION_COOKIE));
   if (s === "expired") {
@@ -118,7 +120,12 @@ export function checkAdmin(
   if (!sent || !sameSecret(sent, s.csrf)) {
     return { ok: false, status: 403, message: 'Missing or wrong CSRF token ("x-csrf-token")' };
   }
-  return { ok: true, who: s.who };
+  return { ok: true, who: s.who, session: sessionTag(s) };
+}
+
+/** A sign-in's name in the history: a digest of its id, so the history holds no live cookie. */
+export function sessionTag(s: AdminSession): string {
+  return `session:${createHash("sha256").update(s.id).digest("hex").slice(0, 12)}`;
 }
 
 function address(c: Context): string {

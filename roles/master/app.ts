@@ -1,41 +1,80 @@
-// The master's HTTP face: one Hono app on one port. Control sessions (WebSocket), the image's
+// The master's HTTP face: one Hono app on one port. Control sessions (WebSocket), each image's
 // manifest, the live dashboard, status JSON and events (SSE), admin actions, /metrics; boot
-// files plug in under /boot.
-import { Hono } from "hono";
+// files plug in under /boot. With several images (site.ts), a request names its image's run
+// with ?image=NAME (or its id); without it, it gets the first image's.
+import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { normalizeMac } from "../../netboot/mod.ts";
 import type { Manifest } from "../../imagetools/mod.ts";
 import type { Logger } from "../../imagetools/kit/mod.ts";
 import { dashboardTitle, renderDashboardPage } from "./dashboard/mod.ts";
 import { liveStatus } from "./live_status.ts";
 import { eventRoutes, FeedHub } from "./events_stream.ts";
 import { EncodedBody } from "./manifest_route.ts";
-import { adminDenied, AdminSessions, checkAdmin, sessionRoutes } from "./admin_session.ts";
-import { type EventRecord, type MasterCore, type SessionKey } from "./core.ts";
+import { adminDenied, AdminSessions, sessionRoutes } from "./admin_session.ts";
+import { type AdminRecord, adminRoutes, type ReimageTarget } from "./admin_routes.ts";
+import type { EventRecord, MasterCore, SessionKey } from "./core.ts";
 import { renderMetrics, RunCounters } from "./metrics.ts";
-import { parsePeerMessage, ProtocolError } from "../protocol/mod.ts";
+import { type ImageRun, Site } from "./site.ts";
+import { runLinks } from "./feed.ts";
+import { parsePeerMessage, type PeerMessage, ProtocolError } from "../protocol/mod.ts";
+
+export { adminDenied };
+export { ADMIN_ACTIONS, type AdminAction, type AdminBody, parseAdminBody } from "./admin_routes.ts";
 
 export interface MasterAppOptions {
-  core: MasterCore;
-  manifest: Manifest;
-  manifestBytes: Uint8Array;
+  /** Every image's run (several images: site.ts); or, for one image, core and manifest. */
+  site?: Site;
+  core?: MasterCore;
+  manifest?: Manifest;
+  manifestBytes?: Uint8Array;
   log: Logger;
   now: () => number;
   /** Extra routes mounted under /boot (netboot files), when built. */
   boot?: Hono;
-  /** Forget that a PC (or "all") was imaged, so netboot images it again; returns how many. */
-  reimage?: (mac: string) => number;
+  /** Forget that PCs were imaged (one, "all", a group), so netboot images them again. */
+  reimage?: (target: ReimageTarget) => number;
   /** Enrol every PC that network-boots in the next `minutes` (into `group`); returns seconds. */
   enrol?: (minutes: number, group?: string) => number;
+  /** Keep an admin action (the run history). */
+  recordAdmin?: (r: AdminRecord) => void;
   /** A PC's group by MAC (groups file, enrolment), for the dashboard's room. */
   groupOf?: (mac: string) => string | undefined;
+  /** Boot answers a PC's MAC got in this run, oldest first (the details panel). */
+  bootsOf?: (run: ImageRun, mac: string) => BootAnswer[];
   /** Event stream pacing in ms: at most one update per `minGap`, at least one per `period`. */
   sse?: { minGap: number; period: number };
 }
 
+/** One answer to a PC's boot request, as the details panel shows it. */
+export interface BootAnswer {
+  /** Seconds on the master's clock. */
+  at: number;
+  address: string;
+  /** "image" or "local:<why>". */
+  answer: string;
+  group?: string;
+  image?: string;
+}
+
+/** What a control socket talks to: one image's core, or the site that routes by image. */
+export type ControlTarget = Pick<MasterCore, "connect" | "message" | "reject" | "disconnect">;
+
+/** A site of one image, its name from the manifest's (made fit for a URL). */
+export function singleSite(core: MasterCore, manifest: Manifest, manifestBytes: Uint8Array): Site {
+  return new Site([{ name: imageNameOf(manifest.name), core, manifest, manifestBytes }]);
+}
+
+/** An image's default name on the master: its manifest name, with anything else than
+ * A-Z a-z 0-9 . _ - made "-". */
+export function imageNameOf(manifestName: string): string {
+  const name = manifestName.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^[^A-Za-z0-9]+/, "")
+    .slice(0, 64);
+  return name || "image";
+}
+
 /** Wire a WebSocket to the core: every message validated, a bad one closes only its session. */
 export function attachControlSocket(
-  core: MasterCore,
+  core: ControlTarget,
   socket: WebSocket,
   address: string,
   log: Logger,
@@ -45,7 +84,8 @@ export function attachControlSocket(
   socket.onmessage = (ev) => {
     try {
       const data = ev.data as string | ArrayBuffer;
-      core.message(key, parsePeerMessage(data));
+      const msg: PeerMessage = parsePeerMessage(data);
+      core.message(key, msg);
     } catch (err) {
       if (err instanceof ProtocolError) core.reject(key, err.message);
       else {
@@ -71,87 +111,35 @@ const PROBE_BLOB = (() => {
   return b;
 })();
 
-export const ADMIN_ACTIONS = ["pause", "resume", "drain", "end", "reimage", "enrol"] as const;
-export type AdminAction = typeof ADMIN_ACTIONS[number];
-
-export { adminDenied };
-
-export interface AdminBody {
-  reason?: string;
-  mac?: string;
-  minutes?: number;
-  group?: string;
-}
-
-/** An admin request's body: empty, or a JSON object with the action's fields. */
-export function parseAdminBody(
-  action: AdminAction,
-  text: string,
-): AdminBody {
-  if (text.trim() === "") {
-    if (action === "reimage") throw new TypeError('Missing field "mac" (a MAC, or "all")');
-    if (action === "enrol") throw new TypeError('Missing field "minutes" (1 to 1440)');
-    return {};
-  }
-  if (text.length > 4096) throw new RangeError(`Body of ${text.length} bytes is over 4096 bytes`);
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (err) {
-    throw new SyntaxError(`Body is not JSON: ${JSON.stringify(text.slice(0, 40))}`, {
-      cause: err,
-    });
-  }
-  if (typeof v !== "object" || v === null || Array.isArray(v)) {
-    throw new TypeError("Body must be a JSON object");
-  }
-  const allowed = action === "end"
-    ? ["reason"]
-    : action === "reimage"
-    ? ["mac"]
-    : action === "enrol"
-    ? ["minutes", "group"]
-    : [];
-  for (const [k, value] of Object.entries(v)) {
-    if (!allowed.includes(k)) throw new TypeError(`Unknown field "${k}" for "${action}"`);
-    if (k === "minutes") {
-      if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 1440) {
-        throw new TypeError(`Field "minutes" (${JSON.stringify(value)}) must be 1 to 1440`);
-      }
-      continue;
-    }
-    if (typeof value !== "string" || value.length < 1 || value.length > 200) {
-      throw new TypeError(`Field "${k}" must be a string of 1..200 characters`);
-    }
-  }
-  const body = v as AdminBody;
-  if (action === "enrol" && body.minutes === undefined) {
-    throw new TypeError('Missing field "minutes" (1 to 1440)');
-  }
-  if (action === "reimage") {
-    const mac = body.mac === "all" ? "all" : normalizeMac(body.mac ?? "");
-    if (!mac) {
-      throw new TypeError(
-        `Field "mac" (${JSON.stringify(body.mac) ?? "missing"}) must be a MAC or "all"`,
-      );
-    }
-    body.mac = mac;
-  }
-  return body;
-}
-
 function mentions(e: EventRecord, id: string): boolean {
   const f = e.fields;
   return f.peer === id || f.server === id ||
     (typeof f.clients === "string" && f.clients.split(",").includes(id));
 }
 
+/** What the app keeps per image's run: its viewers' hub, counters and encoded answers. */
+interface RunView {
+  run: ImageRun;
+  status: () => ReturnType<typeof liveStatus>;
+  hub: FeedHub;
+  counters: RunCounters;
+  manifestBody: EncodedBody;
+  imageBody: EncodedBody;
+}
+
 export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.ServeHandlerInfo }> {
   const app = new Hono<{ Bindings: Deno.ServeHandlerInfo }>();
-  const { core, manifest, manifestBytes } = o;
-  const counters = new RunCounters();
-  core.subscribe((e) => counters.observe(e));
-  const status = () => liveStatus(core, manifest, o.now());
+  const site = o.site ?? singleSite(o.core!, o.manifest!, o.manifestBytes!);
+  const views = new Map<ImageRun, RunView>();
+  for (const run of site.runs) views.set(run, runView(run, site, o));
+  /** The run a request names (?image=NAME or id), the first image's when it names none. */
+  const pick = (c: Context): RunView | Response => {
+    const key = c.req.query("image");
+    if (key === undefined || key === "") return views.get(site.main)!;
+    const run = site.find(key);
+    if (run) return views.get(run)!;
+    return c.json({ error: `No image "${key}" on this master: it serves ${site.describe()}` }, 404);
+  };
   let probing = 0;
   let probeTail = Promise.resolve();
 
@@ -164,7 +152,7 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
     }
     const addr = c.env?.remoteAddr as Deno.NetAddr | undefined;
     const { socket, response } = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 60 });
-    attachControlSocket(core, socket, addr?.hostname ?? "unknown", o.log);
+    attachControlSocket(site, socket, addr?.hostname ?? "unknown", o.log);
     return response;
   });
 
@@ -206,135 +194,82 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
   });
 
   // Every PC fetches these at the start: encoded once, served compressed, cached by ETag.
-  const manifestBody = new EncodedBody(manifestBytes, "application/json", core.config.imageId);
-  app.get(
-    "/api/v1/manifest",
-    (c) => manifestBody.respond(c, { "x-cascade-image": core.config.imageId }),
-  );
-  const imageBody = new EncodedBody(
-    new TextEncoder().encode(JSON.stringify({
-      id: core.config.imageId,
-      name: manifest.name,
-      size: manifest.size,
-      chunkSize: manifest.chunkSize,
-      chunks: manifest.chunks.length,
-      zeroChunks: manifest.chunks.filter((ch) => ch.zero).length,
-      md5: manifest.md5,
-      sha256: manifest.sha256,
-    })),
-    "application/json",
-    `${core.config.imageId}-summary`,
-  );
-  app.get("/api/v1/image", (c) => imageBody.respond(c));
+  app.get("/api/v1/manifest", (c) => {
+    const v = pick(c);
+    if (v instanceof Response) return v;
+    return v.manifestBody.respond(c, { "x-cascade-image": v.run.core.config.imageId });
+  });
+  app.get("/api/v1/image", (c) => {
+    const v = pick(c);
+    return v instanceof Response ? v : v.imageBody.respond(c);
+  });
 
-  app.get("/api/v1/status", (c) => c.json(status()));
+  app.get("/api/v1/status", (c) => {
+    const v = pick(c);
+    return v instanceof Response ? v : c.json(v.status());
+  });
+
+  // Every image's run at a glance: name, image, state, totals (the dashboard's run bar).
+  app.get(
+    "/api/v1/runs",
+    (c) =>
+      c.json({
+        runs: runLinks(site.runs.map((r) => views.get(r)!.status()), site.runs.map((r) => r.name)),
+      }),
+  );
 
   app.get("/api/v1/peers/:id", (c) => {
+    const v = pick(c);
+    if (v instanceof Response) return v;
     const id = c.req.param("id");
-    const peer = status().peers.find((p) => p.id === id);
+    const { core } = v.run;
+    const peer = v.status().peers.find((p) => p.id === id);
     if (!peer) return c.json({ error: `No peer "${id}" in this run` }, 404);
     return c.json({
       peer,
       events: core.events.filter((e) => mentions(e, id)),
+      boot: peer.mac ? o.bootsOf?.(v.run, peer.mac) ?? bootEvents(core.events, peer.mac) : [],
       startedAt: core.startedAt,
     });
   });
 
-  // Viewers (the dashboard's feed, the status stream): one tick for all of them.
-  const hub = new FeedHub({
-    status,
-    subscribe: (fn) => core.subscribe(fn),
-    pace: o.sse ?? { minGap: 250, period: 1000 },
-    // Tiles group by the PC's group (groups file, enrolment), else by its switch (LLDP, topology).
-    groupOf: (p) => (p.mac ? o.groupOf?.(p.mac) : undefined) ?? core.peers.get(p.id)?.switch,
+  // Viewers (the dashboard's feed, the status stream): one tick per run for all of them.
+  eventRoutes(app, (c) => {
+    const v = pick(c);
+    return v instanceof Response ? v : v.hub;
   });
-  eventRoutes(app, hub);
 
   // Admins sign in from the page (admin_session.ts); curl keeps its bearer token.
   const sessions = new AdminSessions(o.now);
-  sessionRoutes(app, { sessions, token: core.config.token, log: o.log, now: o.now });
-
-  app.post("/api/v1/admin/:action", async (c) => {
-    const action = c.req.param("action") as AdminAction;
-    if (!ADMIN_ACTIONS.includes(action)) {
-      return c.json(
-        { error: `No admin action "${action}": expected ${ADMIN_ACTIONS.join(", ")}` },
-        404,
-      );
-    }
-    // The admin token as a bearer token (curl), or a signed-in page's session and CSRF token.
-    const check = checkAdmin(c, sessions, core.config.token);
-    if (!check.ok) {
-      if (check.status === 401) c.header("WWW-Authenticate", 'Bearer realm="cascade"');
-      return c.json({ error: check.message }, check.status);
-    }
-    const by = check.who;
-    let body: AdminBody;
-    try {
-      body = parseAdminBody(action, await c.req.text());
-    } catch (err) {
-      return c.json({ error: `Invalid "${action}" request: ${(err as Error).message}` }, 400);
-    }
-    if (action === "reimage") {
-      // Not tied to the run: it changes what PCs boot next time, even between runs.
-      if (!o.reimage) {
-        return c.json(
-          { error: "Re-imaging needs the run history: start without --no-history" },
-          409,
-        );
-      }
-      const forgotten = o.reimage(body.mac!);
-      core.note("admin", { action, by, mac: body.mac, forgotten });
-      return c.json({ mac: body.mac, forgotten });
-    }
-    if (action === "enrol") {
-      if (!o.enrol) {
-        return c.json({ error: "Enrolment needs the boot files: start with --netboot DIR" }, 409);
-      }
-      let seconds: number;
-      try {
-        seconds = o.enrol(body.minutes!, body.group);
-      } catch (err) {
-        return c.json({ error: `Invalid "enrol" request: ${(err as Error).message}` }, 400);
-      }
-      core.note("admin", { action, by, minutes: body.minutes, group: body.group });
-      return c.json({ enrolling: true, seconds: Math.round(seconds), group: body.group ?? null });
-    }
-    if (core.ended) return c.json({ error: `The run has ended: ${core.ended}` }, 409);
-    const paused = () => core.scheduler.snapshot().paused;
-    switch (action) {
-      case "pause":
-        if (!paused()) core.pause(true);
-        break;
-      case "resume":
-        if (paused()) core.pause(false);
-        if (core.draining) core.drain(false);
-        break;
-      case "drain":
-        if (!core.draining) core.drain(true);
-        break;
-      case "end":
-        // Noted before the end, so the run's last events say who ended it.
-        core.note("admin", { action, by, reason: body.reason });
-        core.end(body.reason ?? "ended by an admin");
-        break;
-    }
-    if (action !== "end") core.note("admin", { action, by });
-    return c.json({ paused: paused(), draining: core.draining, ended: core.ended });
+  const token = site.main.core.config.token;
+  sessionRoutes(app, { sessions, token, log: o.log, now: o.now });
+  adminRoutes(app, {
+    site,
+    sessions,
+    token,
+    ...(o.reimage ? { reimage: o.reimage } : {}),
+    ...(o.enrol ? { enrol: o.enrol } : {}),
+    ...(o.recordAdmin ? { record: o.recordAdmin } : {}),
   });
 
-  app.get("/metrics", (c) =>
-    c.body(renderMetrics(status(), counters), 200, {
+  app.get("/metrics", (c) => {
+    const v = pick(c);
+    if (v instanceof Response) return v;
+    return c.body(renderMetrics(v.status(), v.counters), 200, {
       "content-type": "text/plain; version=0.0.4; charset=utf-8",
-    }));
+    });
+  });
 
-  app.get("/", (c) =>
-    c.html(renderDashboardPage(hub.snapshot(), dashboardTitle(status())), 200, {
+  app.get("/", (c) => {
+    const v = pick(c);
+    if (v instanceof Response) return v;
+    return c.html(renderDashboardPage(v.hub.snapshot(), dashboardTitle(v.status())), 200, {
       // Everything the page needs is inline or from this master; the policy keeps it so.
       "content-security-policy":
         "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; " +
         "connect-src 'self'; img-src 'self' data:",
-    }));
+    });
+  });
 
   if (o.boot) app.route("/boot", o.boot);
 
@@ -346,4 +281,62 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
     return c.json({ error: "Internal error in the master; see its log" }, 500);
   });
   return app;
+}
+
+function runView(run: ImageRun, site: Site, o: MasterAppOptions): RunView {
+  const { core, manifest } = run;
+  const counters = new RunCounters();
+  core.subscribe((e) => counters.observe(e));
+  const status = () => liveStatus(core, manifest, o.now());
+  const id = core.config.imageId;
+  const summary = {
+    id,
+    name: manifest.name,
+    size: manifest.size,
+    chunkSize: manifest.chunkSize,
+    chunks: manifest.chunks.length,
+    zeroChunks: manifest.chunks.filter((ch) => ch.zero).length,
+    md5: manifest.md5,
+    sha256: manifest.sha256,
+  };
+  const hub = new FeedHub({
+    status,
+    subscribe: (fn) => core.subscribe(fn),
+    pace: o.sse ?? { minGap: 250, period: 1000 },
+    // Tiles group by the PC's group (groups file, enrolment), else by its switch (LLDP, topology).
+    groupOf: (p) => (p.mac ? o.groupOf?.(p.mac) : undefined) ?? core.peers.get(p.id)?.switch,
+    // With several images the page shows which run it follows and links the others.
+    ...(site.runs.length > 1
+      ? {
+        run: run.name,
+        site: () =>
+          runLinks(
+            site.runs.map((r) => liveStatus(r.core, r.manifest, o.now())),
+            site.runs.map((r) => r.name),
+          ),
+      }
+      : {}),
+  });
+  return {
+    run,
+    status,
+    hub,
+    counters,
+    manifestBody: new EncodedBody(run.manifestBytes, "application/json", id),
+    imageBody: new EncodedBody(
+      new TextEncoder().encode(JSON.stringify(summary)),
+      "application/json",
+      `${id}-summary`,
+    ),
+  };
+}
+
+/** A PC's boot answers from the run's recent events (when no history keeps them all). */
+function bootEvents(events: readonly EventRecord[], mac: string): BootAnswer[] {
+  return events.filter((e) => e.event === "boot" && e.fields.peer === mac).map((e) => ({
+    at: e.at,
+    address: String(e.fields.address ?? ""),
+    answer: String(e.fields.answer),
+    ...(e.fields.group !== undefined ? { group: String(e.fields.group) } : {}),
+  }));
 }

@@ -1,18 +1,14 @@
 // `cascade master`: run the master until the run ends (--expect N reached, Ctrl-C or SIGTERM),
 // then print the summary table.
 import { dirname, join, resolve } from "node:path";
-import {
-  type CommandSpec,
-  parseCommand,
-  requireOption,
-  UsageError,
-} from "../../imagetools/kit/mod.ts";
+import { type CommandSpec, parseCommand, UsageError } from "../../imagetools/kit/mod.ts";
 import { type Logger, makeLogger } from "../../imagetools/kit/mod.ts";
 import { parseCount, parseDuration } from "../../imagetools/kit/mod.ts";
 import { type History, HISTORY_FILE, openHistory } from "./history.ts";
 import { normalizeMac } from "../../netboot/mod.ts";
 import { lanUrls, machineInterfaces } from "./listen_urls.ts";
-import { startMaster } from "./run.ts";
+import { type ImageSpec, startMaster } from "./run.ts";
+import { IMAGE_NAME } from "./site.ts";
 import { type Groups, loadGroups } from "./groups.ts";
 import type { Mode } from "../protocol/mod.ts";
 import { summaryTable } from "./status.ts";
@@ -21,13 +17,19 @@ import { parseTopology, type Topology } from "./topology.ts";
 export const masterSpec: CommandSpec = {
   name: "master",
   summary: "pair waiting clients with servers, serve status, dashboard and boot files",
-  usage: "--slices DIR [options]",
+  usage: "--slices DIR | --image NAME=DIR [--image NAME=DIR ...] [options]",
   options: {
     slices: {
       type: "string",
       arg: "DIR",
       help: "Slices folder (or manifest) of the image to deploy",
       env: "CASCADE_SLICES",
+    },
+    image: {
+      type: "string",
+      arg: "NAME=DIR",
+      multiple: true,
+      help: 'An image to deploy, by name (several: a run each; a group\'s "image = NAME" picks)',
     },
     port: { type: "string", arg: "P", help: "HTTP port", default: "8080", env: "CASCADE_PORT" },
     host: {
@@ -61,7 +63,7 @@ export const masterSpec: CommandSpec = {
     expect: {
       type: "string",
       arg: "N",
-      help: "End the run once N clients have verified their disks",
+      help: "End the run once N clients have verified their disks (per image: NAME=N,NAME=N)",
       env: "CASCADE_EXPECT",
     },
     token: {
@@ -129,6 +131,9 @@ export const masterSpec: CommandSpec = {
     "get the imaging script; every other PC that network-boots boots its own disk.",
     "The run ends when --expect PCs are verified, or on Ctrl-C / SIGTERM; every peer is told,",
     "and a table of PCs, results, times and servers is printed.",
+    "Several images: --image games=slices/games --image office=slices/office; the first is the",
+    "default. Each image has its own run (queues, cascade, status: ?image=NAME); a PC gets its",
+    "group's image (groups file: image = NAME); the master ends once every run has ended.",
   ],
 };
 
@@ -142,8 +147,9 @@ export function parseMode(text: string): Mode {
 export async function masterMain(args: string[]): Promise<number> {
   const p = parseCommand(masterSpec, args);
   if (!p) return 0;
-  const slices = requireOption(masterSpec, p, "slices");
   const v = p.values as Record<string, string | undefined>;
+  const images = parseImages(v.slices, p.values.image as string[] | undefined, v.expect);
+  const slices = images[0].slices;
   const log = makeLogger("master");
   const history = p.values["no-history"]
     ? undefined
@@ -191,13 +197,15 @@ export async function masterMain(args: string[]): Promise<number> {
   }
   const master = await startMaster({
     ...(topology ? { topology } : {}),
-    slices,
+    images,
     hostname: v.host,
     port: parseCount(v.port!, "--port", 0, 65535),
     mode: parseMode(v.mode!),
     linger: parseDuration(v.linger!, "--linger"),
     fanout: parseCount(v.fanout!, "--fanout", 1, 64),
-    expect: v.expect !== undefined ? parseCount(v.expect, "--expect", 1, 100000) : undefined,
+    expect: v.expect !== undefined && /^\d+$/.test(v.expect)
+      ? parseCount(v.expect, "--expect", 1, 100000)
+      : undefined,
     token: v.token,
     serverToken: v["server-token"],
     log,
@@ -209,7 +217,11 @@ export async function masterMain(args: string[]): Promise<number> {
     history?.close();
     throw err;
   });
-  console.error(`Cascade master on ${master.url} (image ${master.imageId})`);
+  console.error(
+    `Cascade master on ${master.url} (${
+      master.runs.map((r) => `image ${r.name} ${r.imageId}`).join(", ")
+    })`,
+  );
   if (v["server-token"] === undefined) {
     console.error("Servers register without a credential: give --server-token on a shared LAN");
   }
@@ -225,15 +237,70 @@ export async function masterMain(args: string[]): Promise<number> {
   Deno.removeSignalListener("SIGINT", onInt);
   Deno.removeSignalListener("SIGTERM", onTerm);
   history?.close();
-  const status = master.status();
+  const statuses = master.runs.map((r) => r.status());
   if (v["status-file"]) {
-    // Written under a temporary name and renamed, so a reader never sees half a file.
+    // Written under a temporary name and renamed, so a reader never sees half a file. Several
+    // images: {"runs": [status per image, the first first]}.
     const tmp = `${v["status-file"]}.tmp`;
-    await Deno.writeTextFile(tmp, JSON.stringify(status, null, 2) + "\n");
+    const body = statuses.length === 1 ? statuses[0] : { runs: statuses };
+    await Deno.writeTextFile(tmp, JSON.stringify(body, null, 2) + "\n");
     await Deno.rename(tmp, v["status-file"]);
   }
-  console.log(summaryTable(status));
+  console.log(
+    master.runs.map((r, i) =>
+      (statuses.length > 1 ? `image ${r.name}\n` : "") + summaryTable(statuses[i])
+    ).join("\n\n"),
+  );
   return 0;
+}
+
+/**
+ * The images to deploy: --slices DIR (one), or --image NAME=DIR once per image; --expect N for
+ * every run, or NAME=N,NAME=N for each.
+ */
+export function parseImages(
+  slices: string | undefined,
+  given: string[] | undefined,
+  expect: string | undefined,
+): ImageSpec[] {
+  if (slices !== undefined && given?.length) {
+    throw new UsageError("Give --slices DIR (one image) or --image NAME=DIR, not both");
+  }
+  let images: ImageSpec[];
+  if (given?.length) {
+    images = given.map((item) => {
+      const m = /^([^=]+)=(.+)$/.exec(item);
+      if (!m || !IMAGE_NAME.test(m[1])) {
+        throw new UsageError(
+          `Invalid --image "${item}": expected NAME=DIR (NAME of A-Z a-z 0-9 . _ -)`,
+        );
+      }
+      return { name: m[1], slices: m[2] };
+    });
+    const names = images.map((i) => i.name);
+    const twice = names.find((n, i) => names.indexOf(n) !== i);
+    if (twice) throw new UsageError(`Invalid --image: "${twice}" is given twice`);
+  } else if (slices !== undefined) {
+    images = [{ slices }];
+  } else {
+    throw new UsageError(
+      'Missing --slices (or CASCADE_SLICES, or --image NAME=DIR per image) (see "cascade master --help")',
+    );
+  }
+  if (expect === undefined || /^\d+$/.test(expect)) return images;
+  for (const part of expect.split(",")) {
+    const m = /^([^=]+)=(\d+)$/.exec(part.trim());
+    const image = m ? images.find((i) => i.name === m[1]) : undefined;
+    if (!m || !image) {
+      throw new UsageError(
+        `Invalid --expect "${expect}": expected N, or NAME=N for each --image (${
+          images.map((i) => i.name ?? "?").join(", ")
+        })`,
+      );
+    }
+    image.expect = parseCount(m[2], `--expect ${m[1]}`, 1, 100000);
+  }
+  return images;
 }
 
 /**

@@ -6,6 +6,7 @@
 // history, so a PC mid-imaging that reboots is still enrolled), or when the master runs with
 // `--enrol all`. An enrolled PC is imaged unless it already holds the current image; every
 // other PC boots its own disk (the core lists it as "booted, not enrolled" for the dashboard).
+// A master with several images gives each PC its group's image (the group's "image = NAME").
 import type { BootDecision, FinishStep } from "../../netboot/mod.ts";
 import type { Group, Groups } from "./groups.ts";
 
@@ -26,12 +27,39 @@ export interface EnrolWindow {
 export class Enrolment {
   #window: EnrolWindow | null = null;
 
+  /**
+   * `imageId` is the default image (the master's first); `images` maps every image name the
+   * master serves to its id, so a group can name its own (checked here, once).
+   */
   constructor(
     readonly groups: Groups | undefined,
     readonly all: boolean,
     readonly imageId: string,
     private readonly store: EnrolmentStore,
-  ) {}
+    private readonly images?: ReadonlyMap<string, string>,
+  ) {
+    for (const g of groups?.groups ?? []) {
+      if (g.image === undefined || !images || images.has(g.image)) continue;
+      throw new TypeError(
+        `Group "${g.name}" names image "${g.image}", but this master serves ${
+          [...images.keys()].map((n) => `"${n}"`).join(", ")
+        } (--image NAME=DIR)`,
+      );
+    }
+  }
+
+  /** The image a PC gets: its group's, else the default. */
+  imageOf(mac: string): string {
+    const name = this.groupOf(mac)?.image;
+    return (name !== undefined ? this.images?.get(name) : undefined) ?? this.imageId;
+  }
+
+  /** Every MAC of a group: listed in the groups file or enrolled into it through a window. */
+  membersOf(group: string, enrolledInto: (group: string) => string[] = () => []): string[] {
+    const g = this.groups?.groups.find((x) => x.name === group);
+    if (!g) throw new TypeError(`Unknown group "${group}": not in the groups file`);
+    return [...new Set([...g.pcs.keys(), ...enrolledInto(group)])];
+  }
 
   /** Open (or replace) the window: every PC that boots before `until` is enrolled. */
   openWindow(until: number, group?: string): EnrolWindow {
@@ -64,13 +92,15 @@ export class Enrolment {
 
   decide(mac: string, now: number): BootDecision {
     if (!this.#enrolled(mac, now)) return { action: "local", reason: "not-enrolled" };
-    if (this.store.imagedWith(mac) === this.imageId) return { action: "local", reason: "imaged" };
+    const imageId = this.imageOf(mac);
+    if (this.store.imagedWith(mac) === imageId) return { action: "local", reason: "imaged" };
     const g = this.groupOf(mac);
     return {
       action: "image",
       ...(g ? { group: g.name } : {}),
       ...(g?.target !== undefined ? { target: g.target } : {}),
       ...(g?.after !== undefined ? { after: g.after } : {}),
+      ...(imageId !== this.imageId ? { imageId } : {}),
     };
   }
 

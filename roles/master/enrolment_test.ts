@@ -71,3 +71,39 @@ Deno.test("--enrol all images every PC; finishing steps carry the group's settin
   });
   assert.equal(g.finishStep("52:54:00:00:00:09"), undefined);
 });
+
+Deno.test("several images: a group's PCs get its image; imaged is judged against that image", () => {
+  const OFFICE = "cd".repeat(32);
+  const g = parseGroups(
+    "[games]\nmac = 52:54:00:00:00:01\n[office]\nimage = office\nmacs = 52:54:00:00:00:02\n",
+    "g.conf",
+    () => "",
+  );
+  const images = new Map([["games", ID], ["office", OFFICE]]);
+  const s = store();
+  const e = new Enrolment(g, false, ID, s, images);
+  assert.deepEqual(e.decide("52:54:00:00:00:01", 0), { action: "image", group: "games" });
+  assert.deepEqual(e.decide("52:54:00:00:00:02", 0), {
+    action: "image",
+    group: "office",
+    imageId: OFFICE,
+  });
+  assert.equal(e.imageOf("52:54:00:00:00:02"), OFFICE);
+  // Imaged with the default image is not imaged with the office one.
+  s.imaged.set("52:54:00:00:00:02", ID);
+  assert.equal(e.decide("52:54:00:00:00:02", 0).action, "image");
+  s.imaged.set("52:54:00:00:00:02", OFFICE);
+  assert.deepEqual(e.decide("52:54:00:00:00:02", 0), { action: "local", reason: "imaged" });
+  // A PC enrolled into the office group through a window is one of its members.
+  s.windows.set("52:54:00:00:00:03", "office");
+  assert.equal(e.imageOf("52:54:00:00:00:03"), OFFICE);
+  assert.deepEqual(
+    e.membersOf("office", (grp) => [...s.windows].filter(([, x]) => x === grp).map(([m]) => m)),
+    ["52:54:00:00:00:02", "52:54:00:00:00:03"],
+  );
+  assert.throws(() => e.membersOf("art"), /Unknown group "art": not in the groups file/);
+  assert.throws(
+    () => new Enrolment(g, false, ID, s, new Map([["games", ID]])),
+    /^TypeError: Group "office" names image "office", but this master serves "games" \(--image NAME=DIR\)$/,
+  );
+});

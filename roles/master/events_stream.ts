@@ -6,9 +6,9 @@
 //
 // Routes: GET /api/v1/feed (the snapshot as JSON), GET /api/v1/feed/events (SSE: "snapshot",
 // then "delta"s, "end"), GET /api/v1/events (SSE: the whole status as JSON per tick, "end").
-import type { Hono } from "hono";
+import type { Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
-import type { FeedSnapshot, LivePeer, LiveStatus } from "../protocol/mod.ts";
+import type { FeedSnapshot, LivePeer, LiveStatus, RunLink } from "../protocol/mod.ts";
 import { feedDiff, feedSnapshot } from "./feed.ts";
 
 export interface Pace {
@@ -26,6 +26,9 @@ export interface FeedHubOptions {
   keep?: number;
   /** A PC's group or switch, when the master knows one (the room groups its tiles by it). */
   groupOf?: (p: LivePeer) => string | undefined;
+  /** With several images: this run's image name, and every run at a glance (the run bar). */
+  run?: string;
+  site?: () => RunLink[];
 }
 
 interface Frame {
@@ -126,7 +129,7 @@ export class FeedHub {
   tick() {
     this.#last = performance.now();
     const status = this.#o.status();
-    const next = feedSnapshot(status, ++this.#seq, this.#o.groupOf);
+    const next = feedSnapshot(status, ++this.#seq, this.#o.groupOf, this.#site());
     if (this.#snap) {
       const delta = feedDiff(this.#snap, next);
       this.#deltas.push({
@@ -146,7 +149,12 @@ export class FeedHub {
 
   /** The current snapshot (computing one if nobody watches). */
   snapshot(): FeedSnapshot {
-    return this.#snap ?? feedSnapshot(this.#o.status(), 0, this.#o.groupOf);
+    return this.#snap ?? feedSnapshot(this.#o.status(), 0, this.#o.groupOf, this.#site());
+  }
+
+  #site(): { name: string; runs: RunLink[] } | undefined {
+    const { run, site } = this.#o;
+    return run !== undefined && site ? { name: run, runs: site() } : undefined;
   }
 
   #snapshotFrame(): Frame {
@@ -196,11 +204,19 @@ export class FeedHub {
   }
 }
 
-/** The event routes, on `app`, fed by `hub`. */
-export function eventRoutes(app: Hono<{ Bindings: Deno.ServeHandlerInfo }>, hub: FeedHub) {
-  app.get("/api/v1/feed", (c) => c.json(hub.snapshot()));
+/** The event routes, on `app`, fed by the hub of the run a request names (or its refusal). */
+export function eventRoutes(
+  app: Hono<{ Bindings: Deno.ServeHandlerInfo }>,
+  hubOf: (c: Context) => FeedHub | Response,
+) {
+  app.get("/api/v1/feed", (c) => {
+    const hub = hubOf(c);
+    return hub instanceof Response ? hub : c.json(hub.snapshot());
+  });
 
   app.get("/api/v1/feed/events", (c) => {
+    const hub = hubOf(c);
+    if (hub instanceof Response) return hub;
     // A reconnecting EventSource says where it was: it may only need the deltas since.
     const last = hub.seqOf(c.req.header("last-event-id"));
     return streamSSE(c, async (stream) => {
@@ -229,6 +245,8 @@ export function eventRoutes(app: Hono<{ Bindings: Deno.ServeHandlerInfo }>, hub:
   });
 
   app.get("/api/v1/events", (c) => {
+    const hub = hubOf(c);
+    if (hub instanceof Response) return hub;
     const view = c.req.query("view");
     if (view !== undefined) {
       return c.json({

@@ -11,6 +11,8 @@ import type {
   FeedSnapshot,
   LivePeer,
   LiveStatus,
+  RunLink,
+  RunStatus,
 } from "../protocol/mod.ts";
 import { failureNote, shownState } from "./dashboard/mod.ts";
 
@@ -61,7 +63,22 @@ function eventText(e: EventRecord, startedAt: number): string {
   return clip(`+${formatDuration(Math.max(0, e.at - startedAt))} ${e.event} ${f}`.trim(), 120);
 }
 
-export function feedRun(s: LiveStatus): FeedRun {
+/** Every image's run in a few numbers; `names` are the images' names on the master. */
+export function runLinks(statuses: RunStatus[], names: string[]): RunLink[] {
+  return statuses.map((s, i) => ({
+    name: names[i],
+    imageId: s.imageId,
+    imageName: s.image.name,
+    ended: s.ended,
+    paused: s.paused,
+    clients: s.totals.clients,
+    verified: s.totals.verified,
+    receiving: s.totals.receiving,
+    failed: s.totals.failed,
+  }));
+}
+
+export function feedRun(s: LiveStatus, site?: { name: string; runs: RunLink[] }): FeedRun {
   return {
     imageId: s.imageId,
     image: s.image,
@@ -78,6 +95,7 @@ export function feedRun(s: LiveStatus): FeedRun {
       count: s.unenrolled.length,
       first: s.unenrolled.slice(0, 20).map((u) => `${u.mac} (${u.address})`),
     },
+    ...(site ? { name: site.name, site: site.runs } : {}),
   };
 }
 
@@ -86,10 +104,11 @@ export function feedSnapshot(
   s: LiveStatus,
   seq: number,
   groupOf?: (p: LivePeer) => string | undefined,
+  site?: { name: string; runs: RunLink[] },
 ): FeedSnapshot {
   const peers: Record<string, FeedPeer> = {};
   for (const p of s.peers) peers[p.id] = feedPeer(p, groupOf?.(p));
-  return { seq, t: Math.round(s.now - s.startedAt), run: feedRun(s), peers };
+  return { seq, t: Math.round(s.now - s.startedAt), run: feedRun(s, site), peers };
 }
 
 /** What changed from `prev` to `next` (whose seq is prev.seq + 1). */

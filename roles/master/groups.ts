@@ -9,6 +9,7 @@
 //   macs = 52:54:00:12:34:57, 52-54-00-12-34-58
 //   target = auto                       a target rule or a device path (default: the build's)
 //   after = reboot                      serve | reboot | poweroff (default: the build's)
+//   image = games                       the image its PCs get (a master's --image NAME=DIR)
 //   finish = finish/hostname.sh         finishing step, a shell script (relative to this file)
 //   set HOSTNAME_PREFIX = lab101        a setting for the finishing step's environment
 //
@@ -22,6 +23,8 @@ export interface Group {
   pcs: Map<string, string>;
   target?: string;
   after?: AfterAction;
+  /** The image its PCs get: a name the master was given (--image NAME=DIR); default the first. */
+  image?: string;
   finish?: { name: string; script: string };
   settings: Record<string, string>;
 }
@@ -114,6 +117,14 @@ export function parseGroups(
           fail((err as Error).message, err);
         }
         break;
+      case "image":
+        if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(value)) {
+          fail(
+            `image "${value}" must be an image name (A-Z a-z 0-9 . _ -), as in --image NAME=DIR`,
+          );
+        }
+        g.image = value;
+        break;
       case "finish": {
         let script = "";
         try {
@@ -135,7 +146,7 @@ export function parseGroups(
         g.settings[setName!] = value;
         break;
       default:
-        fail(`unknown key "${key}" (known: mac, macs, target, after, finish, set)`);
+        fail(`unknown key "${key}" (known: mac, macs, target, after, image, finish, set)`);
     }
   }
   return { groups, byMac };

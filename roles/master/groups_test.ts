@@ -72,7 +72,7 @@ Deno.test("parseGroups: one clear error naming the line for each bad input", () 
     ],
     [
       "[a]\ncolour = red",
-      'line 2: unknown key "colour" (known: mac, macs, target, after, finish, set)',
+      'line 2: unknown key "colour" (known: mac, macs, target, after, image, finish, set)',
     ],
     ["[a]\njust words", 'line 2: "just words" is not "key = value" or "[group]"'],
     ["[a]\ntarget =", 'line 2: "target" has no value'],
@@ -87,4 +87,17 @@ Deno.test("parseGroups: one clear error naming the line for each bad input", () 
       message: `Bad groups file "g.conf" ${message}`,
     }, text);
   }
+});
+
+Deno.test("parseGroups: a group names its image; a bad name is one clear error", () => {
+  const g = parseGroups(
+    "[office]\nimage = office-2026\nmacs = 52:54:00:00:00:02\n",
+    "g.conf",
+    () => "",
+  );
+  assert.equal(g.groups[0].image, "office-2026");
+  assert.throws(
+    () => parseGroups("[office]\nimage = my office\n", "g.conf", () => ""),
+    /^SyntaxError: Bad groups file "g.conf" line 2: image "my office" must be an image name/,
+  );
 });

@@ -1,15 +1,22 @@
-// The master process: load the slices' manifest, run the core behind the Hono app on one port,
-// tick the scheduler's linger deadlines, and end the run cleanly.
+// The master process: load each image's manifest, run a core per image (site.ts) behind the
+// Hono app on one port, tick the schedulers' linger deadlines, and end the runs cleanly.
 import type { Hono } from "hono";
 import { dirname, join } from "node:path";
-import { type BuildInfo, createBootApp, parseBuildInfo, serveTftp } from "../../netboot/mod.ts";
+import {
+  type BootDecision,
+  type BuildInfo,
+  createBootApp,
+  parseBuildInfo,
+  serveTftp,
+} from "../../netboot/mod.ts";
 import { openSlicesSource } from "../data/mod.ts";
 import { sourceProver } from "./prover.ts";
-import { loadManifest } from "../../imagetools/mod.ts";
+import { loadManifest, type Manifest } from "../../imagetools/mod.ts";
 import type { LogFields, Logger } from "../../imagetools/kit/mod.ts";
-import { MasterCore } from "./core.ts";
+import { MasterCore, type Prover } from "./core.ts";
 import { httpUrl } from "./listen_urls.ts";
-import { createMasterApp } from "./app.ts";
+import { createMasterApp, imageNameOf } from "./app.ts";
+import { type ImageRun, Site } from "./site.ts";
 import type { Topology } from "./topology.ts";
 import type { History } from "./history.ts";
 import { recordRun } from "./history_record.ts";
@@ -18,8 +25,18 @@ import type { Groups } from "./groups.ts";
 import type { Mode } from "../protocol/mod.ts";
 import { type RunStatus, runStatus } from "./status.ts";
 
-export interface MasterOptions {
+/** One image the master serves: its slices, its name on the master, its own --expect. */
+export interface ImageSpec {
+  /** Default: the manifest's name (made fit for a URL). */
+  name?: string;
   slices: string;
+  /** End this image's run once this many of its clients verified (default: MasterOptions'). */
+  expect?: number;
+}
+
+export interface MasterOptions {
+  /** The images, one run each; the first is the default (PCs without a group image, old clients). */
+  images: ImageSpec[];
   hostname?: string;
   port?: number;
   mode: Mode;
@@ -33,7 +50,7 @@ export interface MasterOptions {
   /** The admin's topology file, parsed (switch per MAC or address range). */
   topology?: Topology;
   log: Logger;
-  /** Record this run (each PC's result) into this history; the caller closes it. */
+  /** Record each run (each PC's result) into this history; the caller closes it. */
   history?: History;
   /** Serve the netboot files of this `build-netboot` output under /boot. */
   netboot?: NetbootOptions;
@@ -104,76 +121,141 @@ function bootApp(
   n: NetbootOptions,
   build: BuildInfo,
   enrolment: Enrolment,
-  core: MasterCore,
+  site: Site,
 ): Hono {
+  // A boot answer belongs to the run of the image it gives (or the PC's image, when it boots
+  // its disk); a stranger's boot to the first run, which lists it as not enrolled.
+  const runOf = (mac: string, d: BootDecision) =>
+    d.action === "local" && d.reason === "not-enrolled"
+      ? site.main
+      : site.find(d.action === "image" && d.imageId ? d.imageId : enrolment.imageOf(mac)) ??
+        site.main;
   return createBootApp({
     dir: n.dir,
     masterUrl: n.publicUrl ?? build.master,
     imageId: enrolment.imageId,
-    // Enrolled PCs not imaged with this image get the imaging script; every other PC boots
+    // Enrolled PCs not imaged with their image get the imaging script; every other PC boots
     // its own disk (enrolment.ts).
     decide: (mac) => enrolment.decide(mac, now()),
-    onBootRequest: (mac, ip, d) => core.bootAnswered(mac, ip ?? "unknown", d),
+    onBootRequest: (mac, ip, d) => runOf(mac, d).core.bootAnswered(mac, ip ?? "unknown", d),
     finishStep: (mac) => enrolment.finishStep(mac),
     target: build.target,
     after: build.after,
   });
 }
 
-export interface RunningMaster {
-  url: string;
-  port: number;
+/** One image's run as the master process sees it. */
+export interface RunningImage {
+  name: string;
   imageId: string;
   core: MasterCore;
   status(): RunStatus;
-  /** Resolves with the reason once the run has ended. */
+}
+
+export interface RunningMaster {
+  url: string;
+  port: number;
+  /** The first image's (the default one's). */
+  imageId: string;
+  core: MasterCore;
+  /** Every image's run, the first first. */
+  runs: RunningImage[];
+  status(): RunStatus;
+  /** Resolves with the reason once every image's run has ended. */
   ended: Promise<string>;
-  /** End the run (if not yet), let peers hear it, stop serving. */
+  /** End every run (if not yet), let peers hear it, stop serving. */
   shutdown(reason?: string): Promise<void>;
 }
 
 const now = () => performance.now() / 1000;
 
+interface Loaded {
+  spec: ImageSpec;
+  name: string;
+  manifest: Manifest;
+  bytes: Uint8Array;
+  imageId: string;
+  prover: Prover;
+}
+
+async function loadImage(spec: ImageSpec): Promise<Loaded> {
+  const loaded = await loadManifest(spec.slices);
+  const slicesDir = (await Deno.stat(spec.slices)).isFile ? dirname(spec.slices) : spec.slices;
+  return {
+    spec,
+    name: spec.name ?? imageNameOf(loaded.manifest.name),
+    manifest: loaded.manifest,
+    bytes: loaded.bytes,
+    imageId: loaded.imageId,
+    prover: sourceProver(await openSlicesSource(slicesDir)),
+  };
+}
+
 export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
-  const loaded = await loadManifest(o.slices);
-  const slicesDir = (await Deno.stat(o.slices)).isFile ? dirname(o.slices) : o.slices;
-  const prover = sourceProver(await openSlicesSource(slicesDir));
+  const images: Loaded[] = [];
+  for (const spec of o.images) images.push(await loadImage(spec));
   let resolveEnded!: (r: string) => void;
   const ended = new Promise<string>((r) => (resolveEnded = r));
-  const core: MasterCore = new MasterCore({
-    mode: o.mode,
-    linger: o.linger,
-    fanout: o.fanout,
-    imageId: loaded.imageId,
-    totalChunks: loaded.manifest.chunks.length,
-    imageBytes: loaded.manifest.size,
-    expect: o.expect,
-    token: o.token,
-    serverToken: o.serverToken,
-    ...(o.topology ? { topology: o.topology } : {}),
-  }, {
-    now,
-    prover,
-    send(session, msg) {
-      const ws = session as WebSocket;
-      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
-    },
-    close(session, code, reason) {
-      const ws = session as WebSocket;
-      try {
-        ws.close(code, reason);
-      } catch { /* already closing */ }
-    },
-    log: o.log,
-    onEnd: (reason) => resolveEnded(reason),
+  const several = images.length > 1;
+  let runsEnded = 0;
+  const runs: ImageRun[] = images.map((img) => {
+    // With several images every line of the log says whose run it is about.
+    const log: Logger = several
+      ? (event, fields) => o.log(event, { image: img.name, ...fields })
+      : o.log;
+    const expect = img.spec.expect ?? o.expect;
+    const core: MasterCore = new MasterCore({
+      mode: o.mode,
+      linger: o.linger,
+      fanout: o.fanout,
+      imageId: img.imageId,
+      totalChunks: img.manifest.chunks.length,
+      imageBytes: img.manifest.size,
+      ...(expect !== undefined ? { expect } : {}),
+      token: o.token,
+      serverToken: o.serverToken,
+      ...(o.topology ? { topology: o.topology } : {}),
+    }, {
+      now,
+      prover: img.prover,
+      send(session, msg) {
+        const ws = session as WebSocket;
+        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
+      },
+      close(session, code, reason) {
+        const ws = session as WebSocket;
+        try {
+          ws.close(code, reason);
+        } catch { /* already closing */ }
+      },
+      log,
+      // The master ends once every image's run has.
+      onEnd: (reason) => {
+        if (++runsEnded === images.length) {
+          resolveEnded(several ? "every image's run ended" : reason);
+        }
+      },
+    });
+    return { name: img.name, core, manifest: img.manifest, manifestBytes: img.bytes };
   });
+  const site = new Site(runs);
+  for (const r of runs) {
+    if (several) {
+      o.log("image", {
+        image: r.name,
+        imageId: r.core.config.imageId,
+        expect: r.core.config.expect,
+      });
+    }
+  }
 
   const enrolment = o.netboot
     ? new Enrolment(
       o.netboot.groups,
       o.netboot.enrolAll ?? false,
-      loaded.imageId,
+      site.main.core.config.imageId,
       enrolmentStore(o.history),
+      new Map(runs.map((r) => [r.name, r.core.config.imageId])),
     )
     : undefined;
   if (o.netboot?.enrolAll) {
@@ -184,33 +266,41 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
   }
 
   // The core's clock is performance.now() in seconds: wall time is the time origin plus that.
-  const stopRecording = o.history
-    ? recordRun(o.history, core, {
-      imageName: loaded.manifest.name,
-      toWall: (at) => performance.timeOrigin + at * 1000,
-      log: o.log,
-    })
-    : () => {};
+  const toWall = (at: number) => performance.timeOrigin + at * 1000;
+  const recordings = o.history
+    ? runs.map((r) =>
+      recordRun(o.history!, r.core, { imageName: r.manifest.name, toWall, log: o.log })
+    )
+    : [];
+  const history = o.history;
   const app = createMasterApp({
-    core,
-    manifest: loaded.manifest,
-    manifestBytes: loaded.bytes,
+    site,
     log: o.log,
     now,
     boot: enrolment && o.netboot
-      ? bootApp(o.netboot, await readNetbootBuild(o.netboot.dir), enrolment, core)
+      ? bootApp(o.netboot, await readNetbootBuild(o.netboot.dir), enrolment, site)
       : undefined,
     enrol: enrolment
       ? (minutes, group) => enrolment.openWindow(now() + minutes * 60, group).until - now()
       : undefined,
-    reimage: o.history ? (mac) => o.history!.forgetImaged(mac) : undefined,
+    reimage: history
+      ? (t) => {
+        if ("mac" in t) return history.forgetImaged(t.mac);
+        if (!enrolment) throw new TypeError("Groups come from --groups FILE (with --netboot DIR)");
+        let n = 0;
+        for (const mac of enrolment.membersOf(t.group)) n += history.forgetImaged(mac);
+        return n;
+      }
+      : undefined,
     groupOf: enrolment ? groupLookup(enrolment) : undefined,
   });
 
   // Linger needs a clock: wake at the scheduler's next deadline (and at least every second).
   const ticker = setInterval(() => {
-    const d = core.nextDeadline();
-    if (d !== null && d <= now()) core.tick();
+    for (const { core } of runs) {
+      const d = core.nextDeadline();
+      if (d !== null && d <= now()) core.tick();
+    }
   }, 250);
 
   const server = Deno.serve({
@@ -223,8 +313,9 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
   const url = httpUrl(host, addr.port);
   o.log("listening", {
     url,
-    image: loaded.manifest.name,
-    imageId: loaded.imageId,
+    image: site.main.manifest.name,
+    imageId: site.main.core.config.imageId,
+    ...(several ? { images: runs.map((r) => r.name).join(",") } : {}),
     mode: o.mode,
     expect: o.expect,
   });
@@ -248,26 +339,34 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
     : null;
 
   let stopped = false;
+  const running = runs.map((r) => ({
+    name: r.name,
+    imageId: r.core.config.imageId,
+    core: r.core,
+    status: () => runStatus(r.core, r.manifest, now()),
+  }));
   return {
     url,
     port: addr.port,
-    imageId: loaded.imageId,
-    core,
-    status: () => runStatus(core, loaded.manifest, now()),
+    imageId: site.main.core.config.imageId,
+    core: site.main.core,
+    runs: running,
+    status: running[0].status,
     ended,
     async shutdown(reason = "the master is shutting down") {
       if (stopped) return;
       stopped = true;
-      core.end(reason);
+      site.end(reason);
       clearInterval(ticker);
       // Give peers a moment to read "end" and hang up themselves, then stop serving.
       const deadline = Date.now() + 2000;
-      while (Date.now() < deadline && [...core.peers.values()].some((p) => p.connected)) {
+      const connected = () => runs.some((r) => [...r.core.peers.values()].some((p) => p.connected));
+      while (Date.now() < deadline && connected()) {
         await new Promise((r) => setTimeout(r, 50));
       }
       await server.shutdown();
       await tftp?.close();
-      stopRecording();
+      for (const stop of recordings) stop();
     },
   };
 }

@@ -165,6 +165,12 @@ export const serverSpec: CommandSpec = {
       env: "CASCADE_CAPACITY",
     },
     trust: { type: "boolean", help: "Skip checking the source against the manifest first" },
+    image: {
+      type: "string",
+      arg: "NAME|ID",
+      help: "Which of the master's images the source holds (default: its first)",
+      env: "CASCADE_IMAGE",
+    },
     name: common.name,
     "server-token": common["server-token"],
     listen: common.listen,
@@ -322,7 +328,7 @@ export async function serverMain(args: string[]): Promise<number> {
   const name = peerName(v.name, Deno.hostname());
   const capacity = parseCount(v.capacity as string, "--capacity", 1, 64);
   const log = makeLogger(`server[${name}]`);
-  const manifestBytes = await fetchManifest(master, log, 60);
+  const manifestBytes = await fetchManifest(master, log, 60, v.image as string | undefined);
   // A disk that does not hold the image must never serve it: check it first.
   if (!v.trust) await checkOwnDisk(source, manifestBytes, progressMode(false));
   const disk = await openDiskSource(source, manifestBytes);

@@ -76,13 +76,20 @@ export interface ClientResult {
   servers: string[];
 }
 
-/** Fetch the manifest from the master, retrying while it is not up yet (PCs may boot first). */
+/**
+ * Fetch the manifest from the master, retrying while it is not up yet (PCs may boot first).
+ * `image` (an image id or the image's name on the master) picks one of a master's several
+ * images; without it the master answers with its first.
+ */
 export async function fetchManifest(
   masterUrl: string,
   log: Logger,
   timeoutSeconds: number,
+  image?: string,
 ): Promise<Uint8Array> {
-  const url = new URL("/api/v1/manifest", masterUrl).href;
+  const at = new URL("/api/v1/manifest", masterUrl);
+  if (image !== undefined) at.searchParams.set("image", image);
+  const url = at.href;
   const start = performance.now();
   let delay = 250;
   for (;;) {
@@ -112,7 +119,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   const { log } = o;
   // The switch's LLDP frame comes every 30 s or so: listen while everything else gets ready.
   const heard = o.lldp ? listenLldp(o.lldp, o.lldpWait ?? 31, log) : Promise.resolve(null);
-  const manifestBytes = await fetchManifest(o.masterUrl, log, o.masterTimeout);
+  const manifestBytes = await fetchManifest(o.masterUrl, log, o.masterTimeout, o.imageId);
   const imageId = imageIdOf(manifestBytes);
   if (o.imageId && o.imageId !== imageId) {
     throw new Error(

@@ -50,6 +50,23 @@ export interface FeedRun {
   /** PCs that network-booted but are not enrolled (they boot their own disk): how many, and
    * the first 20 as "MAC (address)". */
   unenrolled: { count: number; first: string[] };
+  /** With several images: this run's image name on the master, and every run at a glance. */
+  name?: string;
+  site?: RunLink[];
+}
+
+/** One image's run in a few numbers (the dashboard's run bar, GET /api/v1/runs). */
+export interface RunLink {
+  /** The image's name on the master (?image=NAME). */
+  name: string;
+  imageId: string;
+  imageName: string;
+  ended: string | null;
+  paused: boolean;
+  clients: number;
+  verified: number;
+  receiving: number;
+  failed: number;
 }
 
 export interface FeedSnapshot {
