@@ -2,12 +2,11 @@
 // credentials and the netboot routes, a fake server and honest PCs as real processes on
 // loopback, and the check every attack test ends with: the honest PCs hold exactly the golden
 // image and the master still answers.
-import { renderBuildInfo, sampleBuildInfo } from "../netboot/testkit.ts";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import net from "node:net";
 import { join } from "node:path";
-import { type Lab, makeLab } from "./lab_kit.ts";
+import { fakeNetbootBuild, type Lab, makeLab } from "./lab_kit.ts";
 
 export const ADMIN_TOKEN = "admin-0f1e2d3c";
 export const SERVER_TOKEN = "server-4b5a6978";
@@ -26,15 +25,7 @@ export async function hostileLab(
   const history = masterArgs.includes("--history") ? [] : ["--no-history"];
   try {
     const netboot = join(lab.dir, "netboot");
-    await Deno.mkdir(netboot, { recursive: true });
-    await Deno.writeTextFile(join(netboot, "vmlinuz"), "kernel");
-    await Deno.writeTextFile(join(netboot, "initrd"), "initramfs");
-    await Deno.writeTextFile(
-      join(netboot, "build.json"),
-      renderBuildInfo(
-        sampleBuildInfo({ master: "http://127.0.0.1:8080", target: "/dev/vda", after: "serve" }),
-      ),
-    );
+    await fakeNetbootBuild(netboot, { master: "http://127.0.0.1:8080", after: "serve" });
     const url = await lab.master([
       "--token",
       ADMIN_TOKEN,

@@ -5,6 +5,7 @@ import type { Manifest } from "../imagetools/mod.ts";
 import { makeSampleImage, sha256File } from "../roles/demo/mod.ts";
 import { LabProcesses } from "../roles/demo/mod.ts";
 import type { RunStatus } from "../roles/master/mod.ts";
+import { renderBuildInfo, sampleBuildInfo } from "../netboot/testkit.ts";
 
 export interface Lab {
   dir: string;
@@ -168,4 +169,23 @@ export function logEvents(text: string, event: string): Record<string, string>[]
     out.push(fields);
   }
   return out;
+}
+
+/** A build-netboot output with stand-in kernel and initramfs (the master only serves them). */
+export async function fakeNetbootBuild(
+  dir: string,
+  build: { master: string; after: "serve" | "reboot" | "poweroff" } = {
+    master: "http://10.0.0.1:8080",
+    after: "poweroff",
+  },
+) {
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(join(dir, "vmlinuz"), "kernel");
+  await Deno.writeTextFile(join(dir, "initrd"), "initramfs");
+  await Deno.writeTextFile(
+    join(dir, "build.json"),
+    renderBuildInfo(
+      sampleBuildInfo({ master: build.master, target: "/dev/vda", after: build.after }),
+    ),
+  );
 }

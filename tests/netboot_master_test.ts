@@ -4,22 +4,9 @@
 // admin opens an enrolment window.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { renderBuildInfo, sampleBuildInfo } from "../netboot/testkit.ts";
-import { makeLab, waitExit } from "./lab_kit.ts";
+import { fakeNetbootBuild, makeLab, waitExit } from "./lab_kit.ts";
 
 const MAC = "52:54:00:12:34:56";
-
-async function fakeNetbootBuild(dir: string) {
-  await Deno.mkdir(dir, { recursive: true });
-  await Deno.writeTextFile(join(dir, "vmlinuz"), "kernel");
-  await Deno.writeTextFile(join(dir, "initrd"), "initramfs");
-  await Deno.writeTextFile(
-    join(dir, "build.json"),
-    renderBuildInfo(
-      sampleBuildInfo({ master: "http://10.0.0.1:8080", target: "/dev/vda", after: "poweroff" }),
-    ),
-  );
-}
 
 async function bootScript(url: string, mac = MAC): Promise<string> {
   const res = await fetch(`${url}/boot/ipxe?mac=${mac.replaceAll(":", "-")}`);

@@ -81,6 +81,8 @@ color:#fff;font-weight:800;font-size:.85rem;background:var(--c)}
 #detail .close{position:absolute;right:.4rem;top:.3rem}
 ol.log,ol.fails,#events{margin:0;padding-left:1.2rem;font-size:.8rem;max-height:14rem;overflow:auto}
 ol.fails li{color:var(--failed)}#events{list-style:none;padding:0}#events li{border-bottom:1px solid var(--line)}
+#runs{display:flex;gap:.5rem;flex-wrap:wrap;margin:.3rem 0 0}
+#runs button.on{background:var(--ink);color:#fff}#runs button.on .bad{color:#ff8080}
 #unenrolled{font-size:.85rem;color:var(--verifying);font-weight:700;margin:.4rem 0 0}
 `;
 
@@ -99,6 +101,7 @@ export function renderDashboardPage(snapshot: FeedSnapshot, title: string): stri
 <body>
 <header><h1>Cascade <span id="image"></span></h1><div id="facts"></div><div id="run" class="run"></div>
 <div id="admin"></div></header>
+<nav id="runs" hidden></nav>
 <section class="overall"><div id="headline"></div><div id="clock"></div>
 <div class="bigbar"><i id="bigbar"></i></div></section>
 <nav><div id="filters"></div>

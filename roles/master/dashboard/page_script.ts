@@ -29,6 +29,9 @@ const LIST_MAX = 300;
 const ui = { filter: "all", query: "", sort: "state", desc: false, selected: null, tab: "list" };
 let S = null;
 let admin = null;
+// With several images the page follows one run (?image=NAME) and links the others.
+const IMG = new URLSearchParams(location.search).get("image");
+const Q = IMG ? "?image=" + encodeURIComponent(IMG) : "";
 const tiles = new Map();
 
 const nameOf = (id, p) => p.n || id;
@@ -125,6 +128,12 @@ function renderHead() {
   $("#clock").innerHTML = "<span>elapsed <b>" + dur(S.t) + "</b></span><span>ETA <b>" +
     (r.eta !== null ? dur(r.eta) : r.ended ? "done" : "–") + "</b></span>";
   $("#bigbar").style.width = pct + "%";
+  const site = r.site || [];
+  $("#runs").hidden = site.length === 0;
+  $("#runs").innerHTML = site.map((x) => '<button class="' + (x.name === r.name ? "on" : "") + '" data-run="' +
+    esc(x.name) + '"><b>' + esc(x.name) + "</b> " + x.verified + "/" + x.clients + " imaged" +
+    (x.failed ? ' · <span class="bad">' + x.failed + " failed</span>" : "") + (x.ended ? " · ended" : x.paused ? " · paused" : "") +
+    "</button>").join("");
   const n = counts();
   let total = 0;
   for (const p of Object.values(S.peers)) if (p.s === "receiving" && p.v) total += p.v;
@@ -204,7 +213,7 @@ async function showPeer(id) {
   const box = $("#detail");
   box.hidden = false;
   box.innerHTML = "<h2>" + esc(id) + "</h2><p>loading…</p>";
-  const res = await fetch("api/v1/peers/" + encodeURIComponent(id));
+  const res = await fetch("api/v1/peers/" + encodeURIComponent(id) + Q);
   if (ui.selected !== id) return;
   if (!res.ok) { box.innerHTML = "<h2>" + esc(id) + "</h2><p>" + esc((await res.json()).error) + "</p>"; return; }
   const { peer, events, boot, startedAt } = await res.json();
@@ -243,6 +252,8 @@ function renderAdmin() {
 }
 
 async function act(action, body) {
+  // Run actions act on the run this page shows (every run only from the API).
+  if (S && S.run.name && ["pause", "resume", "drain", "end"].includes(action)) body = Object.assign({}, body, { image: S.run.name });
   const res = await fetch("api/v1/admin/" + action, {
     method: "POST", credentials: "same-origin",
     headers: { "content-type": "application/json", "x-csrf-token": admin.csrf },
@@ -289,7 +300,7 @@ function connect() {
   const conn = $("#conn");
   const show = (cls, text) => { conn.className = cls; conn.textContent = text; };
   if (!("EventSource" in window)) return show("lost", "no live updates in this browser");
-  const es = new EventSource("api/v1/feed/events");
+  const es = new EventSource("api/v1/feed/events" + Q);
   es.addEventListener("snapshot", (e) => { S = JSON.parse(e.data); render(true); show("live", "live"); });
   es.addEventListener("delta", (e) => {
     if (!S || !onDelta(JSON.parse(e.data))) { es.close(); S = null; setTimeout(connect, 100); return; }
@@ -300,9 +311,10 @@ function connect() {
 }
 
 document.addEventListener("click", (e) => {
-  const t = e.target.closest("[data-filter],[data-sort],[data-id],[data-peer],[data-act],[data-tab],[data-close],#signout");
+  const t = e.target.closest("[data-run],[data-filter],[data-sort],[data-id],[data-peer],[data-act],[data-tab],[data-close],#signout");
   if (!t) return;
-  if (t.dataset.filter) { ui.filter = t.dataset.filter; render(true); }
+  if (t.dataset.run) { if (t.dataset.run !== S.run.name) location.search = "?image=" + encodeURIComponent(t.dataset.run); }
+  else if (t.dataset.filter) { ui.filter = t.dataset.filter; render(true); }
   else if (t.dataset.sort) { ui.desc = ui.sort === t.dataset.sort ? !ui.desc : false; ui.sort = t.dataset.sort; render(false); }
   else if (t.dataset.close !== undefined) { ui.selected = null; $("#detail").hidden = true; render(true); }
   else if (t.dataset.act) {

@@ -50,7 +50,7 @@ Deno.test("dashboard: the page is self-contained, carries its snapshot, escapes 
   assert.equal(page.match(/<style>/g)?.length, 1);
   const json = /<script type="application\/json" id="snap">(.*?)<\/script>/.exec(page)![1];
   assert.deepEqual(JSON.parse(json), JSON.parse(JSON.stringify(feedSnapshot(s, 3))));
-  assert.ok(page.includes('new EventSource("api/v1/feed/events")'));
+  assert.ok(page.includes('new EventSource("api/v1/feed/events" + Q)'));
   assert.ok(page.includes("<title>Cascade: 1/8 imaged</title>"));
 });
 
