@@ -210,13 +210,16 @@ Deno.test("a client refuses a target smaller than the image before writing", asy
   }
 });
 
-Deno.test("a client pinned to another image id refuses the master's image", async () => {
+Deno.test("a client pinned to another image id refuses the master's image at once", async () => {
   const lab = await makeLab(2 * MiB);
   try {
     const url = await lab.master(["--mode", "classic"]);
     lab.client("pinned", url, ["--image-id", "0".repeat(64)]);
     assert.equal(await waitExit(lab, "pinned", 30_000), 1);
-    assert.match(await lab.procs.logText("pinned"), /Refusing image "[0-9a-f]{64}"/);
+    assert.match(
+      await lab.procs.logText("pinned"),
+      /Refusing to image from "[^"]+": No image "0{64}" on this master: it serves golden\.img \([0-9a-f]{12}\)/,
+    );
     await assert.rejects(Deno.stat(lab.disk("pinned")), "no target was created");
   } finally {
     await lab.close();

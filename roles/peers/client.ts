@@ -91,14 +91,24 @@ export async function fetchManifest(
   if (image !== undefined) at.searchParams.set("image", image);
   const url = at.href;
   const start = performance.now();
+  let final: Error | undefined;
   let delay = 250;
   for (;;) {
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
       if (res.ok) return new Uint8Array(await res.arrayBuffer());
       const body = await res.text();
+      // The master is up and serves other images: waiting will not change that.
+      if (res.status === 404 && image !== undefined && body.includes("No image")) {
+        let why = body.slice(0, 300);
+        try {
+          why = String(JSON.parse(body).error ?? why);
+        } catch { /* not JSON: the text as it came */ }
+        final = new Error(`Refusing to image from "${masterUrl}": ${why}`);
+      }
       throw new Error(`HTTP ${res.status} ${body.slice(0, 200)}`);
     } catch (err) {
+      if (final) throw final;
       const waited = (performance.now() - start) / 1000;
       if (timeoutSeconds > 0 && waited > timeoutSeconds) {
         throw new Error(
