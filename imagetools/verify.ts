@@ -69,6 +69,9 @@ export interface VerifyChunksOptions {
   onChunk?: (index: number, ok: boolean, zeros: boolean) => void;
   /** Stops the check: it rejects with the signal's reason once the reads in flight ended. */
   signal?: AbortSignal;
+  /** Chunks hashed per batch at most (default: what suits the buffers, up to 64): smaller
+   * batches give verdicts sooner (a resume scan that overlaps receiving wants them soon). */
+  batch?: number;
 }
 
 /**
@@ -110,7 +113,8 @@ export async function verifyChunks(
   );
   // Started at the first chunk that needs hashing: a read-back of zero chunks needs none.
   let hasher: ChunkBatchHasher | undefined;
-  const hashes = () => hasher ??= new ChunkBatchHasher({ memory, scratch, batch });
+  const size = Math.min(batch, options.batch ?? batch);
+  const hashes = () => hasher ??= new ChunkBatchHasher({ memory, scratch, batch: size });
   try {
     const inFlight = new Set<Promise<void>>();
     let done = 0;

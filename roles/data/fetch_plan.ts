@@ -1,6 +1,6 @@
 // What a fetch asks for, planned without I/O: the runs of missing chunks streamed one response
-// each, how many chunk buffers the transfer may hold, and what per-chunk requests take over
-// when streaming cannot be used.
+// each, sub-chunk deltas for chunks whose older version the target holds, per-chunk requests
+// when streaming cannot be used, and how many chunk buffers the transfer may hold.
 import type { Manifest } from "../../imagetools/mod.ts";
 
 /** Split the missing chunks (ascending) into runs with only zero chunks between members: one
@@ -26,16 +26,6 @@ export const BUFFER_BUDGET = 512 << 20;
  * the requests in flight while they fit the budget (so hashing never starves the network). */
 export function bufferSlots(inflight: number, chunkSize: number): number {
   return Math.max(inflight + 1, Math.min(inflight * 2, Math.floor(BUFFER_BUDGET / chunkSize)));
-}
-
-/** What per-chunk requests fetch after the streams stopped: the chunks still missing, except
- * those this server already sent bad in this fetch (they are not asked again). */
-export function fallbackQueue(
-  missing: readonly number[],
-  refused: Iterable<number | undefined>,
-): number[] {
-  const skip = new Set(refused);
-  return missing.filter((i) => !skip.has(i));
 }
 
 /** One request's worth of work: a stream of a run, one chunk, or one chunk's sub-chunk delta. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Manifest } from "../../imagetools/mod.ts";
-import { bufferSlots, fallbackQueue, planRuns } from "./fetch_plan.ts";
+import { bufferSlots, planRuns, planWork } from "./fetch_plan.ts";
 
 /** A manifest whose chunks are zero where `pattern` has "0" (hashes do not matter here). */
 function manifestOf(pattern: string): Manifest {
@@ -33,7 +33,22 @@ Deno.test("bufferSlots: twice the requests in flight within 512 MiB, never fewer
   assert.equal(bufferSlots(4, 1 << 30), 5);
 });
 
-Deno.test("fallbackQueue leaves out the chunks this server sent bad", () => {
-  assert.deepEqual(fallbackQueue([1, 4, 7, 9], [4, undefined, 9]), [1, 7]);
-  assert.deepEqual(fallbackQueue([1, 4], []), [1, 4]);
+Deno.test("planWork: older versions by delta, the rest as runs, one request each without streams", () => {
+  //                   0123456789
+  const m = manifestOf("x0xx00x0xx");
+  const older = (i: number) => i === 3 || i === 8;
+  assert.deepEqual(planWork(m, [0, 2, 3, 6, 8, 9], { older, delta: true, streams: true }), [
+    { kind: "delta", index: 3 },
+    { kind: "delta", index: 8 },
+    { kind: "run", chunks: [0, 2] },
+    { kind: "run", chunks: [6] },
+    { kind: "run", chunks: [9] },
+  ]);
+  assert.deepEqual(planWork(m, [2, 3], { older, delta: false, streams: true }), [
+    { kind: "run", chunks: [2, 3] },
+  ]);
+  assert.deepEqual(planWork(m, [2, 3], { older, delta: true, streams: false }), [
+    { kind: "delta", index: 3 },
+    { kind: "chunk", index: 2 },
+  ]);
 });

@@ -99,6 +99,7 @@ export async function badOnTarget(
     progress?: { update(done: number): void };
     onChunk?: (index: number, ok: boolean, zeros: boolean) => void;
     signal?: AbortSignal;
+    batch?: number;
   },
 ): Promise<number[]> {
   // A read the disk refuses is the disk's failure, named with its byte offset.
@@ -125,6 +126,7 @@ export async function badOnTarget(
     progress: opts.progress,
     onChunk: opts.onChunk,
     signal: opts.signal,
+    batch: opts.batch,
   });
   return [...new Set(bad.map((b) => b.index))];
 }

@@ -56,6 +56,8 @@ export class TargetScan {
       await badOnTarget(h.target, h.manifest, indices, {
         md5: h.md5,
         signal: this.#stop.signal,
+        // Verdicts per 8 chunks (one group of SIMD lanes): the transfer waits for them.
+        batch: 8,
         onChunk: (i, ok, zeros) => this.#verdict(i, ok, zeros),
       });
     } catch (err) {

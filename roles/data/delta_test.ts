@@ -1,0 +1,90 @@
+import assert from "node:assert/strict";
+import { createChunkApp } from "./chunk_server.ts";
+import {
+  answerLength,
+  bitmapLength,
+  blockCount,
+  blockDigests,
+  blocksOf,
+  DELTA_BLOCK,
+  DELTA_DIGEST,
+  deltaAnswer,
+} from "./delta.ts";
+import { memorySource, randomImage } from "./testkit.ts";
+
+/** Apply a delta answer to `mine` as the client does (the pure half of ChunkFetch.delta). */
+function patch(mine: Uint8Array, answer: Uint8Array): Uint8Array {
+  const out = mine.slice();
+  const head = bitmapLength(mine.length);
+  let at = head;
+  for (const b of blocksOf(answer.subarray(0, head), mine.length)) {
+    const len = Math.min(DELTA_BLOCK, mine.length - b * DELTA_BLOCK);
+    out.set(answer.subarray(at, at + len), b * DELTA_BLOCK);
+    at += len;
+  }
+  assert.equal(at, answer.length);
+  return out;
+}
+
+Deno.test("delta: only the changed 4 KiB blocks travel, and they patch the old version exactly", () => {
+  // 10 blocks, the last one 1000 bytes.
+  const chunk = randomImage(9 * DELTA_BLOCK + 1000);
+  const old = chunk.slice();
+  old[3 * DELTA_BLOCK + 17] ^= 1;
+  old.fill(0, 7 * DELTA_BLOCK, 8 * DELTA_BLOCK);
+  old[9 * DELTA_BLOCK + 999] ^= 0x80; // the short last block
+  assert.equal(blockCount(chunk.length), 10);
+  const theirs = blockDigests(old);
+  assert.equal(theirs.length, 10 * DELTA_DIGEST);
+  const answer = deltaAnswer(chunk, theirs);
+  assert.deepEqual([...answer.subarray(0, 2)], [0b1000_1000, 0b10]);
+  assert.deepEqual(blocksOf(answer.subarray(0, 2), chunk.length), [3, 7, 9]);
+  assert.equal(answer.length, 2 + 2 * DELTA_BLOCK + 1000);
+  assert.equal(answerLength(chunk.length, [3, 7, 9]), answer.length);
+  assert.deepEqual(patch(old, answer), chunk);
+  // Nothing changed: the bitmap alone; everything changed: every block.
+  assert.deepEqual(deltaAnswer(chunk, blockDigests(chunk)), new Uint8Array(2));
+  const all = deltaAnswer(chunk, blockDigests(new Uint8Array(chunk.length)));
+  assert.equal(all.length, 2 + chunk.length);
+  assert.deepEqual(patch(new Uint8Array(chunk.length), all), chunk);
+});
+
+Deno.test("delta: digests of the wrong length and bitmap bits past the chunk are refused", () => {
+  const chunk = randomImage(3 * DELTA_BLOCK);
+  assert.throws(() => deltaAnswer(chunk, new Uint8Array(2 * DELTA_DIGEST)), {
+    message: "Invalid block digests: 32 bytes, expected 48 (3 blocks of 4096 bytes, 16 bytes each)",
+  });
+  assert.throws(() => blocksOf(new Uint8Array([0b1001]), chunk.length), {
+    message: "Invalid delta bitmap: block 3 of a 3-block chunk",
+  });
+});
+
+Deno.test("POST /v1/delta/:index answers the differing blocks; a bad index or body is a 400", async () => {
+  const K64 = 64 * 1024;
+  const image = randomImage(3 * K64 + 5000);
+  const app = createChunkApp(memorySource(image, K64, "d.img"));
+  const mine = image.slice(K64, 2 * K64);
+  mine[5 * DELTA_BLOCK] ^= 1;
+  const post = (path: string, body: Uint8Array) =>
+    app.request(path, { method: "POST", body: body as Uint8Array<ArrayBuffer> });
+  const res = await post("/v1/delta/1", blockDigests(mine));
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-length"), String(2 + DELTA_BLOCK));
+  const body = new Uint8Array(await res.arrayBuffer());
+  assert.deepEqual([...body.subarray(0, 2)], [0b10_0000, 0]);
+  assert.deepEqual(body.subarray(2), image.subarray(K64 + 5 * DELTA_BLOCK, K64 + 6 * DELTA_BLOCK));
+  // The short last chunk: 5000 bytes, 2 blocks.
+  const last = await post("/v1/delta/3", blockDigests(new Uint8Array(5000)));
+  assert.deepEqual(new Uint8Array(await last.arrayBuffer()).subarray(1), image.subarray(3 * K64));
+
+  const bad = await post("/v1/delta/4", blockDigests(mine));
+  assert.equal(bad.status, 400);
+  assert.deepEqual(await bad.json(), {
+    error: 'Invalid chunk index "4": image "d.img" has chunks 0..3',
+  });
+  const short = await post("/v1/delta/1", new Uint8Array(16));
+  assert.equal(short.status, 400);
+  assert.deepEqual(await short.json(), {
+    error: 'Invalid delta request for chunk 1 of "d.img": 16 bytes of block digests, expected 256',
+  });
+});

@@ -1,0 +1,178 @@
+// The disks bench:bytes (and its re-image row, bench_reimage.ts) measure, made with the real
+// tools from this machine's own /usr files: Windows-like (GPT: FAT32 EFI + MSR + NTFS, a third
+// of what was written deleted), Linux + swap (GPT: ext4 likewise + a swap partition full of old
+// data), fresh install (MBR: ext4 at ~29 %).
+import { join } from "node:path";
+import { makeDisk, makeSwap, type PartSpec, run, withNtfsMount } from "../imagetools/fs/testkit.ts";
+
+const MIB = 1024 * 1024;
+const MB = 1e6;
+
+/** This machine's own files (binaries, libraries, text), in a stable order: realistic data. */
+export async function systemFiles(): Promise<{ path: string; size: number }[]> {
+  const out: { path: string; size: number }[] = [];
+  const walk = async (dir: string) => {
+    const entries = [];
+    for await (const e of Deno.readDir(dir)) entries.push(e);
+    entries.sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      if (e.isDirectory) await walk(p).catch(() => {});
+      else if (e.isFile) {
+        const size = (await Deno.stat(p)).size;
+        if (size > 0 && size < 64 * MIB) out.push({ path: p, size });
+      }
+    }
+  };
+  for (const d of ["/usr/lib", "/usr/share", "/usr/bin"]) await walk(d).catch(() => {});
+  return out;
+}
+
+/** Pick files summing to about `bytes`, from `from` on (each file used once per disk). */
+export function pick(files: { path: string; size: number }[], from: number, bytes: number) {
+  const picked: { path: string; size: number }[] = [];
+  let sum = 0;
+  for (let i = from; sum < bytes && i < files.length + from; i++) {
+    const f = files[i % files.length];
+    picked.push(f);
+    sum += f.size;
+  }
+  return picked;
+}
+
+export async function fillDir(dir: string, files: { path: string }[]) {
+  for (const [i, f] of files.entries()) {
+    const to = join(dir, `d${i % 64}`, `${i}-${f.path.split("/").pop()}`);
+    await Deno.mkdir(join(to, ".."), { recursive: true });
+    await Deno.copyFile(f.path, to);
+  }
+  return files.map((f, i) => join(`d${i % 64}`, `${i}-${f.path.split("/").pop()}`));
+}
+
+export async function sparse(path: string, size: number) {
+  const f = await Deno.open(path, { write: true, create: true, truncate: true });
+  await f.truncate(size);
+  f.close();
+}
+
+export interface Disk {
+  label: string;
+  path: string;
+  parts: (PartSpec & { start: number; pc?: string; swap?: boolean })[];
+}
+
+export async function buildNtfs(
+  path: string,
+  size: number,
+  files: { path: string }[],
+  tmp: string,
+) {
+  await sparse(path, size);
+  await run("mkntfs", ["-q", "-F", "-f", "-L", "Windows", path]);
+  await withNtfsMount(path, tmp, async (dir) => {
+    const names = await fillDir(dir, files);
+    for (const [i, n] of names.entries()) if (i % 3 === 1) await Deno.remove(join(dir, n));
+  });
+}
+
+async function buildExt4(
+  path: string,
+  size: number,
+  files: { path: string }[],
+  tmp: string,
+  deleteThird: boolean,
+) {
+  const src = await Deno.makeTempDir({ dir: tmp, prefix: "src-" });
+  const names = await fillDir(src, files);
+  await sparse(path, size);
+  await run("mkfs.ext4", ["-q", "-F", "-L", "linux", "-d", src, path]);
+  await Deno.remove(src, { recursive: true });
+  if (deleteThird) {
+    const cmds = names.filter((_, i) => i % 3 === 1).map((n) => `rm /${n}`);
+    await run("debugfs", ["-w", "-f", "-", path], cmds.join("\n") + "\n");
+  }
+}
+
+const t0 = performance.now();
+export const say = (what: string) =>
+  console.error(`bench:bytes: ${((performance.now() - t0) / 1000).toFixed(0)} s: ${what}`);
+
+/** The three kinds of disk (or only `kinds`), in `dir`, sizes x `scale`. */
+export async function buildDisks(
+  dir: string,
+  scale: number,
+  kinds: readonly ("windows" | "linux" | "fresh")[] = ["windows", "linux", "fresh"],
+): Promise<Disk[]> {
+  const files = await systemFiles();
+  const total = files.reduce((n, f) => n + f.size, 0);
+  console.error(
+    `bench:bytes: ${files.length} files (${(total / MB).toFixed(0)} MB) of /usr to fill from`,
+  );
+  const disks: Disk[] = [];
+  const s = (mib: number) => Math.round(mib * scale) * MIB;
+
+  // Windows-like: FAT32 EFI (a few files), MSR (zeros), NTFS 45 % filled, a third deleted.
+  if (kinds.includes("windows")) {
+    const efi = join(dir, "w-efi.img");
+    const msr = join(dir, "w-msr.img");
+    const ntfs = join(dir, "w-ntfs.img");
+    const efiSize = Math.max(s(100), 40 * MIB); // FAT32 needs 65525 clusters at least
+    await sparse(efi, efiSize);
+    await run("mkfs.vfat", ["-F", "32", "-s", "1", "-n", "EFI", efi]);
+    const efiFiles = pick(files, 0, efiSize * 0.2).map((f) => f.path);
+    for (let i = 0; i < efiFiles.length; i += 200) {
+      await run("mcopy", ["-i", efi, "-D", "o", ...efiFiles.slice(i, i + 200), "::/"]);
+    }
+    await sparse(msr, s(16));
+    const ntfsSize = s(1024) - efiSize - s(16) - 4 * MIB;
+    say("Windows-like: EFI done, filling NTFS");
+    await buildNtfs(ntfs, ntfsSize, pick(files, 500, ntfsSize * 0.45), dir);
+    const specs = [
+      { image: efi, size: efiSize, type: "ef00", pc: "fat" },
+      { image: msr, size: s(16), type: "0c01" },
+      { image: ntfs, size: ntfsSize, type: "0700", pc: "ntfs" },
+    ];
+    const path = join(dir, "windows.img");
+    const { starts } = await makeDisk(path, "gpt", specs);
+    disks.push({
+      label: "Windows-like (GPT)",
+      path,
+      parts: specs.map((p, i) => ({ ...p, start: starts[i] })),
+    });
+  }
+  // Linux + swap: ext4 45 % filled, a third deleted; swap full of old data.
+  if (kinds.includes("linux")) {
+    const ext = join(dir, "l-ext4.img");
+    const swap = join(dir, "l-swap.img");
+    const extSize = s(640);
+    await buildExt4(ext, extSize, pick(files, 3000, extSize * 0.45), dir, true);
+    await makeSwap(swap, s(128), 9);
+    const specs = [
+      { image: ext, size: extSize, type: "8300", pc: "extfs" },
+      { image: swap, size: s(128), type: "8200", swap: true },
+    ];
+    say("Linux + swap: ext4 and swap made");
+    const path = join(dir, "linux.img");
+    const { starts } = await makeDisk(path, "gpt", specs);
+    disks.push({
+      label: "Linux + swap (GPT)",
+      path,
+      parts: specs.map((p, i) => ({ ...p, start: starts[i] })),
+    });
+  }
+  // Fresh install: one ext4 at 29 %, nothing deleted.
+  if (kinds.includes("fresh")) {
+    const ext = join(dir, "f-ext4.img");
+    const extSize = s(766);
+    await buildExt4(ext, extSize, pick(files, 6000, extSize * 0.29), dir, false);
+    const specs = [{ image: ext, size: extSize, type: "83", pc: "extfs" }];
+    const path = join(dir, "fresh.img");
+    const { starts } = await makeDisk(path, "mbr", specs);
+    disks.push({
+      label: "fresh install (MBR)",
+      path,
+      parts: specs.map((p, i) => ({ ...p, start: starts[i] })),
+    });
+  }
+  return disks;
+}
