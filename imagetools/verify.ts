@@ -1,5 +1,6 @@
 // Verifying: check an image file or disk against a manifest, chunk by chunk, naming every bad one.
 // verifyChunks works on any ImageReader (the one check for images, served disks, read-back).
+import { createHash } from "node:crypto";
 import { BATCH_SCRATCH, ChunkBatchHasher, chunkBuffers } from "./hashing/mod.ts";
 import { HASH_ALGOS, type HashAlgo, isAllZero } from "./hashing/mod.ts";
 import { type ImageReader, type LoadedManifest, loadManifest, openImage } from "./image_io.ts";
@@ -114,6 +115,7 @@ export async function verifyChunks(
   // Started at the first chunk that needs hashing: a read-back of zero chunks needs none.
   let hasher: ChunkBatchHasher | undefined;
   const size = Math.min(batch, options.batch ?? batch);
+  const shaOnly = !algos.includes("md5");
   const hashes = () => hasher ??= new ChunkBatchHasher({ memory, scratch, batch: size });
   try {
     const inFlight = new Set<Promise<void>>();
@@ -146,8 +148,12 @@ export async function verifyChunks(
       const entry = manifest.chunks[i];
       const task = (async () => {
         // A zero chunk that reads as zeros matches by definition: no hashing needed.
-        const actual = entry.zero && isAllZero(view)
+        // SHA-256 alone: node:crypto's (SHA-NI, ~1.6 GB/s on one core) beats the lanes, which
+        // pay for MD5 too (~0.5 GB/s on two cores).
+        const actual: Partial<Record<HashAlgo, string>> = entry.zero && isAllZero(view)
           ? zeroChunkHashes(length)
+          : shaOnly
+          ? { sha256: createHash("sha256").update(view).digest("hex") }
           : await hashes().digest(view);
         let ok = true;
         for (const a of algos) {

@@ -21,6 +21,7 @@ import { sliceImage } from "../imagetools/mod.ts";
 import { chunkFileName, chunkLength, type Manifest } from "../imagetools/mod.ts";
 import { extract, run } from "../imagetools/fs/testkit.ts";
 import { buildDisks, say } from "./bench_disks.ts";
+import { REIMAGE_HEAD, reimageRows } from "./bench_reimage.ts";
 
 const MIB = 1024 * 1024;
 const MB = 1e6;
@@ -29,11 +30,13 @@ const HELP =
   `bench:bytes: bytes sent for three real-tool disks against partclone and partclone | zstd -3
 
 USAGE
-  deno task bench:bytes [--scale 1] [--runs 3] [--dir /tmp] [--keep]
+  deno task bench:bytes [--scale 1] [--runs 3] [--rates 100mbit,1gbit] [--dir /tmp] [--keep]
 
 OPTIONS
   --scale N   disk sizes x N (1: Windows-like 1 GiB, Linux + swap 768 MiB, fresh 768 MiB)
   --runs N    timed runs of slice and of partclone | zstd -3 (median)
+  --rates R   the re-image row's fake-server rates (scripts/bench_reimage.ts; its own task:
+              bench:reimage)
   --dir DIR   where the disks and slices go (default /tmp)
   --keep      keep the work folder
   -h, --help  this text
@@ -84,6 +87,7 @@ async function main() {
     options: {
       scale: { type: "string", default: "1" },
       runs: { type: "string", default: "3" },
+      rates: { type: "string", default: "100mbit,1gbit" },
       dir: { type: "string", default: "/tmp" },
       keep: { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -213,6 +217,11 @@ async function main() {
         times,
       ),
     );
+    // Re-imaging a PC that holds the Windows-like disk, after an update changed ~3 % of it.
+    const re = await reimageRows(disks[0], dir, { rates: values.rates.split(","), runs });
+    console.log();
+    console.log(table(REIMAGE_HEAD, re.table));
+    for (const n of re.notes) console.log(`- ${n}`);
   } finally {
     if (!values.keep) await Deno.remove(dir, { recursive: true });
     else console.error(`bench:bytes: kept "${dir}"`);

@@ -233,7 +233,8 @@ export class Receiver implements ChunkSource {
 
   /**
    * Start checking what the target holds, in the background: each chunk that matches the
-   * manifest (MD5 and SHA-256) is marked held as soon as it verifies, and counts as read back.
+   * manifest (SHA-256, as verify-behind checks) is marked held as soon as it verifies, and
+   * counts as read back.
    * Chunks the manifest marks free are not read (nothing on a disk needs to be there); zero
    * chunks are checked for zeros without hashing. fetchFrom fetches only chunks the scan has
    * judged missing, so it may start at once. A fresh target holds only zeros: its zero chunks
@@ -259,7 +260,6 @@ export class Receiver implements ChunkSource {
       manifest: this.manifest,
       target: this.target,
       held: this.#held,
-      md5: this.#verifyMd5,
       checked: (i: number) => this.#behind.checked(i),
       progress: () => this.#progress(),
       log: this.#log,
