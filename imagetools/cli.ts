@@ -11,6 +11,7 @@ import { sliceImage } from "./slice.ts";
 import { sliceSummary } from "./slice_summary.ts";
 import { formatBytes, parseSize } from "./kit/mod.ts";
 import { formatBadChunk, HASH_LABEL, verifyImage } from "./verify.ts";
+import { DEFAULT_ZSTD_LEVEL, MAX_ZSTD_LEVEL, MIN_ZSTD_LEVEL } from "./zstd_chunks.ts";
 
 const quietOption = {
   type: "boolean",
@@ -44,14 +45,28 @@ export const SLICE_SPEC: CommandSpec = {
       help: "Keep every byte: read no partition table or file system (free blocks kept)",
       env: "CASCADE_RAW",
     },
+    uncompressed: {
+      type: "boolean",
+      help: "Store chunks as they are, not zstd-compressed (manifest format 1 or 2)",
+      env: "CASCADE_UNCOMPRESSED",
+    },
+    "zstd-level": {
+      type: "string",
+      arg: "N",
+      help: `zstd level of the stored chunks, ${MIN_ZSTD_LEVEL}..${MAX_ZSTD_LEVEL}`,
+      default: String(DEFAULT_ZSTD_LEVEL),
+      env: "CASCADE_ZSTD_LEVEL",
+    },
     quiet: { ...quietOption, help: "No progress; print only the image id" },
   },
   notes: [
     "Reads the partition table (MBR, GPT) and the used-block maps of NTFS, ext2/3/4,",
     "FAT12/16/32 and Linux swap (its header page only): free blocks become zeros before",
     "hashing, so the manifest describes exactly that image. Anything else is kept byte for byte.",
-    "Writes DIR/manifest.json and DIR/chunks/<sha256>.chunk; all-zero chunks are not stored,",
-    "identical chunks are stored once. Prints the image id (SHA-256 of manifest.json) last.",
+    "Writes DIR/manifest.json and DIR/chunks/: each chunk zstd-compressed as <sha256>.zst, or",
+    "as it is in <sha256>.chunk when zstd does not shrink it (or with --uncompressed); hashes",
+    "are those of the uncompressed bytes. All-zero chunks are not stored, identical chunks are",
+    "stored once. Prints the image id (SHA-256 of manifest.json) last.",
     "A block device needs --out (nothing is written beside /dev/...).",
   ],
 };
@@ -113,6 +128,16 @@ function chunkSizeOption(text: string): number {
   return n;
 }
 
+function zstdLevelOption(text: string): number {
+  const n = /^\d{1,2}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= MIN_ZSTD_LEVEL && n <= MAX_ZSTD_LEVEL)) {
+    throw new UsageError(
+      `Invalid --zstd-level "${text}": must be a whole number ${MIN_ZSTD_LEVEL}..${MAX_ZSTD_LEVEL}`,
+    );
+  }
+  return n;
+}
+
 function reportLeftovers(paths: string[]) {
   for (const path of paths) console.error(`Removed what an interrupted run left: "${path}"`);
 }
@@ -129,6 +154,8 @@ export async function sliceMain(args: string[]): Promise<number> {
     name: p.values.name as string | undefined,
     force: p.values.force === true,
     raw: p.values.raw === true,
+    uncompressed: p.values.uncompressed === true,
+    zstdLevel: zstdLevelOption(p.values["zstd-level"] as string),
     progress: progressMode(quiet),
   });
   if (!quiet) reportLeftovers(r.removedLeftovers);

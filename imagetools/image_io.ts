@@ -6,12 +6,14 @@ import * as fs from "node:fs";
 import { basename, dirname, join } from "node:path";
 import {
   chunkCount,
-  chunkFileName,
   chunkLength,
   imageIdOf,
   type Manifest,
   parseManifest,
+  storedFileName,
+  storedLength,
 } from "./manifest.ts";
+import { ChunkDecodeError, decompressChunk } from "./zstd_chunks.ts";
 
 export const MANIFEST_FILE = "manifest.json";
 export const CHUNKS_DIR = "chunks";
@@ -171,6 +173,12 @@ export async function loadManifest(pathToSlicesDirOrManifestFile: string): Promi
   return { manifest, bytes, imageId: imageIdOf(bytes), path, dir: dirname(path) };
 }
 
+/** A chunk as it is stored and sent: zstd-compressed (format 3), or its bytes as they are. */
+export interface StoredChunk {
+  zstd: boolean;
+  bytes: Uint8Array;
+}
+
 /** A slices folder open for reading (what the fake server serves from). */
 export interface Slices {
   manifest: Manifest;
@@ -180,9 +188,12 @@ export interface Slices {
   dir: string;
   /** Path of a chunk's file (derived from its hash only), or null for a zero chunk. */
   chunkPath(index: number): string | null;
-  /** A chunk's bytes (read into `into` when given: exactly the chunk's length): zeros for a
-   * zero chunk; a clear error when its file is missing or has another length. */
+  /** A chunk's bytes (read into `into` when given: exactly the chunk's length), decompressed
+   * when stored zstd: zeros for a zero chunk; a clear error when its file is missing, has
+   * another length or does not decompress. Not hashed: the caller verifies. */
   readChunk(index: number, into?: Uint8Array): Promise<Uint8Array>;
+  /** A non-zero chunk's file as it is (what a chunk server sends): its manifest length. */
+  readStored(index: number): Promise<StoredChunk>;
   /** Every stored chunk's file is there with its length (by stat, not read): the problems
    * found, e.g. `chunks/<sha256>.chunk (chunk 3) is missing`; none when whole. */
   checkFiles(): Promise<string[]>;
@@ -204,7 +215,34 @@ export async function openSlices(dir: string): Promise<Slices> {
   const chunkPath = (index: number) => {
     checkIndex(index);
     const entry = manifest.chunks[index];
-    return entry.zero ? null : join(where, CHUNKS_DIR, chunkFileName(entry));
+    return entry.zero ? null : join(where, CHUNKS_DIR, storedFileName(entry));
+  };
+  /** Read chunk `index`'s file, which must hold exactly `out.length` bytes, into `out`. */
+  const readFile = async (index: number, out: Uint8Array): Promise<Uint8Array> => {
+    const path = chunkPath(index)!;
+    const fail = (why: string, cause?: unknown) =>
+      new Error(`Cannot read chunk ${index} of "${where}": file "${path}" ${why}`, { cause });
+    let fd: number;
+    try {
+      fd = fs.openSync(path, "r");
+    } catch (cause) {
+      const missing = (cause as { code?: string }).code === "ENOENT";
+      throw fail(missing ? "is missing" : osReason(cause), cause);
+    }
+    try {
+      const size = fs.fstatSync(fd).size;
+      if (size !== out.length) throw fail(`holds ${size} bytes, expected ${out.length}`);
+      let n: number;
+      try {
+        n = await readFullyAt(fd, out, 0);
+      } catch (cause) {
+        throw fail(osReason(cause), cause);
+      }
+      if (n !== out.length) throw fail(`holds ${n} bytes, expected ${out.length}`);
+      return out;
+    } finally {
+      fs.closeSync(fd);
+    }
   };
   return {
     manifest,
@@ -213,36 +251,33 @@ export async function openSlices(dir: string): Promise<Slices> {
     dir: where,
     chunkPath,
     async readChunk(index, into) {
-      const path = chunkPath(index);
       const length = chunkLength(manifest, index);
       if (into && into.length !== length) {
         throw new RangeError(`Cannot read chunk ${index} (${length} bytes) into ${into.length}`);
       }
       const out = into ?? new Uint8Array(length);
-      if (path === null) return out.fill(0);
-      const fail = (why: string, cause?: unknown) =>
-        new Error(`Cannot read chunk ${index} of "${where}": file "${path}" ${why}`, { cause });
-      let fd: number;
+      if (chunkPath(index) === null) return out.fill(0);
+      if (manifest.chunks[index].zstd === undefined) return await readFile(index, out);
+      const stored = await readFile(index, new Uint8Array(storedLength(manifest, index)));
       try {
-        fd = fs.openSync(path, "r");
+        out.set(decompressChunk(stored, length));
       } catch (cause) {
-        const missing = (cause as { code?: string }).code === "ENOENT";
-        throw fail(missing ? "is missing" : osReason(cause), cause);
+        if (!(cause instanceof ChunkDecodeError)) throw cause;
+        throw new Error(
+          `Cannot read chunk ${index} of "${where}": file "${chunkPath(index)}" ${cause.message}`,
+          { cause },
+        );
       }
-      try {
-        const size = fs.fstatSync(fd).size;
-        if (size !== length) throw fail(`holds ${size} bytes, expected ${length}`);
-        let n: number;
-        try {
-          n = await readFullyAt(fd, out, 0);
-        } catch (cause) {
-          throw fail(osReason(cause), cause);
-        }
-        if (n !== length) throw fail(`holds ${n} bytes, expected ${length}`);
-        return out;
-      } finally {
-        fs.closeSync(fd);
+      return out;
+    },
+    async readStored(index) {
+      if (chunkPath(index) === null) {
+        throw new RangeError(
+          `Cannot read chunk ${index} of "${where}": a zero chunk is not stored`,
+        );
       }
+      const bytes = await readFile(index, new Uint8Array(storedLength(manifest, index)));
+      return { zstd: manifest.chunks[index].zstd !== undefined, bytes };
     },
     async checkFiles() {
       const problems: string[] = [];
@@ -251,8 +286,8 @@ export async function openSlices(dir: string): Promise<Slices> {
         const entry = manifest.chunks[i];
         if (entry.zero || seen.has(entry.sha256)) continue;
         seen.add(entry.sha256);
-        const file = join(CHUNKS_DIR, chunkFileName(entry));
-        const want = chunkLength(manifest, i);
+        const file = join(CHUNKS_DIR, storedFileName(entry));
+        const want = storedLength(manifest, i);
         try {
           const st = await Deno.stat(join(where, file));
           if (st.size !== want) {

@@ -50,7 +50,7 @@ Deno.test("loadManifest and openSlices read a slices folder by index and hash on
     const image = join(dir, "a.img");
     await Deno.writeFile(image, data);
     const out = join(dir, "s");
-    await sliceImage({ image, out, chunkSize: 4096 });
+    await sliceImage({ image, out, chunkSize: 4096, uncompressed: true });
     const want = expectedManifest(data, 4096, "a.img");
 
     for (const given of [out, join(out, "manifest.json")]) {
@@ -84,10 +84,10 @@ Deno.test("loadManifest names the file and the fault", () =>
     await assert.rejects(loadManifest(dir), {
       message: `Cannot read manifest "${path}": no such file or directory`,
     });
-    await Deno.writeTextFile(path, '{"format":3}');
+    await Deno.writeTextFile(path, '{"format":4}');
     await assert.rejects(loadManifest(path), {
       message:
-        `Cannot load manifest "${path}": Invalid manifest: unsupported format version 3 (this Cascade reads formats 1 and 2)`,
+        `Cannot load manifest "${path}": Invalid manifest: unsupported format version 4 (this Cascade reads formats 1, 2, 3)`,
     });
     await Deno.writeFile(path, new Uint8Array([0x7b, 0xff, 0x7d]));
     await assert.rejects(loadManifest(dir), {

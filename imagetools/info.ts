@@ -5,6 +5,7 @@ import {
   type Manifest,
   type ManifestLayout,
   type ManifestVolume,
+  storedLength,
 } from "./manifest.ts";
 import { formatBytes } from "./kit/mod.ts";
 
@@ -15,8 +16,12 @@ export interface ManifestStats {
   freeChunks: number;
   /** Distinct non-zero chunks: the chunk files a slices folder holds. */
   uniqueChunks: number;
-  /** Bytes in those chunk files. */
+  /** Bytes in those chunk files (what a PC is sent, at most: compressed where stored zstd). */
   storedBytes: number;
+  /** Bytes those chunks hold uncompressed. */
+  plainBytes: number;
+  /** (format 3) Of the unique chunks, those stored zstd-compressed. */
+  zstdChunks: number;
   lastChunkLength: number;
 }
 
@@ -26,12 +31,16 @@ export function manifestStats(m: Manifest): ManifestStats {
   let zeroChunks = 0;
   let freeChunks = 0;
   let storedBytes = 0;
+  let plainBytes = 0;
+  let zstdChunks = 0;
   m.chunks.forEach((c, i) => {
     if (c.free) freeChunks++;
     if (c.zero) zeroChunks++;
     else if (!seen.has(c.sha256)) {
       seen.add(c.sha256);
-      storedBytes += chunkLength(m, i);
+      storedBytes += storedLength(m, i);
+      plainBytes += chunkLength(m, i);
+      if (c.zstd !== undefined) zstdChunks++;
     }
   });
   return {
@@ -40,6 +49,8 @@ export function manifestStats(m: Manifest): ManifestStats {
     freeChunks,
     uniqueChunks: seen.size,
     storedBytes,
+    plainBytes,
+    zstdChunks,
     lastChunkLength: chunkLength(m, chunks - 1),
   };
 }
@@ -65,8 +76,20 @@ export function renderInfo(m: Manifest, imageId: string): string {
       "Zero chunks",
       m.layout ? `${s.zeroChunks} (${s.freeChunks} wholly free)` : String(s.zeroChunks),
     ],
-    ["Unique chunks stored", String(s.uniqueChunks)],
-    ["Bytes stored", sized(s.storedBytes)],
+    [
+      "Unique chunks stored",
+      m.format === 3
+        ? `${s.uniqueChunks} (${s.zstdChunks} zstd, ${s.uniqueChunks - s.zstdChunks} raw)`
+        : String(s.uniqueChunks),
+    ],
+    [
+      "Bytes stored",
+      m.format === 3
+        ? `${sized(s.storedBytes)}, zstd of ${sized(s.plainBytes)} (${
+          (100 * s.storedBytes / Math.max(1, s.plainBytes)).toFixed(1)
+        } %)`
+        : sized(s.storedBytes),
+    ],
     ["Image id", imageId],
     ["Image MD5", m.md5],
     ["Image SHA-256", m.sha256],

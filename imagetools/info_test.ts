@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { manifestStats, renderInfo } from "./info.ts";
-import { expectedManifest, seededImage } from "./testkit.ts";
+import { compressibleImage, expectedManifest, seededImage } from "./testkit.ts";
 
 const CHUNK = 4096;
 // 6 chunks: 0, 1 random; 2, 3 zero; 4 a copy of 0; 5 short (100 bytes).
@@ -15,6 +15,8 @@ Deno.test("manifestStats counts zero, unique and stored chunks", () => {
     freeChunks: 0,
     uniqueChunks: 3,
     storedBytes: 2 * CHUNK + 100,
+    plainBytes: 2 * CHUNK + 100,
+    zstdChunks: 0,
     lastChunkLength: 100,
   });
 });
@@ -36,6 +38,29 @@ Deno.test("renderInfo prints the whole summary", () => {
       `Image SHA-256:        ${manifest.sha256}`,
       "",
     ].join("\n"),
+  );
+});
+
+Deno.test("renderInfo of a format 3 manifest says how much zstd saved", () => {
+  // Chunks 0, 1 text-like (zstd), 2 random (raw), 3 zero.
+  const image = compressibleImage(4 * CHUNK, 52);
+  image.set(seededImage(CHUNK, 53), 2 * CHUNK);
+  image.fill(0, 3 * CHUNK);
+  const m = expectedManifest(image, CHUNK, "text.img", { zstd: 3 }).manifest;
+  const z = m.chunks[0].zstd! + m.chunks[1].zstd!;
+  const stats = manifestStats(m);
+  assert.equal(stats.storedBytes, z + CHUNK);
+  assert.equal(stats.plainBytes, 3 * CHUNK);
+  assert.equal(stats.zstdChunks, 2);
+  const lines = renderInfo(m, "ef".repeat(32)).split("\n");
+  assert.equal(lines[5], "Unique chunks stored: 3 (2 zstd, 1 raw)");
+  assert.equal(
+    lines[6],
+    `Bytes stored:         ${
+      (z + CHUNK) / 1024 < 1 ? "" : ""
+    }${(((z + CHUNK) / 1024).toFixed(1))} KiB (${
+      z + CHUNK
+    } bytes), zstd of 12.0 KiB (12288 bytes) (${(100 * (z + CHUNK) / (3 * CHUNK)).toFixed(1)} %)`,
   );
 });
 

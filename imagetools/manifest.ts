@@ -10,7 +10,14 @@ export const MANIFEST_FORMAT = 1;
 /** Format 2 adds the disk's layout (partitions, file systems, free bytes) and chunks marked
  * free (wholly in blocks a file system does not use). Format 1 is still read. */
 export const MANIFEST_FORMAT_V2 = 2;
-export type ManifestFormat = typeof MANIFEST_FORMAT | typeof MANIFEST_FORMAT_V2;
+/** Format 3 is format 2 with chunks stored (and sent) zstd-compressed: each non-zero chunk says
+ * how it is stored, its compressed length or raw. Hashes stay those of the uncompressed bytes. */
+export const MANIFEST_FORMAT_V3 = 3;
+export type ManifestFormat =
+  | typeof MANIFEST_FORMAT
+  | typeof MANIFEST_FORMAT_V2
+  | typeof MANIFEST_FORMAT_V3;
+const FORMATS: readonly number[] = [MANIFEST_FORMAT, MANIFEST_FORMAT_V2, MANIFEST_FORMAT_V3];
 /** Chunks larger than this are refused: a chunk is held in memory whole. */
 export const MAX_CHUNK_SIZE = 256 * 1024 * 1024;
 /** Smallest chunk worth having: below it the per-chunk overhead dominates. */
@@ -27,6 +34,11 @@ export interface ChunkEntry {
   /** (format 2) Zero, and wholly in blocks the file systems leave free: need not be written
    * (nor read back) at all. Only ever true with `zero`. */
   free?: boolean;
+  /** (format 3) Stored and sent zstd-compressed: the compressed length in bytes (less than the
+   * chunk's own length). */
+  zstd?: number;
+  /** (format 3) Stored and sent as it is: zstd did not make it smaller. */
+  raw?: boolean;
 }
 
 /** (format 2) One partition (or the whole disk: number 0) and what slicing found in it. */
@@ -125,15 +137,16 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 export function validateManifest(value: unknown): Manifest {
   if (!isRecord(value)) throw new TypeError("Invalid manifest: the top level is not a JSON object");
   if (value.format === undefined) throw new SyntaxError('Invalid manifest: missing field "format"');
-  if (value.format !== MANIFEST_FORMAT && value.format !== MANIFEST_FORMAT_V2) {
+  if (!FORMATS.includes(value.format as number)) {
     throw new RangeError(
       `Invalid manifest: unsupported format version ${
         JSON.stringify(value.format)
-      } (this Cascade reads formats ${MANIFEST_FORMAT} and ${MANIFEST_FORMAT_V2})`,
+      } (this Cascade reads formats ${FORMATS.join(", ")})`,
     );
   }
-  const format: ManifestFormat = value.format;
-  const v2 = format === MANIFEST_FORMAT_V2;
+  const format = value.format as ManifestFormat;
+  const v2 = format >= MANIFEST_FORMAT_V2;
+  const v3 = format === MANIFEST_FORMAT_V3;
   const known = new Set(["format", "name", "size", "chunkSize", "md5", "sha256", "chunks"]);
   if (v2) known.add("layout");
   for (const key of Object.keys(value)) {
@@ -170,7 +183,9 @@ export function validateManifest(value: unknown): Manifest {
     const where = `chunk ${i}`;
     if (!isRecord(c)) throw new TypeError(`Invalid manifest: ${where} is not a JSON object`);
     for (const key of Object.keys(c)) {
-      if (key !== "md5" && key !== "sha256" && key !== "zero" && !(v2 && key === "free")) {
+      const known = key === "md5" || key === "sha256" || key === "zero" ||
+        (v2 && key === "free") || (v3 && (key === "zstd" || key === "raw"));
+      if (!known) {
         throw new SyntaxError(`Invalid manifest: unknown field "${key}" in ${where}`);
       }
     }
@@ -204,11 +219,62 @@ export function validateManifest(value: unknown): Manifest {
         );
       }
     }
+    if (v3) storedForm(entry, c, chunkLength({ size, chunkSize }, i), where);
     return entry;
   });
+  if (v3) sameStoredForms(chunks);
   const manifest: Manifest = { format, name, size, chunkSize, md5, sha256, chunks };
   if (v2 && value.layout !== undefined) manifest.layout = validateLayout(value.layout, size);
   return manifest;
+}
+
+/** (format 3) A non-zero chunk is stored either zstd (its compressed length, shorter than the
+ * chunk) or raw; a zero chunk is not stored at all. */
+function storedForm(entry: ChunkEntry, c: Record<string, unknown>, length: number, where: string) {
+  if (entry.zero) {
+    if (c.zstd !== undefined || c.raw !== undefined) {
+      throw new SyntaxError(
+        `Invalid manifest: ${where} is a zero chunk (never stored) but has "zstd" or "raw"`,
+      );
+    }
+    return;
+  }
+  if (c.raw !== undefined) {
+    if (c.raw !== true || c.zstd !== undefined) {
+      throw new SyntaxError(
+        `Invalid manifest: ${field(where, "raw", c.raw)} must be true, and without "zstd"`,
+      );
+    }
+    entry.raw = true;
+    return;
+  }
+  if (c.zstd === undefined) {
+    throw new SyntaxError(`Invalid manifest: ${where} has neither "zstd" nor "raw"`);
+  }
+  const n = c.zstd;
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1 || n >= length) {
+    throw new RangeError(
+      `Invalid manifest: ${field(where, "zstd", n)} is not a compressed length of 1..${
+        length - 1
+      } bytes`,
+    );
+  }
+  entry.zstd = n;
+}
+
+/** Chunks with one hash share one stored file, so they must say the same about it. */
+function sameStoredForms(chunks: ChunkEntry[]) {
+  const seen = new Map<string, number>();
+  chunks.forEach((c, i) => {
+    if (c.zero) return;
+    const first = seen.get(c.sha256);
+    if (first === undefined) seen.set(c.sha256, i);
+    else if (chunks[first].zstd !== c.zstd) {
+      throw new SyntaxError(
+        `Invalid manifest: chunks ${first} and ${i} have the same SHA-256 but are stored differently`,
+      );
+    }
+  });
 }
 
 const SCHEMES = new Set(["mbr", "gpt", "none"]);
@@ -280,7 +346,8 @@ export function parseManifest(text: string): Manifest {
 
 /** Canonical text: fixed key order, one chunk per line, trailing newline. */
 export function serializeManifest(m: Manifest): string {
-  const v2 = m.format === MANIFEST_FORMAT_V2;
+  const v2 = m.format >= MANIFEST_FORMAT_V2;
+  const v3 = m.format === MANIFEST_FORMAT_V3;
   const head = JSON.stringify({
     format: m.format,
     name: m.name,
@@ -296,6 +363,8 @@ export function serializeManifest(m: Manifest): string {
       sha256: c.sha256,
       zero: c.zero,
       ...(v2 && c.free ? { free: true } : {}),
+      ...(v3 && c.zstd !== undefined ? { zstd: c.zstd } : {}),
+      ...(v3 && c.raw ? { raw: true } : {}),
     })
   );
   return `${head.slice(0, -1)},"chunks":[\n${lines.join(",\n")}\n]}\n`;
@@ -338,4 +407,15 @@ export function chunkFileName(entry: Pick<ChunkEntry, "sha256">): string {
     throw new SyntaxError(`Invalid chunk hash "${entry.sha256}"`);
   }
   return `${entry.sha256}.chunk`;
+}
+
+/** File name of a chunk stored zstd-compressed (format 3): `<sha256>.zst`. */
+export function storedFileName(entry: Pick<ChunkEntry, "sha256" | "zstd">): string {
+  const plain = chunkFileName(entry);
+  return entry.zstd === undefined ? plain : `${entry.sha256}.zst`;
+}
+
+/** Bytes a chunk takes stored and on the wire: its compressed length, else its length. */
+export function storedLength(m: Manifest, index: number): number {
+  return m.chunks[index].zstd ?? chunkLength(m, index);
 }

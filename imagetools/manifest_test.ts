@@ -6,9 +6,11 @@ import {
   type Manifest,
   parseManifest,
   serializeManifest,
+  storedFileName,
+  storedLength,
   zeroChunkHashes,
 } from "./manifest.ts";
-import { expectedManifest, mulberry32, seededImage } from "./testkit.ts";
+import { compressibleImage, expectedManifest, mulberry32, seededImage } from "./testkit.ts";
 
 const CHUNK = 4096;
 // 4 chunks: random, zero, random, and a short last one.
@@ -169,6 +171,53 @@ function assertSelfConsistent(m: Manifest) {
   }
   assert.deepEqual(parseManifest(serializeManifest(m)), m);
 }
+
+Deno.test("format 3 says how each non-zero chunk is stored, and is refused when it cannot be so", () => {
+  // Chunks: text-like (zstd), zero, random (raw), text-like again (the same stored file).
+  const image = compressibleImage(4 * CHUNK, 5);
+  image.fill(0, CHUNK, 2 * CHUNK);
+  image.set(seededImage(CHUNK, 6), 2 * CHUNK);
+  image.copyWithin(3 * CHUNK, 0, CHUNK);
+  const v3 = expectedManifest(image, CHUNK, "v3.img", { zstd: 3 });
+  const m = parseManifest(v3.text);
+  assert.deepEqual(m, v3.manifest);
+  assert.equal(serializeManifest(m), v3.text);
+  assert.equal(m.format, 3);
+  assert.ok(m.chunks[0].zstd! > 0 && m.chunks[0].zstd! < CHUNK);
+  assert.equal(m.chunks[2].raw, true);
+  assert.equal(storedFileName(m.chunks[0]), `${m.chunks[0].sha256}.zst`);
+  assert.equal(storedFileName(m.chunks[2]), `${m.chunks[2].sha256}.chunk`);
+  assert.equal(storedLength(m, 0), m.chunks[0].zstd);
+  assert.equal(storedLength(m, 2), CHUNK);
+
+  const bad = (edit: (c: Record<string, unknown>[]) => void) => {
+    const o = JSON.parse(v3.text);
+    edit(o.chunks);
+    return () => parseManifest(JSON.stringify(o));
+  };
+  assert.throws(bad((c) => (c[1].zstd = 10)), {
+    message: 'Invalid manifest: chunk 1 is a zero chunk (never stored) but has "zstd" or "raw"',
+  });
+  assert.throws(bad((c) => delete c[2].raw), {
+    message: 'Invalid manifest: chunk 2 has neither "zstd" nor "raw"',
+  });
+  assert.throws(bad((c) => (c[0].zstd = CHUNK)), {
+    message:
+      'Invalid manifest: chunk 0 field "zstd" (4096) is not a compressed length of 1..4095 bytes',
+  });
+  assert.throws(bad((c) => (c[2].raw = false)), {
+    message: 'Invalid manifest: chunk 2 field "raw" (false) must be true, and without "zstd"',
+  });
+  assert.throws(bad((c) => (c[3].zstd = 7)), {
+    message: "Invalid manifest: chunks 0 and 3 have the same SHA-256 but are stored differently",
+  });
+  // Older formats know nothing of stored forms.
+  const o = JSON.parse(v3.text);
+  o.format = 1;
+  assert.throws(() => parseManifest(JSON.stringify(o)), {
+    message: 'Invalid manifest: unknown field "zstd" in chunk 0',
+  });
+});
 
 Deno.test("manifest fuzzing: every mutation is accepted consistently or refused clearly", () => {
   const r = mulberry32(20240601);

@@ -8,3 +8,4 @@ export * from "./manifest.ts";
 export * from "./slice.ts";
 export * from "./slice_summary.ts";
 export * from "./verify.ts";
+export * from "./zstd_chunks.ts";

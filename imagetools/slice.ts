@@ -32,12 +32,15 @@ import {
   type Manifest,
   MANIFEST_FORMAT,
   MANIFEST_FORMAT_V2,
+  MANIFEST_FORMAT_V3,
   MAX_CHUNK_SIZE,
   MAX_IMAGE_SIZE,
   MIN_CHUNK_SIZE,
   parseManifest,
   serializeManifest,
+  storedFileName,
 } from "./manifest.ts";
+import { CompressPool, DEFAULT_ZSTD_LEVEL } from "./zstd_chunks.ts";
 import { leftoverPath, removeLeftovers } from "./leftovers.ts";
 import { fsyncPath, lstatOrNull, replaceable, swapIn } from "./slice_folder.ts";
 import { analyzeDisk, type DiskLayout, isWhollyFree, zeroFreeBlocks } from "./fs/mod.ts";
@@ -68,6 +71,12 @@ export interface SliceOptions {
   /** Keep every byte: no partition table or file system is read, free blocks are kept as they
    * are (default false: free blocks of understood file systems become zeros). */
   raw?: boolean;
+  /** Store chunks as they are, not zstd-compressed (manifest format 1 or 2, as before). */
+  uncompressed?: boolean;
+  /** zstd level of the stored chunks (default DEFAULT_ZSTD_LEVEL). */
+  zstdLevel?: number;
+  /** Threads compressing (default: one per core, at most 4). */
+  zstdThreads?: number;
 }
 
 export interface SliceResult {
@@ -86,7 +95,10 @@ export interface SliceResult {
   layout?: DiskLayout;
   /** Distinct non-zero chunks written (identical chunks are stored once). */
   storedChunks: number;
+  /** Bytes of those chunks' files (compressed where zstd made them smaller). */
   storedBytes: number;
+  /** Bytes of those chunks uncompressed. */
+  plainBytes: number;
   /** Chunk files were written around the page cache (O_DIRECT). */
   direct: boolean;
   /** Unfinished folders of interrupted earlier runs, removed before this one started. */
@@ -171,7 +183,14 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
     const count = chunkCount(size, chunkSize);
     const entries: ChunkEntry[] = new Array(count);
     const stored = new Set<string>();
+    // How each distinct chunk is stored: its compressed length, or 0 for raw.
+    const forms = new Map<string, number>();
+    const pool = options.uncompressed ? undefined : new CompressPool(
+      options.zstdLevel ?? DEFAULT_ZSTD_LEVEL,
+      options.zstdThreads ?? Math.min(4, navigator.hardwareConcurrency || 1),
+    );
     let storedBytes = 0;
+    let plainBytes = 0;
     let zeroChunks = 0;
     let freeChunks = 0;
     let zeroedBytes = 0;
@@ -247,8 +266,16 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
           if (h.zero) zeroChunks++;
           else if (!stored.has(h.sha256)) {
             stored.add(h.sha256);
-            await writeChunk(writer, join(chunksDir, chunkFileName(h)), view);
-            storedBytes += length;
+            // Compressed in place after hashing (the hashes are those of the plain bytes).
+            const z = pool ? await pool.compress(view) : 0;
+            if (pool) forms.set(h.sha256, z);
+            const file = join(
+              chunksDir,
+              z > 0 ? storedFileName({ ...h, zstd: z }) : chunkFileName(h),
+            );
+            await writeChunk(writer, file, z > 0 ? view.subarray(0, z) : view);
+            storedBytes += z > 0 ? z : length;
+            plainBytes += length;
           }
           hashed += length;
           progress.update(hashed);
@@ -267,15 +294,27 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
       progress.finish();
 
       // Format 1 as before when no file system was understood: nothing of format 2 to say.
+      // Format 3 whenever chunks are compressed (each says how it is stored).
       const v2 = layout !== undefined && layout.maps.length > 0;
+      const chunks: ChunkEntry[] = v2
+        ? entries
+        : entries.map(({ md5, sha256, zero }) => ({ md5, sha256, zero }));
+      if (pool) {
+        for (const c of chunks) {
+          if (c.zero) continue;
+          const z = forms.get(c.sha256)!;
+          if (z > 0) c.zstd = z;
+          else c.raw = true;
+        }
+      }
       const manifest: Manifest = {
-        format: v2 ? MANIFEST_FORMAT_V2 : MANIFEST_FORMAT,
+        format: pool ? MANIFEST_FORMAT_V3 : v2 ? MANIFEST_FORMAT_V2 : MANIFEST_FORMAT,
         name,
         size,
         chunkSize,
         md5: whole.md5,
         sha256: whole.sha256,
-        chunks: v2 ? entries : entries.map(({ md5, sha256, zero }) => ({ md5, sha256, zero })),
+        chunks,
         ...(v2 ? { layout: { scheme: layout.scheme, volumes: layout.volumes } } : {}),
       };
       const text = serializeManifest(manifest);
@@ -305,12 +344,14 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
         ...(layout ? { layout } : {}),
         storedChunks: stored.size,
         storedBytes,
+        plainBytes,
         direct: writer.direct,
         removedLeftovers: leftovers,
         seconds: (performance.now() - started) / 1000,
       };
     } finally {
       hasher.close();
+      pool?.close();
     }
   } finally {
     src.close();

@@ -2,6 +2,7 @@
 // then the totals.
 import { volumeLine } from "./info.ts";
 import { formatBytes } from "./kit/mod.ts";
+import { MANIFEST_FORMAT_V3 } from "./manifest.ts";
 import type { SliceResult } from "./slice.ts";
 
 /** The lines for the end of a slice run: what each partition held, then the totals. */
@@ -18,5 +19,7 @@ export function sliceSummary(r: SliceResult): string {
     formatBytes(r.manifest.size)
   }) into ${r.chunks} chunks: ${r.zeroChunks} zero, ${r.storedChunks} stored (${
     formatBytes(r.storedBytes)
+  }${
+    r.manifest.format === MANIFEST_FORMAT_V3 ? `; ${formatBytes(r.plainBytes)} before zstd` : ""
   }) in "${r.dir}"${zeroed}`;
 }

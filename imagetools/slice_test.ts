@@ -1,9 +1,16 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { assembleImage } from "./assemble.ts";
-import { imageIdOf } from "./manifest.ts";
+import { imageIdOf, storedFileName } from "./manifest.ts";
 import { sliceImage } from "./slice.ts";
-import { expectedManifest, listDir, seededImage, withTempDir } from "./testkit.ts";
+import {
+  compressibleImage,
+  expectedManifest,
+  listDir,
+  seededImage,
+  withTempDir,
+} from "./testkit.ts";
+import { decompressChunk, DEFAULT_ZSTD_LEVEL } from "./zstd_chunks.ts";
 
 interface Case {
   what: string;
@@ -41,48 +48,79 @@ const CASES: Case[] = [
     image: seededImage(3 * 4096 + 10, 14, [[3 * 4096, 3 * 4096 + 10]]),
     chunkSize: 4096,
   },
+  {
+    what: "text-like data (stored zstd) beside random chunks (stored raw) and zeros",
+    image: (() => {
+      const img = compressibleImage(12 * K64 + 777, 21);
+      img.set(seededImage(2 * K64, 22), 3 * K64); // random: does not shrink
+      img.fill(0, 6 * K64, 8 * K64);
+      img.copyWithin(10 * K64, K64, 2 * K64); // a repeated compressed chunk
+      return img;
+    })(),
+    chunkSize: K64,
+  },
 ];
 
 for (const c of CASES) {
-  Deno.test(`slice -> assemble round trip: ${c.what}`, () =>
-    withTempDir(async (dir) => {
-      const image = join(dir, "golden.img");
-      await Deno.writeFile(image, c.image);
-      const out = join(dir, "slices");
-      const r = await sliceImage({ image, out, chunkSize: c.chunkSize });
+  for (const compressed of [false, true]) {
+    const how = compressed ? "zstd" : "uncompressed";
+    Deno.test(`slice -> assemble round trip (${how}): ${c.what}`, () => roundTrip(c, compressed));
+  }
+}
 
-      // The manifest on disk is exactly what an in-memory oracle computes.
-      const want = expectedManifest(c.image, c.chunkSize, "golden.img");
-      const text = await Deno.readTextFile(join(out, "manifest.json"));
-      assert.equal(text, want.text);
-      assert.deepEqual(r.manifest, want.manifest);
-      assert.equal(r.imageId, imageIdOf(text));
+function roundTrip(c: Case, compressed: boolean) {
+  return withTempDir(async (dir) => {
+    const image = join(dir, "golden.img");
+    await Deno.writeFile(image, c.image);
+    const out = join(dir, "slices");
+    const r = await sliceImage({ image, out, chunkSize: c.chunkSize, uncompressed: !compressed });
 
-      // One file per distinct non-zero chunk, holding that chunk's bytes.
-      const unique = new Map<string, number>();
-      want.manifest.chunks.forEach((e, i) =>
-        !e.zero && !unique.has(e.sha256) && unique.set(e.sha256, i)
-      );
-      assert.deepEqual(
-        await listDir(join(out, "chunks")),
-        [...unique.keys()].map((h) => `${h}.chunk`).sort(),
-      );
-      for (const [sha, i] of unique) {
-        assert.deepEqual(
-          await Deno.readFile(join(out, "chunks", `${sha}.chunk`)),
-          c.image.subarray(i * c.chunkSize, (i + 1) * c.chunkSize),
-        );
-      }
-      assert.equal(r.storedChunks, unique.size);
-      assert.equal(r.zeroChunks, want.manifest.chunks.filter((e) => e.zero).length);
-      assert.deepEqual(await listDir(dir), ["golden.img", "slices"]); // no temporary left over
+    // The manifest on disk is exactly what an in-memory oracle computes.
+    const want = expectedManifest(
+      c.image,
+      c.chunkSize,
+      "golden.img",
+      compressed ? { zstd: DEFAULT_ZSTD_LEVEL } : {},
+    );
+    const text = await Deno.readTextFile(join(out, "manifest.json"));
+    assert.equal(text, want.text);
+    assert.deepEqual(r.manifest, want.manifest);
+    assert.equal(r.imageId, imageIdOf(text));
 
-      const rebuilt = join(dir, "rebuilt.img");
-      const a = await assembleImage({ slices: out, out: rebuilt });
-      assert.equal(a.imageId, r.imageId);
-      assert.deepEqual(await Deno.readFile(rebuilt), c.image);
-      assert.deepEqual(await listDir(dir), ["golden.img", "rebuilt.img", "slices"]);
-    }));
+    // One file per distinct non-zero chunk, holding that chunk's bytes (compressed when
+    // that made them smaller: <sha256>.zst, else <sha256>.chunk).
+    const unique = new Map<string, number>();
+    want.manifest.chunks.forEach((e, i) =>
+      !e.zero && !unique.has(e.sha256) && unique.set(e.sha256, i)
+    );
+    assert.deepEqual(
+      await listDir(join(out, "chunks")),
+      [...unique.values()].map((i) => storedFileName(want.manifest.chunks[i])).sort(),
+    );
+    for (const i of unique.values()) {
+      const entry = want.manifest.chunks[i];
+      const plain = c.image.subarray(i * c.chunkSize, (i + 1) * c.chunkSize);
+      const file = await Deno.readFile(join(out, "chunks", storedFileName(entry)));
+      if (entry.zstd !== undefined) {
+        assert.equal(file.length, entry.zstd);
+        assert.deepEqual(decompressChunk(file, plain.length), plain);
+      } else assert.deepEqual(file, plain);
+    }
+    if (compressed && c.what.startsWith("text-like")) {
+      assert.ok(want.manifest.chunks.some((e) => e.zstd !== undefined), "some chunk is zstd");
+      assert.ok(want.manifest.chunks.some((e) => e.raw), "some chunk is raw");
+      assert.ok(r.storedBytes < r.plainBytes / 2, `${r.storedBytes} of ${r.plainBytes}`);
+    }
+    assert.equal(r.storedChunks, unique.size);
+    assert.equal(r.zeroChunks, want.manifest.chunks.filter((e) => e.zero).length);
+    assert.deepEqual(await listDir(dir), ["golden.img", "slices"]); // no temporary left over
+
+    const rebuilt = join(dir, "rebuilt.img");
+    const a = await assembleImage({ slices: out, out: rebuilt });
+    assert.equal(a.imageId, r.imageId);
+    assert.deepEqual(await Deno.readFile(rebuilt), c.image);
+    assert.deepEqual(await listDir(dir), ["golden.img", "rebuilt.img", "slices"]);
+  });
 }
 
 Deno.test("assemble leaves zero chunks as holes in a regular file", () =>
@@ -125,7 +163,7 @@ Deno.test("slice writes <image>.cascade by default and replaces it only with for
     assert.notEqual(second.imageId, first.imageId);
     assert.equal(
       await Deno.readTextFile(join(first.dir, "manifest.json")),
-      expectedManifest(seededImage(9000, 17), 4096, "renamed").text,
+      expectedManifest(seededImage(9000, 17), 4096, "renamed", { zstd: DEFAULT_ZSTD_LEVEL }).text,
     );
     assert.equal((await listDir(join(first.dir, "chunks"))).length, 3); // old chunks are gone
     assert.deepEqual(await listDir(dir), ["g.img", "g.img.cascade"]);

@@ -2,7 +2,14 @@
 // for what a manifest must say (computed independently of the slicer's pipeline), loop devices.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { type ChunkEntry, type Manifest, MANIFEST_FORMAT, serializeManifest } from "./manifest.ts";
+import {
+  type ChunkEntry,
+  type Manifest,
+  MANIFEST_FORMAT,
+  MANIFEST_FORMAT_V3,
+  serializeManifest,
+} from "./manifest.ts";
+import { compressChunk } from "./zstd_chunks.ts";
 
 /** A small seeded PRNG (mulberry32): the same seed gives the same numbers on every run. */
 export function mulberry32(seed: number): () => number {
@@ -31,23 +38,49 @@ export function seededImage(
   return bytes;
 }
 
+/** `size` seeded bytes that compress well but not to nothing: words drawn from a small
+ * vocabulary, like text and code. */
+export function compressibleImage(size: number, seed: number): Uint8Array {
+  const rand = mulberry32(seed);
+  const words = Array.from({ length: 64 }, () => seededImage(3 + Math.floor(rand() * 12), seed++));
+  const bytes = new Uint8Array(size);
+  for (let at = 0; at < size;) {
+    const w = words[Math.floor(rand() * words.length)];
+    bytes.set(w.subarray(0, size - at), at);
+    at += w.length;
+  }
+  return bytes;
+}
+
 function hex(algo: string, bytes: Uint8Array): string {
   return createHash(algo).update(bytes).digest("hex");
 }
 
-/** The manifest (and its canonical text) that slicing `image` must produce. */
-export function expectedManifest(image: Uint8Array, chunkSize: number, name: string) {
+/** The manifest (and its canonical text) that slicing `image` must produce: uncompressed
+ * (format 1), or with `zstd` (a level) format 3 with each chunk's stored form. */
+export function expectedManifest(
+  image: Uint8Array,
+  chunkSize: number,
+  name: string,
+  opts: { zstd?: number } = {},
+) {
   const chunks: ChunkEntry[] = [];
   for (let off = 0; off < image.length; off += chunkSize) {
     const piece = image.subarray(off, Math.min(off + chunkSize, image.length));
-    chunks.push({
+    const entry: ChunkEntry = {
       md5: hex("md5", piece),
       sha256: hex("sha256", piece),
       zero: piece.every((b) => b === 0),
-    });
+    };
+    if (opts.zstd !== undefined && !entry.zero) {
+      const z = compressChunk(piece, opts.zstd);
+      if (z) entry.zstd = z.length;
+      else entry.raw = true;
+    }
+    chunks.push(entry);
   }
   const manifest: Manifest = {
-    format: MANIFEST_FORMAT,
+    format: opts.zstd !== undefined ? MANIFEST_FORMAT_V3 : MANIFEST_FORMAT,
     name,
     size: image.length,
     chunkSize,

@@ -58,7 +58,7 @@ Deno.test("slice, info, verify and assemble from the command line", () =>
     const id = createHash("sha256").update(manifestBytes).digest("hex");
     assert.equal(
       s.stdout,
-      `Sliced "g.img" (20.0 KiB) into 6 chunks: 1 zero, 5 stored (16.0 KiB) in "g.img.cascade"\n` +
+      `Sliced "g.img" (20.0 KiB) into 6 chunks: 1 zero, 5 stored (16.0 KiB; 16.0 KiB before zstd) in "g.img.cascade"\n` +
         `Image id: ${id}\n`,
     );
     assert.match(s.stderr, /^slice g\.img .*100\.0% 20\.0 KiB\/20\.0 KiB/m); // plain lines: piped
