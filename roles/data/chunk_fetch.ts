@@ -4,10 +4,25 @@
 // an HTTP status, another image, a short or long body, silence, a server gone.
 //
 // Bytes are read with a BYOB reader straight into the buffer (no copy), so a response body
-// must be a byte stream, as every network fetch's is.
+// must be a byte stream, as every network fetch's is. Chunks come framed where the server
+// frames (roles/protocol/data_plane.ts): a zstd frame is read whole, decompressed (bounded to
+// the chunk's length) into the buffer and hashed; its compressed bytes are kept for relaying.
 import { createHash } from "node:crypto";
-import { chunkLength, type Manifest } from "../../imagetools/mod.ts";
-import { chunkUrl, deltaUrl, IMAGE_HEADER, streamUrl } from "../protocol/mod.ts";
+import {
+  ChunkDecodeError,
+  chunkLength,
+  decompressChunk,
+  type Manifest,
+} from "../../imagetools/mod.ts";
+import {
+  chunkUrl,
+  deltaUrl,
+  FRAME_HEAD_BYTES,
+  FRAMED_HEADER,
+  IMAGE_HEADER,
+  parseFrameHead,
+  streamUrl,
+} from "../protocol/mod.ts";
 import type { BufferPool } from "./buffer_pool.ts";
 import { answerLength, bitmapLength, blockDigests, blocksOf, blockSpan } from "./delta.ts";
 import { ReceiveError } from "./receive_error.ts";
@@ -59,6 +74,10 @@ export class FetchCancelled extends Error {
 export interface Received {
   buffer: ArrayBuffer;
   sha256: string;
+  /** It came zstd-compressed: those bytes as received (a relay sends them on once verified). */
+  stored?: Uint8Array;
+  /** Why what came is not this chunk before any hash (bad zstd): the buffer holds nothing. */
+  bad?: string;
 }
 
 export interface ChunkFetchOptions {
@@ -96,8 +115,9 @@ export class ChunkFetch {
     const at = { got: 0 };
     try {
       const res = await this.#open(url, what, req, index);
+      const inFrames = res.headers.get(FRAMED_HEADER) === "1";
       const cl = res.headers.get("content-length");
-      if (cl !== null && Number(cl) !== expected) {
+      if (!inFrames && cl !== null && Number(cl) !== expected) {
         await res.body?.cancel();
         throw new ReceiveError(
           "bad-chunk",
@@ -109,7 +129,9 @@ export class ChunkFetch {
         throw new ReceiveError("bad-chunk", `Cannot verify ${what}: empty body`, { index });
       }
       const reader = res.body.getReader({ mode: "byob" });
-      const got = await this.#read(reader, buffer, index, expected, what, req, at);
+      const got = inFrames
+        ? await this.#readFrame(reader, buffer, index, expected, what, req, at)
+        : await this.#read(reader, buffer, index, expected, what, req, at);
       // The body must end here: a longer one is not this chunk.
       const tail = await reader.read(new Uint8Array(1));
       if (!tail.done) {
@@ -148,6 +170,7 @@ export class ChunkFetch {
     try {
       res = await this.#open(url, url, req);
       if (!res.body) throw new ReceiveError("server-gone", `Cannot fetch ${url}: empty body`);
+      const inFrames = res.headers.get(FRAMED_HEADER) === "1";
       reader = res.body.getReader({ mode: "byob" });
       for (index of run) {
         expected = chunkLength(m, index);
@@ -157,7 +180,10 @@ export class ChunkFetch {
         let handed = false;
         try {
           if (this.#o.cancelled()) throw new FetchCancelled();
-          onChunk(index, await this.#read(reader, buf, index, expected, what(), req, at));
+          const got = inFrames
+            ? await this.#readFrame(reader, buf, index, expected, what(), req, at)
+            : await this.#read(reader, buf, index, expected, what(), req, at);
+          onChunk(index, got);
           handed = true;
         } finally {
           if (at.got > 0) this.#o.onTouched?.(index);
@@ -286,6 +312,7 @@ export class ChunkFetch {
       ? { authorization: `Bearer ${this.#o.ticket}` }
       : {};
     if (body) headers["content-type"] = "application/octet-stream";
+    else headers[FRAMED_HEADER] = "1"; // chunks framed (a delta answer is not)
     const res = await this.#fetch(
       url,
       body
@@ -341,9 +368,10 @@ export class ChunkFetch {
     );
   }
 
-  /** Read exactly `expected` bytes of chunk `index` into `buffer` (byob: the bytes land in
-   * place), hashing SHA-256 as they arrive. `at.got` says how far it came, for errors. */
-  async #read(
+  /** Read one frame of chunk `index` (`expected` bytes once decoded) into `buffer`: its head,
+   * then its bytes; a zstd frame is decompressed in place of them, keeping a copy as received.
+   * A head that cannot be this chunk's ends the response (what follows cannot be found). */
+  async #readFrame(
     reader: ReadableStreamBYOBReader,
     buffer: ArrayBuffer,
     index: number,
@@ -352,7 +380,64 @@ export class ChunkFetch {
     req: InFlight,
     at: { got: number },
   ): Promise<Received> {
-    const sha = createHash("sha256");
+    let head = new Uint8Array(FRAME_HEAD_BYTES);
+    for (let got = 0; got < FRAME_HEAD_BYTES;) {
+      const { value, done }: ReadableStreamReadResult<Uint8Array> = await reader.read(
+        new Uint8Array(head.buffer, got, FRAME_HEAD_BYTES - got),
+      );
+      if (done) {
+        throw new ReceiveError(
+          "server-gone",
+          `Cannot fetch ${what}: the response ended ${got > 0 ? "inside" : "before"} its frame`,
+          { index },
+        );
+      }
+      head = new Uint8Array(value.buffer as ArrayBuffer);
+      got += value.byteLength;
+      req.last = performance.now();
+    }
+    const frame = parseFrameHead(head);
+    const fits = typeof frame !== "string" &&
+      (frame.zstd ? frame.length >= 1 && frame.length <= expected : frame.length === expected);
+    if (!fits) {
+      const why = typeof frame === "string"
+        ? frame
+        : `a ${
+          frame.zstd ? "zstd" : "raw"
+        } frame of ${frame.length} bytes for a chunk of ${expected}`;
+      throw new ReceiveError("bad-chunk", `Cannot verify ${what}: the server sends ${why}`, {
+        index,
+      });
+    }
+    if (!frame.zstd) return await this.#read(reader, buffer, index, expected, what, req, at);
+    const got = await this.#read(reader, buffer, index, frame.length, what, req, at, false);
+    const stored = new Uint8Array(got.buffer, 0, frame.length).slice();
+    let plain: Uint8Array;
+    try {
+      plain = decompressChunk(stored, expected);
+    } catch (err) {
+      if (!(err instanceof ChunkDecodeError)) throw err;
+      return { buffer: got.buffer, sha256: "", bad: `its zstd frame: ${err.message}` };
+    }
+    new Uint8Array(got.buffer, 0, expected).set(plain);
+    const sha256 = createHash("sha256").update(plain).digest("hex");
+    return { buffer: got.buffer, sha256, stored };
+  }
+
+  /** Read exactly `expected` bytes of chunk `index` into `buffer` (byob: the bytes land in
+   * place), hashing SHA-256 as they arrive (unless `hash` is false: compressed bytes). `at.got`
+   * says how far it came, for errors. */
+  async #read(
+    reader: ReadableStreamBYOBReader,
+    buffer: ArrayBuffer,
+    index: number,
+    expected: number,
+    what: string,
+    req: InFlight,
+    at: { got: number },
+    hash = true,
+  ): Promise<Received> {
+    const sha = hash ? createHash("sha256") : undefined;
     let buf = buffer;
     while (at.got < expected) {
       const { value, done }: ReadableStreamReadResult<Uint8Array> = await reader.read(
@@ -366,11 +451,11 @@ export class ChunkFetch {
         );
       }
       buf = value.buffer as ArrayBuffer;
-      sha.update(value);
+      sha?.update(value);
       at.got += value.byteLength;
       this.#o.onBytes?.(index, value.byteLength);
       req.last = performance.now();
     }
-    return { buffer: buf, sha256: sha.digest("hex") };
+    return { buffer: buf, sha256: sha?.digest("hex") ?? "" };
   }
 }

@@ -5,13 +5,27 @@
 // With `tickets`, the chunk routes serve only requests with "Authorization: Bearer <ticket>"
 // that the master issued for this server and the requesting address (roles/protocol/ticket.ts);
 // manifest and health stay open (the manifest is public anyway).
+// A request with "x-cascade-framed: 1" gets framed chunks (roles/protocol/data_plane.ts): each
+// as the source holds it, zstd-compressed from slices or a relay, never compressed here.
 import { Hono } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { HTTPException } from "hono/http-exception";
 import { chunkLength } from "../../imagetools/mod.ts";
 import { type Logger, silentLogger } from "../../imagetools/kit/mod.ts";
-import { DATA_PATHS, type DataHealth, IMAGE_HEADER } from "../protocol/mod.ts";
-import { type ChunkSource, ChunkUnavailableError, DEFAULT_WAIT_MS } from "./chunk_source.ts";
+import {
+  DATA_PATHS,
+  type DataHealth,
+  FRAME_HEAD_BYTES,
+  FRAMED_HEADER,
+  frameHead,
+  IMAGE_HEADER,
+} from "../protocol/mod.ts";
+import {
+  type ChunkSource,
+  ChunkUnavailableError,
+  DEFAULT_WAIT_MS,
+  type ReadOptions,
+} from "./chunk_source.ts";
 import { blockCount, DELTA_DIGEST, deltaAnswer } from "./delta.ts";
 
 export interface ChunkAppOptions {
@@ -82,10 +96,26 @@ export function createChunkApp(
   const badIndex = (raw: string) =>
     `Invalid chunk index "${raw}": image "${m.name}" has chunks 0..${total - 1}`;
   const indexOf = (raw: string) => /^\d{1,15}$/.test(raw) ? Number(raw) : NaN;
-  /** Read chunk `index` for a request, or the error answer (503 not held yet, 500). */
-  const readFor = async (index: number, paced = true): Promise<Uint8Array | Response> => {
+  const framed = (c: { req: { header(name: string): string | undefined } }) =>
+    c.req.header(FRAMED_HEADER) === "1";
+  /** One chunk as its frame (head and stored bytes in one buffer), or its plain bytes. */
+  const readOne = async (index: number, inFrame: boolean, ro: ReadOptions) => {
+    if (!inFrame) return await source.read(index, ro);
+    const s = await source.readStored(index, ro);
+    const out = new Uint8Array(FRAME_HEAD_BYTES + s.bytes.length);
+    out.set(frameHead(s.zstd, s.bytes.length));
+    out.set(s.bytes, FRAME_HEAD_BYTES);
+    return out;
+  };
+  /** Read chunk `index` for a request (as its frame with `inFrame`), or the error answer (503
+   * not held yet, 500). */
+  const readFor = async (
+    index: number,
+    paced = true,
+    inFrame = false,
+  ): Promise<Uint8Array | Response> => {
     try {
-      return await source.read(index, { waitMs, signal: opts.closing, paced });
+      return await readOne(index, inFrame, { waitMs, signal: opts.closing, paced });
     } catch (err) {
       if (err instanceof ChunkUnavailableError || opts.closing?.aborted) {
         log("chunk.unavailable", { peer: opts.peerId, index, error: errorMessage(err) });
@@ -98,12 +128,13 @@ export function createChunkApp(
       return Response.json({ error: `Cannot read chunk ${index} of "${m.name}"` }, { status: 500 });
     }
   };
-  const octets = (bytes: Uint8Array) =>
+  const octets = (bytes: Uint8Array, inFrame = false) =>
     new Response(bytes as Uint8Array<ArrayBuffer>, {
       headers: {
         "content-type": "application/octet-stream",
         "content-length": String(bytes.length),
         [IMAGE_HEADER]: source.imageId,
+        ...(inFrame ? { [FRAMED_HEADER]: "1" } : {}),
       },
     });
 
@@ -111,10 +142,12 @@ export function createChunkApp(
     const raw = c.req.param("index");
     const index = indexOf(raw);
     if (!(index < total)) return c.json({ error: badIndex(raw) }, 400);
-    const bytes = await readFor(index);
+    // A zero chunk is never stored: framed or not, it goes as the zeros it is.
+    const inFrame = framed(c) && !m.chunks[index].zero;
+    const bytes = await readFor(index, true, inFrame);
     if (bytes instanceof Response) return bytes;
-    served(bytes.length);
-    return octets(bytes);
+    served(bytes.length - (inFrame ? FRAME_HEAD_BYTES : 0)); // chunk bytes, as a client counts
+    return octets(bytes, inFrame);
   });
 
   // POST /v1/delta/:index: the blocks of a chunk that differ from the client's version.
@@ -142,8 +175,13 @@ export function createChunkApp(
     return octets(answer);
   });
 
-  /** Chunks `indices` back to back in one response, in order (relay waits included). */
-  const streamChunks = (indices: number[], headers: Record<string, string>) => {
+  /** Chunks `indices` back to back in one response, in order (relay waits included); framed,
+   * they are the non-zero chunks' frames (of lengths known only as they come). */
+  const streamChunks = (
+    indices: number[],
+    headers: Record<string, string>,
+    inFrames = false,
+  ) => {
     // Ends waits when the client goes away (cancel) or the server closes.
     const gone = new AbortController();
     const signal = opts.closing ? AbortSignal.any([gone.signal, opts.closing]) : gone.signal;
@@ -152,7 +190,7 @@ export function createChunkApp(
     let next = 0;
     const fill = () => {
       while (ahead.length < 3 && next < indices.length) {
-        const p = source.read(indices[next++], { waitMs, signal });
+        const p = readOne(indices[next++], inFrames, { waitMs, signal });
         p.catch(() => {}); // Surfaced when its turn comes.
         ahead.push(p);
       }
@@ -168,7 +206,7 @@ export function createChunkApp(
         }
         try {
           const bytes = await p;
-          served(bytes.length);
+          served(bytes.length - (inFrames ? FRAME_HEAD_BYTES : 0));
           controller.enqueue(bytes);
           sent++;
         } catch (err) {
@@ -186,7 +224,7 @@ export function createChunkApp(
     return new Response(body, {
       headers: {
         "content-type": "application/octet-stream",
-        "content-length": String(length),
+        ...(inFrames ? { [FRAMED_HEADER]: "1" } : { "content-length": String(length) }),
         [IMAGE_HEADER]: source.imageId,
         ...headers,
       },
@@ -213,7 +251,7 @@ export function createChunkApp(
     }
     const indices: number[] = [];
     for (let i = from; i < to; i++) if (!m.chunks[i].zero) indices.push(i);
-    return streamChunks(indices, {});
+    return streamChunks(indices, {}, framed(c));
   });
 
   app.notFound((c) => c.json({ error: `No such path "${c.req.path}"` }, 404));

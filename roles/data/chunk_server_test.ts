@@ -68,6 +68,7 @@ Deno.test("chunk app: a chunk the source lacks answers 503 after the wait", asyn
         const { ChunkUnavailableError } = await import("./chunk_source.ts");
         throw new ChunkUnavailableError("not yet");
       },
+      readStored: async (i, opts) => ({ zstd: false, bytes: await lacking.read(i, opts) }),
     };
     const app = createChunkApp(lacking, { waitMs: 5 });
     const res = await app.request("/v1/chunks/1");

@@ -11,6 +11,7 @@ import {
   openSlices,
   parseManifest,
   type Slices,
+  type StoredChunk,
 } from "../../imagetools/mod.ts";
 import { formatBytes } from "../../imagetools/kit/mod.ts";
 
@@ -28,6 +29,11 @@ export interface ChunkSource {
    * (default 30000) for it, then throw ChunkUnavailableError. Zero chunks read as zeros.
    */
   read(index: number, opts?: ReadOptions): Promise<Uint8Array>;
+  /**
+   * A non-zero chunk as this source can send it (a framed request): zstd as stored in slices or
+   * as a relay received it, else its bytes as they are. Waits like read().
+   */
+  readStored(index: number, opts?: ReadOptions): Promise<StoredChunk>;
   /** Release files held open (optional: sources without any omit it). */
   close?(): void;
   /** A rate-limited source: wait until `bytes` more may go out (a sub-chunk delta reads the
@@ -79,10 +85,15 @@ abstract class CompleteSource implements ChunkSource {
     const length = chunkLength(this.manifest, index);
     // Zero chunks are neither stored in slices nor worth reading from a verified disk.
     if (this.manifest.chunks[index].zero) return new Uint8Array(length);
-    return await this.readStored(index, length);
+    return await this.readPlain(index, length);
   }
 
-  protected abstract readStored(index: number, length: number): Promise<Uint8Array>;
+  /** Its bytes as they are (a disk holds nothing compressed); slices override this. */
+  async readStored(index: number): Promise<StoredChunk> {
+    return { zstd: false, bytes: await this.read(index) };
+  }
+
+  protected abstract readPlain(index: number, length: number): Promise<Uint8Array>;
 }
 
 class SlicesSource extends CompleteSource {
@@ -90,8 +101,14 @@ class SlicesSource extends CompleteSource {
     super(slices.manifest, slices.manifestBytes);
   }
 
-  protected readStored(index: number): Promise<Uint8Array> {
+  protected readPlain(index: number): Promise<Uint8Array> {
     return this.slices.readChunk(index);
+  }
+
+  /** The chunk file's bytes as they are: a stored zstd chunk is sent without decompressing. */
+  override readStored(index: number): Promise<StoredChunk> {
+    checkChunkIndex(this.manifest, index);
+    return this.slices.readStored(index);
   }
 }
 
@@ -115,7 +132,7 @@ class DiskSource extends CompleteSource {
     super(manifest, manifestBytes);
   }
 
-  protected async readStored(index: number, length: number): Promise<Uint8Array> {
+  protected async readPlain(index: number, length: number): Promise<Uint8Array> {
     const out = new Uint8Array(length);
     const n = await this.disk.readAt(chunkOffset(this.manifest, index), out);
     if (n !== length) {

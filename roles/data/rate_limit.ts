@@ -43,5 +43,11 @@ export function rateLimited(source: ChunkSource, bytesPerSecond: number): ChunkS
       if (opts?.paced !== false) await pace(bytes.length);
       return bytes;
     },
+    // What goes on the wire is paced: compressed bytes where the chunk is sent so.
+    async readStored(index: number, opts?: ReadOptions) {
+      const stored = await source.readStored(index, opts);
+      if (opts?.paced !== false) await pace(stored.bytes.length);
+      return stored;
+    },
   };
 }

@@ -17,6 +17,7 @@ import {
   imageIdOf,
   type Manifest,
   parseManifest,
+  type StoredChunk,
 } from "../../imagetools/mod.ts";
 import { type Logger, type Progress, silentLogger } from "../../imagetools/kit/mod.ts";
 import { dataBase } from "../protocol/mod.ts";
@@ -68,9 +69,15 @@ export interface ReceiverOptions {
   fetch?: FetchLike;
   /** The clock of the rate meter (default performance.now). */
   now?: () => number;
+  /** Memory for the zstd bytes of chunks received compressed, which a relay sends on as they
+   * came (default RELAY_KEEP_BYTES; the oldest go first, and are then sent uncompressed). */
+  relayKeepBytes?: number;
 }
 
 export const DEFAULT_INFLIGHT = 4;
+/** A relay's downstream fetches right behind it: this much compressed image (some 300 MiB of
+ * disk at the usual 2-3 x) covers even a slow one, in the memory of any lab PC. */
+export const RELAY_KEEP_BYTES = 128 << 20;
 
 export class Receiver implements ChunkSource {
   readonly manifest: Manifest;
@@ -99,6 +106,10 @@ export class Receiver implements ChunkSource {
   #host: TransferHost;
   /** The check of what a used target holds (startScan), while it runs or after it failed. */
   #scan?: TargetScan;
+  /** Chunks received zstd-compressed, as they came, oldest first (a Map keeps insertion order). */
+  #kept = new Map<number, Uint8Array>();
+  #keptBytes = 0;
+  #keepLimit: number;
 
   constructor(opts: ReceiverOptions) {
     this.manifestBytes = opts.manifestBytes;
@@ -121,6 +132,7 @@ export class Receiver implements ChunkSource {
     this.#attempted = new Uint8Array(this.manifest.chunks.length);
     this.#behind = new VerifyBehind(this.target, this.manifest, (i) => this.#held.holds(i));
     this.#zerosOnDisk = this.target.fresh === true;
+    this.#keepLimit = opts.relayKeepBytes ?? RELAY_KEEP_BYTES;
     this.#host = this.#transferHost();
     if (this.target.size < this.manifest.size) {
       throw new RangeError(
@@ -154,6 +166,36 @@ export class Receiver implements ChunkSource {
     return out;
   }
 
+  /** A held chunk as it came when it came zstd-compressed (sent on without compressing
+   * again), else its bytes from the target. */
+  async readStored(index: number, opts: ReadOptions = {}): Promise<StoredChunk> {
+    checkChunkIndex(this.manifest, index);
+    if (!this.manifest.chunks[index].zero) {
+      await this.#held.waitFor(index, opts.waitMs ?? DEFAULT_WAIT_MS, opts.signal);
+    }
+    const kept = this.#kept.get(index);
+    if (kept) return { zstd: true, bytes: kept };
+    return { zstd: false, bytes: await this.read(index, opts) };
+  }
+
+  #keep(index: number, stored: Uint8Array) {
+    if (stored.length > this.#keepLimit || this.#kept.has(index)) return;
+    this.#kept.set(index, stored);
+    this.#keptBytes += stored.length;
+    for (const [i, bytes] of this.#kept) {
+      if (this.#keptBytes <= this.#keepLimit) break;
+      this.#kept.delete(i);
+      this.#keptBytes -= bytes.length;
+    }
+  }
+
+  #forget(index: number) {
+    const bytes = this.#kept.get(index);
+    if (!bytes) return;
+    this.#kept.delete(index);
+    this.#keptBytes -= bytes.length;
+  }
+
   // ---- state ----------------------------------------------------------------------------------
 
   stats(): ReceiverStats {
@@ -173,6 +215,7 @@ export class Receiver implements ChunkSource {
   }
 
   #unmark(index: number) {
+    this.#forget(index);
     this.#behind.forget(index);
     this.#held.unmark(index);
   }
@@ -348,7 +391,8 @@ export class Receiver implements ChunkSource {
       received: (index, n) => this.#countBytes(index, n),
       touched: (index) => this.#attempted[index] = 1,
       badChunk: () => this.#badChunks++,
-      written: (index) => {
+      written: (index, stored) => {
+        if (stored) this.#keep(index, stored);
         this.#held.mark(index);
         this.#behind.queue(index);
         this.#progress();

@@ -3,7 +3,7 @@
 // the roles tests small and independent of it), and socket-free stand-ins: a source and a
 // target in memory, and a fetch served by a Hono app. Manifests come from imagetools' test oracle.
 import { join } from "node:path";
-import { chunkFileName, chunkLength, imageIdOf } from "../../imagetools/mod.ts";
+import { chunkLength, compressChunk, imageIdOf, storedFileName } from "../../imagetools/mod.ts";
 import { checkChunkIndex, type ChunkSource } from "./chunk_source.ts";
 import { expectedManifest, seededImage } from "../../imagetools/testkit.ts";
 import type { TargetDisk } from "./target_disk.ts";
@@ -15,19 +15,25 @@ export function randomImage(size: number, zeroRanges: [number, number][] = []): 
   return seededImage(size, nextSeed++, zeroRanges);
 }
 
-/** Write DIR/manifest.json and DIR/chunks/<sha256>.chunk (zero chunks not stored). */
-export async function writeSlices(dir: string, image: Uint8Array, chunkSize: number, name: string) {
-  const { manifest, text } = expectedManifest(image, chunkSize, name);
+/** Write DIR/manifest.json and DIR/chunks/<sha256>.chunk (zero chunks not stored); with
+ * `zstd` (a level), format 3 with DIR/chunks/<sha256>.zst where zstd shrinks a chunk. */
+export async function writeSlices(
+  dir: string,
+  image: Uint8Array,
+  chunkSize: number,
+  name: string,
+  opts: { zstd?: number } = {},
+) {
+  const { manifest, text } = expectedManifest(image, chunkSize, name, opts);
   const manifestBytes = new TextEncoder().encode(text);
   await Deno.mkdir(join(dir, "chunks"), { recursive: true });
   for (let i = 0; i < manifest.chunks.length; i++) {
     const entry = manifest.chunks[i];
     if (entry.zero) continue;
     const off = i * chunkSize;
-    await Deno.writeFile(
-      join(dir, "chunks", chunkFileName(entry)),
-      image.subarray(off, off + chunkLength(manifest, i)),
-    );
+    const plain = image.subarray(off, off + chunkLength(manifest, i));
+    const stored = entry.zstd !== undefined ? compressChunk(plain, opts.zstd)! : plain;
+    await Deno.writeFile(join(dir, "chunks", storedFileName(entry)), stored);
   }
   await Deno.writeFile(join(dir, "manifest.json"), manifestBytes);
   return { manifest, manifestBytes };
@@ -113,9 +119,15 @@ export function memoryTarget(size: number, opts: { fresh?: boolean } = {}): Targ
   };
 }
 
-/** A complete source in memory: `image` sliced by imagetools' test oracle (no files). */
-export function memorySource(image: Uint8Array, chunkSize: number, name: string): ChunkSource {
-  const { manifest, text } = expectedManifest(image, chunkSize, name);
+/** A complete source in memory: `image` sliced by imagetools' test oracle (no files); with
+ * `zstd` (a level), format 3, sending chunks compressed where that shrinks them. */
+export function memorySource(
+  image: Uint8Array,
+  chunkSize: number,
+  name: string,
+  opts: { zstd?: number } = {},
+): ChunkSource {
+  const { manifest, text } = expectedManifest(image, chunkSize, name, opts);
   const manifestBytes = new TextEncoder().encode(text);
   return {
     manifest,
@@ -127,6 +139,11 @@ export function memorySource(image: Uint8Array, chunkSize: number, name: string)
       checkChunkIndex(manifest, i);
       const at = i * chunkSize;
       return Promise.resolve(image.slice(at, at + chunkLength(manifest, i)));
+    },
+    async readStored(i) {
+      const plain = await this.read(i);
+      if (manifest.chunks[i].zstd === undefined) return { zstd: false, bytes: plain };
+      return { zstd: true, bytes: compressChunk(plain, opts.zstd)! };
     },
   };
 }

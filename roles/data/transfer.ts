@@ -54,8 +54,9 @@ export interface TransferHost {
   touched(index: number): void;
   /** A chunk failed verification. */
   badChunk(): void;
-  /** Chunk `index` is verified and written: mark it held (and read it back behind). */
-  written(index: number): void;
+  /** Chunk `index` is verified and written: mark it held (and read it back behind); `stored`:
+   * the zstd bytes it came as (a relay sends them on). */
+  written(index: number, stored?: Uint8Array): void;
   progress(): void;
   /** The scan of what the target holds, if one ran (chunks it has not judged wait for it). */
   scan?(): TargetScan | undefined;
@@ -339,6 +340,16 @@ export class Transfer {
         { index },
       );
     };
+    if (got.bad !== undefined) {
+      h.badChunk();
+      h.log("chunk.bad", { peer: h.peerId, server: base, index, error: got.bad });
+      h.progress();
+      throw new ReceiveError(
+        "bad-chunk",
+        `Cannot verify chunk ${index} of "${m.name}" from ${base}: ${got.bad}`,
+        { index },
+      );
+    }
     if (got.sha256 !== entry.sha256) throw badChunk("SHA-256", entry.sha256, got.sha256);
     if (hasher) {
       const r = await hasher.md5(buffer, length);
@@ -356,7 +367,7 @@ export class Transfer {
         { index, cause },
       );
     }
-    h.written(index);
+    h.written(index, got.stored);
     return buffer;
   }
 }

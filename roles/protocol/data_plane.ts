@@ -9,6 +9,11 @@
 //   POST /v1/delta/:index        body: the client's digest of each 4 KiB block of its own
 //                                version of the chunk; answer: a bitmap of the blocks that
 //                                differ, then those blocks (roles/data/delta.ts)
+// A client that sends "x-cascade-framed: 1" gets chunks (one, or a stream's) as frames: a 5-byte
+// head (FRAME_ZSTD or FRAME_RAW, then the length, big-endian) and the chunk as the server holds
+// it: zstd-compressed as stored in the slices (manifest format 3) or its bytes as they are. A
+// server that frames says so with the same header in its answer; one that does not (an older
+// one) sends the bytes as they are, and curl'ing /v1/image always gets them so.
 
 /** Every data-plane answer names the image it serves (the manifest's SHA-256). */
 export const IMAGE_HEADER = "x-cascade-image";
@@ -23,6 +28,31 @@ export const DATA_PATHS = {
   /** Hono route pattern; deltaUrl builds a concrete one. */
   delta: "/v1/delta/:index",
 } as const;
+
+/** Asks for (request) and announces (answer) framed chunks. */
+export const FRAMED_HEADER = "x-cascade-framed";
+export const FRAME_HEAD_BYTES = 5;
+export const FRAME_RAW = 0;
+export const FRAME_ZSTD = 1;
+
+/** The head of one frame: how the chunk is encoded and how many bytes follow. */
+export function frameHead(zstd: boolean, length: number): Uint8Array {
+  if (!Number.isSafeInteger(length) || length < 0 || length > 0xffffffff) {
+    throw new RangeError(`Invalid frame length ${length}: must fit 32 bits`);
+  }
+  const head = new Uint8Array(FRAME_HEAD_BYTES);
+  head[0] = zstd ? FRAME_ZSTD : FRAME_RAW;
+  new DataView(head.buffer).setUint32(1, length);
+  return head;
+}
+
+/** Read a frame head; a string saying what is wrong when it is not one. */
+export function parseFrameHead(head: Uint8Array): { zstd: boolean; length: number } | string {
+  if (head.length !== FRAME_HEAD_BYTES) return `a frame head of ${head.length} bytes`;
+  if (head[0] !== FRAME_RAW && head[0] !== FRAME_ZSTD) return `unknown frame encoding ${head[0]}`;
+  const length = new DataView(head.buffer, head.byteOffset, head.length).getUint32(1);
+  return { zstd: head[0] === FRAME_ZSTD, length };
+}
 
 /** What GET /v1/health answers. */
 export interface DataHealth {

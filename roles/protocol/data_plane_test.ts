@@ -4,10 +4,22 @@ import {
   DATA_PATHS,
   dataBase,
   dataManifestUrl,
+  FRAME_ZSTD,
+  frameHead,
   healthUrl,
   imageUrl,
+  parseFrameHead,
   streamUrl,
 } from "./data_plane.ts";
+
+Deno.test("a frame head says zstd or raw and the length, and nothing else reads as one", () => {
+  assert.deepEqual([...frameHead(true, 0x01020304)], [FRAME_ZSTD, 1, 2, 3, 4]);
+  assert.deepEqual(parseFrameHead(frameHead(true, 70_000)), { zstd: true, length: 70_000 });
+  assert.deepEqual(parseFrameHead(frameHead(false, 1 << 20)), { zstd: false, length: 1 << 20 });
+  assert.equal(parseFrameHead(new Uint8Array([7, 0, 0, 0, 1])), "unknown frame encoding 7");
+  assert.equal(parseFrameHead(new Uint8Array(3)), "a frame head of 3 bytes");
+  assert.throws(() => frameHead(false, 2 ** 32), { message: /must fit 32 bits/ });
+});
 
 Deno.test("data plane URLs join a server's base with exactly one slash", () => {
   for (const base of ["http://10.0.0.5:8081", "http://10.0.0.5:8081/", "http://10.0.0.5:8081//"]) {
