@@ -8,22 +8,17 @@
 // frames (roles/protocol/data_plane.ts): a zstd frame is read whole, decompressed (bounded to
 // the chunk's length) into the buffer and hashed; its compressed bytes are kept for relaying.
 import { createHash } from "node:crypto";
-import {
-  ChunkDecodeError,
-  chunkLength,
-  decompressChunk,
-  type Manifest,
-} from "../../imagetools/mod.ts";
+import { chunkLength, type Manifest } from "../../imagetools/mod.ts";
 import {
   chunkUrl,
   deltaUrl,
   FRAME_HEAD_BYTES,
   FRAMED_HEADER,
   IMAGE_HEADER,
-  parseFrameHead,
   streamUrl,
 } from "../protocol/mod.ts";
 import type { BufferPool } from "./buffer_pool.ts";
+import { decodeZstdFrame, frameFor } from "./chunk_frames.ts";
 import { answerLength, bitmapLength, blockDigests, blocksOf, blockSpan } from "./delta.ts";
 import { ReceiveError } from "./receive_error.ts";
 
@@ -396,32 +391,15 @@ export class ChunkFetch {
       got += value.byteLength;
       req.last = performance.now();
     }
-    const frame = parseFrameHead(head);
-    const fits = typeof frame !== "string" &&
-      (frame.zstd ? frame.length >= 1 && frame.length <= expected : frame.length === expected);
-    if (!fits) {
-      const why = typeof frame === "string"
-        ? frame
-        : `a ${
-          frame.zstd ? "zstd" : "raw"
-        } frame of ${frame.length} bytes for a chunk of ${expected}`;
-      throw new ReceiveError("bad-chunk", `Cannot verify ${what}: the server sends ${why}`, {
+    const frame = frameFor(head, expected);
+    if (typeof frame === "string") {
+      throw new ReceiveError("bad-chunk", `Cannot verify ${what}: the server sends ${frame}`, {
         index,
       });
     }
     if (!frame.zstd) return await this.#read(reader, buffer, index, expected, what, req, at);
     const got = await this.#read(reader, buffer, index, frame.length, what, req, at, false);
-    const stored = new Uint8Array(got.buffer, 0, frame.length).slice();
-    let plain: Uint8Array;
-    try {
-      plain = decompressChunk(stored, expected);
-    } catch (err) {
-      if (!(err instanceof ChunkDecodeError)) throw err;
-      return { buffer: got.buffer, sha256: "", bad: `its zstd frame: ${err.message}` };
-    }
-    new Uint8Array(got.buffer, 0, expected).set(plain);
-    const sha256 = createHash("sha256").update(plain).digest("hex");
-    return { buffer: got.buffer, sha256, stored };
+    return decodeZstdFrame(got.buffer, frame.length, expected);
   }
 
   /** Read exactly `expected` bytes of chunk `index` into `buffer` (byob: the bytes land in
