@@ -151,3 +151,26 @@ Deno.test("re-image: a crash in the middle of the scan loses nothing", async () 
     23,
   ]);
 });
+
+Deno.test("re-image: a delta that does not verify is fetched whole at once, not held against the server", async () => {
+  const target = usedTarget(olderDisk());
+  // The server's deltas (read unpaced) carry a wrong byte in chunk 7; whole chunks are right.
+  const source: ChunkSource = {
+    ...src,
+    has: (i) => src.has(i),
+    heldCount: () => src.heldCount(),
+    read: async (i, o) => {
+      const b = await src.read(i, o);
+      if (i === 7 && o?.paced === false) b[4 * DELTA_BLOCK + 1] ^= 1;
+      return b;
+    },
+  };
+  const r = receiver(target, source);
+  r.startScan();
+  await r.fetchFrom("http://server");
+  assert.deepEqual(target.bytes, image);
+  const s = r.stats();
+  // 7 twice: its delta, then the whole chunk.
+  assert.equal(s.bytesReceived, 2 * (DELTA_BLOCK + 2) + (904 + 1) + (CHUNK + 2) + 2 * CHUNK);
+  assert.equal(s.badChunks, 1);
+});

@@ -134,7 +134,8 @@ export class Transfer {
           return null;
         }
         // Wait for the scan's next verdict, or for a request that may hand chunks back.
-        if (!scan?.running && busy === 0) return null;
+        // (A chunk being verified may come back too: a delta that does not verify.)
+        if (!scan?.running && busy === 0 && stages.size === 0) return null;
         await new Promise<void>((resolve) => {
           wakers.push(resolve);
           if (scan?.running) scan.changed().then(resolve);
@@ -150,14 +151,21 @@ export class Transfer {
       const p = this.#verifyAndWrite(base, index, got, hasher)
         .then((buf) => pool.release(buf), (err) => {
           pool.release(null);
-          if (isBadChunk(err)) {
-            // A delta that does not verify: the whole chunk next time.
-            if (delta) scan?.forgetOlder(index);
-            onBad(err);
-          } else fail(err);
+          if (isBadChunk(err) && delta) {
+            // A delta that does not verify: the whole chunk decides, now (not held against the
+            // server: a digest may have matched by chance).
+            h.log("delta.bad", { peer: h.peerId, server: base, index, error: err.message });
+            scan?.forgetOlder(index);
+            taken[index] = 0;
+            poke();
+          } else if (isBadChunk(err)) onBad(err);
+          else fail(err);
         });
       stages.add(p);
-      p.finally(() => stages.delete(p));
+      p.finally(() => {
+        stages.delete(p);
+        poke();
+      });
     };
     /** A request that broke off: chunks it did not deliver may be asked again. */
     const giveBack = (chunks: readonly number[], handed: Set<number>) => {
