@@ -1,10 +1,10 @@
 // build-netboot's boot-config step: both iPXE stages, the PXELINUX default, the proxy-DHCP
-// dnsmasq config and the iPXE binaries for TFTP, written into the output folder, which
+// dnsmasq config and the iPXE binaries and first stage for TFTP, written into the output folder, which
 // remembers every file it wrote for the build's report.
 import { dirname, join } from "node:path";
 import type { BuildOptions } from "./build_options.ts";
 import { clientArgs } from "./cmdline.ts";
-import { renderDnsmasqConf } from "./dnsmasq.ts";
+import { FIRST_STAGE_TFTP, renderDnsmasqConf } from "./dnsmasq.ts";
 import { renderFirstStage, renderImageScript } from "./ipxe.ts";
 import { renderPxelinuxConfig } from "./pxelinux.ts";
 
@@ -38,7 +38,11 @@ export async function writeBootConfigs(o: BuildOptions, folder: OutputFolder, se
     after: o.after,
   };
   clientArgs(settings); // checks every setting before anything is written
-  await folder.write("first-stage.ipxe", renderFirstStage(o.master));
+  const firstStage = renderFirstStage(o.master);
+  await folder.write("first-stage.ipxe", firstStage);
+  // dnsmasq hands iPXE this copy over TFTP, so the first stage runs (and boots the disk) even
+  // when the master's process is down.
+  await folder.write(`tftp/${FIRST_STAGE_TFTP}`, firstStage);
   await folder.write(
     "image.ipxe",
     renderImageScript({

@@ -71,9 +71,15 @@ Deno.test("buildNetboot writes kernel, initramfs and configs (no modules.dep: .m
       "first-stage.ipxe",
       "image.ipxe",
       "initrd",
+      "tftp/first-stage.ipxe",
       "tftp/pxelinux.cfg/default",
       "vmlinuz",
     ]);
+    // dnsmasq serves the same first stage over TFTP (it runs when the master is down).
+    assert.equal(
+      await Deno.readTextFile(join(out, "tftp/first-stage.ipxe")),
+      await Deno.readTextFile(join(out, "first-stage.ipxe")),
+    );
     assert.equal(await Deno.readTextFile(join(out, "vmlinuz")), "not really a kernel");
     const build = parseBuildInfo(await Deno.readTextFile(join(out, "build.json")));
     assert.equal(build.kernelArgs, "console=ttyS0");

@@ -4,7 +4,11 @@
 //
 // Plain PXE firmware gets iPXE over TFTP (BIOS: undionly.kpxe, driving the NIC through the
 // card's own PXE stack; UEFI: snponly.efi, through the firmware's network driver), and iPXE,
-// which sends option 175, gets the first-stage script from the master over HTTP. With the
+// which sends option 175, gets the first-stage script over TFTP from dnsmasq itself (the build
+// writes it into the TFTP root): with the master's process down, iPXE still runs the first
+// stage, which then boots the disk. Were the first stage on the master, iPXE would hand back to
+// the firmware, and UEFI firmware walks its other network entries (PXEv6, HTTP) before the
+// disk: 169 s to the disk in OVMF, 21 s through the first stage (master-down scenario). With the
 // signed chain built (Secure Boot), x64 UEFI firmware gets Debian's shim instead, which loads
 // Debian's signed GRUB (grubx64.efi), which asks the master what to boot (netboot/grub.ts).
 //
@@ -118,12 +122,11 @@ function plain(value: string, what: string): string {
   return value;
 }
 
-export function firstStageUrl(masterUrl: string): string {
-  return `${checkMasterUrl(masterUrl)}/boot/first-stage.ipxe`;
-}
+/** The first stage's name in the TFTP root (netboot/build_configs.ts writes it there). */
+export const FIRST_STAGE_TFTP = "first-stage.ipxe";
 
 export function renderDnsmasqConf(o: DnsmasqOptions): string {
-  const first = firstStageUrl(o.masterUrl);
+  const first = FIRST_STAGE_TFTP;
   const bootUrl = `${checkMasterUrl(o.masterUrl)}/boot`;
   const archs = clientArchs(o.secureBoot);
   const lines: string[] = [
@@ -163,6 +166,8 @@ export function renderDnsmasqConf(o: DnsmasqOptions): string {
   lines.push(
     "",
     "# iPXE sends option 175: it gets the first-stage script; plain firmware gets iPXE first.",
+    "# The first stage comes over TFTP from here, not from the master: a master that is down",
+    '# then means "boot the disk" (the first stage does), not the firmware\'s next entries.',
     "dhcp-match=set:ipxe,175",
     "# Client architecture (option 93): each one a lab meets, with what it boots. A refused one",
     '# shows in the log as "tags: cascade-refuses-...".',
@@ -188,9 +193,9 @@ export function renderDnsmasqConf(o: DnsmasqOptions): string {
       );
     }
     lines.push(
-      "# iPXE: no pxe-service matches it, so it gets this boot filename: the first stage.",
-      "# The server address matters: iPXE ignores a ProxyDHCP answer whose next-server",
-      "# (siaddr) is empty, even when the file is an http:// URL.",
+      "# iPXE: no pxe-service matches it, so it gets this boot filename: the first stage, over",
+      "# TFTP from this machine. The server address matters: iPXE ignores a ProxyDHCP answer",
+      "# whose next-server (siaddr) is empty.",
       `dhcp-boot=tag:ipxe,${first},,${ipv4(o.mode.bootServer, "boot server address")}`,
       "# UEFI HTTP Boot (vendor class HTTPClient) gets no answer here: dnsmasq answers only",
       '# "PXEClient" in proxy mode. The lab\'s DHCP server must send it the URL (NETBOOT.md):',

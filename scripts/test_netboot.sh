@@ -6,7 +6,7 @@
 # "image" scenario passes when the VM's console shows the client ran and reported.
 #
 # Scenarios (env SCENARIOS, default "archs lab proxy local uefi-pxe uefi-http pxelinux secureboot
-# sb-bad-grub+sb-bad-kernel room"; scenarios joined by + run side by side, each in its own lab):
+# sb-bad-grub+sb-bad-kernel room master-down"; scenarios joined by + run side by side, each in its own lab):
 #   lab       a lab: three VMs (two BIOS, one UEFI/OVMF) with blank disks PXE-boot together from
 #             `cascade master --netboot` (relay mode) and a fake-server, image their disks
 #             serving each other, and power off once the master ends the run; the host compares
@@ -38,6 +38,8 @@
 #   room      real-lab boot, VMs side by side (room_scenario below): enrolment, a target rule
 #             passing over a USB stick, GPT moved and a hostname written, the disk's own EFI
 #             loader booted with network first, a failing disk stopped, the master off
+#   master-down  no master process at all (dnsmasq up), network boot first: a UEFI PC (OVMF,
+#             disk second) and a BIOS PC each boot their disk; prints the seconds to each disk
 # Env: ZSTD (initramfs level, 9), REUSE=1 (reuse the last build), TIMEOUT (s per step, 240),
 #      KEEP=1 (leave each lab up; then bash scripts/lab_netboot.sh down PREFIX).
 # Last line: "netboot: N passed, M failed".
@@ -480,14 +482,55 @@ GROUPS
     console.log(`  master: vm-c ${disk} disk failures (1 + 3 retries), state ${c?.state}; servers blamed: ${blamed}; vm-b listed as not enrolled: ${b}`);
     if (disk !== 4 || c.state !== "failed" || blamed !== 0 || !b) Deno.exit(1);' "$status"
 
-  # The master stopped: iPXE cannot fetch the first stage (it comes from the master over HTTP)
-  # and hands back to the firmware, whose next boot device is the disk (vm-b: BIOS).
+  # The master stopped: the first stage (over TFTP from dnsmasq) finds no master and boots the
+  # disk (vm-b: BIOS; master-down below times it on UEFI).
   kill "$(cat "$state/http.pid")"
   kill "$(cat "$state/vm-b.pid")" # its boot sector halts: power it off
   for _ in $(seq 20); do kill -0 "$(cat "$state/vm-b.pid")" 2>/dev/null || break; sleep 0.5; done
   mv "$state/vm-b.log" "$state/vm-b.1.log"
   bash $lab vm "$prefix" vm-b2 52:54:00:77:0b:01 "$state/b.img" >/dev/null
   wait_for vm-b2 "CASCADE-LOCAL-DISK-BOOTED" "master stopped: vm-b booted its disk"
+}
+
+# The master wholly down (its process not running; dnsmasq, the LAN's DHCP and TFTP, up), network
+# boot first on every PC: each boots its own disk, the UEFI one (OVMF's own PXE, the disk second
+# in its boot order) without first walking its other network entries. Times each PC to its disk.
+master_down_scenario() {
+  local prefix="nb$$masterdown-" state t0 # the name scenario() gives: its EXIT trap reads it
+  cleanup() {
+    if [[ ${KEEP:-} == 1 ]]; then echo "KEEP=1: bash $lab down $prefix"; else bash $lab down "$prefix" >/dev/null; fi
+  }
+  trap cleanup EXIT
+  bash $lab up "$prefix" "$subnet" >/dev/null
+  state=$(bash $lab state "$prefix")
+  deno run -A scripts/netboot_lab.ts dnsmasq-conf "$subnet" "$out/tftp" "$master" >"$state/dnsmasq.conf"
+  bash $lab run "$prefix" dnsmasq dnsmasq --keep-in-foreground --log-facility=- \
+    --conf-file="$state/dnsmasq.conf" --pid-file="$state/dnsmasq.pid2" \
+    --dhcp-leasefile="$state/leases" >/dev/null
+  bash scripts/netboot_disks.sh golden "$state/a.img"
+  truncate -s 64M "$state/b.img"
+  deno run -A scripts/netboot_lab.ts boot-sector "$state/b.img"
+  echo "== master-down: no master process; vm-a UEFI (network first, disk second), vm-b BIOS"
+  t0=$(now_ds)
+  VM_NIC_OPTS="romfile=,bootindex=1" VM_DISK_BOOTINDEX=2 bash $lab vm "$prefix" vm-a 52:54:00:77:0d:01 \
+    "$state/a.img" -bios /usr/share/ovmf/OVMF.fd >/dev/null
+  bash $lab vm "$prefix" vm-b 52:54:00:77:0d:02 "$state/b.img" >/dev/null
+  local v marker
+  for v in vm-b vm-a; do
+    marker=CASCADE-LOCAL-DISK-BOOTED
+    [[ $v == vm-a ]] && marker=CASCADE-UEFI-DISK-BOOTED
+    if ! bash $lab wait "$prefix" "$v" "$marker" "$timeout"; then
+      echo "  $v did not boot its disk within $timeout s; console (tail):"
+      tr -d '\r' <"$state/$v.log" | grep -av '^$' | tail -15
+      return 1
+    fi
+    local t=$(($(now_ds) - t0))
+    printf '  %-44s %4d.%d s\n' "$v booted its disk:" $((t / 10)) $((t % 10))
+  done
+  if ! grep -aq "booting the disk's own EFI loader" "$state/vm-a.log"; then
+    echo "  vm-a: not through the first stage's local boot (the firmware found the disk itself)"
+    return 1
+  fi
 }
 
 # One scenario in a subshell: its own lab (prefix), torn down on the way out.
@@ -497,6 +540,7 @@ scenario() (
   case $name in
   lab) lab_scenario; return ;;
   room) room_scenario; return ;;
+  master-down) master_down_scenario; return ;;
   secureboot) secureboot_scenario; return ;;
   archs) archs_scenario; return ;;
   sb-bad-grub) sb_tamper_scenario grub; return ;;
@@ -595,7 +639,7 @@ scenario() (
     step http "GET /boot/ldlinux.c32" "PXELINUX: ldlinux.c32 over HTTP"
     step http "GET /boot/pxelinux.cfg/01-${mac//:/-}" "PXELINUX: per-MAC config"
   else
-    step http "GET /boot/first-stage.ipxe" "first stage requested"
+    step dnsmasq "sent .*/first-stage.ipxe" "first stage (TFTP, dnsmasq)"
   fi
   step http "boot request mac=$mac" "per-machine script"
   if [[ $local_boot == 1 ]]; then
@@ -609,18 +653,19 @@ scenario() (
   # The client's first word: a failure banner, or its structured log (waiting for the master).
   step vm1 "CASCADE CLIENT FAILED|DISK IMAGED|client\\[[^]]*\\]\\." "cascade client reported"
   if [[ $firmware == uefi-http ]]; then
-    if grep -E "dnsmasq-tftp.*(sent|error|not found)" "$state/dnsmasq.log"; then
+    # The firmware fetched iPXE over HTTP; only iPXE's 2 KB first stage comes over TFTP.
+    if grep -E "dnsmasq-tftp.*(sent|error|not found)" "$state/dnsmasq.log" | grep -v "/first-stage.ipxe to"; then
       echo "  HTTP Boot used TFTP (above)"
       return 1
     fi
-    echo "  no TFTP: dnsmasq sent no file"
+    echo "  HTTP Boot: snponly.efi over HTTP; over TFTP only iPXE's first stage"
   fi
   tr -d '\r' <"$state/vm1.log" | grep -aE '^\[cascade [0-9.]+s\]' | sed 's/^/  console: /'
 )
 
 passed=0
 failed=0
-DEFAULT_SCENARIOS="archs lab proxy local uefi-pxe uefi-http pxelinux secureboot sb-bad-grub+sb-bad-kernel room"
+DEFAULT_SCENARIOS="archs lab proxy local uefi-pxe uefi-http pxelinux secureboot sb-bad-grub+sb-bad-kernel room master-down"
 suite_t0=$(now_ds)
 for group in ${SCENARIOS:-$DEFAULT_SCENARIOS}; do
   # "a+b": side by side (short VMs that mostly wait); each prints when it is done.
