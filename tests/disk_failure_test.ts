@@ -70,3 +70,62 @@ Deno.test("a disk that fails writes part-way: retries with backoff, then one cle
     await lab.close();
   }
 });
+
+Deno.test("a disk that fails its zero fill (before any server): each try reported to the master", async () => {
+  const lab = await makeLab(4 * MiB); // every fourth MiB is zeros: chunks 12-15 are filled locally
+  try {
+    const url = await lab.master(["--mode", "classic", "--expect", "1", "--linger", "0"]);
+    lab.fake("fake", url);
+    // A used disk (not known to hold zeros), and every write fails as a disk with bad sectors.
+    const disk = memoryTarget(4 * MiB, { fresh: false });
+    disk.writeAt = () => Promise.reject(new Error("Input/output error (os error 5)"));
+    const err = await runClient({
+      masterUrl: url,
+      target: "/dev/lab-disk",
+      open: () => Promise.resolve(disk),
+      diskRetries: 2,
+      diskBackoff: 0.2,
+      name: "zero-fill",
+      mac: "52:54:00:00:0d:02",
+      capacity: 1,
+      after: "poweroff",
+      listen: "127.0.0.1",
+      inflight: 2,
+      verifyMd5: true,
+      progress: "quiet",
+      log: () => {},
+      masterTimeout: 30,
+    }).then(() => null, (e) => e);
+    assert.ok(err instanceof DiskError, `expected a DiskError, got ${err}`);
+    const cause = 'Cannot write zero chunk 12 of "golden.img" to "memory" at byte 3145728: ' +
+      "Input/output error (os error 5)";
+    assert.equal(err.message, `${cause} (3 tries: giving up)`);
+
+    // The master shows it (not only the PC's console): one failure per try, no server blamed.
+    const s = await lab.status(url);
+    const bad = s.peers.find((p: { name: string }) => p.name === "zero-fill")!;
+    assert.equal(bad.state, "failed");
+    assert.equal(bad.disk, "/dev/lab-disk");
+    assert.deepEqual(
+      bad.failures.map((f: { reason: string; detail: string; server?: string }) => [
+        f.reason,
+        f.detail,
+        f.server,
+      ]),
+      [
+        ["disk", cause, undefined],
+        ["disk", cause, undefined],
+        ["disk", `${cause} (3 tries: giving up)`, undefined],
+      ],
+    );
+    const fake = s.peers.find((p: { name: string }) => p.name === "fake")!;
+    assert.deepEqual(fake.failures, [], "no server is blamed for the PC's disk");
+
+    // The run goes on for the other PCs.
+    lab.client("good", url, ["--after", "poweroff"]);
+    assert.equal(await waitExit(lab, "good", 60_000), 0);
+    assert.ok(await lab.matches("good"));
+  } finally {
+    await lab.close();
+  }
+});

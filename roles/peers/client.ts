@@ -5,8 +5,9 @@
 // the start and serves each chunk once verified.
 //
 // A disk that fails writes or reads is the PC's own failure: the client tells the master
-// (reason "disk": no server is blamed), hangs up and tries again after a backoff, a few times,
-// then stops with the disk, the byte offset and the OS error (DiskError), never looping.
+// (reason "disk": no server is blamed; before its session, e.g. in the zero fill, through a
+// short session of its own), hangs up and tries again after a backoff, a few times, then stops
+// with the disk, the byte offset and the OS error (DiskError), never looping.
 import { imageIdOf, parseManifest } from "../../imagetools/mod.ts";
 import type { Logger } from "../../imagetools/kit/mod.ts";
 import { Progress, type ProgressMode } from "../../imagetools/kit/mod.ts";
@@ -21,6 +22,7 @@ import { finishDisk, type FinishOutcome } from "./finish_step.ts";
 import { switchName } from "./lldp.ts";
 import { listenLldp } from "./lldp_listen.ts";
 import { probeMaster } from "./probe.ts";
+import { reportDiskFailure } from "./disk_report.ts";
 
 /** Progress every half second: the master's stall rule waits 2.5 reports (adapt.ts). */
 export const PROGRESS_MS = 500;
@@ -142,10 +144,25 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   log("target", { disk: chosen.path, reason: chosen.reason });
   const diskRetries = o.diskRetries ?? 3;
   const diskBackoff = o.diskBackoff ?? 5;
+  // Before the session: the master hears of a disk failure through a short session of its own.
+  const report = (detail: string, held: number) =>
+    reportDiskFailure({
+      masterUrl: o.masterUrl,
+      name: o.name,
+      mac: o.mac,
+      imageId,
+      capacity: o.capacity,
+      held,
+      disk: chosen.path,
+      diskReason: chosen.reason,
+      detail,
+      log,
+    });
   let target: TargetDisk;
   try {
     target = await (o.open ?? openTarget)(chosen.path, manifest.size, manifest.name);
   } catch (err) {
+    await report((err as Error).message, 0);
     throw new DiskError((err as Error).message, { cause: err });
   }
   const receiver = new Receiver({
@@ -160,19 +177,25 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   const held = () => receiver.stats().heldChunks;
   const bytesHeld = () => Math.min(manifest.size, held() * manifest.chunkSize);
 
-  // Before the session: a disk failure here is retried in place, then stops the PC.
+  // Before the session: a disk failure here is reported, retried in place, then stops the PC.
   const early = async (what: string, f: () => Promise<void>) => {
     for (let attempt = 1;; attempt++) {
       try {
         return await f();
       } catch (err) {
         if (!isDiskFailure(err)) throw err;
-        log("disk-failed", { what, attempt, error: err.message });
-        if (attempt > diskRetries) {
+        const last = attempt > diskRetries;
+        const detail = `${err.message}${last ? ` (${attempt} tries: giving up)` : ""}`;
+        log("disk-failed", { what, disk: chosen.path, attempt, of: diskRetries + 1, detail });
+        await report(detail, held());
+        if (last) {
           target.close();
-          throw new DiskError(`${err.message} (${attempt} tries)`, { cause: err });
+          throw new DiskError(detail, { cause: err });
         }
-        await new Promise((r) => setTimeout(r, diskBackoff * 1000 * 2 ** (attempt - 1)));
+        const wait = diskBackoff * 2 ** (attempt - 1);
+        console.error(`Cascade: disk "${chosen.path}" failed (try ${attempt}): ${err.message}`);
+        console.error(`Cascade: trying again in ${wait} s`);
+        await new Promise((r) => setTimeout(r, wait * 1000));
       }
     }
   };

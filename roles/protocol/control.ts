@@ -65,8 +65,9 @@ export interface VerifiedMessage {
 
 export interface FailedMessage {
   type: "failed";
-  /** The server that failed this client. */
-  server: string;
+  /** The server that failed this client; none when the PC's disk failed before any server
+   * (opening it, the zero fill, the resume scan). */
+  server?: string;
   reason: string;
   detail: string;
 }

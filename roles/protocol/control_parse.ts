@@ -234,7 +234,7 @@ export function parsePeerMessage(raw: string | ArrayBuffer | Uint8Array): PeerMe
       onlyKeys(o, ["type", "server", "reason", "detail"]);
       return {
         type: "failed",
-        server: str(o, "server", 128)!,
+        ...(o.server !== undefined ? { server: str(o, "server", 128)! } : {}),
         reason: str(o, "reason", 64)!,
         detail: str(o, "detail", 1024)!,
       };

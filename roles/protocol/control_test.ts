@@ -43,3 +43,16 @@ Deno.test("hello: a MAC is stored in the one form netboot/mac.ts gives; a bad MA
     );
   }
 });
+
+Deno.test("failed: with the server that failed the client, or none (its disk failed first)", () => {
+  const withServer = { type: "failed", server: "pc-2", reason: "timeout", detail: "no bytes" };
+  assert.deepEqual(parsePeerMessage(JSON.stringify(withServer)), withServer);
+  const disk = { type: "failed", reason: "disk", detail: "Cannot write zero chunk 3" };
+  assert.deepEqual(parsePeerMessage(JSON.stringify(disk)), disk);
+  assert.throws(
+    () => parsePeerMessage(JSON.stringify({ ...disk, server: "" })),
+    (e: unknown) =>
+      e instanceof ProtocolError &&
+      (e as Error).message.endsWith('field "server" ("") must be a string of 1..128 characters'),
+  );
+});
