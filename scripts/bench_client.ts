@@ -3,6 +3,8 @@
 //   (b) a Cascade Receiver fetching, verifying (SHA-256 + MD5 per chunk) and writing the same
 //       image from the same chunk server, in its own process (so its CPU time is its own)
 //   (c) this machine's hash limit: MD5 + SHA-256 of the same bytes in memory, one thread
+//   (d) a relay (scripts/bench_relay.ts): a receiver that serves each verified chunk on to one
+//       downstream receiver at the same time; its CPU seconds per GB relayed
 // Prints medians: MB/s, ratio to curl, ratio to the hash limit, CPU seconds per GB, and the
 // client's read-back after the fetch. --compare DIR adds the receiver of another checkout (its
 // roles/data/mod.ts) in the same harness, alternating with this one: an A/B of two versions.
@@ -18,6 +20,7 @@ import { Md5Hasher } from "../imagetools/hashing/mod.ts";
 import { writeSlices } from "../roles/data/testkit.ts";
 import type * as DataRoom from "../roles/data/mod.ts";
 import { imageUrl } from "../roles/protocol/mod.ts";
+import { relayChild, relayRun, type RelaySample } from "./bench_relay.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLK_TCK = 100; // Linux USER_HZ: /proc times are in 1/100 s on every mainstream kernel.
@@ -46,6 +49,8 @@ async function receiveChild(args: {
   md5Threads: number;
   /** The checkout whose receiver runs (default: this one). */
   code: string;
+  /** A relay's ticket (the relay serves nobody without one). */
+  ticket?: string;
 }): Promise<void> {
   const room: typeof DataRoom = await import(
     pathToFileURL(join(args.code, "roles/data/mod.ts")).href
@@ -62,7 +67,7 @@ async function receiveChild(args: {
     inflight: args.inflight,
     md5Threads: args.md5Threads,
   });
-  await r.fetchFrom(args.url);
+  await r.fetchFrom(args.url, args.ticket ? { ticket: args.ticket } : {});
   const seconds = (performance.now() - t0) / 1000;
   const cpu = (await cpuSeconds("self")) - cpu0;
   // What the client does next: read back what verify-behind did not (it must find nothing).
@@ -178,8 +183,9 @@ async function receiverRun(
   inflight: number,
   md5Threads: number,
   code: string,
+  ticket?: string,
 ): Promise<Sample> {
-  await settle(target);
+  if (!ticket) await settle(target); // a relay's downstream: the relay run settled it
   const s0 = await cpuSeconds(serverPid);
   const out = await run(Deno.execPath(), [
     "run",
@@ -197,6 +203,7 @@ async function receiverRun(
     String(md5Threads),
     "--code",
     code,
+    ...(ticket ? ["--ticket", ticket] : []),
   ], "receiver");
   const serverCpu = (await cpuSeconds(serverPid)) - s0;
   const r = JSON.parse(out.trim().split("\n").at(-1)!);
@@ -297,6 +304,9 @@ async function main(): Promise<number> {
       manifest: { type: "string" },
       target: { type: "string" },
       code: { type: "string", default: ROOT },
+      ticket: { type: "string" },
+      relay: { type: "string" },
+      "ticket-key": { type: "string" },
     },
   });
   if (values.help) {
@@ -329,6 +339,19 @@ async function main(): Promise<number> {
       target: values.target!,
       inflight: Number(values.inflight),
       md5Threads: Number(values["md5-threads"]),
+      code: values.code!,
+      ticket: values.ticket,
+    });
+    return 0;
+  }
+  if (values.relay) {
+    await relayChild({
+      url: values.relay,
+      manifest: values.manifest!,
+      target: values.target!,
+      inflight: Number(values.inflight),
+      md5Threads: Number(values["md5-threads"]),
+      ticketKey: values["ticket-key"]!,
       code: values.code!,
     });
     return 0;
@@ -380,7 +403,9 @@ async function main(): Promise<number> {
     }
     const curl: Sample[] = [];
     const rx: Sample[][] = variants.map(() => []);
+    const relays: RelaySample[] = [];
     const target = join(dir, "target.img");
+    const relayTarget = join(dir, "relay.img");
     for (let i = 0; i < runs; i++) {
       const c = await curlRun(server.url, dir, target, server.pid);
       if (c.md5 !== manifest.md5 || c.sha !== manifest.sha256) {
@@ -411,6 +436,40 @@ async function main(): Promise<number> {
           await run("cmp", [image, target], "comparing the received image");
           log(`run 1: ${variants[v].label.trim()}: received image is byte-identical`);
         }
+      }
+      await settle(target);
+      await settle(relayTarget);
+      const r = await relayRun({
+        script: new URL(import.meta.url).pathname,
+        url: server.url,
+        manifest: manifestPath,
+        target: relayTarget,
+        serverPid: server.pid,
+        inflight,
+        md5Threads,
+        code: ROOT,
+        cpuSeconds,
+        downstream: async (relayUrl, ticket) =>
+          (await receiverRun(
+            relayUrl,
+            manifestPath,
+            target,
+            server!.pid,
+            inflight,
+            md5Threads,
+            ROOT,
+            ticket,
+          )).seconds,
+      });
+      relays.push(r);
+      log(
+        `run ${i + 1}: relay ${(size / 1e6 / r.seconds).toFixed(0)} MB/s to its downstream, ` +
+          `${(r.cpu / (size / 1e9)).toFixed(2)} CPU s/GB`,
+      );
+      if (i === 0) {
+        await run("cmp", [image, relayTarget], "comparing the relay's image");
+        await run("cmp", [image, target], "comparing the relay's downstream image");
+        log("run 1: relay and downstream images are byte-identical");
       }
     }
     const hashSeconds = median(Array.from({ length: runs }, () => hashLimit(size)));
@@ -451,6 +510,12 @@ async function main(): Promise<number> {
         median(rx[i].map((s) => s.cpu)) / gb,
       )
     );
+    row(
+      "cascade relay: receive + serve 1 downstream",
+      relays,
+      size / 1e6 / median(relays.map((r) => r.seconds)),
+      median(relays.map((r) => r.cpu)) / gb,
+    );
     row("hash limit: MD5 + SHA-256 in memory, 1 thread", null, hashRate, hashSeconds / gb);
     row(
       "  the same, MD5 on a worker (the client's split)",
@@ -490,12 +555,21 @@ async function main(): Promise<number> {
           (size / 1e6 / median(rx[0].map((s) => s.seconds))).toFixed(0)
         } MB/s here.`,
     );
+    const relayCpu = median(relays.map((r) => r.cpu)) / gb;
+    console.log(
+      `A relay at 1 Gbit/s (125 MB/s in and out) needs ${(relayCpu * 0.125 * 100).toFixed(0)}% ` +
+        `of one core; it ran at ${
+          (size / 1e6 / median(relays.map((r) => r.seconds))).toFixed(0)
+        } MB/s here (its downstream's rate).`,
+    );
     console.log(
       "Notes: the client's time is fetchFrom's (process start excluded; read-back s is the " +
         "readBack() after it, not in MB/s or CPU s/GB); curl's is the whole " +
         "pipeline. CPU s/GB counts every process of the row (curl, tee, md5sum, sha256sum / the " +
         "client's threads); the server's is shown apart. The client skips writing zero chunks " +
-        "on a fresh target, curl writes them.",
+        "on a fresh target, curl writes them. The relay row: its MB/s is the downstream's, its CPU " +
+        "s/GB the relay process's (receive, verify, write, and serve every chunk once) per GB of " +
+        "image; the server CPU is the source's.",
     );
     return 0;
   } finally {
