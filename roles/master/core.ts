@@ -328,7 +328,10 @@ export class MasterCore {
     else if (peer.state === "failed") { /* its disk or its finishing step failed: it stays so */ }
     else if (peer.role === "client" || peer.state === "serving") peer.state = "left";
     this.#event("leave", { peer: peer.id, was });
-    this.#apply({ type: "leave", id: peer.id, at: this.#io.now() });
+    // A PC whose disk failed left the queues at its report already.
+    if (this.scheduler.knows(peer.id)) {
+      this.#apply({ type: "leave", id: peer.id, at: this.#io.now() });
+    }
   }
 
   tick() {

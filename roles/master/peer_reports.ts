@@ -89,10 +89,12 @@ export function takeReport(
         server: msg.server,
       });
       if (msg.reason === "disk") {
-        // The PC's own disk failed: not its server's fault, and no new assignment at once.
-        // The client hangs up (its slot frees) and comes back after its backoff, or stops.
+        // The PC's own disk failed: not its server's fault, and no new assignment. It leaves
+        // the queues now (its server's slot frees; one still queued, e.g. failed in its zero
+        // fill, is not assigned later), hangs up and comes back after its backoff, or stops.
         peer.state = "failed";
         peer.server = undefined;
+        ctx.apply({ type: "leave", id: peer.id, at: now });
         ctx.event("client-failed", {
           peer: peer.id,
           server: msg.server,

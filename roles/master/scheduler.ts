@@ -183,6 +183,12 @@ export class Scheduler {
     return out;
   }
 
+  /** Is the peer in a queue or a batch (what a "leave" needs)? */
+  knows(id: string): boolean {
+    return this.#servers.some((s) => s.id === id) || this.#batches.has(id) ||
+      this.#clients.some((c) => c.id === id) || this.#upstream.has(id);
+  }
+
   snapshot(): SchedulerSnapshot {
     return {
       serverQueue: this.#servers.map((s) => ({ ...s })),
