@@ -144,6 +144,18 @@ Deno.test("two images with netboot: each group's PCs boot with its image; re-ima
     assert.equal(reimage.status, 200);
     assert.deepEqual(await reimage.json(), { group: "office", forgotten: 2 });
     assert.match(await boot(O1), new RegExp(`cascade\\.image=${office.imageId}`));
+    // The action is in the history with who took it and how they signed in.
+    const log = await (await fetch(`${url}/api/v1/admin/log`)).json();
+    assert.deepEqual(
+      log.actions.map((a: Record<string, unknown>) => [a.action, a.by, a.session, a.detail]),
+      [["reimage", "token@127.0.0.1", "token", '{"group":"office","forgotten":2}']],
+    );
+    // The details panel shows each boot answer the PC got, from the history.
+    const o2 = await (await fetch(`${url}/api/v1/peers/${O2}?image=office`)).json();
+    assert.deepEqual(
+      o2.boot.map((b: Record<string, unknown>) => [b.answer, b.group, b.address]),
+      [["image", "office", "127.0.0.1"]],
+    );
     const unknown = await fetch(`${url}/api/v1/admin/reimage`, {
       method: "POST",
       headers: { authorization: "Bearer t0k" },

@@ -1,14 +1,19 @@
 // Signing in from the page, through app.request: the cookie's flags, the CSRF token, expiry,
 // sign-out, and every refusal (wrong credential, expired session, missing CSRF token).
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import type { MasterConfig } from "./core.ts";
-import { createMasterApp } from "./app.ts";
+import { createMasterApp, type MasterAppOptions } from "./app.ts";
 import { SESSION_SECONDS } from "./admin_session.ts";
+import { openHistory } from "./history.ts";
 import { coreHarness, playSample, SAMPLE_MANIFEST } from "./testkit.ts";
 
 const TOKEN = "s3cret";
 
-function setup(config: Partial<MasterConfig> = { token: TOKEN }) {
+function setup(
+  config: Partial<MasterConfig> = { token: TOKEN },
+  options: Partial<MasterAppOptions> = {},
+) {
   const h = coreHarness({ expect: 8, ...config });
   const app = createMasterApp({
     core: h.core,
@@ -16,6 +21,7 @@ function setup(config: Partial<MasterConfig> = { token: TOKEN }) {
     manifestBytes: new TextEncoder().encode('{"format":1}'),
     log: () => {},
     now: () => h.time.now,
+    ...options,
   });
   playSample(h);
   return { h, app };
@@ -160,4 +166,54 @@ Deno.test("session: a cross-site form cannot sign in; sign-out ends the session"
   assert.match(out.headers.get("set-cookie")!, /^cascade_admin=; Max-Age=0; Path=\//);
   const after = await app.request(act("pause", { cookie, "x-csrf-token": body.csrf }));
   assert.equal(after.status, 401);
+});
+
+Deno.test("admin actions land in the history with who, which sign-in and when; the page reads them back", async () => {
+  const dir = await Deno.makeTempDir();
+  const history = openHistory(`${dir}/h.sqlite`);
+  try {
+    const { app } = setup({ token: TOKEN }, {
+      recordAdmin: (r) => history.addAdminAction({ ...r, at: 1_700_000_000_000 }),
+      adminLog: () => history.adminActions(),
+    });
+    const ann = await signedIn(app, "ann");
+    const paused = await app.request(
+      act("pause", { cookie: ann.cookie, "x-csrf-token": ann.body.csrf }),
+    );
+    assert.equal(paused.status, 200);
+    const bob = await signedIn(app, "bob");
+    await app.request(
+      act("end", { cookie: bob.cookie, "x-csrf-token": bob.body.csrf }, '{"reason":"lesson"}'),
+    );
+    // A refused action is not an action: nothing is kept.
+    await app.request(act("resume", { cookie: ann.cookie }));
+    await app.request(act("drain", { authorization: "Bearer wrong" }));
+    const tagOf = (id: string) =>
+      `session:${createHash("sha256").update(id.split("=")[1]).digest("hex").slice(0, 12)}`;
+    const kept = history.adminActions();
+    assert.deepEqual(kept, [
+      {
+        at: 1_700_000_000_000,
+        by: "bob@unknown",
+        session: tagOf(bob.cookie),
+        action: "end",
+        image: null,
+        detail: '{"reason":"lesson"}',
+      },
+      {
+        at: 1_700_000_000_000,
+        by: "ann@unknown",
+        session: tagOf(ann.cookie),
+        action: "pause",
+        image: null,
+        detail: "{}",
+      },
+    ]);
+    assert.ok(!JSON.stringify(kept).includes(ann.cookie.split("=")[1]), "no live cookie kept");
+    const log = await app.request("/api/v1/admin/log");
+    assert.deepEqual(await log.json(), { kept: true, actions: kept });
+  } finally {
+    history.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -8,11 +8,13 @@ import type { Manifest } from "../../imagetools/mod.ts";
 import type { Logger } from "../../imagetools/kit/mod.ts";
 import { dashboardTitle, renderDashboardPage } from "./dashboard/mod.ts";
 import { liveStatus } from "./live_status.ts";
+import { runStatus } from "./status.ts";
 import { eventRoutes, FeedHub } from "./events_stream.ts";
 import { EncodedBody } from "./manifest_route.ts";
 import { adminDenied, AdminSessions, sessionRoutes } from "./admin_session.ts";
 import { type AdminRecord, adminRoutes, type ReimageTarget } from "./admin_routes.ts";
 import type { EventRecord, MasterCore, SessionKey } from "./core.ts";
+import type { HistoryAdminAction } from "./history.ts";
 import { renderMetrics, RunCounters } from "./metrics.ts";
 import { type ImageRun, Site } from "./site.ts";
 import { runLinks } from "./feed.ts";
@@ -35,8 +37,11 @@ export interface MasterAppOptions {
   reimage?: (target: ReimageTarget) => number;
   /** Enrol every PC that network-boots in the next `minutes` (into `group`); returns seconds. */
   enrol?: (minutes: number, group?: string) => number;
-  /** Keep an admin action (the run history). */
+  /** Keep an admin action (the run history), and read the latest back (newest first). */
   recordAdmin?: (r: AdminRecord) => void;
+  adminLog?: () => HistoryAdminAction[];
+  /** The groups file's group names (the page offers to re-image each). */
+  groups?: string[];
   /** A PC's group by MAC (groups file, enrolment), for the dashboard's room. */
   groupOf?: (mac: string) => string | undefined;
   /** Boot answers a PC's MAC got in this run, oldest first (the details panel). */
@@ -53,7 +58,6 @@ export interface BootAnswer {
   /** "image" or "local:<why>". */
   answer: string;
   group?: string;
-  image?: string;
 }
 
 /** What a control socket talks to: one image's core, or the site that routes by image. */
@@ -214,7 +218,10 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
     "/api/v1/runs",
     (c) =>
       c.json({
-        runs: runLinks(site.runs.map((r) => views.get(r)!.status()), site.runs.map((r) => r.name)),
+        runs: runLinks(
+          site.runs.map((r) => runStatus(r.core, r.manifest, o.now())),
+          site.runs.map((r) => r.name),
+        ),
       }),
   );
 
@@ -241,6 +248,11 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
 
   // Admins sign in from the page (admin_session.ts); curl keeps its bearer token.
   const sessions = new AdminSessions(o.now);
+  // The admin actions the history kept: open to read, like the dashboard.
+  app.get("/api/v1/admin/log", (c) => {
+    c.header("cache-control", "no-store");
+    return c.json({ kept: o.adminLog !== undefined, actions: o.adminLog?.() ?? [] });
+  });
   const token = site.main.core.config.token;
   sessionRoutes(app, { sessions, token, log: o.log, now: o.now });
   adminRoutes(app, {
@@ -306,16 +318,18 @@ function runView(run: ImageRun, site: Site, o: MasterAppOptions): RunView {
     // Tiles group by the PC's group (groups file, enrolment), else by its switch (LLDP, topology).
     groupOf: (p) => (p.mac ? o.groupOf?.(p.mac) : undefined) ?? core.peers.get(p.id)?.switch,
     // With several images the page shows which run it follows and links the others.
-    ...(site.runs.length > 1
-      ? {
-        run: run.name,
-        site: () =>
-          runLinks(
-            site.runs.map((r) => liveStatus(r.core, r.manifest, o.now())),
+    extra: () => ({
+      ...(site.runs.length > 1
+        ? {
+          name: run.name,
+          site: runLinks(
+            site.runs.map((r) => runStatus(r.core, r.manifest, o.now())),
             site.runs.map((r) => r.name),
           ),
-      }
-      : {}),
+        }
+        : {}),
+      ...(o.groups?.length ? { groups: o.groups } : {}),
+    }),
   });
   return {
     run,

@@ -387,3 +387,18 @@ Deno.test("app: the probe is 1 MiB of bytes, one PC at a time (the next waits fo
   await pending;
   assert.equal((await second!.arrayBuffer()).byteLength, PROBE_BYTES);
 });
+
+Deno.test("GET /api/v1/peers/:id carries the PC's boot answers (the details panel)", async () => {
+  const { app, h } = setup();
+  const mac = "52:54:00:00:01:09";
+  h.core.bootAnswered(mac, "10.0.1.9", { action: "local", reason: "imaged" });
+  h.advance(5);
+  h.core.bootAnswered(mac, "10.0.1.9", { action: "image", group: "lab" });
+  const body = await (await app.request(`/api/v1/peers/${encodeURIComponent(mac)}`)).json();
+  assert.deepEqual(body.boot, [
+    { at: 1042, address: "10.0.1.9", answer: "local:imaged" },
+    { at: 1047, address: "10.0.1.9", answer: "image", group: "lab" },
+  ]);
+  // A PC that never network-booted from this master has none.
+  assert.deepEqual((await (await app.request("/api/v1/peers/pc-03")).json()).boot, []);
+});

@@ -8,7 +8,7 @@
 // then "delta"s, "end"), GET /api/v1/events (SSE: the whole status as JSON per tick, "end").
 import type { Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
-import type { FeedSnapshot, LivePeer, LiveStatus, RunLink } from "../protocol/mod.ts";
+import type { FeedRunExtra, FeedSnapshot, LivePeer, LiveStatus } from "../protocol/mod.ts";
 import { feedDiff, feedSnapshot } from "./feed.ts";
 
 export interface Pace {
@@ -26,9 +26,9 @@ export interface FeedHubOptions {
   keep?: number;
   /** A PC's group or switch, when the master knows one (the room groups its tiles by it). */
   groupOf?: (p: LivePeer) => string | undefined;
-  /** With several images: this run's image name, and every run at a glance (the run bar). */
-  run?: string;
-  site?: () => RunLink[];
+  /** What the run's part carries besides its status: its image name and every run at a glance
+   * (several images), the groups. Asked once per tick. */
+  extra?: () => FeedRunExtra;
 }
 
 interface Frame {
@@ -129,7 +129,7 @@ export class FeedHub {
   tick() {
     this.#last = performance.now();
     const status = this.#o.status();
-    const next = feedSnapshot(status, ++this.#seq, this.#o.groupOf, this.#site());
+    const next = feedSnapshot(status, ++this.#seq, this.#o.groupOf, this.#o.extra?.());
     if (this.#snap) {
       const delta = feedDiff(this.#snap, next);
       this.#deltas.push({
@@ -149,12 +149,7 @@ export class FeedHub {
 
   /** The current snapshot (computing one if nobody watches). */
   snapshot(): FeedSnapshot {
-    return this.#snap ?? feedSnapshot(this.#o.status(), 0, this.#o.groupOf, this.#site());
-  }
-
-  #site(): { name: string; runs: RunLink[] } | undefined {
-    const { run, site } = this.#o;
-    return run !== undefined && site ? { name: run, runs: site() } : undefined;
+    return this.#snap ?? feedSnapshot(this.#o.status(), 0, this.#o.groupOf, this.#o.extra?.());
   }
 
   #snapshotFrame(): Frame {

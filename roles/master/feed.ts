@@ -8,6 +8,7 @@ import type {
   FeedDelta,
   FeedPeer,
   FeedRun,
+  FeedRunExtra,
   FeedSnapshot,
   LivePeer,
   LiveStatus,
@@ -78,7 +79,7 @@ export function runLinks(statuses: RunStatus[], names: string[]): RunLink[] {
   }));
 }
 
-export function feedRun(s: LiveStatus, site?: { name: string; runs: RunLink[] }): FeedRun {
+export function feedRun(s: LiveStatus, extra: FeedRunExtra = {}): FeedRun {
   return {
     imageId: s.imageId,
     image: s.image,
@@ -95,7 +96,7 @@ export function feedRun(s: LiveStatus, site?: { name: string; runs: RunLink[] })
       count: s.unenrolled.length,
       first: s.unenrolled.slice(0, 20).map((u) => `${u.mac} (${u.address})`),
     },
-    ...(site ? { name: site.name, site: site.runs } : {}),
+    ...extra,
   };
 }
 
@@ -104,11 +105,11 @@ export function feedSnapshot(
   s: LiveStatus,
   seq: number,
   groupOf?: (p: LivePeer) => string | undefined,
-  site?: { name: string; runs: RunLink[] },
+  extra?: FeedRunExtra,
 ): FeedSnapshot {
   const peers: Record<string, FeedPeer> = {};
   for (const p of s.peers) peers[p.id] = feedPeer(p, groupOf?.(p));
-  return { seq, t: Math.round(s.now - s.startedAt), run: feedRun(s, site), peers };
+  return { seq, t: Math.round(s.now - s.startedAt), run: feedRun(s, extra), peers };
 }
 
 /** What changed from `prev` to `next` (whose seq is prev.seq + 1). */

@@ -4,6 +4,7 @@
 // mid-run. This file is the store; the rows and the schema are in history_schema.ts.
 import { DatabaseSync } from "node:sqlite";
 import {
+  type HistoryAdminAction,
   type HistoryFailure,
   type HistoryPc,
   type HistoryRun,
@@ -12,7 +13,14 @@ import {
   SCHEMA,
 } from "./history_schema.ts";
 
-export type { HistoryFailure, HistoryPc, HistoryRun, PcRow, RunInfo } from "./history_schema.ts";
+export type {
+  HistoryAdminAction,
+  HistoryFailure,
+  HistoryPc,
+  HistoryRun,
+  PcRow,
+  RunInfo,
+} from "./history_schema.ts";
 
 /** Default file name; the master keeps it beside the slices folder. */
 export const HISTORY_FILE = "cascade-history.sqlite";
@@ -131,6 +139,41 @@ export class History {
     }));
   }
 
+  /** A MAC's boot answers since `since` (milliseconds since the epoch), oldest first. */
+  bootsOf(
+    mac: string,
+    since: number,
+    limit = 50,
+  ): { at: number; address: string; answer: string; group: string | null }[] {
+    return this.#db.prepare(
+      "SELECT * FROM (SELECT * FROM boots WHERE mac = ? AND at >= ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+    ).all(mac, Math.floor(since), limit).map((r: Row) => ({
+      at: Number(r.at),
+      address: String(r.address),
+      answer: String(r.answer),
+      group: r.grp === null ? null : String(r.grp),
+    }));
+  }
+
+  addAdminAction(a: HistoryAdminAction): void {
+    this.#db.prepare(
+      "INSERT INTO admin_actions (at, who, session, action, image, detail) VALUES (?, ?, ?, ?, ?, ?)",
+    ).run(Math.round(a.at), a.by, a.session, a.action, a.image, a.detail);
+  }
+
+  /** The latest admin actions, newest first. */
+  adminActions(limit = 50): HistoryAdminAction[] {
+    return this.#db.prepare("SELECT * FROM admin_actions ORDER BY id DESC LIMIT ?").all(limit)
+      .map((r: Row) => ({
+        at: Number(r.at),
+        by: String(r.who),
+        session: String(r.session),
+        action: String(r.action),
+        image: r.image === null ? null : String(r.image),
+        detail: String(r.detail),
+      }));
+  }
+
   /** Runs, newest first. */
   runs(limit = 20): HistoryRun[] {
     return this.#db.prepare(
@@ -242,6 +285,12 @@ export class History {
       | Row
       | undefined;
     return row ? String(row.grp) : null;
+  }
+
+  /** The MACs enrolled into a group through enrolment windows. */
+  enrolledIn(group: string): string[] {
+    return this.#db.prepare("SELECT mac FROM enrolled WHERE grp = ? ORDER BY at").all(group)
+      .map((r: Row) => String(r.mac));
   }
 
   enrol(mac: string, group: string, at = Date.now()): void {

@@ -46,6 +46,21 @@ export interface HistoryPc {
   boots: { at: number; answer: string; group: string | null }[];
 }
 
+/** One admin action as the history keeps it. */
+export interface HistoryAdminAction {
+  /** Milliseconds since the epoch. */
+  at: number;
+  /** The name given at sign-in and the address ("ann@10.0.0.9"), or token@address. */
+  by: string;
+  /** Which sign-in: a digest of the session ("session:1a2b…"), or "token" for a bearer token. */
+  session: string;
+  action: string;
+  /** The image's run it touched (null: every run, or none). */
+  image: string | null;
+  /** The request's fields and the outcome, as JSON. */
+  detail: string;
+}
+
 export interface RunInfo {
   startedAt: number;
   imageId: string;
@@ -125,5 +140,16 @@ CREATE TABLE IF NOT EXISTS enrolled (
   grp TEXT NOT NULL,
   at INTEGER NOT NULL
 );
+-- Every admin action (page or API): who took it, from which sign-in, when, on which image.
+CREATE TABLE IF NOT EXISTS admin_actions (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  at INTEGER NOT NULL,
+  who TEXT NOT NULL,
+  session TEXT NOT NULL,
+  action TEXT NOT NULL,
+  image TEXT,
+  detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS boots_by_mac ON boots (mac, at);
 PRAGMA user_version = 1;
 `;

@@ -289,3 +289,34 @@ Deno.test("history: boot answers, the disk a PC chose and a failed finishing ste
     }
   });
 });
+
+Deno.test("history: a MAC's boot answers since a time, admin actions newest first, a group's enrolled PCs", async () => {
+  const dir = await Deno.makeTempDir();
+  const h = openHistory(`${dir}/h.sqlite`);
+  try {
+    const run = h.startRun({ startedAt: 1000, imageId: "ab", imageName: "x", mode: "relay" });
+    const mac = "52:54:00:00:00:01";
+    h.addBoot(run, { mac, at: 500, address: "10.0.0.1", answer: "image" });
+    h.addBoot(run, { mac, at: 2000, address: "10.0.0.1", answer: "image", group: "lab" });
+    h.addBoot(run, { mac: "52:54:00:00:00:02", at: 2100, address: "10.0.0.2", answer: "image" });
+    h.addBoot(run, { mac, at: 3000, address: "10.0.0.1", answer: "local:imaged" });
+    assert.deepEqual(h.bootsOf(mac, 1000), [
+      { at: 2000, address: "10.0.0.1", answer: "image", group: "lab" },
+      { at: 3000, address: "10.0.0.1", answer: "local:imaged", group: null },
+    ]);
+    assert.deepEqual(h.bootsOf(mac, 0, 1).map((b) => b.at), [3000], "the latest within the limit");
+    const a = { by: "ann@10.0.0.9", session: "session:1", image: null, detail: "{}" };
+    h.addAdminAction({ ...a, at: 1, action: "pause" });
+    h.addAdminAction({ ...a, at: 2, action: "end", image: "office" });
+    assert.deepEqual(h.adminActions().map((x) => [x.action, x.image]), [
+      ["end", "office"],
+      ["pause", null],
+    ]);
+    h.enrol("52:54:00:00:00:03", "lab", 1);
+    h.enrol("52:54:00:00:00:04", "", 2);
+    assert.deepEqual(h.enrolledIn("lab"), ["52:54:00:00:00:03"]);
+  } finally {
+    h.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -288,11 +288,29 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
         if ("mac" in t) return history.forgetImaged(t.mac);
         if (!enrolment) throw new TypeError("Groups come from --groups FILE (with --netboot DIR)");
         let n = 0;
-        for (const mac of enrolment.membersOf(t.group)) n += history.forgetImaged(mac);
+        for (const mac of enrolment.membersOf(t.group, (g) => history.enrolledIn(g))) {
+          n += history.forgetImaged(mac);
+        }
         return n;
       }
       : undefined,
     groupOf: enrolment ? groupLookup(enrolment) : undefined,
+    groups: o.netboot?.groups?.groups.map((g) => g.name) ?? [],
+    ...(history
+      ? {
+        // Who acted, from which sign-in, when: kept with the runs, shown on the page.
+        recordAdmin: (r) => history.addAdminAction({ ...r, at: Date.now() }),
+        adminLog: () => history.adminActions(50),
+        // Every boot answer this master gave the PC, from the history (the events keep 500).
+        bootsOf: (_run, mac) =>
+          history.bootsOf(mac, performance.timeOrigin).map((b) => ({
+            at: (b.at - performance.timeOrigin) / 1000,
+            address: b.address,
+            answer: b.answer,
+            ...(b.group !== null ? { group: b.group } : {}),
+          })),
+      }
+      : {}),
   });
 
   // Linger needs a clock: wake at the scheduler's next deadline (and at least every second).

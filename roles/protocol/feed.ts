@@ -53,7 +53,12 @@ export interface FeedRun {
   /** With several images: this run's image name on the master, and every run at a glance. */
   name?: string;
   site?: RunLink[];
+  /** The groups file's groups (the page offers to re-image each). */
+  groups?: string[];
 }
+
+/** What the master adds to a run's part beyond its status (several images, groups). */
+export type FeedRunExtra = Pick<FeedRun, "name" | "site" | "groups">;
 
 /** One image's run in a few numbers (the dashboard's run bar, GET /api/v1/runs). */
 export interface RunLink {

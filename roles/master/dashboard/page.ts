@@ -47,6 +47,7 @@ button.f.loud{background:var(--failed);color:#fff;animation:pulse 1.2s infinite}
 section.card,aside section{background:var(--card);border-radius:.5rem;padding:.4rem .7rem;box-shadow:0 1px 3px #0002}
 aside{display:flex;flex-direction:column;gap:.8rem}
 #room{--tile:24px;margin-bottom:.8rem}
+.grp h3 button{font-size:.75rem;margin-left:.6rem;padding:0 .4rem}
 .grp h3{margin:.1rem 0 .15rem;font-size:.85rem;color:var(--dim);font-weight:700}.grp h3 small{font-weight:400}
 .bad{color:var(--failed)}
 .tiles{display:flex;flex-wrap:wrap;gap:2px;margin-bottom:.3rem}
@@ -113,6 +114,7 @@ export function renderDashboardPage(snapshot: FeedSnapshot, title: string): stri
 <section id="detail" hidden></section>
 <section><h2>Who serves whom</h2><div id="chains"></div></section>
 <section><h2>Latest events</h2><ol id="events"></ol><p id="unenrolled" hidden></p></section>
+<section id="adminlog" hidden><h2>Admin actions</h2><ol class="log"></ol></section>
 </aside></div>
 <div id="conn">connecting…</div>
 <noscript><p>This page draws itself with JavaScript; the run as JSON is at /api/v1/status.</p></noscript>

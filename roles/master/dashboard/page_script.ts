@@ -77,8 +77,10 @@ function renderRoom() {
     const ids = groups.get(g).sort((a, b) =>
       (S.peers[a].s === "failed" ? 0 : 1) - (S.peers[b].s === "failed" ? 0 : 1) || byName(a, b));
     const failed = ids.filter((id) => S.peers[id].s === "failed").length;
+    const regroup = admin && (S.run.groups || []).includes(g)
+      ? ' <button class="act" data-act="reimage" data-group="' + esc(g) + '">re-image group</button>' : "";
     html.push('<div class="grp"><h3>' + esc(g === "servers" ? "servers" : g || (named ? "no group" : "all PCs")) +
-      " <small>" + ids.length + (failed ? ' · <b class="bad">' + failed + " failed</b>" : "") + "</small></h3><div class=\"tiles\">" +
+      " <small>" + ids.length + (failed ? ' · <b class="bad">' + failed + " failed</b>" : "") + "</small>" + regroup + "</h3><div class=\"tiles\">" +
       ids.map((id) => tileHtml(id, S.peers[id])).join("") + "</div></div>");
   }
   const room = $("#room");
@@ -229,7 +231,9 @@ async function showPeer(id) {
     (admin && peer.mac ? '<p><button class="act" data-act="reimage" data-mac="' + esc(peer.mac) + '">Re-image at next boot</button></p>' : "") +
     "<h3>Failures <small>" + peer.failures.length + "</small></h3><ol class=\"fails\">" +
     peer.failures.map((f) => "<li><b>" + esc(f.reason) + "</b> " + esc(f.detail) + (f.server ? " <small>(server " + esc(f.server) + ")</small>" : "") + "</li>").join("") + "</ol>" +
-    (boot ? "<h3>Boot answers</h3><ol class=\"log\">" + boot.map((b) => "<li>" + esc(JSON.stringify(b)) + "</li>").join("") + "</ol>" : "") +
+    "<h3>Boot answers <small>" + (boot || []).length + "</small></h3>" + ((boot || []).length ? '<ol class="log">' + boot.map((b) =>
+      "<li><time>" + at(b.at) + "</time> <b>" + esc(b.answer === "image" ? "image it" : b.answer.replace("local:", "boot its disk: ")) + "</b>" +
+      (b.group ? " · group " + esc(b.group) : "") + " · from " + esc(b.address) + "</li>").join("") + "</ol>" : '<p class="empty">none (not network-booted from this master)</p>') +
     "<h3>History</h3><ol class=\"log\">" + events.map((e) => "<li><time>" + at(e.at) + "</time> <b>" + esc(e.event) + "</b> " +
       esc(Object.entries(e.fields).filter((kv) => kv[1] !== undefined && kv[1] !== "").map((kv) => kv[0] + "=" + kv[1]).join(" ")) + "</li>").join("") + "</ol>";
   for (const el of document.querySelectorAll(".sel")) el.classList.remove("sel");
@@ -262,6 +266,21 @@ async function act(action, body) {
   const text = await res.text();
   $("#adminmsg").textContent = res.ok ? action + ": done" : action + ": " + (JSON.parse(text).error || res.status);
   if (res.status === 401) { admin = null; renderAdmin(); }
+  loadAdminLog();
+}
+
+// The admin actions the history kept (who, which sign-in, when), newest first.
+async function loadAdminLog() {
+  const res = await fetch("api/v1/admin/log");
+  if (!res.ok) return;
+  const { kept, actions } = await res.json();
+  const box = $("#adminlog");
+  box.hidden = !kept;
+  const when = (ms) => new Date(ms).toLocaleString();
+  box.querySelector("ol").innerHTML = actions.map((a) => "<li><time>" + esc(when(a.at)) + "</time> <b>" + esc(a.action) + "</b>" +
+    (a.image ? " · " + esc(a.image) : "") + " by " + esc(a.by) + ' <small title="sign-in">' + esc(a.session) + "</small> " +
+    esc(Object.entries(JSON.parse(a.detail)).map((kv) => kv[0] + "=" + kv[1]).join(" ")) + "</li>").join("") ||
+    '<li class="empty">none yet</li>';
 }
 
 // Rendering waits for the next frame; tiles are patched one by one unless the layout moved.
@@ -283,7 +302,10 @@ function render(full) {
   });
 }
 
+let lastAdmin = "";
 function onDelta(d) {
+  const admined = d.run && d.run.recent.find((e) => / admin /.test(e));
+  if (admined && admined !== lastAdmin) { lastAdmin = admined; loadAdminLog(); }
   const before = S && Object.keys(S.peers).length;
   const failedBefore = new Set(Object.keys(d.set || {}).filter((id) => S.peers[id] && S.peers[id].s === "failed"));
   if (!applyFeedDelta(S, d)) return false;
@@ -322,6 +344,8 @@ document.addEventListener("click", (e) => {
     if (a === "end") {
       const reason = prompt("End the run for every PC. Reason:", "ended by an admin");
       if (reason !== null) act("end", reason ? { reason } : null);
+    } else if (a === "reimage" && t.dataset.group) {
+      if (confirm("Image every PC of group " + t.dataset.group + " again at its next network boot?")) act("reimage", { group: t.dataset.group });
     } else if (a === "reimage") act("reimage", { mac: t.dataset.mac });
     else if (a === "enrol") {
       const minutes = prompt("Image every new PC that network-boots in the next N minutes. N:", "10");
@@ -329,7 +353,7 @@ document.addEventListener("click", (e) => {
     }
     else act(a, null);
   } else if (t.id === "signout") {
-    fetch("api/v1/session", { method: "DELETE", headers: { "x-csrf-token": admin.csrf } }).then(() => { admin = null; renderAdmin(); });
+    fetch("api/v1/session", { method: "DELETE", headers: { "x-csrf-token": admin.csrf } }).then(() => { admin = null; renderAdmin(); render(true); });
   } else showPeer(t.dataset.id || t.dataset.peer);
 });
 document.addEventListener("input", (e) => {
@@ -347,12 +371,14 @@ document.addEventListener("submit", async (e) => {
   if (!res.ok) { $("#adminmsg").textContent = body.error; return; }
   admin = body;
   renderAdmin();
+  render(true);
 });
 window.addEventListener("resize", () => S && render(true));
 
 const first = $("#snap");
 if (first) { S = JSON.parse(first.textContent); render(true); }
-fetch("api/v1/session").then((r) => r.json()).then((b) => { if (b.signedIn) admin = b; renderAdmin(); });
+fetch("api/v1/session").then((r) => r.json()).then((b) => { if (b.signedIn) admin = b; renderAdmin(); render(true); });
+loadAdminLog();
 connect();
 `;
 
