@@ -48,7 +48,8 @@ Deno.test({
     });
     let em: Emulation | undefined;
     try {
-      const url = await lab.master(["--token", TOKEN, "--linger", "1", "--no-history"]);
+      const history = ["--history", join(lab.dir, "history.sqlite")];
+      const url = await lab.master(["--token", TOKEN, "--linger", "1", ...history]);
       em = await emulatePcs({
         master: url,
         pcs: PCS,
@@ -168,6 +169,12 @@ async function watchRun(lab: Lab, url: string, page: Page, em: Emulation) {
       e.event === "admin" && e.fields.action === "pause" && e.fields.by === "tester@127.0.0.1"
     ),
     "the run's events say who paused",
+  );
+  // The history kept it, with the sign-in it came from, and the page lists it.
+  await page.waitForSelector("#adminlog:not([hidden]) li b", { timeout: 5_000 });
+  assert.match(
+    await page.locator("#adminlog li").first().textContent() ?? "",
+    /pause by tester@127\.0\.0\.1 session:[0-9a-f]{12}/,
   );
   // The cookie is out of the page script's reach.
   assert.equal(

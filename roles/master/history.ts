@@ -163,6 +163,11 @@ export class History {
 
   /** The latest admin actions, newest first. */
   adminActions(limit = 50): HistoryAdminAction[] {
+    // A history written by an older master (opened read-only) has no such table yet.
+    const table = this.#db.prepare(
+      "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'admin_actions'",
+    ).get();
+    if (!table) return [];
     return this.#db.prepare("SELECT * FROM admin_actions ORDER BY id DESC LIMIT ?").all(limit)
       .map((r: Row) => ({
         at: Number(r.at),

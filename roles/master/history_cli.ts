@@ -1,12 +1,18 @@
 // `cascade history`: print the master's run history (runs, each PC's result, its failures).
 import { type CommandSpec, parseCommand, UsageError } from "../../imagetools/kit/mod.ts";
 import { formatBytes, formatDuration, parseCount } from "../../imagetools/kit/mod.ts";
-import { HISTORY_FILE, type HistoryPc, type HistoryRun, openHistory } from "./history.ts";
+import {
+  HISTORY_FILE,
+  type HistoryAdminAction,
+  type HistoryPc,
+  type HistoryRun,
+  openHistory,
+} from "./history.ts";
 
 export const historySpec: CommandSpec = {
   name: "history",
   summary: "print the master's run history: runs, each PC's result and failures",
-  usage: "[--db FILE] [--run ID] [--json]",
+  usage: "[--db FILE] [--run ID] [--admin] [--json]",
   options: {
     db: {
       type: "string",
@@ -17,6 +23,7 @@ export const historySpec: CommandSpec = {
     },
     run: { type: "string", arg: "ID", help: "Show this run (default: the latest)" },
     runs: { type: "string", arg: "N", help: "How many runs to list", default: "20" },
+    admin: { type: "boolean", help: "List the latest admin actions: when, who, sign-in, what" },
     json: { type: "boolean", help: "Print JSON instead of tables" },
   },
   notes: [
@@ -57,6 +64,14 @@ export function renderRuns(runs: HistoryRun[], time = localTime): string {
       `${r.verified}/${r.pcs}`,
       r.endReason ?? "(no end recorded: the master stopped mid-run)",
     ]),
+  ).join("\n");
+}
+
+export function renderAdminActions(actions: HistoryAdminAction[], time = localTime): string {
+  if (actions.length === 0) return "No admin actions recorded yet.";
+  return table(
+    ["when", "action", "image", "by", "sign-in", "detail"],
+    actions.map((a) => [time(a.at), a.action, a.image ?? "-", a.by, a.session, a.detail]),
   ).join("\n");
 }
 
@@ -118,6 +133,11 @@ export async function historyMain(args: string[]): Promise<number> {
   const runId = v.run !== undefined ? parseCount(v.run as string, "--run", 1) : undefined;
   const history = openHistory(db, { readOnly: true });
   try {
+    if (v.admin) {
+      const actions = history.adminActions(parseCount(v.runs as string, "--runs", 1, 100000));
+      console.log(v.json ? JSON.stringify({ actions }, null, 2) : renderAdminActions(actions));
+      return 0;
+    }
     const runs = history.runs(parseCount(v.runs as string, "--runs", 1, 100000));
     const run = runId !== undefined ? history.run(runId) : runs[0];
     if (runId !== undefined && !run) throw new UsageError(`No run ${runId} in "${db}"`);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type HistoryPc, openHistory } from "./history.ts";
 import { recordRun } from "./history_record.ts";
-import { renderRun, renderRuns } from "./history_cli.ts";
+import { renderAdminActions, renderRun, renderRuns } from "./history_cli.ts";
 import { run } from "../../cascade.ts";
 import { coreHarness, IMAGE_ID, playSample } from "./testkit.ts";
 
@@ -312,6 +312,15 @@ Deno.test("history: a MAC's boot answers since a time, admin actions newest firs
       ["end", "office"],
       ["pause", null],
     ]);
+    assert.equal(
+      renderAdminActions(h.adminActions(), utc),
+      [
+        "when                 action  image   by            sign-in    detail",
+        "-------------------  ------  ------  ------------  ---------  ------",
+        "1970-01-01 00:00:00  end     office  ann@10.0.0.9  session:1  {}",
+        "1970-01-01 00:00:00  pause   -       ann@10.0.0.9  session:1  {}",
+      ].join("\n"),
+    );
     h.enrol("52:54:00:00:00:03", "lab", 1);
     h.enrol("52:54:00:00:00:04", "", 2);
     assert.deepEqual(h.enrolledIn("lab"), ["52:54:00:00:00:03"]);

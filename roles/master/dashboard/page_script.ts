@@ -271,8 +271,9 @@ async function act(action, body) {
 
 // The admin actions the history kept (who, which sign-in, when), newest first.
 async function loadAdminLog() {
-  const res = await fetch("api/v1/admin/log");
-  if (!res.ok) return;
+  // A master that has just ended and gone answers nothing: the list stays as it was.
+  const res = await fetch("api/v1/admin/log").catch(() => null);
+  if (!res || !res.ok) return;
   const { kept, actions } = await res.json();
   const box = $("#adminlog");
   box.hidden = !kept;
