@@ -84,6 +84,9 @@ export interface Demotion {
   reason: DemotionReason;
   /** Why, in words and figures, for the log. */
   detail: string;
+  /** The rate it was found at, bytes/s (its probe; its hop's; 0 when stalled): among leaves,
+   * one serves only those no faster than itself, so a slow one never sits above a faster one. */
+  rate: number;
 }
 
 export interface RoomView {
@@ -121,6 +124,7 @@ export function nextDemotion(v: RoomView, c: AdaptConfig): Demotion | null {
       id,
       reason: "probe",
       detail: `probe ${mbs(p)} < ${c.probeShare} x the median ${mbs(median)}`,
+      rate: p,
     };
   }
   if (v.inRun >= Math.max(1, Math.floor(v.seen / 4))) return null;
@@ -147,6 +151,7 @@ export function nextDemotion(v: RoomView, c: AdaptConfig): Demotion | null {
           id,
           reason: "stalled",
           detail: `no byte for ${(at - sign).toFixed(2)} s while "${evidence}" moved`,
+          rate: 0,
         };
       }
     }
@@ -166,6 +171,7 @@ export function nextDemotion(v: RoomView, c: AdaptConfig): Demotion | null {
         detail: `${mbs(r!)} < ${c.slowShare} x ${upReceiving ? `"${up}"` : "the fastest"} ${
           mbs(ref!)
         }`,
+        rate: r!,
       };
     }
   }

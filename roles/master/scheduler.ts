@@ -42,8 +42,12 @@
 //   resumes from what it verified), any other downstream goes back to the head of the client
 //   queue, and the demoted PC itself goes back to the queue. Leaves are served after every other
 //   waiting client, so they end up under a chain's tail, and a leaf serves only leaves: they
-//   form a tail of their own below the chain and delay nobody else. A PC is demoted once;
-//   nothing is ever promoted back.
+//   form a tail of their own below the chain and delay nobody else. Among leaves the faster
+//   go first, and a leaf serves only leaves no faster than the rate it was demoted at (its
+//   probe, its hop's rate, 0 when stalled): a PC demoted for the machine's load never queues
+//   below a PC on a slow port; it waits for a server that frees instead (which comes as the
+//   first PCs finish, at about one image time). A PC is demoted once; nothing is ever
+//   promoted back.
 // - Switches: a client (from LLDP or the admin's topology file) prefers a server on its own
 //   switch, and a server fills its batch with clients of its own switch first, so a chain runs
 //   through one switch before it crosses an uplink: once per switch instead of about every other
@@ -87,6 +91,8 @@ export class Scheduler {
   readonly #adapt: AdaptConfig | false;
   readonly #meter: HopMeter;
   #leaves = new Set<string>();
+  /** Each leaf's rate when it was demoted (adapt.ts Demotion.rate). */
+  #leafRate = new Map<string, number>();
   /** When each client was first found slow (the slow rule waits for it to last). */
   #slowSince = new Map<string, number>();
   /** Every client this run has seen (the in-run rules demote at most a share of them). */
@@ -202,6 +208,7 @@ export class Scheduler {
       upstream: Object.fromEntries(this.#upstream),
       paused: this.#paused,
       leaves: [...this.#leaves],
+      leafRates: Object.fromEntries(this.#leafRate),
     };
   }
 
@@ -252,6 +259,7 @@ export class Scheduler {
     this.#switchOf.delete(id);
     this.#probes.delete(id);
     this.#leaves.delete(id);
+    this.#leafRate.delete(id);
   }
 
   /** Demote every PC adapt.ts names, one at a time (each demotion changes the chain). */
@@ -273,6 +281,7 @@ export class Scheduler {
       if (!d) return;
       const { id } = d;
       this.#leaves.add(id);
+      this.#leafRate.set(id, d.rate);
       if (d.reason !== "probe") this.#inRun++;
       out.push({ type: "demoted", peer: id, reason: d.reason, detail: d.detail, at });
       const serving = this.#batches.get(id);
@@ -357,6 +366,7 @@ export class Scheduler {
         clients: this.#clients,
         upstream: this.#upstream,
         leaves: this.#leaves,
+        leafRate: this.#leafRate,
         switchOf: this.#switchOf,
         probes: this.#probes,
       } satisfies PickState,

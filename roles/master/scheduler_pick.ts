@@ -11,6 +11,8 @@ export interface PickState {
   clients: readonly ClientEntry[];
   upstream: ReadonlyMap<string, string>;
   leaves: ReadonlySet<string>;
+  /** Each leaf's rate when it was demoted, bytes/s. */
+  leafRate: ReadonlyMap<string, number>;
   switchOf: ReadonlyMap<string, string>;
   probes: ReadonlyMap<string, number>;
 }
@@ -46,14 +48,19 @@ export function* plans(s: PickState): Generator<Plan> {
     }
     return set;
   };
-  // A leaf serves only leaves.
+  // A leaf serves only leaves, and only those no faster than itself.
+  const rate = (id: string) => s.leafRate.get(id) ?? 0;
   const allowed = (client: string, server: string) =>
     client !== server && !ancestorsOf(server).has(client) &&
-    (!s.leaves.has(server) || s.leaves.has(client));
+    (!s.leaves.has(server) || (s.leaves.has(client) && rate(client) <= rate(server)));
   const sw = (id: string) => s.switchOf.get(id);
   const leaf = (c: ClientEntry) => s.leaves.has(c.id);
-  // Leaves after every other waiting client, so they never take a slot a relay could use.
-  const order = [...s.clients.filter((c) => !leaf(c)), ...s.clients.filter(leaf)];
+  // Leaves after every other waiting client, so they never take a slot a relay could use; the
+  // faster leaves first, so a slower one ends below them (sort is stable: queue order on ties).
+  const order = [
+    ...s.clients.filter((c) => !leaf(c)),
+    ...s.clients.filter(leaf).sort((a, b) => rate(b.id) - rate(a.id)),
+  ];
   const considered = new Set<ServerEntry>();
   for (let i = 0; i < order.length; i++) {
     const head = order[i];

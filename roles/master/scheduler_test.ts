@@ -80,6 +80,7 @@ Deno.test("scheduler: FIFO queues give the head server the oldest clients, exact
       upstream: { a: "fake", b: "fake", c: "s1", d: "s1", e: "s1" },
       paused: false,
       leaves: [],
+      leafRates: {},
     } satisfies SchedulerSnapshot,
   );
 });
@@ -171,6 +172,7 @@ Deno.test("scheduler: a server that leaves sends its batch back to the head, in 
     upstream: {},
     paused: false,
     leaves: [],
+    leafRates: {},
   });
   assert.deepEqual(s.apply(server("s2", 3, 7)), [assign("s2", ["a", "c", "d"], 7)]);
 });
@@ -188,6 +190,7 @@ Deno.test("scheduler: a client that leaves mid-batch frees its slot; the last on
     upstream: {},
     paused: false,
     leaves: [],
+    leafRates: {},
   });
 });
 
@@ -383,6 +386,13 @@ function checkInvariants(s: Scheduler, active: Set<string>, mode: "classic" | "r
     if (!snap.leaves.includes(b.server)) continue;
     for (const c of b.clients) {
       assert.ok(snap.leaves.includes(c), `leaf "${b.server}" serves "${c}"`);
+      // A slow leaf never sits above a faster one.
+      assert.ok(
+        snap.leafRates[c] <= snap.leafRates[b.server],
+        `leaf "${b.server}" (${snap.leafRates[b.server]}) serves faster "${c}" (${
+          snap.leafRates[c]
+        })`,
+      );
     }
   }
   assert.equal(new Set(snap.leaves).size, snap.leaves.length, `leaves ${snap.leaves}`);
@@ -723,4 +733,38 @@ Deno.test("scheduler: a source on a faster port starts as many chains as its por
   for (let i = 1; i <= 3; i++) t.apply(probed(`p${i}`, 0, 11.4 * MB));
   t.apply({ type: "server-ready", id: "fake", capacity: 3, kind: "fake", at: 1, rate: 12.5 * MB });
   assert.deepEqual(chainOf(t, "fake"), ["fake", "p1", "p2", "p3"]);
+});
+
+Deno.test("scheduler: a PC demoted for load never queues below a PC on a slow port", () => {
+  const s = new Scheduler(RELAY);
+  // "port" is on a 10 Mbit/s port: a leaf from its probe; b will slow down for the machine's load.
+  replay(s, [probed("port", 0, 1.1 * MB), probed("a", 0, 11 * MB), probed("b", 0, 11 * MB)]);
+  replay(s, [probed("c", 0, 11 * MB), server("fake", 1, 0, "fake")]);
+  assert.deepEqual(chainOf(s, "fake"), ["fake", "a", "b", "c", "port"]);
+  // a at 12 MB/s, b (and so c) at 5 MB/s, port at its own 1.1 MB/s.
+  const rows: Decision[][] = [];
+  for (let t = 0.5; t <= 3; t += 0.5) {
+    rows.push(s.apply(progress("a", 12 * MB * t, t)));
+    for (const id of ["b", "c"]) rows.push(s.apply(progress(id, 5 * MB * t, t)));
+    rows.push(s.apply(progress("port", 1.1 * MB * t, t)));
+  }
+  // (b's own report at 3 s comes after it left its hop: rejected, it is not receiving.)
+  const decided = rows.flat().filter((d) => d.type !== "rejected");
+  assert.deepEqual(decided.map((d) => d.type), ["demoted", "move", "requeued"]);
+  assert.deepEqual(decided[0], {
+    type: "demoted",
+    peer: "b",
+    reason: "slow",
+    detail: '5.00 MB/s < 0.5 x "a" 12.00 MB/s',
+    at: 3,
+  });
+  // b (found at 5 MB/s) is not put under port (1.1 MB/s), the one server with a free slot:
+  // it waits, and the first server that frees serves it at full speed.
+  assert.deepEqual(chainOf(s, "fake"), ["fake", "a", "c", "port"]);
+  assert.deepEqual(s.snapshot().clientQueue.map((c) => c.id), ["b"]);
+  assert.deepEqual(s.snapshot().leafRates, { port: 1.1 * MB, b: 5 * MB });
+  assert.deepEqual(s.apply(received("a", 6)), [done("fake", 6), assign("fake", ["b"], 6)]);
+  // A slower leaf that comes later may go below a leaf (one no slower than it) at once.
+  assert.deepEqual(s.apply(probed("late", 7, 0.5 * MB)).map((d) => d.type), ["demoted", "assign"]);
+  assert.equal(s.snapshot().upstream.late, "port");
 });

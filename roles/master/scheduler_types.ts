@@ -65,8 +65,10 @@ export interface SchedulerSnapshot {
   /** client id -> server id it currently fetches from */
   upstream: Record<string, string>;
   paused: boolean;
-  /** Demoted PCs (relay mode): served last, never serve. */
+  /** Demoted PCs (relay mode): served last, serve only slower leaves. */
   leaves: string[];
+  /** Each leaf's rate when it was demoted, bytes/s. */
+  leafRates: Record<string, number>;
 }
 
 export interface ServerEntry {
