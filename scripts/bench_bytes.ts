@@ -14,11 +14,11 @@
 // raw); the same through `zstd -3`. Times: `cascade slice` (chunk files, both hashes) against
 // `partclone | zstd -3 -T1` of every partition, medians of --runs. Partitions are copied to files
 // of their own for partclone first (on a real disk they are devices), not timed.
-import { constants, zstdCompressSync } from "node:zlib";
+import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { sliceImage } from "../imagetools/mod.ts";
-import { chunkFileName, chunkLength, type Manifest } from "../imagetools/mod.ts";
+import { chunkLength, type Manifest, storedFileName } from "../imagetools/mod.ts";
 import { extract, run } from "../imagetools/fs/testkit.ts";
 import { buildDisks, say } from "./bench_disks.ts";
 import { REIMAGE_HEAD, reimageRows } from "./bench_reimage.ts";
@@ -59,7 +59,9 @@ async function sentBytes(m: Manifest, dir: string, compress = true) {
     let z = cache.get(c.sha256);
     if (!z && !compress) z = [0, 0];
     if (!z) {
-      const bytes = await Deno.readFile(join(dir, "chunks", chunkFileName(c)));
+      // Slices store chunks zstd-compressed now (format 3): the plain bytes are compressed anew.
+      const stored = await Deno.readFile(join(dir, "chunks", storedFileName(c)));
+      const bytes = c.zstd === undefined ? stored : zstdDecompressSync(stored);
       const level = (l: number) =>
         zstdCompressSync(bytes, { params: { [constants.ZSTD_c_compressionLevel]: l } }).length;
       z = [level(3), level(19)];
