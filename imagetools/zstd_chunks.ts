@@ -41,7 +41,9 @@ export function compressChunk(bytes: Uint8Array, level = DEFAULT_ZSTD_LEVEL): Ui
 export function decompressChunk(stored: Uint8Array, length: number): Uint8Array {
   let out: Uint8Array;
   try {
-    out = zstdDecompressSync(stored, { maxOutputLength: length });
+    // One output buffer of the chunk's size: node:zlib's default of 16 KiB pieces made
+    // decompression 1.3-2 x slower (CPU time per MB, bench in BENCHMARKS.md).
+    out = zstdDecompressSync(stored, { maxOutputLength: length, chunkSize: Math.max(64, length) });
   } catch (cause) {
     const msg = (cause as Error).message;
     const why = (cause as { code?: string }).code === "ERR_BUFFER_TOO_LARGE"

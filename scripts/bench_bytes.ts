@@ -7,18 +7,25 @@
 // - Linux + swap (GPT): ext4 filled and a third deleted likewise + a swap partition full of old
 //   data;
 // - fresh install (MBR): ext4 at ~29 %, nothing deleted.
-// Rows: raw; what Cascade sent before this issue (`slice --raw`: every non-zero chunk); what it
-// sends now (free blocks zeroed: the non-zero chunks); those chunks each zstd-compressed (level
-// 3 and 19, node:zlib; the chunks' sum is what a per-chunk zstd store would send); partclone's
+// Rows: raw; what Cascade sent before this issue (`slice --raw --uncompressed`: every non-zero
+// chunk); free blocks zeroed, uncompressed (`--uncompressed`: the non-zero chunks); what it sends
+// now (`slice`: the non-zero chunks as stored, zstd at the default level, raw where that does
+// not shrink them); the same chunks at zstd -3 (node:zlib, for the choice of level); partclone's
 // images of each file system (swap counted as its 4 KiB header, other partitions and the tables
-// raw); the same through `zstd -3`. Times: `cascade slice` (chunk files, both hashes) against
-// `partclone | zstd -3 -T1` of every partition, medians of --runs. Partitions are copied to files
-// of their own for partclone first (on a real disk they are devices), not timed.
-import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
+// raw); the same through `zstd -3`. Times: `cascade slice` (compressed chunk files, both hashes)
+// against `partclone | zstd -3 -T1` of every partition, medians of --runs. Partitions are copied
+// to files of their own for partclone first (on a real disk they are devices), not timed.
+import { constants, zstdCompressSync } from "node:zlib";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { sliceImage } from "../imagetools/mod.ts";
-import { chunkLength, type Manifest, storedFileName } from "../imagetools/mod.ts";
+import {
+  chunkLength,
+  DEFAULT_ZSTD_LEVEL,
+  type Manifest,
+  openSlices,
+  sliceImage,
+  storedLength,
+} from "../imagetools/mod.ts";
 import { extract, run } from "../imagetools/fs/testkit.ts";
 import { buildDisks, say } from "./bench_disks.ts";
 import { REIMAGE_HEAD, reimageRows } from "./bench_reimage.ts";
@@ -47,30 +54,39 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-/** Bytes the non-zero chunks of a manifest hold (what a PC is sent), and their zstd sums. */
-async function sentBytes(m: Manifest, dir: string, compress = true) {
+/** Bytes the non-zero chunks of a manifest take on the wire (as stored: compressed where the
+ * manifest says so) and uncompressed. */
+function sentBytes(m: Manifest) {
   let plain = 0;
-  let z3 = 0;
-  let z19 = 0;
-  const cache = new Map<string, [number, number]>();
+  let sent = 0;
   for (const [i, c] of m.chunks.entries()) {
     if (c.zero) continue;
     plain += chunkLength(m, i);
-    let z = cache.get(c.sha256);
-    if (!z && !compress) z = [0, 0];
-    if (!z) {
-      // Slices store chunks zstd-compressed now (format 3): the plain bytes are compressed anew.
-      const stored = await Deno.readFile(join(dir, "chunks", storedFileName(c)));
-      const bytes = c.zstd === undefined ? stored : zstdDecompressSync(stored);
-      const level = (l: number) =>
-        zstdCompressSync(bytes, { params: { [constants.ZSTD_c_compressionLevel]: l } }).length;
-      z = [level(3), level(19)];
-      cache.set(c.sha256, z);
-    }
-    z3 += z[0];
-    z19 += z[1];
+    sent += storedLength(m, i);
   }
-  return { plain, z3, z19 };
+  return { plain, sent };
+}
+
+/** What the non-zero chunks of a slices folder would take each zstd-compressed at `level`. */
+async function chunksAtLevel(dir: string, level: number) {
+  const slices = await openSlices(dir);
+  const m = slices.manifest;
+  const sizes = new Map<string, number>();
+  let sum = 0;
+  for (const [i, c] of m.chunks.entries()) {
+    if (c.zero) continue;
+    let z = sizes.get(c.sha256);
+    if (z === undefined) {
+      const bytes = await slices.readChunk(i);
+      const out = zstdCompressSync(bytes, {
+        params: { [constants.ZSTD_c_compressionLevel]: level },
+      });
+      z = Math.min(out.length, bytes.length);
+      sizes.set(c.sha256, z);
+    }
+    sum += z;
+  }
+  return sum;
 }
 
 async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
@@ -115,9 +131,17 @@ async function main() {
         image: d.path,
         out: join(dir, "raw.cascade"),
         raw: true,
+        uncompressed: true,
         force: true,
       });
-      const before = await sentBytes(raw.manifest, raw.dir, false);
+      const before = sentBytes(raw.manifest);
+      const plainSlice = await sliceImage({
+        image: d.path,
+        out: join(dir, "plain.cascade"),
+        uncompressed: true,
+        force: true,
+      });
+      const zeroed = sentBytes(plainSlice.manifest);
       // partclone per file-system partition (copied out first, untimed); the rest raw.
       const parts: string[] = [];
       for (const [i, p] of d.parts.entries()) {
@@ -151,7 +175,8 @@ async function main() {
         pcTimes.push((performance.now() - t1) / 1000);
         pcZstd = zsum;
       }
-      const now = await sentBytes(sliced.manifest, sliced.dir);
+      const now = sentBytes(sliced.manifest);
+      const z3 = await chunksAtLevel(plainSlice.dir, 3);
       for (const [k, cmd] of parts.entries()) {
         const out = join(dir, `pc${k}.img`);
         await shell(`${cmd} > ${out}`);
@@ -170,17 +195,17 @@ async function main() {
         pcZstd +=
           zstdCompressSync(bytes, { params: { [constants.ZSTD_c_compressionLevel]: 3 } }).length;
       }
-      const mb = (n: number) => `${(n / MB).toFixed(0)} MB`;
+      const mb = (n: number) => `${(n / MB).toFixed(1)} MB`;
       rows.push([
         `${d.label}, ${(size / MIB).toFixed(0)} MiB`,
         mb(size),
         mb(before.plain),
-        mb(now.plain),
-        mb(now.z3),
-        mb(now.z19),
+        mb(zeroed.plain),
+        mb(now.sent),
+        mb(z3),
         mb(pcBytes),
         mb(pcZstd),
-        `${(now.z3 / pcZstd).toFixed(2)} x`,
+        `${(now.sent / pcZstd).toFixed(2)} x`,
       ]);
       const ts = median(sliceTimes);
       const tp = median(pcTimes);
@@ -189,8 +214,10 @@ async function main() {
         `${ts.toFixed(1)} s`,
         `${tp.toFixed(1)} s`,
         `${(ts / tp).toFixed(2)} x`,
+        `${mb(now.sent)} / ${mb(pcZstd)}`,
       ]);
       await Deno.remove(raw.dir, { recursive: true });
+      await Deno.remove(plainSlice.dir, { recursive: true });
       for await (const e of Deno.readDir(dir)) {
         if (e.name.startsWith("part")) await Deno.remove(join(dir, e.name));
       }
@@ -205,17 +232,23 @@ async function main() {
       "disk",
       "raw",
       "Cascade before (--raw)",
-      "Cascade now (free zeroed)",
-      "now, chunks zstd -3",
-      "now, chunks zstd -19",
+      "free zeroed, uncompressed",
+      `Cascade sends now (zstd ${DEFAULT_ZSTD_LEVEL})`,
+      "chunks at zstd 3",
       "partclone used",
       "partclone + zstd -3",
-      "zstd -3 chunks ÷ partclone + zstd -3",
+      "sends now ÷ partclone + zstd -3",
     ], rows));
     console.log();
     console.log(
       table(
-        ["disk", `slice (median of ${runs})`, "partclone | zstd -3 -T1", "slice ÷ partclone"],
+        [
+          "disk",
+          `slice, zstd ${DEFAULT_ZSTD_LEVEL} (median of ${runs})`,
+          "partclone | zstd -3 -T1",
+          "slice ÷ partclone",
+          "bytes: slice / partclone | zstd -3",
+        ],
         times,
       ),
     );
