@@ -33,6 +33,8 @@ export interface FetchOptions {
 }
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+/** Requests in flight when the target was scanned (deltas): this many times `inflight`. */
+export const DELTA_INFLIGHT_FACTOR = 4;
 
 /** What a transfer uses of its Receiver: settings, the held chunks, the target, the tallies. */
 export interface TransferHost {
@@ -77,7 +79,11 @@ export class Transfer {
     h.log("fetch.start", { peer: h.peerId, server: base, missing: h.held.missing().length });
 
     const hasher = h.verifyMd5 ? new Md5Hasher(h.md5Threads) : undefined;
-    const pool = new BufferPool(bufferSlots(h.inflight, m.chunkSize), m.chunkSize);
+    // A re-image's requests are mostly deltas, a few KiB each and latency-bound: more go at
+    // once (measured, 163 deltas of a 1 GiB disk, loaded 2-core machine: 4 in flight 9.2-9.7 s,
+    // 16 in flight 3.7-5.4 s, 32 in flight 4.0-4.3 s).
+    const workers = scan ? h.inflight * DELTA_INFLIGHT_FACTOR : h.inflight;
+    const pool = new BufferPool(bufferSlots(workers, m.chunkSize), m.chunkSize);
     const active = new Set<InFlight>();
     const stages = new Set<Promise<void>>();
     const bad: ReceiveError[] = [];
@@ -253,7 +259,7 @@ export class Transfer {
     };
 
     try {
-      await Promise.all(Array.from({ length: h.inflight }, worker));
+      await Promise.all(Array.from({ length: workers }, worker));
       while (stages.size > 0) await Promise.all([...stages]);
     } finally {
       stopWatch();
