@@ -3,18 +3,15 @@
 // issue's measurement 220 of 318 changed chunks held at most four changed 4 KiB blocks), so
 // whole chunks would move ~60 x the bytes that changed.
 //
-// The client sends a digest of each block of its own version (16 bytes of SHA-1 per 4 KiB);
+// The client sends a digest of each block of its own version (16 bytes per 4 KiB);
 // the server compares with its chunk and answers a bitmap of the blocks that differ, then those
 // blocks in order. Nothing of this is trusted: the client patches its own bytes and checks the
 // whole chunk against the manifest (SHA-256 and MD5) before a byte is written, exactly as a
 // whole chunk; a chunk that does not verify is fetched whole at once (a digest that matched
 // by chance, a server that lies: either way the whole chunk decides). Pure: no I/O.
-import { createHash } from "node:crypto";
 
 export const DELTA_BLOCK = 4096;
-/** Bytes of each block's digest: a SHA-1 prefix. Only finding changes rests on it (the chunk is
- * verified whole), and per 4 KiB block node:crypto's SHA-1 costs 7 us against SHA-256's 21
- * (measured: the call, not the hashing, is most of it); both ends hash a chunk per delta. */
+/** Bytes of each block's digest (blockDigests). */
 export const DELTA_DIGEST = 16;
 
 /** Blocks of a chunk of `length` bytes (the last one may be short). */
@@ -27,16 +24,47 @@ export function bitmapLength(length: number): number {
   return Math.ceil(blockCount(length) / 8);
 }
 
-/** The digest of every 4 KiB block of `bytes`, back to back. */
+/** The digest of every 4 KiB block of `bytes`, back to back: four 32-bit multiply-xor lanes
+ * over the block's words (each lane a chain of bijections, so a change of any one word always
+ * shows). Not a cryptographic hash: only finding changes rests on it, the patched chunk is
+ * verified whole, and a delta that does not verify is fetched whole. 0.18 ms a MiB, against
+ * 1.8 ms for node:crypto's SHA-1 of each block (the call, not the hashing, was most of it); both
+ * ends hash a chunk per delta. Words are read in this machine's byte order: peers of another
+ * order would see every block changed and move whole chunks, still right. */
 export function blockDigests(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
   const n = blockCount(bytes.length);
-  const out = new Uint8Array(n * DELTA_DIGEST);
+  const out = new Uint32Array(n * 4);
+  const whole = Math.floor(bytes.length / DELTA_BLOCK);
+  // Whole blocks straight from the bytes when they sit on a 4-byte boundary (pooled buffers
+  // do); the short last block (and any unaligned chunk) through a zero-padded copy.
+  const aligned = bytes.byteOffset % 4 === 0;
+  const words = aligned
+    ? new Uint32Array(bytes.buffer, bytes.byteOffset, whole * (DELTA_BLOCK / 4))
+    : undefined;
+  const pad = new Uint32Array(DELTA_BLOCK / 4);
+  const padBytes = new Uint8Array(pad.buffer);
   for (let b = 0; b < n; b++) {
-    const block = bytes.subarray(b * DELTA_BLOCK, (b + 1) * DELTA_BLOCK);
-    const d = createHash("sha1").update(block).digest();
-    out.set(d.subarray(0, DELTA_DIGEST), b * DELTA_DIGEST);
+    let src: Uint32Array;
+    let base = 0;
+    if (words && b < whole) {
+      src = words;
+      base = b * (DELTA_BLOCK / 4);
+    } else {
+      padBytes.fill(0);
+      padBytes.set(bytes.subarray(b * DELTA_BLOCK, (b + 1) * DELTA_BLOCK));
+      src = pad;
+    }
+    const len = Math.min(DELTA_BLOCK, bytes.length - b * DELTA_BLOCK);
+    let h1 = 0x811c9dc5 ^ len, h2 = 0x01000193, h3 = 0x9e3779b9, h4 = 0x85ebca6b;
+    for (let i = base; i < base + DELTA_BLOCK / 4; i += 4) {
+      h1 = Math.imul(h1 ^ src[i], 0x01000193);
+      h2 = Math.imul(h2 ^ src[i + 1], 0x85ebca6b);
+      h3 = Math.imul(h3 ^ src[i + 2], 0xc2b2ae35);
+      h4 = Math.imul(h4 ^ src[i + 3], 0x27d4eb2f);
+    }
+    out.set([h1, h2, h3, h4], b * 4);
   }
-  return out;
+  return new Uint8Array(out.buffer);
 }
 
 /** The server's answer to `theirs` (the client's blockDigests) for `chunk`: the bitmap of
