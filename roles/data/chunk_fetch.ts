@@ -21,6 +21,16 @@ import type { BufferPool } from "./buffer_pool.ts";
 import { decodeZstdFrame, frameFor } from "./chunk_frames.ts";
 import { answerLength, bitmapLength, blockDigests, blocksOf, blockSpan } from "./delta.ts";
 import { ReceiveError } from "./receive_error.ts";
+import { chunkDeadlineMs, type InFlight } from "./in_flight.ts";
+
+export {
+  chunkDeadlineMs,
+  type ChunkPace,
+  DEFAULT_PACE,
+  type InFlight,
+  newInFlight,
+  watchIdle,
+} from "./in_flight.ts";
 
 /** The part of `fetch` the receiver uses. */
 export type FetchLike = (
@@ -32,33 +42,6 @@ export type FetchLike = (
     body?: Uint8Array<ArrayBuffer>;
   },
 ) => Promise<Response>;
-
-/** One request in flight: its own abort, and when it last received bytes (for timeouts). */
-export interface InFlight {
-  ctl: AbortController;
-  last: number;
-  timedOut: boolean;
-  timeoutMs: number;
-}
-
-/** A request in flight, watched by the idle timer from now on. */
-export function newInFlight(timeoutMs: number): InFlight {
-  return { ctl: new AbortController(), last: performance.now(), timedOut: false, timeoutMs };
-}
-
-/** Abort every request of `active` that received nothing for `timeoutMs`; returns the stop. */
-export function watchIdle(active: Set<InFlight>, timeoutMs: number): () => void {
-  const ticker = setInterval(() => {
-    const now = performance.now();
-    for (const r of active) {
-      if (now - r.last > timeoutMs) {
-        r.timedOut = true;
-        r.ctl.abort();
-      }
-    }
-  }, Math.max(10, Math.min(1000, timeoutMs / 4)));
-  return () => clearInterval(ticker);
-}
 
 /** A request cut short because the fetch as a whole already failed (not an error of its own). */
 export class FetchCancelled extends Error {
@@ -317,11 +300,10 @@ export class ChunkFetch {
     req.last = performance.now();
     if (res.status !== 200) {
       const body = (await res.text().catch(() => "")).slice(0, 300).trim();
-      throw new ReceiveError(
-        `http-${res.status}`,
-        `Cannot fetch ${subject}: HTTP ${res.status}${body ? ` ${body}` : ""}`,
-        opts,
-      );
+      throw new ReceiveError(`http-${res.status}`, `Cannot fetch ${subject}: HTTP ${res.status}`, {
+        ...opts,
+        remote: body,
+      });
     }
     const image = res.headers.get(IMAGE_HEADER);
     if (image !== null && image !== this.#o.imageId) {
@@ -346,6 +328,15 @@ export class ChunkFetch {
     index: number,
   ): Error {
     if (err instanceof ReceiveError || err instanceof FetchCancelled) return err;
+    if (req.slow) {
+      return new ReceiveError(
+        "too-slow",
+        `Cannot fetch ${what}: not whole within ${
+          Math.round(chunkDeadlineMs(req.pace, expected))
+        } ms of its first byte (${got} of ${expected} bytes; minimum ${req.pace.minRate} bytes/s)`,
+        { index, cause: err },
+      );
+    }
     if (req.timedOut) {
       return new ReceiveError(
         "timeout",
@@ -417,6 +408,7 @@ export class ChunkFetch {
   ): Promise<Received> {
     const sha = hash ? createHash("sha256") : undefined;
     let buf = buffer;
+    req.deadline = Infinity;
     while (at.got < expected) {
       const { value, done }: ReadableStreamReadResult<Uint8Array> = await reader.read(
         new Uint8Array(buf, at.got, expected - at.got),
@@ -430,10 +422,14 @@ export class ChunkFetch {
       }
       buf = value.buffer as ArrayBuffer;
       sha?.update(value);
+      // The clock of the minimum rate starts at the chunk's first byte: before it, a relay may
+      // wait (bounded by its own wait and the idle timer) for a chunk it does not hold yet.
+      if (at.got === 0) req.deadline = performance.now() + chunkDeadlineMs(req.pace, expected);
       at.got += value.byteLength;
       this.#o.onBytes?.(index, value.byteLength);
       req.last = performance.now();
     }
+    req.deadline = Infinity;
     return { buffer: buf, sha256: sha?.digest("hex") ?? "" };
   }
 }

@@ -4,7 +4,13 @@ import { Hono } from "hono";
 import { chunkLength } from "../../imagetools/mod.ts";
 import { IMAGE_HEADER } from "../protocol/mod.ts";
 import { BufferPool } from "./buffer_pool.ts";
-import { ChunkFetch, type ChunkFetchOptions, FetchCancelled, newInFlight } from "./chunk_fetch.ts";
+import {
+  ChunkFetch,
+  type ChunkFetchOptions,
+  FetchCancelled,
+  newInFlight,
+  watchIdle,
+} from "./chunk_fetch.ts";
 import { createChunkApp } from "./chunk_server.ts";
 import { ReceiveError } from "./receive_error.ts";
 import { appFetch, memorySource, randomImage } from "./testkit.ts";
@@ -91,7 +97,7 @@ Deno.test("ChunkFetch asks for the data plane's URLs", async () => {
   ]);
 });
 
-Deno.test("ChunkFetch: an HTTP error is http-<status> with the server's words, for both kinds", async () => {
+Deno.test("ChunkFetch: an HTTP error is http-<status>; the server's words are kept apart, for both kinds", async () => {
   const f = fixed(() => new Response(`{"error":"busy"}`, { status: 503 }));
   const { c } = client(f.fetch);
   const one = await failure(c.chunk(2, new ArrayBuffer(CHUNK), newInFlight(1000)));
@@ -99,14 +105,15 @@ Deno.test("ChunkFetch: an HTTP error is http-<status> with the server's words, f
   assert.equal(one.index, 2);
   assert.equal(
     one.message,
-    `Cannot fetch chunk 2 of "fetch.img" from http://peer:8081/v1/chunks/2: HTTP 503 {"error":"busy"}`,
+    `Cannot fetch chunk 2 of "fetch.img" from http://peer:8081/v1/chunks/2: HTTP 503`,
   );
+  assert.equal(one.remote, `{"error":"busy"}`);
   const run = await failure(c.run([4, 5], new BufferPool(1, CHUNK), newInFlight(1000), () => {}));
   assert.equal(run.reason, "http-503");
   assert.equal(run.index, undefined);
   assert.equal(
     run.message,
-    `Cannot fetch http://peer:8081/v1/stream?from=4&to=6: HTTP 503 {"error":"busy"}`,
+    `Cannot fetch http://peer:8081/v1/stream?from=4&to=6: HTTP 503`,
   );
 });
 
@@ -181,6 +188,39 @@ Deno.test("ChunkFetch: silence is a timeout, naming how far the chunk came", asy
     err.message,
     `Cannot fetch chunk 4 of "fetch.img" from http://peer:8081/v1/stream?from=4&to=6: nothing received for 50 ms (after 1000 of 4096 bytes)`,
   );
+});
+
+Deno.test("ChunkFetch: a trickle that keeps the idle timer happy is cut at the chunk's deadline", async () => {
+  // 200, then one byte every 20 ms: never 50 ms of silence, but a chunk of 4096 bytes at a
+  // minimum of 100 000 bytes/s (plus 30 ms of grace) must be whole 71 ms after its first byte.
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const { c } = client(
+    fixed(() =>
+      new Response(
+        new ReadableStream({
+          start(ctl) {
+            ctl.enqueue(new Uint8Array(1));
+            timer = setInterval(() => ctl.enqueue(new Uint8Array(1)), 20);
+          },
+          cancel: () => clearInterval(timer),
+        }),
+      )
+    ).fetch,
+  );
+  const req = newInFlight(50, { minRate: 100_000, graceMs: 30 });
+  const active = new Set([req]);
+  const stop = watchIdle(active, 50);
+  try {
+    const err = await failure(c.chunk(2, new ArrayBuffer(CHUNK), req));
+    assert.equal(err.reason, "too-slow");
+    assert.match(
+      err.message,
+      /^Cannot fetch chunk 2 of "fetch\.img" from http:\/\/peer:8081\/v1\/chunks\/2: not whole within 71 ms of its first byte \(\d+ of 4096 bytes; minimum 100000 bytes\/s\)$/,
+    );
+  } finally {
+    stop();
+    clearInterval(timer);
+  }
 });
 
 Deno.test("ChunkFetch: a request aborted for another's failure is FetchCancelled, else server-gone", async () => {

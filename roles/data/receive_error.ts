@@ -1,6 +1,6 @@
 // Why a receive stopped: the one error a Receiver's caller (the client role) recovers from.
 
-/** "server-gone" | "bad-chunk" | "timeout" | "http-<status>" | "write-failed" | "read-failed" |
+/** "server-gone" | "bad-chunk" | "timeout" | "too-slow" | "http-<status>" | "write-failed" | "read-failed" |
  *  "wrong-image" */
 export type ReceiveReason = string;
 
@@ -9,14 +9,18 @@ export class ReceiveError extends Error {
   override name = "ReceiveError";
   readonly reason: ReceiveReason;
   readonly index?: number;
+  /** What the server itself said (an error body): for this PC's own log only, never sent on,
+   * since whatever a server answers would otherwise reach the master's public status. */
+  readonly remote?: string;
   constructor(
     reason: ReceiveReason,
     message: string,
-    opts: { index?: number; cause?: unknown } = {},
+    opts: { index?: number; cause?: unknown; remote?: string } = {},
   ) {
     super(message, { cause: opts.cause });
     this.reason = reason;
     if (opts.index !== undefined) this.index = opts.index;
+    if (opts.remote) this.remote = opts.remote;
   }
 }
 

@@ -10,6 +10,7 @@ import type { Logger } from "../../imagetools/kit/mod.ts";
 import { BufferPool } from "./buffer_pool.ts";
 import {
   ChunkFetch,
+  type ChunkPace,
   FetchCancelled,
   type FetchLike,
   type InFlight,
@@ -30,6 +31,8 @@ export interface FetchOptions {
   requestTimeoutMs?: number;
   /** The master's ticket for this assignment (the server serves nobody without one). */
   ticket?: string;
+  /** How fast a chunk must come once begun (default DEFAULT_PACE). */
+  pace?: ChunkPace;
 }
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
@@ -196,7 +199,7 @@ export class Transfer {
     };
 
     const perform = async (item: WorkItem) => {
-      const req = newInFlight(timeoutMs);
+      const req = newInFlight(timeoutMs, opts.pace);
       active.add(req);
       const handed = new Set<number>();
       try {

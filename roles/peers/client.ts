@@ -307,7 +307,13 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
       current = null;
       const e = err as ReceiveError;
       if (isDiskFailure(err)) return diskFailed(serverId, err);
-      log("receive-failed", { server: serverId, reason: e.reason ?? "error", error: e.message });
+      // The server's own words (e.remote) stay in this log: the master publishes failures.
+      log("receive-failed", {
+        server: serverId,
+        reason: e.reason ?? "error",
+        error: e.message,
+        ...(e.remote ? { remote: e.remote } : {}),
+      });
       session.send({
         type: "failed",
         server: serverId,

@@ -1,0 +1,114 @@
+// Hostile LAN, rogue servers: a host with the server credential (or a PC gone bad) registers and
+// then serves badly. A trickle (200, then a byte every few seconds) is given up on within
+// seconds and the clients go to another server; a server that several clients report failed
+// is not handed out again; what a server answers never reaches the public status.
+import assert from "node:assert/strict";
+import {
+  assertHonestImaged,
+  type HostileLab,
+  hostileLab,
+  SERVER_TOKEN,
+  startHonest,
+} from "./hostile_kit.ts";
+import { rawSession } from "./hostile_ws.ts";
+import { logEvents } from "./lab_kit.ts";
+
+/** A server that registers with the server token and answers every data request with
+ * `answer`; counts the requests. */
+async function rogue(lab: HostileLab, name: string, capacity: number, answer: () => Response) {
+  let requests = 0;
+  const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    requests++;
+    return answer();
+  });
+  const session = await rawSession(lab.url);
+  session.send({
+    type: "hello",
+    version: 1,
+    role: "fake",
+    name,
+    imageId: lab.imageId,
+    port: http.addr.port,
+    capacity,
+    held: lab.manifest.chunks.length,
+    complete: true,
+    token: SERVER_TOKEN,
+  });
+  await session.next((m) => m.type === "welcome");
+  return {
+    requests: () => requests,
+    async close() {
+      session.close();
+      await http.shutdown();
+    },
+  };
+}
+
+/** 200 with the chunk's length, one byte at once, then one every 2 s. */
+function trickle(): Response {
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const body = new ReadableStream<Uint8Array>({
+    start(ctl) {
+      ctl.enqueue(new Uint8Array(1));
+      timer = setInterval(() => ctl.enqueue(new Uint8Array(1)), 2000);
+    },
+    cancel: () => clearInterval(timer),
+  });
+  return new Response(body, { headers: { "content-type": "application/octet-stream" } });
+}
+
+Deno.test("hostile: a trickling server is given up on in seconds, and leaves the queue once several clients report it", async () => {
+  const lab = await hostileLab(2 * 1024 * 1024);
+  const bad = await rogue(lab, "trickler", 3, trickle);
+  try {
+    for (const pc of ["pc1", "pc2", "pc3"]) lab.client(pc, lab.url);
+    // All three go to the trickler (the only server), each fetching one stream from it.
+    await lab.until(lab.url, () => bad.requests() >= 3, "three requests at the trickler");
+    // Three clients report it: it leaves the server queue, and the room images from the fake.
+    startHonest(lab, []);
+    await assertHonestImaged(lab, ["pc1", "pc2", "pc3"]);
+    lab.client("pc4", lab.url);
+    await assertHonestImaged(lab, ["pc1", "pc2", "pc3", "pc4"]);
+    const status = await lab.status(lab.url);
+    assert.ok(!status.queues.servers.some((s) => s.id === "trickler"), "trickler not queued");
+    assert.equal(bad.requests(), 3, "the trickler was never handed out again");
+    for (const pc of ["pc1", "pc2", "pc3"]) {
+      const failed = logEvents(await lab.procs.logText(pc), "client.receive-failed");
+      assert.deepEqual(failed.map((f) => [f.server, f.reason]), [["trickler", "too-slow"]], pc);
+    }
+  } finally {
+    await bad.close();
+    await lab.close();
+  }
+});
+
+Deno.test("hostile: a server's error body never reaches the public status", async () => {
+  const lab = await hostileLab(2 * 1024 * 1024);
+  const marker = "PWNED<script>alert(1)</script>";
+  const bad = await rogue(
+    lab,
+    "talker",
+    1,
+    () => new Response(`${marker} `.repeat(20), { status: 503 }),
+  );
+  try {
+    lab.client("pc1", lab.url);
+    await lab.until(
+      lab.url,
+      (s) => s.peers.some((p) => p.name === "pc1" && p.failures.length > 0),
+      "pc1 reports the talker",
+    );
+    startHonest(lab, []);
+    await assertHonestImaged(lab, ["pc1"]);
+    const text = await (await fetch(`${lab.url}/api/v1/status`)).text();
+    assert.ok(!text.includes("PWNED"), "no server words on the status");
+    const pc1 = (await lab.status(lab.url)).peers.find((p) => p.name === "pc1")!;
+    assert.ok(pc1.failures.length > 0);
+    assert.ok(pc1.failures.every((f) => f.reason === "http-503"), JSON.stringify(pc1.failures));
+    // The PC's own log keeps them, for whoever reads that PC's console.
+    assert.match(await lab.procs.logText("pc1"), /PWNED/);
+  } finally {
+    await bad.close();
+    await lab.close();
+  }
+});
