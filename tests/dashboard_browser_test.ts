@@ -49,7 +49,16 @@ Deno.test({
     let em: Emulation | undefined;
     try {
       const history = ["--history", join(lab.dir, "history.sqlite")];
-      const url = await lab.master(["--token", TOKEN, "--linger", "1", ...history]);
+      const url = await lab.master([
+        "--token",
+        TOKEN,
+        "--linger",
+        "1",
+        ...history,
+        // All 200 emulated PCs are on 127.0.0.1.
+        "--max-per-address",
+        "100000",
+      ]);
       em = await emulatePcs({
         master: url,
         pcs: PCS,

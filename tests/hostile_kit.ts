@@ -93,3 +93,47 @@ export function rawGet(
     });
   });
 }
+
+/** Send GET `path` from `localAddress` and keep the connection: resolves with the status once
+ * the head arrived (a stream stays open until `close`). */
+export function rawOpen(
+  url: string,
+  path: string,
+  localAddress: string,
+): Promise<{ status: number; close: () => void }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: u.hostname, port: Number(u.port), localAddress });
+    let head = "";
+    sock.on("connect", () => sock.write(`GET ${path} HTTP/1.1\r\nhost: ${u.host}\r\n\r\n`));
+    sock.on("data", (d: Uint8Array) => {
+      if (head.includes("\r\n\r\n")) return;
+      head += new TextDecoder().decode(d);
+      if (!head.includes("\r\n\r\n")) return;
+      resolve({
+        status: Number(/^HTTP\/1\.1 (\d+)/.exec(head)?.[1] ?? 0),
+        close: () => sock.destroy(),
+      });
+    });
+    sock.on("error", reject);
+    sock.on("close", () => resolve({ status: 0, close: () => {} }));
+  });
+}
+
+/** Hold `n` idle TCP connections (not a byte sent) to `url` from `localAddress`. */
+export async function idleConnections(url: string, n: number, localAddress: string) {
+  const u = new URL(url);
+  const socks: net.Socket[] = [];
+  let refused = 0;
+  await Promise.all(Array.from({ length: n }, () =>
+    new Promise<void>((resolve) => {
+      const s = net.connect({ host: u.hostname, port: Number(u.port), localAddress });
+      socks.push(s);
+      s.on("connect", () => resolve());
+      s.on("error", () => {
+        refused++;
+        resolve();
+      });
+    })));
+  return { refused: () => refused, close: () => socks.forEach((s) => s.destroy()) };
+}

@@ -27,6 +27,7 @@ import {
   type ReadOptions,
 } from "./chunk_source.ts";
 import { blockCount, DELTA_DIGEST, deltaAnswer } from "./delta.ts";
+import { guardedServe, type ServeLimits } from "./serve_guard.ts";
 
 export interface ChunkAppOptions {
   log?: Logger;
@@ -272,7 +273,7 @@ export interface ChunkServer {
   close(): Promise<void>;
 }
 
-export async function startChunkServer(opts: {
+export function startChunkServer(opts: {
   source: ChunkSource;
   hostname?: string;
   port?: number;
@@ -280,7 +281,13 @@ export async function startChunkServer(opts: {
   waitMs?: number;
   peerId?: string;
   tickets?: TicketCheck;
+  /** Requests at once per address and in all (default: serve_guard.ts's defaultLimits). */
+  limits?: Partial<ServeLimits>;
 }): Promise<ChunkServer> {
+  return Promise.resolve(chunkServer(opts));
+}
+
+function chunkServer(opts: Parameters<typeof startChunkServer>[0]): ChunkServer {
   const log = opts.log ?? silentLogger;
   const hostname = opts.hostname ?? "0.0.0.0";
   let servedBytes = 0;
@@ -293,13 +300,15 @@ export async function startChunkServer(opts: {
     tickets: opts.tickets,
     onServed: (n) => servedBytes += n,
   });
-  const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
-  const server = Deno.serve({
+  const server = guardedServe({
     hostname,
     port: opts.port ?? 0,
-    onListen: (addr) => resolve(addr as Deno.NetAddr),
-  }, app.fetch);
-  const addr = await listening;
+    handler: (req, info) => app.fetch(req, info),
+    limits: opts.limits,
+    log,
+    name: opts.peerId,
+  });
+  const addr = server.addr;
   const host = hostname === "0.0.0.0" ? "127.0.0.1" : hostname === "::" ? "[::1]" : hostname;
   const url = `http://${
     host.includes(":") && !host.startsWith("[") ? `[${host}]` : host

@@ -4,6 +4,13 @@ export * from "./chunk_source.ts";
 export * from "./rate_limit.ts";
 export * from "./receiver.ts";
 export { isDiskFailure, ReceiveError, type ReceiveReason } from "./receive_error.ts";
-export type { FetchLike } from "./chunk_fetch.ts";
+export { type ChunkPace, DEFAULT_PACE, type FetchLike } from "./chunk_fetch.ts";
 export { DEFAULT_REQUEST_TIMEOUT_MS, type FetchOptions } from "./transfer.ts";
 export * from "./target_disk.ts";
+export {
+  defaultLimits,
+  guardedServe,
+  type GuardedServer,
+  RequestCounter,
+  type ServeLimits,
+} from "./serve_guard.ts";

@@ -13,12 +13,16 @@ import { eventRoutes, FeedHub } from "./events_stream.ts";
 import { EncodedBody } from "./manifest_route.ts";
 import { adminDenied, AdminSessions, sessionRoutes } from "./admin_session.ts";
 import { type AdminRecord, adminRoutes, type ReimageTarget } from "./admin_routes.ts";
-import type { EventRecord, MasterCore, SessionKey } from "./core.ts";
+import type { EventRecord, MasterCore } from "./core.ts";
 import type { HistoryAdminAction } from "./history.ts";
 import { renderMetrics, RunCounters } from "./metrics.ts";
 import { type ImageRun, Site } from "./site.ts";
 import { runLinks } from "./feed.ts";
-import { parsePeerMessage, type PeerMessage, ProtocolError } from "../protocol/mod.ts";
+import type { RequestCounter } from "../data/mod.ts";
+import type { ControlLimits } from "./control_limits.ts";
+import { attachControlSocket, type ControlTarget } from "./control_socket.ts";
+
+export { attachControlSocket, type ControlTarget };
 
 export { adminDenied };
 export { ADMIN_ACTIONS, type AdminAction, type AdminBody, parseAdminBody } from "./admin_routes.ts";
@@ -47,7 +51,11 @@ export interface MasterAppOptions {
   /** Boot answers a PC's MAC got in this run, oldest first (the details panel). */
   bootsOf?: (run: ImageRun, mac: string) => BootAnswer[];
   /** Event stream pacing in ms: at most one update per `minGap`, at least one per `period`. */
-  sse?: { minGap: number; period: number };
+  sse?: { minGap: number; period: number; maxViewers?: number };
+  /** The server's request counter: each open control session holds a slot of its address. */
+  counter?: RequestCounter;
+  /** Hello deadline and message rate of each control session (default DEFAULT_CONTROL_LIMITS). */
+  control?: ControlLimits;
 }
 
 /** One answer to a PC's boot request, as the details panel shows it. */
@@ -61,7 +69,6 @@ export interface BootAnswer {
 }
 
 /** What a control socket talks to: one image's core, or the site that routes by image. */
-export type ControlTarget = Pick<MasterCore, "connect" | "message" | "reject" | "disconnect">;
 
 /** A site of one image, its name from the manifest's (made fit for a URL). */
 export function singleSite(core: MasterCore, manifest: Manifest, manifestBytes: Uint8Array): Site {
@@ -74,33 +81,6 @@ export function imageNameOf(manifestName: string): string {
   const name = manifestName.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^[^A-Za-z0-9]+/, "")
     .slice(0, 64);
   return name || "image";
-}
-
-/** Wire a WebSocket to the core: every message validated, a bad one closes only its session. */
-export function attachControlSocket(
-  core: ControlTarget,
-  socket: WebSocket,
-  address: string,
-  log: Logger,
-) {
-  const key: SessionKey = socket;
-  socket.onopen = () => core.connect(key, address);
-  socket.onmessage = (ev) => {
-    try {
-      const data = ev.data as string | ArrayBuffer;
-      const msg: PeerMessage = parsePeerMessage(data);
-      core.message(key, msg);
-    } catch (err) {
-      if (err instanceof ProtocolError) core.reject(key, err.message);
-      else {
-        // A bug of ours must not take the master down: log it and drop that session only.
-        log("internal-error", { address, error: (err as Error).stack ?? String(err) });
-        core.reject(key, "Internal error in the master; see its log");
-      }
-    }
-  };
-  socket.onclose = () => core.disconnect(key);
-  socket.onerror = () => {/* onclose follows */};
 }
 
 /** The probe blob: 1 MiB, 88 ms at 100 Mbit/s, 0.9 s at 10 Mbit/s (random: nothing shrinks it). */
@@ -155,8 +135,20 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
       );
     }
     const addr = c.env?.remoteAddr as Deno.NetAddr | undefined;
-    const { socket, response } = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 60 });
-    attachControlSocket(site, socket, addr?.hostname ?? "unknown", o.log);
+    const address = addr?.hostname ?? "unknown";
+    // The request's own slot ends at the upgrade: the session holds one until it closes.
+    const release = o.counter ? o.counter.take(address) : () => {};
+    if (!release) return c.json({ error: o.counter!.refusal(address) }, 503);
+    let upgraded;
+    try {
+      upgraded = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 60 });
+    } catch (err) {
+      release();
+      throw err;
+    }
+    const { socket, response } = upgraded;
+    socket.addEventListener("close", release);
+    attachControlSocket(site, socket, address, o.log, o.control);
     return response;
   });
 
@@ -244,7 +236,7 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
   eventRoutes(app, (c) => {
     const v = pick(c);
     return v instanceof Response ? v : v.hub;
-  });
+  }, o.sse?.maxViewers);
 
   // Admins sign in from the page (admin_session.ts); curl keeps its bearer token.
   const sessions = new AdminSessions(o.now);

@@ -120,6 +120,13 @@ export const masterSpec: CommandSpec = {
         'Relay mode: the switch of each PC (lines "SWITCH MAC|IP|CIDR|A-B"), for PCs not on LLDP',
       env: "CASCADE_TOPOLOGY",
     },
+    "max-per-address": {
+      type: "string",
+      arg: "N",
+      help: "Requests and control sessions at once from one address (more get 503)",
+      default: "64",
+      env: "CASCADE_MAX_PER_ADDRESS",
+    },
     "status-file": {
       type: "string",
       arg: "FILE",
@@ -208,6 +215,7 @@ export async function masterMain(args: string[]): Promise<number> {
       : undefined,
     token: v.token,
     serverToken: v["server-token"],
+    limits: { perAddress: parseCount(v["max-per-address"]!, "--max-per-address", 1, 1_000_000) },
     log,
     history,
     netboot: v.netboot

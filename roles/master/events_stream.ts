@@ -199,11 +199,36 @@ export class FeedHub {
   }
 }
 
+/** Viewers at once (dashboards, status streams), all runs together: each costs a socket and its
+ * writes. More get a 503 saying so. */
+export const MAX_VIEWERS = 64;
+
 /** The event routes, on `app`, fed by the hub of the run a request names (or its refusal). */
 export function eventRoutes(
   app: Hono<{ Bindings: Deno.ServeHandlerInfo }>,
   hubOf: (c: Context) => FeedHub | Response,
+  maxViewers = MAX_VIEWERS,
 ) {
+  let viewers = 0;
+  const full = (c: Context) =>
+    c.json(
+      { error: `The master has ${maxViewers} viewers at once, its most: try again later` },
+      503,
+      { "retry-after": "10" },
+    );
+  /** A viewer's slot, taken now (so the cap holds for requests arriving at once). */
+  const enter = (hub: FeedHub) => {
+    viewers++;
+    const leave = hub.join();
+    let left = false;
+    return () => {
+      if (left) return;
+      left = true;
+      viewers--;
+      leave();
+    };
+  };
+
   app.get("/api/v1/feed", (c) => {
     const hub = hubOf(c);
     return hub instanceof Response ? hub : c.json(hub.snapshot());
@@ -214,8 +239,9 @@ export function eventRoutes(
     if (hub instanceof Response) return hub;
     // A reconnecting EventSource says where it was: it may only need the deltas since.
     const last = hub.seqOf(c.req.header("last-event-id"));
+    if (viewers >= maxViewers) return full(c);
+    const leave = enter(hub);
     return streamSSE(c, async (stream) => {
-      const leave = hub.join();
       const abort = new AbortController();
       stream.onAbort(() => abort.abort());
       let seq = last;
@@ -248,8 +274,9 @@ export function eventRoutes(
         error: `Unknown view "${view}": the page now reads /api/v1/feed/events`,
       }, 400);
     }
+    if (viewers >= maxViewers) return full(c);
+    const leave = enter(hub);
     return streamSSE(c, async (stream) => {
-      const leave = hub.join();
       const abort = new AbortController();
       stream.onAbort(() => abort.abort());
       let seq = 0;

@@ -9,7 +9,7 @@ import { coreHarness, playSample, SAMPLE_MANIFEST, sseReader } from "./testkit.t
 
 const MiB = 1024 * 1024;
 
-function setup() {
+function setup(maxViewers?: number) {
   const h = coreHarness({ expect: 8 });
   const app = createMasterApp({
     core: h.core,
@@ -17,11 +17,35 @@ function setup() {
     manifestBytes: new TextEncoder().encode('{"format":1}'),
     log: () => {},
     now: () => h.time.now,
-    sse: { minGap: 5, period: 40 },
+    sse: { minGap: 5, period: 40, maxViewers },
   });
   playSample(h);
   return { h, app };
 }
+
+Deno.test("the event streams take so many viewers, then answer 503 until one leaves", async () => {
+  const { app } = setup(2);
+  const a = await app.request("/api/v1/feed/events");
+  const b = await app.request("/api/v1/events");
+  for (const path of ["/api/v1/feed/events", "/api/v1/events"]) {
+    const res = await app.request(path);
+    assert.equal(res.status, 503, path);
+    assert.equal(res.headers.get("retry-after"), "10");
+    assert.deepEqual(await res.json(), {
+      error: "The master has 2 viewers at once, its most: try again later",
+    });
+  }
+  await a.body?.cancel();
+  let again = 503;
+  for (let i = 0; i < 50 && again === 503; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    const res = await app.request("/api/v1/feed/events");
+    again = res.status;
+    await res.body?.cancel();
+  }
+  assert.equal(again, 200);
+  await b.body?.cancel();
+});
 
 Deno.test("GET /api/v1/feed: the compact snapshot as JSON", async () => {
   const { app } = setup();

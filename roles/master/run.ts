@@ -9,7 +9,8 @@ import {
   parseBuildInfo,
   serveTftp,
 } from "../../netboot/mod.ts";
-import { openSlicesSource } from "../data/mod.ts";
+import { defaultLimits, guardedServe, openSlicesSource, RequestCounter } from "../data/mod.ts";
+import type { ServeLimits } from "../data/mod.ts";
 import { sourceProver } from "./prover.ts";
 import { loadManifest, type Manifest } from "../../imagetools/mod.ts";
 import type { LogFields, Logger } from "../../imagetools/kit/mod.ts";
@@ -54,6 +55,8 @@ export interface MasterOptions {
   history?: History;
   /** Serve the netboot files of this `build-netboot` output under /boot. */
   netboot?: NetbootOptions;
+  /** Requests (and control sessions) at once per address and in all (serve_guard.ts). */
+  limits?: Partial<ServeLimits>;
 }
 
 export interface NetbootOptions {
@@ -273,8 +276,11 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
     )
     : [];
   const history = o.history;
+  // One counter for HTTP requests and control sessions: a stranger cannot hold every descriptor.
+  const counter = new RequestCounter(defaultLimits(o.limits));
   const app = createMasterApp({
     site,
+    counter,
     log: o.log,
     now,
     boot: enrolment && o.netboot
@@ -321,12 +327,17 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
     }
   }, 250);
 
-  const server = Deno.serve({
+  const server = guardedServe({
     hostname: o.hostname ?? "0.0.0.0",
     port: o.port ?? 8080,
-    onListen: () => {},
-  }, (req, info) => app.fetch(req, info));
-  const addr = server.addr as Deno.NetAddr;
+    handler: (req, info) => app.fetch(req, info),
+    counter,
+    // The control route holds a slot per open session itself (the upgrade ends the request).
+    selfCounted: (req) => new URL(req.url).pathname === "/api/v1/control",
+    log: o.log,
+    name: "master",
+  });
+  const addr = server.addr;
   const host = addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname;
   const url = httpUrl(host, addr.port);
   o.log("listening", {
