@@ -87,6 +87,9 @@ export function applyDecision(d: Decision, sink: DecisionSink) {
       sink.event("requeued", { peer: d.client, reason: d.reason });
       return;
     }
+    case "ejected":
+      sink.event("server-ejected", { server: d.server, clients: d.clients.join(",") });
+      return;
     case "rejected":
       sink.event("scheduler-rejected", { event: d.event.type, reason: d.reason });
       return;

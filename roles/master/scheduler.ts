@@ -27,6 +27,8 @@
 //   stays a server after its own client-failed (it holds verified chunks; its downstream just
 //   waits for more) and after client-received (no server-ready needed then: a second join for
 //   an id already serving or queued is rejected as a duplicate).
+// - A server that `ejectAfter` (3) different clients report failed leaves the server queue for
+//   the rest of the run, unless it is the only server left (scheduler_eject.ts).
 //
 // Why relays default to fan-out 1 (a chain): on a switched full-duplex LAN every port has its
 // own uplink and downlink. A relay serving k downstream splits its uplink k ways, so a tree of
@@ -58,6 +60,7 @@
 
 import { type AdaptConfig, DEFAULT_ADAPT, nextDemotion } from "./adapt.ts";
 import { HopMeter } from "./hop_meter.ts";
+import { FailureReports } from "./scheduler_eject.ts";
 import { checkEvent } from "./scheduler_check.ts";
 import { type PickState, plans } from "./scheduler_pick.ts";
 import type {
@@ -99,6 +102,7 @@ export class Scheduler {
   #seen = new Set<string>();
   #inRun = 0;
   #blamed = new Set<string>();
+  readonly #reports: FailureReports;
   #switchOf = new Map<string, string>();
   #probes = new Map<string, number>();
 
@@ -123,6 +127,7 @@ export class Scheduler {
       }
     }
     this.#config = { ...config };
+    this.#reports = new FailureReports(config.ejectAfter);
     this.#adapt = config.mode === "relay" ? adapt : false;
     const a = adapt || DEFAULT_ADAPT;
     this.#meter = new HopMeter(a.window, 2 * a.stallAfter);
@@ -135,6 +140,7 @@ export class Scheduler {
       batches: this.#batches,
       upstream: this.#upstream,
       paused: this.#paused,
+      ejected: (id) => this.#reports.ejected(id),
     });
     if (problem) return [{ type: "rejected", event, reason: problem }];
     const out: Decision[] = [];
@@ -163,6 +169,15 @@ export class Scheduler {
         this.#finishClient(event.id, at, out);
         break;
       case "client-failed": {
+        const server = this.#upstream.get(event.id)!;
+        const reporters = this.#reports.report(server, event.id);
+        const others = this.#servers.some((s) => s.id !== server) ||
+          [...this.#batches.keys()].some((id) => id !== server);
+        if (reporters && others) {
+          this.#reports.eject(server);
+          this.#servers = this.#servers.filter((s) => s.id !== server);
+          out.push({ type: "ejected", server, clients: reporters, at });
+        }
         const entry = this.#finishClient(event.id, at, out);
         this.#clients.unshift(entry);
         out.push({ type: "requeued", client: event.id, reason: event.reason, at });
@@ -209,6 +224,7 @@ export class Scheduler {
       paused: this.#paused,
       leaves: [...this.#leaves],
       leafRates: Object.fromEntries(this.#leafRate),
+      ejected: this.#reports.all(),
     };
   }
 
@@ -233,7 +249,7 @@ export class Scheduler {
     batch.clients = batch.clients.filter((c) => c !== entry);
     if (batch.clients.length === 0) {
       this.#batches.delete(serverId);
-      this.#servers.push({ ...batch.server, since: at });
+      if (!this.#reports.ejected(serverId)) this.#servers.push({ ...batch.server, since: at });
       out.push({ type: "batch-done", server: serverId, at });
     }
     return entry;
@@ -288,7 +304,7 @@ export class Scheduler {
       const up = this.#upstream.get(id);
       if (!serving) continue; // nobody below it; it stays queued for leaves only
       this.#batches.delete(id);
-      this.#servers.push({ ...serving.server, since: at });
+      if (!this.#reports.ejected(id)) this.#servers.push({ ...serving.server, since: at });
       for (const c of serving.clients) {
         this.#upstream.delete(c.id);
         this.#meter.stop(c.id);
@@ -345,6 +361,7 @@ export class Scheduler {
       if (this.#config.mode === "relay") {
         for (const c of clients) {
           if (this.#servers.some((s) => s.id === c.id) || this.#batches.has(c.id)) continue;
+          if (this.#reports.ejected(c.id)) continue;
           this.#servers.push({
             id: c.id,
             capacity: this.#config.relayCapacity,
@@ -369,6 +386,7 @@ export class Scheduler {
         leafRate: this.#leafRate,
         switchOf: this.#switchOf,
         probes: this.#probes,
+        failedWith: (c, server) => this.#reports.failedWith(c, server),
       } satisfies PickState,
     );
   }

@@ -17,6 +17,8 @@ export interface CheckState {
   batches: ReadonlyMap<string, Batch>;
   upstream: ReadonlyMap<string, string>;
   paused: boolean;
+  /** Servers that clients reported out of the queue (scheduler_eject.ts). */
+  ejected: (id: string) => boolean;
 }
 
 /** Why the event is inconsistent with the current state, or null when it may be applied. */
@@ -44,6 +46,9 @@ export function checkEvent(e: SchedulerEvent, s: CheckState): string | null {
         return `Server "${e.id}" is already in the server queue`;
       }
       if (s.batches.has(e.id)) return `Server "${e.id}" is already serving a batch`;
+      if (s.ejected(e.id)) {
+        return `Server "${e.id}" left the queue: several clients reported it failed`;
+      }
       return null;
     case "client-ready":
       if (e.probe !== undefined && !(e.probe > 0 && Number.isFinite(e.probe))) {

@@ -15,6 +15,8 @@ export interface PickState {
   leafRate: ReadonlyMap<string, number>;
   switchOf: ReadonlyMap<string, string>;
   probes: ReadonlyMap<string, number>;
+  /** Has this client failed with this server in this run? */
+  failedWith: (client: string, server: string) => boolean;
 }
 
 /** Chains a server feeds at once: a source with a port rate feeds as many as it can. */
@@ -65,7 +67,10 @@ export function* plans(s: PickState): Generator<Plan> {
   for (let i = 0; i < order.length; i++) {
     const head = order[i];
     const allowedServers = s.servers.filter((s) => allowed(head.id, s.id));
-    const server = allowedServers.find((s) => sw(s.id) === sw(head.id)) ?? allowedServers[0];
+    // A server it failed with comes last: it goes elsewhere when it can (not back to a rogue).
+    const fresh = allowedServers.filter((x) => !s.failedWith(head.id, x.id));
+    const pool = fresh.length > 0 ? fresh : allowedServers;
+    const server = pool.find((s) => sw(s.id) === sw(head.id)) ?? pool[0];
     if (!server || considered.has(server)) continue;
     considered.add(server);
     const capacity = capacityOf(s, server);

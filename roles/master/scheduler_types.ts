@@ -14,6 +14,8 @@ export interface SchedulerConfig {
   relayCapacity: number;
   /** Relay mode: demote slow and stalled PCs (default DEFAULT_ADAPT; false: never). */
   adapt?: AdaptConfig | false;
+  /** A server that this many different clients report failed leaves the queue (default 3). */
+  ejectAfter?: number;
 }
 
 export type SchedulerEvent =
@@ -53,6 +55,8 @@ export type Decision =
   // the peer is a leaf from now on (adapt.ts: why)
   | { type: "demoted"; peer: string; reason: DemotionReason; detail: string; at: number }
   | { type: "requeued"; client: string; reason: string; at: number }
+  // `clients` reported the server failed: it leaves the server queue for the rest of the run
+  | { type: "ejected"; server: string; clients: string[]; at: number }
   // inconsistent event (unknown id, duplicate join...): state unchanged
   | { type: "rejected"; event: SchedulerEvent; reason: string };
 
@@ -69,6 +73,8 @@ export interface SchedulerSnapshot {
   leaves: string[];
   /** Each leaf's rate when it was demoted, bytes/s. */
   leafRates: Record<string, number>;
+  /** Servers several clients reported failed: they serve no more in this run. */
+  ejected: string[];
 }
 
 export interface ServerEntry {

@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { type Decision, Scheduler, type SchedulerConfig } from "./scheduler.ts";
+import { FailureReports } from "./scheduler_eject.ts";
+
+const CLASSIC: SchedulerConfig = { linger: 10, mode: "classic", relayCapacity: 1 };
+
+Deno.test("scheduler: a server three different clients report failed leaves the queue", () => {
+  const s = new Scheduler(CLASSIC);
+  s.apply({ type: "server-ready", id: "rogue", capacity: 3, kind: "fake", at: 0 });
+  s.apply({ type: "server-ready", id: "fake", capacity: 1, kind: "fake", at: 0 });
+  for (const id of ["a", "b", "c"]) s.apply({ type: "client-ready", id, at: 1 });
+  assert.deepEqual(s.snapshot().upstream, { a: "rogue", b: "rogue", c: "rogue" });
+  const out: Decision[] = [];
+  for (const id of ["a", "b", "c"]) {
+    out.push(...s.apply({ type: "client-failed", id, at: 5, reason: "too-slow" }));
+  }
+  assert.deepEqual(out.filter((d) => d.type === "ejected"), [
+    { type: "ejected", server: "rogue", clients: ["a", "b", "c"], at: 5 },
+  ]);
+  assert.ok(!out.some((d) => d.type === "assign" && d.server === "rogue"));
+  const snap = s.snapshot();
+  assert.ok(!snap.serverQueue.some((q) => q.id === "rogue"));
+  assert.deepEqual(Object.values(snap.upstream), ["fake"], "the head client went to the fake");
+  // It cannot join again, and it is never handed out again.
+  const again = s.apply({ type: "server-ready", id: "rogue", capacity: 3, kind: "fake", at: 6 });
+  assert.equal(again[0].type, "rejected");
+  assert.equal(
+    (again[0] as { reason: string }).reason,
+    'Server "rogue" left the queue: several clients reported it failed',
+  );
+});
+
+Deno.test("scheduler: one client failing again and again, or the last server, is not ejected", () => {
+  const s = new Scheduler(CLASSIC);
+  s.apply({ type: "server-ready", id: "only", capacity: 1, kind: "fake", at: 0 });
+  s.apply({ type: "client-ready", id: "a", at: 0 });
+  for (let i = 1; i <= 5; i++) {
+    const out = s.apply({ type: "client-failed", id: "a", at: i, reason: "server-gone" });
+    assert.ok(!out.some((d) => d.type === "ejected"));
+  }
+  for (const id of ["b", "c"]) s.apply({ type: "client-ready", id, at: 6 });
+  for (let i = 0; i < 6; i++) {
+    const id = s.snapshot().upstream.a !== undefined ? "a" : s.snapshot().upstream.b ? "b" : "c";
+    const out = s.apply({ type: "client-failed", id, at: 7 + i, reason: "server-gone" });
+    assert.ok(!out.some((d) => d.type === "ejected"), "the only server stays");
+  }
+});
+
+Deno.test("FailureReports names a bad threshold", () => {
+  assert.throws(() => new FailureReports(0), /Invalid ejectAfter "0": must be a whole number >= 1/);
+});
+
+Deno.test("scheduler: a client that failed with a server goes to another one when there is one", () => {
+  const s = new Scheduler({ ...CLASSIC, linger: 0 });
+  s.apply({ type: "server-ready", id: "rogue", capacity: 1, kind: "fake", at: 0 });
+  s.apply({ type: "client-ready", id: "a", at: 0 });
+  s.apply({ type: "server-ready", id: "fake", capacity: 1, kind: "fake", at: 1 });
+  // a fails with the rogue: the rogue goes back to the queue's tail, behind the fake anyway;
+  // make the rogue the head again to see the rule, by sending the fake a client first.
+  s.apply({ type: "client-failed", id: "a", at: 2, reason: "too-slow" });
+  assert.deepEqual(s.snapshot().upstream, { a: "fake" });
+  s.apply({ type: "client-received", id: "a", at: 3 });
+  s.apply({ type: "client-ready", id: "b", at: 4 });
+  assert.deepEqual(s.snapshot().upstream, { b: "rogue" }, "b never failed with it");
+  s.apply({ type: "client-failed", id: "b", at: 5, reason: "too-slow" });
+  assert.deepEqual(s.snapshot().upstream, { b: "fake" });
+});
