@@ -1,7 +1,8 @@
 // Hostile LAN, the data path: a host the master did not send to a server gets no chunk from it,
 // so it can neither copy the image from the PCs nor eat a server's (rate-limited) upload.
 import assert from "node:assert/strict";
-import { assertHonestImaged, hostileLab, startHonest } from "./hostile_kit.ts";
+import { assertHonestImaged, hostileLab, SERVER_TOKEN, startHonest } from "./hostile_kit.ts";
+import { clientHello, rawSession } from "./hostile_ws.ts";
 
 Deno.test("hostile: chunk servers refuse requests without the master's ticket", async () => {
   const lab = await hostileLab(4 * 1024 * 1024);
@@ -26,6 +27,46 @@ Deno.test("hostile: chunk servers refuse requests without the master's ticket", 
         }
       }
     }
+    await assertHonestImaged(lab, ["pc1", "pc2"]);
+  } finally {
+    await lab.close();
+  }
+});
+
+Deno.test("hostile: a data address is the address the master sees plus a port, never a URL a client names", async () => {
+  const lab = await hostileLab(2 * 1024 * 1024);
+  try {
+    // A client naming another host's URL (to send the PCs it would serve there) is refused.
+    const liar = await rawSession(lab.url, "127.0.0.41");
+    liar.send(clientHello("liar", lab.imageId, { url: "http://10.9.9.9:80", port: 9 }));
+    const err = await liar.next((m) => m.type === "error");
+    assert.match(String(err.message), /may not name its data URL/);
+    await liar.closed;
+    // One giving only a port gets the address the master sees, with that port.
+    const honest = await rawSession(lab.url, "127.0.0.42");
+    honest.send(clientHello("porter", lab.imageId, { port: 4242 }));
+    await honest.next((m) => m.type === "welcome");
+    const s = await lab.status(lab.url);
+    assert.equal(s.peers.find((p) => p.name === "porter")?.url, "http://127.0.0.42:4242");
+    assert.ok(!s.peers.some((p) => p.url?.includes("10.9.9.9")));
+    honest.close();
+    // A server with the server token may still name its URL (behind NAT or a proxy).
+    const srv = await rawSession(lab.url, "127.0.0.43");
+    srv.send({
+      type: "hello",
+      version: 1,
+      role: "fake",
+      name: "natted",
+      imageId: lab.imageId,
+      url: "http://127.0.0.43:8081",
+      capacity: 1,
+      held: lab.manifest.chunks.length,
+      complete: true,
+      token: SERVER_TOKEN,
+    });
+    await srv.next((m) => m.type === "welcome");
+    srv.close();
+    startHonest(lab, ["pc1", "pc2"]);
     await assertHonestImaged(lab, ["pc1", "pc2"]);
   } finally {
     await lab.close();

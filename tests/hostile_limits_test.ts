@@ -100,13 +100,13 @@ Deno.test("hostile: idle connections up to the descriptor limit end neither the 
         await new Promise((r) => setTimeout(r, 100));
       }
       assert.match(await lab.procs.logText(name), /accept\.failed .*Too many open files/, name);
-      assert.ok(lab.procs.running(name), `${name} still running`);
+      assert.ok(lab.procs.running(name), `${name} still running\n${await lab.logs()}`);
     }
     for (const f of floods) f.close();
     // Once the descriptors are free, both listen again and the room images.
     await lab.until(lab.url, () => true, "the master listens again");
     for (const name of ["master", "fake"]) {
-      assert.ok(lab.procs.running(name), `${name} still running`);
+      assert.ok(lab.procs.running(name), `${name} still running\n${await lab.logs()}`);
     }
     for (const pc of ["pc1", "pc2"]) lab.client(pc, lab.url);
     await assertHonestImaged(lab, ["pc1", "pc2"]);

@@ -22,6 +22,12 @@ export function helloRefusal(
       return ("Wrong server token");
     }
   }
+  // A data address is the address the master sees plus the port the peer gives: only a server
+  // that proved the server token may name a URL of its own (behind NAT, a proxy), so a client
+  // cannot send other PCs to an arbitrary http: address.
+  if (msg.url !== undefined && (msg.role === "client" || config.serverToken === undefined)) {
+    return (`A ${msg.role} may not name its data URL ("url"): the master pairs the address it sees with its "port"`);
+  }
   if (msg.imageId !== config.imageId) {
     return (`Peer holds image "${msg.imageId.slice(0, 12)}" but this master serves "${
       config.imageId.slice(0, 12)

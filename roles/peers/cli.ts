@@ -230,6 +230,7 @@ async function serveUntilEnd(
     log: Logger;
   },
 ): Promise<number> {
+  armSignals();
   const result = await runServer({
     masterUrl: o.master,
     source: o.source,
@@ -268,9 +269,17 @@ function peerName(given: unknown, fallback: string): string {
   return name;
 }
 
+/** Set Deno's signal handling up now, while descriptors are free: Deno does it on first use and
+ * panics when none is left then (measured: a chunk server flooded to EMFILE died so). SIGTERM
+ * still ends the process as it would by default. */
+function armSignals() {
+  Deno.addSignalListener("SIGTERM", () => Deno.exit(143));
+}
+
 export async function clientMain(args: string[]): Promise<number> {
   const p = parseCommand(clientSpec, args);
   if (!p) return 0;
+  armSignals();
   const v = p.values as Record<string, string | boolean | undefined>;
   const master = masterUrl(clientSpec, p);
   const target = requireOption(clientSpec, p, "target");
