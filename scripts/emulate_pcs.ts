@@ -134,7 +134,8 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
             name,
             mac: role === "client" ? mac(i) : undefined,
             imageId: image.id,
-            url: `http://127.0.0.1:9/${name}`,
+            // No data moves: a port the master pairs with 127.0.0.1 (a client may not name a URL).
+            port: 9,
             capacity: role === "fake" ? 2 : 3,
             held: held.get(name)!,
             complete: role === "fake" || verified,
