@@ -252,3 +252,27 @@ Deno.test("a format 1 manifest (uncompressed slices) is still imaged, by a new a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("resume onto a half-written target: only the missing chunks are fetched, as zstd", async () => {
+  await withSliced(async (dir, image, src) => {
+    const m = src.manifest;
+    // A PC that lost power: the odd chunks never reached its disk (zeros there).
+    const disk = image.slice();
+    for (let i = 1; i < m.chunks.length; i += 2) disk.fill(0, i * CHUNK, (i + 1) * CHUNK);
+    await Deno.writeFile(join(dir, "disk"), disk);
+    const server = await startChunkServer({ source: src, hostname: "127.0.0.1", port: 0 });
+    const r = await receiver(dir, "disk", src);
+    try {
+      await r.scanExisting();
+      const missing = nonZero(m).filter((i) => i % 2 === 1);
+      assert.deepEqual(r.missing(), missing);
+      await r.fetchFrom(server.url);
+      assert.deepEqual(await Deno.readFile(join(dir, "disk")), image);
+      assert.equal(r.stats().bytesReceived, sum(m, missing, storedLength));
+      assert.ok(sum(m, missing, storedLength) < sum(m, missing, chunkLength) / 2);
+    } finally {
+      r.target.close();
+      await server.close();
+    }
+  });
+});
