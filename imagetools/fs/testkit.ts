@@ -14,12 +14,15 @@ export async function run(cmd: string, args: string[], stdin?: string): Promise<
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+  // Output is read while the input is written: a tool that answers as it reads (debugfs) would
+  // otherwise fill its pipe and wait for us while we wait for it (bench:bytes --scale 1 hung).
+  const output = child.output();
   if (stdin !== undefined) {
     const w = child.stdin.getWriter();
     await w.write(new TextEncoder().encode(stdin));
     await w.close();
   }
-  const out = await child.output();
+  const out = await output;
   const text = new TextDecoder().decode(out.stdout);
   if (!out.success) {
     throw new Error(
