@@ -245,9 +245,9 @@ async function main() {
         [
           "disk",
           `slice, zstd ${DEFAULT_ZSTD_LEVEL} (median of ${runs})`,
-          "partclone | zstd -3 -T1",
+          "partclone \\| zstd -3 -T1",
           "slice ÷ partclone",
-          "bytes: slice / partclone | zstd -3",
+          "bytes: slice / partclone \\| zstd -3",
         ],
         times,
       ),
