@@ -17,6 +17,9 @@ export interface BootSettings {
   /** The SHA-256 of the manifest to accept (64 lowercase hex digits); absent: the master's. */
   imageId?: string;
   after: AfterAction;
+  /** Seconds to listen for the switch's LLDP frame on the boot interface (absent: not at all);
+   * set through the build's --kernel-args ("cascade.lldp=31": switches send one every 30 s). */
+  lldp?: number;
 }
 
 /** Kernel parameter names, in the order they are rendered. */
@@ -25,6 +28,7 @@ export const CMDLINE_KEYS = {
   imageId: "cascade.image",
   target: "cascade.target",
   after: "cascade.after",
+  lldp: "cascade.lldp",
 } as const;
 
 export function checkMasterUrl(value: string, what = "master URL"): string {
@@ -81,6 +85,13 @@ export function checkTarget(value: string, what = "target disk"): string {
   return value;
 }
 
+export function checkLldpWait(value: string, what = "LLDP wait"): number {
+  if (!/^\d{1,3}$/.test(value)) {
+    throw new TypeError(`Bad ${what} "${value}": must be seconds to wait, 0 to 999`);
+  }
+  return Number(value);
+}
+
 /** Check a whole settings object (for rendering); throws the first problem. */
 export function checkBootSettings(s: BootSettings): BootSettings {
   return {
@@ -88,6 +99,7 @@ export function checkBootSettings(s: BootSettings): BootSettings {
     target: checkTarget(s.target),
     ...(s.imageId !== undefined ? { imageId: checkImageId(s.imageId) } : {}),
     after: checkAfter(s.after),
+    ...(s.lldp !== undefined ? { lldp: checkLldpWait(String(s.lldp)) } : {}),
   };
 }
 
@@ -97,6 +109,7 @@ export function renderCascadeCmdline(s: BootSettings): string {
   const parts = [`${CMDLINE_KEYS.master}=${c.master}`];
   if (c.imageId) parts.push(`${CMDLINE_KEYS.imageId}=${c.imageId}`);
   parts.push(`${CMDLINE_KEYS.target}=${c.target}`, `${CMDLINE_KEYS.after}=${c.after}`);
+  if (c.lldp !== undefined) parts.push(`${CMDLINE_KEYS.lldp}=${c.lldp}`);
   return parts.join(" ");
 }
 
@@ -156,6 +169,7 @@ export function parseCascadeCmdline(text: string): BootSettings {
   if (get("target") === undefined) problems.push(`${CMDLINE_KEYS.target}=DISK is missing`);
   const imageId = check("imageId", checkImageId);
   const after = check("after", checkAfter) ?? "serve";
+  const lldp = check("lldp", checkLldpWait);
   if (problems.length) {
     throw new TypeError(`Bad cascade settings on the kernel command line: ${problems.join("; ")}`);
   }
@@ -164,6 +178,7 @@ export function parseCascadeCmdline(text: string): BootSettings {
     target: target!,
     ...(imageId ? { imageId } : {}),
     after,
+    ...(lldp !== undefined ? { lldp } : {}),
   };
 }
 

@@ -85,3 +85,17 @@ Deno.test("clientArgs renders the cascade client command line", () => {
   ]);
   assert.throws(() => clientArgs({ ...good, after: "halt" as "serve" }), /Bad after action "halt"/);
 });
+
+Deno.test("cascade.lldp: seconds to listen for the switch's LLDP frame, rendered and read back", () => {
+  const s = { master: "http://10.0.0.1:8080", target: "auto", after: "serve" as const, lldp: 31 };
+  const line = renderCascadeCmdline(s);
+  assert.equal(
+    line,
+    "cascade.master=http://10.0.0.1:8080 cascade.target=auto cascade.after=serve cascade.lldp=31",
+  );
+  assert.deepEqual(parseCascadeCmdline(line), s);
+  assert.throws(
+    () => parseCascadeCmdline("cascade.master=http://m cascade.target=auto cascade.lldp=1000"),
+    /cascade\.lldp "1000": must be seconds to wait, 0 to 999/,
+  );
+});

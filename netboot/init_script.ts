@@ -143,6 +143,7 @@ network_up() {
       -x "hostname:$(hostname)" >/dev/null 2>&1; then
       say "network up: $n $(ip -4 -o addr show dev "$n" | awk '{print $4}')"
       MAC=$(cat "/sys/class/net/$n/address")
+      NETIF=$n
       return 0
     fi
     say "no DHCP lease on $n"
@@ -153,13 +154,14 @@ network_up() {
 
 # cascade.* settings from the kernel command line, checked with the rules of netboot/cmdline.ts.
 read_settings() {
-  MASTER="" TARGET="" IMAGE="" AFTER="serve" bad=""
+  MASTER="" TARGET="" IMAGE="" AFTER="serve" LLDP="" bad=""
   for w in $1; do
     case "$w" in
       ${k.master}=*) MASTER=\${w#*=} ;;
       ${k.target}=*) TARGET=\${w#*=} ;;
       ${k.imageId}=*) IMAGE=\${w#*=} ;;
       ${k.after}=*) AFTER=\${w#*=} ;;
+      ${k.lldp}=*) LLDP=\${w#*=} ;;
       cascade.*) bad="$bad; unknown setting \\"\${w%%=*}\\"" ;;
     esac
   done
@@ -192,6 +194,11 @@ read_settings() {
       *) [ \${#IMAGE} -eq 64 ] || bad="$bad; ${k.imageId} \\"$IMAGE\\": must be 64 lowercase hex digits (a SHA-256)" ;;
     esac
   fi
+  # ${k.lldp}=S (the build's --kernel-args): listen up to S s for the switch's LLDP frame.
+  case "$LLDP" in
+    ""|[0-9]|[0-9][0-9]|[0-9][0-9][0-9]) ;;
+    *) bad="$bad; ${k.lldp} \\"$LLDP\\": must be seconds to wait, 0 to 999" ;;
+  esac
   case "$AFTER" in
     ${AFTER_ACTIONS.join("|")}) ;;
     *) bad="$bad; ${k.after} \\"$AFTER\\": must be one of ${AFTER_ACTIONS.join(", ")}" ;;
@@ -207,6 +214,7 @@ run_client() {
   [ -n "$IMAGE" ] && set -- "$@" --image-id "$IMAGE"
   set -- "$@" --after "$AFTER"
   [ -n "$MAC" ] && set -- "$@" --mac "$MAC" # lets the master match this PC to its netboot
+  [ -n "$LLDP" ] && [ -n "$NETIF" ] && set -- "$@" --lldp "$NETIF" --lldp-wait "$LLDP"
   say "running: cascade $*"
   /bin/cascade "$@"
 }

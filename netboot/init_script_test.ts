@@ -44,18 +44,20 @@ Deno.test("/init reads settings from the command line as netboot/cmdline.ts does
       "cascade.master=http://m cascade.target=auto,usb,min:64GB,model:Sam*",
       "cascade.master=http://m cascade.target=auto,biggest",
       "cascade.master=http://m cascade.target=/etc/passwd",
+      "cascade.master=http://m cascade.target=auto cascade.lldp=31",
+      "cascade.master=http://m cascade.target=auto cascade.lldp=30s",
     ];
     for (const line of lines) {
       const r = await sh(
         `. ${dir}/init; if read_settings "$1"; then ` +
-          `echo "ok $MASTER|$TARGET|$IMAGE|$AFTER"; fi`,
+          `echo "ok $MASTER|$TARGET|$IMAGE|$AFTER|$LLDP"; fi`,
         { CASCADE_INIT_LIB: "1" },
         [line],
       );
       let want: string;
       try {
         const s = parseCascadeCmdline(line);
-        want = `ok ${s.master}|${s.target}|${s.imageId ?? ""}|${s.after}`;
+        want = `ok ${s.master}|${s.target}|${s.imageId ?? ""}|${s.after}|${s.lldp ?? ""}`;
       } catch (e) {
         want = (e as Error).message;
       }

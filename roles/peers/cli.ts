@@ -121,7 +121,7 @@ export const clientSpec: CommandSpec = {
     lldp: {
       type: "string",
       arg: "IFACE",
-      help: "Listen on IFACE for the switch's LLDP frame (needs tcpdump) and tell the master",
+      help: "Listen on IFACE for the switch's LLDP frame (root) and tell the master",
       env: "CASCADE_LLDP",
     },
     "lldp-wait": {
