@@ -8,7 +8,8 @@
 //
 // - probe: a client reports in its hello how fast it fetched the master's probe (a fixed blob,
 //   one client at a time, before any chain exists). One far below the median probe is a leaf
-//   from the start, so it never sits above anyone at all. This is the rule that makes a
+//   from the start, so it never sits above anyone at all (judged while it serves nobody; a
+//   relay's hop is measured instead). This is the rule that makes a
 //   slow port cost the others nothing: any rule that has to watch the chain first costs the
 //   whole room the watching time (a 10 Mbit/s PC in a chain of 100 Mbit/s PCs holds everyone
 //   below it to a tenth for as long as the watching takes).
@@ -116,9 +117,15 @@ export function nextDemotion(v: RoomView, c: AdaptConfig): Demotion | null {
   const probes = v.clients.map((id) => v.probes.get(id)).filter((p) => p !== undefined)
     .sort((a, b) => a - b);
   const median = probes.length >= 2 ? probes[Math.floor(probes.length / 2)] : 0;
+  const serving = new Set(v.upstream.values());
   for (const id of v.clients) {
     const p = v.probes.get(id);
     if (v.leaves.has(id) || p === undefined || median >= c.probeCeiling) continue;
+    // Only while it serves nobody (waiting, or the tail of a chain): below that its hop is
+    // measured (the in-run rules). A later median (PCs joining with faster probes) must not pull
+    // a relay out of its chain: that is how loopback noise (probes 7-76 MB/s at load 5) demoted
+    // a relay as it finished and sent it to its own former downstream.
+    if (serving.has(id)) continue;
     if (!(p < c.probeShare * median)) continue;
     return {
       id,

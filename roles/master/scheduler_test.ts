@@ -773,3 +773,17 @@ Deno.test("scheduler: a PC demoted for load never queues below a PC on a slow po
   assert.deepEqual(s.apply(probed("late", 7, 0.5 * MB)).map((d) => d.type), ["demoted", "assign"]);
   assert.equal(s.snapshot().upstream.late, "port");
 });
+
+Deno.test("scheduler: the probe rule judges a PC while it serves nobody, never a relay", () => {
+  const s = new Scheduler(RELAY);
+  replay(s, [probed("a", 0, 11 * MB), probed("b", 0, 11 * MB), server("fake", 1, 0, "fake")]);
+  assert.deepEqual(chainOf(s, "fake"), ["fake", "a", "b"]);
+  // Faster probes come later (loopback noise, or faster PCs): a serves b already, b serves c.
+  const later = replay(s, [probed("c", 1, 60 * MB), probed("d", 1, 60 * MB)]).flat();
+  assert.deepEqual(later.filter((d) => d.type === "demoted"), []);
+  assert.deepEqual(chainOf(s, "fake"), ["fake", "a", "b", "c", "d"]);
+  // One that serves nobody yet is judged against them.
+  replay(s, [probed("f", 2, 60 * MB), probed("g", 2, 60 * MB)]);
+  assert.deepEqual(s.apply(probed("e", 3, 11 * MB)).map((d) => d.type), ["demoted", "assign"]);
+  assert.deepEqual(chainOf(s, "fake"), ["fake", "a", "b", "c", "d", "f", "g", "e"]);
+});
