@@ -234,6 +234,11 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   const finished = new Promise<Outcome>((r) => (finish = r));
   let diskFailures = 0;
   let address: string | undefined;
+  // "received" is on its way: an assign the master sent before it read that (a move of a PC
+  // that was finishing) is answered by it already. Acting on it would send a second
+  // "received" and run a second read-back (a protocol error at the master). Cleared by a
+  // failed read-back (the master assigns again) and by a new session (its view starts anew).
+  let sentReceived = false;
 
   const session: ControlSession = new ControlSession({
     masterUrl: o.masterUrl,
@@ -256,10 +261,13 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
     onWelcome: (w) => {
       setTicketKey(w.ticketKey);
       address = w.address;
+      sentReceived = false;
       log("welcome", { id: w.id, mode: w.mode, address: w.address });
     },
     onMessage: (msg: MasterMessage) => {
-      if (msg.type === "assign") void receive(msg.server.id, msg.server.url, msg.ticket);
+      if (msg.type === "assign" && (sentReceived || verified)) {
+        log("assign-ignored", { server: msg.server.id, why: "received already sent" });
+      } else if (msg.type === "assign") void receive(msg.server.id, msg.server.url, msg.ticket);
       else if (msg.type === "end") finish({ verified, reason: msg.reason });
       else if (msg.type === "serve") log("serving", { clients: msg.clients.join(",") });
       else if (msg.type === "challenge") void prove(msg.nonce, msg.chunks);
@@ -327,6 +335,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
     const st = receiver.stats();
     session.send({ type: "progress", held: st.heldChunks, bytes: st.bytesReceived, rate: st.rate });
     session.send({ type: "received" });
+    sentReceived = true;
     const t0 = performance.now();
     let bad: number[];
     try {
@@ -350,6 +359,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
       }
     } else {
       log("readback-failed", { bad: bad.length });
+      sentReceived = false;
       session.send({ type: "verified", ok: false, bad, seconds });
     }
   }

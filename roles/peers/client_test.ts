@@ -181,6 +181,34 @@ Deno.test("client: a server that cannot be reached is reported as failed; the ne
   });
 });
 
+Deno.test('client: an assign the master sent before it read "received" (a late move) is not acted on', async () => {
+  await withLab(async (lab) => {
+    const ticket = issueTicket(KEY, NONCE, "127.0.0.1");
+    const assign = { type: "assign", server: { id: "fake", url: lab.serverUrl }, ticket };
+    const master = fakeMaster(lab.manifestBytes, (say, msg) => {
+      if (msg.type === "hello") say(welcome(lab.imageId)), say(assign);
+      // The race: the master moved this PC to another server while its "received" was on the
+      // wire, so a second assign arrives after the client has sent it.
+      if (msg.type === "received") say({ ...assign, server: { id: "other", url: lab.serverUrl } });
+      if (msg.type === "verified") setTimeout(() => say({ type: "end", reason: "done" }), 300);
+    });
+    try {
+      const result = await runClient(lab.options(master.url));
+      assert.equal(result.verified, true);
+      assert.deepEqual(result.servers, ["fake"], "the late assign started no fetch");
+      assert.deepEqual(master.types().filter((t) => t !== "finished"), [
+        "hello",
+        "received",
+        "verified",
+      ]);
+      assert.ok(lab.events.includes("assign-ignored"), lab.events.join(" "));
+      assert.deepEqual(await Deno.readFile(join(lab.dir, "disk.img")), lab.image);
+    } finally {
+      await master.close();
+    }
+  });
+});
+
 Deno.test("client: a master that refuses the hello ends the client, not verified, with its reason", async () => {
   await withLab(async (lab) => {
     const master = fakeMaster(lab.manifestBytes, (say, msg) => {
