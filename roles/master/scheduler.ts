@@ -171,8 +171,11 @@ export class Scheduler {
       case "client-failed": {
         const server = this.#upstream.get(event.id)!;
         const reporters = this.#reports.report(server, event.id);
-        const others = this.#servers.some((s) => s.id !== server) ||
-          [...this.#batches.keys()].some((id) => id !== server);
+        // Never the last source: a relay holds only part of the image, so a source (fake or
+        // server) leaves only while another source is there; a relay while any server is.
+        const all = [...this.#servers, ...[...this.#batches.values()].map((b) => b.server)];
+        const kind = all.find((x) => x.id === server)?.kind;
+        const others = all.some((x) => x.id !== server && (kind === "relay" || x.kind !== "relay"));
         if (reporters && others) {
           this.#reports.eject(server);
           this.#servers = this.#servers.filter((s) => s.id !== server);

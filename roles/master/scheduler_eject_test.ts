@@ -65,3 +65,17 @@ Deno.test("scheduler: a client that failed with a server goes to another one whe
   s.apply({ type: "client-failed", id: "b", at: 5, reason: "too-slow" });
   assert.deepEqual(s.snapshot().upstream, { b: "fake" });
 });
+
+Deno.test("scheduler: relay mode: the only source stays, whatever the relays below it", () => {
+  const s = new Scheduler({ linger: 0, mode: "relay", relayCapacity: 1 });
+  s.apply({ type: "server-ready", id: "fake", capacity: 1, kind: "fake", at: 0 });
+  for (const id of ["a", "b", "c", "d"]) s.apply({ type: "client-ready", id, at: 0 });
+  // a, b, c each fail with the fake in turn (relays are queued: they hold part of the image).
+  for (let i = 0; i < 6; i++) {
+    const id = Object.entries(s.snapshot().upstream).find(([, up]) => up === "fake")?.[0];
+    if (!id) break;
+    const out = s.apply({ type: "client-failed", id, at: 1 + i, reason: "server-gone" });
+    assert.ok(!out.some((d) => d.type === "ejected"), "the only source never leaves");
+  }
+  assert.deepEqual(s.snapshot().ejected, []);
+});
