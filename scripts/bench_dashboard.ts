@@ -11,7 +11,12 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { MANIFEST_FORMAT, serializeManifest } from "../imagetools/mod.ts";
+import {
+  type Manifest,
+  MANIFEST_FORMAT,
+  serializeManifest,
+  storedFileName,
+} from "../imagetools/mod.ts";
 import { emulatePcs } from "./emulate_pcs.ts";
 
 const HELP = `The master at site scale: emulated PCs, dashboard viewers, the finishing burst.
@@ -177,21 +182,24 @@ async function main() {
   await Deno.mkdir(slices);
   const hex = (n: number) => randomBytes(n).toString("hex");
   const CHUNK = 1024 * 1024;
-  await Deno.writeTextFile(
-    join(slices, "manifest.json"),
-    serializeManifest({
-      format: MANIFEST_FORMAT,
-      name: "bench.img",
-      size: chunks * CHUNK,
-      chunkSize: CHUNK,
-      md5: hex(16),
-      sha256: hex(32),
-      chunks: Array.from(
-        { length: chunks },
-        () => ({ md5: hex(16), sha256: hex(32), zero: false }),
-      ),
-    }),
-  );
+  const manifest: Manifest = {
+    format: MANIFEST_FORMAT,
+    name: "bench.img",
+    size: chunks * CHUNK,
+    chunkSize: CHUNK,
+    md5: hex(16),
+    sha256: hex(32),
+    chunks: Array.from({ length: chunks }, () => ({ md5: hex(16), sha256: hex(32), zero: false })),
+  };
+  await Deno.writeTextFile(join(slices, "manifest.json"), serializeManifest(manifest));
+  // The master checks every chunk file at start and proves PCs against them: sparse files of
+  // the right size (nothing is transferred; a PC's proof reads the same files as the master).
+  await Deno.mkdir(join(slices, "chunks"));
+  for (const entry of manifest.chunks) {
+    const path = join(slices, "chunks", storedFileName(entry));
+    await Deno.writeFile(path, new Uint8Array());
+    await Deno.truncate(path, CHUNK);
+  }
   const port = freePort();
   const url = `http://127.0.0.1:${port}`;
   const log = await Deno.open(join(dir, "master.log"), { write: true, create: true });
@@ -263,6 +271,7 @@ async function main() {
       pcs,
       rate,
       fake: true,
+      slices,
       ...(v.repo ? { helloToken: "bench" } : {}),
     });
     while (em.stats.assignedPcs < pcs) {

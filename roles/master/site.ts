@@ -2,10 +2,10 @@
 // with its own core (queues, cascade, status, history row). This file picks the run a request
 // or a control session belongs to; every run's own logic stays in its MasterCore.
 //
-// A control session starts on the first run (the default) and moves to the run of the image its
-// hello names: the core of that image then takes the hello as if the session had always been
-// its own. A hello naming an image no run serves is refused by the default run, which says
-// which images this master serves.
+// A control session starts on the first run that has not ended and moves to the run of the
+// image its hello names: the core of that image then takes the hello as if the session had
+// always been its own. A hello naming an image no run serves is refused, saying which images
+// this master serves.
 import type { Manifest } from "../../imagetools/mod.ts";
 import type { PeerMessage } from "../protocol/mod.ts";
 import type { MasterCore, SessionKey } from "./core.ts";
@@ -76,10 +76,13 @@ export class Site {
   }
 
   // The control socket's side (app.ts attachControlSocket): the same calls as one MasterCore.
+  // Until its hello a session waits in the first run that has not ended (an ended run tells
+  // every session it holds that the run is over, which must not reach another image's PC).
   connect(session: SessionKey, address: string) {
-    this.#bySession.set(session, this.main);
+    const holding = this.runs.find((r) => !r.core.ended) ?? this.main;
+    this.#bySession.set(session, holding);
     if (this.runs.length > 1) this.#addresses.set(session, address);
-    this.main.core.connect(session, address);
+    holding.core.connect(session, address);
   }
 
   message(session: SessionKey, msg: PeerMessage) {
@@ -87,10 +90,10 @@ export class Site {
     if (!run) return;
     const address = this.#addresses.get(session);
     this.#addresses.delete(session);
-    if (msg.type === "hello" && run === this.main && address !== undefined) {
+    if (msg.type === "hello" && address !== undefined) {
       const target = this.runs.find((r) => r.core.config.imageId === msg.imageId);
       if (target && target !== run) {
-        // Before its hello a session is nobody's peer: the default run lets it go quietly.
+        // Before its hello a session is nobody's peer: the holding run lets it go quietly.
         run.core.disconnect(session);
         this.#bySession.set(session, target);
         target.core.connect(session, address);

@@ -166,3 +166,19 @@ Deno.test("site: image names are checked once, at start", () => {
     /Images "games" and "games2" are the same image/,
   );
 });
+
+Deno.test("site: once the first image's run has ended, a PC of the other image still joins its run", () => {
+  const t = twoImages();
+  t.games.end("games done");
+  assert.deepEqual([t.games.ended, t.office.ended], ["games done", null]);
+  // A session waiting for its hello is held by a run that is still on: the games run's end
+  // never reaches it.
+  const key = { name: "pc-o9" };
+  t.site.connect(key, "10.0.0.9");
+  t.site.message(key, helloMessage("pc-o9", "client", { imageId: OFFICE_ID }));
+  assert.deepEqual(t.to("pc-o9").map((m) => m.type), ["welcome"]);
+  assert.equal(t.office.peers.get("pc-o9")!.connected, true);
+  // A games PC that comes now hears that its run has ended.
+  t.hello("pc-g9", "client", IMAGE_ID);
+  assert.deepEqual(t.to("pc-g9"), [{ type: "end", reason: "games done" }]);
+});
