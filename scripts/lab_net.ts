@@ -32,9 +32,11 @@ export interface HostProcess {
 
 let counter = 0;
 
-/** A prefix no other run shares: the PID of this process and a counter. */
+/** A prefix no other run shares: the PID of this process, a counter, and 4 random hex digits
+ * (PIDs wrap at 32768: a lab a killed run left under a reused PID refused a new one). */
 export function uniquePrefix(): string {
-  return `cas${Deno.pid}x${counter++}-`;
+  const salt = crypto.getRandomValues(new Uint16Array(1))[0].toString(16).padStart(4, "0");
+  return `cas${Deno.pid}x${counter++}${salt}-`;
 }
 
 async function runScript(args: string[]): Promise<string> {
