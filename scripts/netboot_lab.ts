@@ -47,6 +47,9 @@ if (cmd === "dnsmasq-conf") {
     `dhcp-option=option:router,${subnet}.1`,
     "dhcp-boot=lpxelinux.0",
     `dhcp-option-force=210,${master}/boot/`,
+    // PXELINUX's reboot time (option 211, seconds): a failed download ends in "Boot failed:
+    // press a key to retry, or wait for reset", 300 s by default; 30 s retries the boot soon.
+    "dhcp-option-force=211,30i",
     "enable-tftp",
     `tftp-root=${tftp}`,
   ].join("\n"));

@@ -663,6 +663,9 @@ scenario() (
     fi
     echo "  HTTP Boot: snponly.efi over HTTP; over TFTP only iPXE's first stage"
   fi
+  if [[ $dhcp == pxelinux ]] && grep -aq "Boot failed" "$state/vm1.log"; then
+    echo "  PXELINUX: a download failed; the PC reset after option 211's 30 s and booted again"
+  fi
   tr -d '\r' <"$state/vm1.log" | grep -aE '^\[cascade [0-9.]+s\]' | sed 's/^/  console: /'
 )
 
