@@ -15,8 +15,8 @@
 // Each client architecture (DHCP option 93) a lab meets is named: it gets its boot file, or
 // a tag "cascade-refuses-..." that log-dhcp prints, so the log says why a PC got nothing.
 // UEFI HTTP Boot (arch 16, vendor class "HTTPClient") gets an http:// URL of snponly.efi on
-// the master, in "dhcp" mode only: dnsmasq answers nothing but "PXEClient" in proxy mode, so
-// beside a lab's DHCP server that server must send the URL (NETBOOT.md).
+// the master; in proxy mode through dhcp-pxe-vendor, which makes dnsmasq's proxy answer that
+// vendor class too (by default it answers "PXEClient" alone).
 
 import { checkMasterUrl } from "./cmdline.ts";
 
@@ -122,6 +122,18 @@ function plain(value: string, what: string): string {
   return value;
 }
 
+/** The proxy answer carries the URL in the header's 128-byte file field (NUL-terminated). */
+function proxyBootUrl(bootUrl: string, file: string): string {
+  const url = `${bootUrl}/${file}`;
+  if (new TextEncoder().encode(url).length > 127) {
+    throw new RangeError(
+      `Cannot answer UEFI HTTP Boot in proxy mode with "${url}": the URL has more than 127 bytes ` +
+        "(the DHCP header's file field); use a shorter master URL",
+    );
+  }
+  return url;
+}
+
 /** The first stage's name in the TFTP root (netboot/build_configs.ts writes it there). */
 export const FIRST_STAGE_TFTP = "first-stage.ipxe";
 
@@ -197,10 +209,17 @@ export function renderDnsmasqConf(o: DnsmasqOptions): string {
       "# TFTP from this machine. The server address matters: iPXE ignores a ProxyDHCP answer",
       "# whose next-server (siaddr) is empty.",
       `dhcp-boot=tag:ipxe,${first},,${ipv4(o.mode.bootServer, "boot server address")}`,
-      "# UEFI HTTP Boot (vendor class HTTPClient) gets no answer here: dnsmasq answers only",
-      '# "PXEClient" in proxy mode. The lab\'s DHCP server must send it the URL (NETBOOT.md):',
-      `#   ${bootUrl}/snponly.efi`,
+      "# UEFI HTTP Boot (vendor class HTTPClient): proxy mode answers only the vendor classes",
+      "# listed here (dnsmasq >= 2.83; the default is PXEClient alone). Such a client gets an",
+      "# offer without an address that carries HTTPClient back and the URL in its file field",
+      "# (a proxy offer, taken beside the lab's DHCP offer); no option 43, no port 4011.",
+      "dhcp-pxe-vendor=PXEClient,HTTPClient",
     );
+    for (const a of archs) {
+      if (a.boot.kind === "http") {
+        lines.push(`dhcp-boot=tag:!ipxe,tag:${archTag(a)},${proxyBootUrl(bootUrl, a.boot.file)}`);
+      }
+    }
   } else {
     lines.push(
       "# UEFI HTTP Boot: firmware sending vendor class HTTPClient takes only an answer that",

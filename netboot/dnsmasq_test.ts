@@ -130,3 +130,25 @@ Deno.test("dnsmasq rendering names the bad value", () => {
     /without an interface/,
   );
 });
+
+Deno.test("proxy mode refuses an HTTP Boot URL too long for the DHCP header's file field", () => {
+  const proxy = (masterUrl: string) =>
+    renderDnsmasqConf({
+      masterUrl,
+      tftpRoot: "/srv/cascade/tftp",
+      mode: { kind: "proxy", subnet: "10.0.0.0", bootServer: "10.0.0.1" },
+    });
+  // 127 bytes with "/boot/snponly.efi" fits (the field's last byte is the NUL).
+  const fits = `http://${"a".repeat(127 - "http:///boot/snponly.efi".length)}`;
+  assert.match(
+    proxy(fits),
+    new RegExp(`^dhcp-boot=tag:!ipxe,tag:arch-16,${fits}/boot/snponly.efi$`, "m"),
+  );
+  const long = `${fits}b`;
+  assert.throws(() => proxy(long), {
+    name: "RangeError",
+    message:
+      `Cannot answer UEFI HTTP Boot in proxy mode with "${long}/boot/snponly.efi": the URL ` +
+      "has more than 127 bytes (the DHCP header's file field); use a shorter master URL",
+  });
+});
