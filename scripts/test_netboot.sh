@@ -5,8 +5,9 @@
 # timing each step. Until the master serves a run here, the client only waits for one: an
 # "image" scenario passes when the VM's console shows the client ran and reported.
 #
-# Scenarios (env SCENARIOS, default "archs lab proxy local uefi-pxe uefi-http pxelinux secureboot
-# sb-bad-grub+sb-bad-kernel room master-down"; scenarios joined by + run side by side, each in its own lab):
+# Scenarios (env SCENARIOS, default "archs lab proxy local uefi-pxe uefi-http+uefi-http-proxy
+# pxelinux secureboot sb-bad-grub+sb-bad-kernel room master-down"; scenarios joined by + run side
+# by side, each in its own lab):
 #   lab       a lab: three VMs (two BIOS, one UEFI/OVMF) with blank disks PXE-boot together from
 #             `cascade master --netboot` (relay mode) and a fake-server, image their disks
 #             serving each other, and power off once the master ends the run; the host compares
@@ -22,6 +23,9 @@
 #   uefi-http OVMF's UEFI HTTP Boot (its PXE entries off, no iPXE ROM), dnsmasq as the DHCP
 #             server: the firmware fetches snponly.efi from the master's /boot over HTTP, then
 #             iPXE as above; dnsmasq must have sent nothing over TFTP
+#   uefi-http-proxy  the same beside the lab's own plain DHCP server (no boot options): the lab's
+#             server gives the address, our dnsmasq in proxy mode the HTTP Boot URL (a proxy
+#             offer: no address, vendor class HTTPClient); its log must show that answer
 #   pxelinux  a lab that boots PXELINUX: SeaBIOS + the NIC's PXE ROM load lpxelinux.0 over TFTP
 #             (dnsmasq option 210 = the master's /boot/), which fetches ldlinux.c32, the
 #             per-MAC pxelinux.cfg/01-<mac>, kernel and initrd from the master over HTTP
@@ -555,6 +559,7 @@ scenario() (
   uefi) firmware=uefi ;;
   uefi-pxe) firmware=uefi-pxe dhcp=proxy ;;
   uefi-http) firmware=uefi-http ;;
+  uefi-http-proxy) firmware=uefi-http dhcp=proxy ;;
   pxelinux) dhcp=pxelinux ;;
   *) echo "test_netboot: unknown scenario \"$name\"" >&2; return 2 ;;
   esac
@@ -666,12 +671,34 @@ scenario() (
   if [[ $dhcp == pxelinux ]] && grep -aq "Boot failed" "$state/vm1.log"; then
     echo "  PXELINUX: a download failed; the PC reset after option 211's 30 s and booted again"
   fi
+  if [[ $firmware == uefi-http && $dhcp == proxy ]]; then
+    # The address from the lab's server, the URL from our proxy (one transaction id: the
+    # firmware's HTTP Boot DISCOVER, answered by both), nothing from ours but that.
+    local xid
+    xid=$(grep -a "vendor class: HTTPClient" "$state/dnsmasq.log" | head -1 | awk '{print $2}' || true)
+    if [[ -z $xid ]] || ! grep -aq "$xid PXE(br0) $mac proxy" "$state/dnsmasq.log" ||
+      ! grep -aq "$xid bootfile name: $master/boot/snponly.efi" "$state/dnsmasq.log" ||
+      ! grep -aq "$xid sent size: 10 option: 60 vendor-class  48:54:54:50:43:6c:69:65:6e:74" "$state/dnsmasq.log"; then
+      echo "  no proxy answer with the URL and vendor class HTTPClient in our dnsmasq's log"
+      return 1
+    fi
+    if ! grep -aqE "$xid DHCPOFFER\\(eth0\\) $subnet\\.1[0-9][0-9] $mac" "$state/landhcp.log"; then
+      echo "  the lab's DHCP server made the HTTP Boot client no offer"
+      return 1
+    fi
+    if ! grep -aqE "$xid DHCPACK\\(eth0\\) $subnet\\.1[0-9][0-9] $mac" "$state/landhcp.log"; then
+      echo "  the HTTP Boot client took no address from the lab's DHCP server"
+      return 1
+    fi
+    grep -aE "$xid DHCPACK" "$state/landhcp.log" | head -1 | sed 's/^.*DHCPACK/  lab DHCP server: DHCPACK/' || true
+    echo "  proxy answer (xid $xid): no address, vendor class HTTPClient, $master/boot/snponly.efi"
+  fi
   tr -d '\r' <"$state/vm1.log" | grep -aE '^\[cascade [0-9.]+s\]' | sed 's/^/  console: /'
 )
 
 passed=0
 failed=0
-DEFAULT_SCENARIOS="archs lab proxy local uefi-pxe uefi-http pxelinux secureboot sb-bad-grub+sb-bad-kernel room master-down"
+DEFAULT_SCENARIOS="archs lab proxy local uefi-pxe uefi-http+uefi-http-proxy pxelinux secureboot sb-bad-grub+sb-bad-kernel room master-down"
 suite_t0=$(now_ds)
 for group in ${SCENARIOS:-$DEFAULT_SCENARIOS}; do
   # "a+b": side by side (short VMs that mostly wait); each prints when it is done.
