@@ -6,7 +6,8 @@
 // need no temporary names of their own: the whole folder is the temporary name. Such a folder
 // left by a killed run is removed by the next run for the same output (leftovers.ts).
 import { basename, dirname, join } from "node:path";
-import { BATCH_SCRATCH, BatchImageHasher, chunkBuffers } from "./hashing/mod.ts";
+import { BATCH_SCRATCH, BatchImageHasher, chunkBuffers, isAllZero } from "./hashing/mod.ts";
+import { alignedMemory, DIRECT_ALIGN } from "./kit/mod.ts";
 import { NewFileWriter } from "./direct_write.ts";
 import {
   type ImageHasher,
@@ -206,6 +207,10 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
     // and the chunk files are written from them around the page cache.
     const { memory, buffers: free, scratch, batch } = chunkBuffers(chunkSize, BATCH_SCRATCH);
     const hasher = createHasher(options.hasher ?? "batch", memory, scratch, batch);
+    // Each buffer's output slot: a compressing worker puts the chunk's zstd bytes there, so it
+    // reads the chunk while the hashing workers read it too (compression no longer waits for
+    // the hashes), and the chunk file is written from the slot.
+    const slots = pool ? outputSlots(free, chunkSize) : undefined;
     // Each chunk file is fsynced as it is written (on its own descriptor, while the hashing
     // goes on), not in a pass at the end when nothing else is left to overlap with, and
     // through O_DIRECT: the fastest and steadiest of the ways measured (BENCHMARKS.md).
@@ -224,22 +229,36 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
     };
     let failure: unknown;
     const tasks = new Set<Promise<void>>();
+    const done = (length: number) => {
+      hashed += length;
+      progress.update(hashed);
+    };
 
     try {
       for (let i = 0; i < count && failure === undefined; i++) {
-        const buf = await acquire();
         const offset = i * chunkSize;
         const length = chunkLength({ size, chunkSize }, i);
+        // A chunk wholly in free blocks is zeros whatever the disk holds: it is not read and
+        // takes no buffer (a disk mostly free is sliced at the speed of its used blocks, as
+        // partclone reads it); only the whole-image hashes take its zeros in.
+        if (layout !== undefined && isWhollyFree(layout, offset, offset + length)) {
+          zeroedBytes += length;
+          freeChunks++;
+          zeroChunks++;
+          const task = hasher.pushZeros(length).then((h) => {
+            entries[i] = { ...h, free: true };
+            done(length);
+          }).catch((err) => {
+            failure ??= err;
+          }).finally(() => tasks.delete(task));
+          tasks.add(task);
+          continue;
+        }
+        const buf = await acquire();
         const view = buf.subarray(0, length);
-        // A chunk wholly in free blocks is zeros whatever the disk holds: it is not read (a
-        // disk mostly free is sliced at the speed of its used blocks, as partclone reads it).
-        const whollyFree = layout !== undefined && isWhollyFree(layout, offset, offset + length);
         let n: number;
         try {
-          if (whollyFree) {
-            view.fill(0);
-            n = length;
-          } else n = await src.readAt(offset, view);
+          n = await src.readAt(offset, view);
         } catch (err) {
           release(buf);
           throw err;
@@ -252,37 +271,37 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
         }
         // Free blocks become zeros before anything is hashed: the manifest describes exactly
         // the image a PC ends up with.
-        if (whollyFree) zeroedBytes += length;
-        else if (layout) zeroedBytes += zeroFreeBlocks(layout, offset, view);
+        if (layout) zeroedBytes += zeroFreeBlocks(layout, offset, view);
+        const zero = isAllZero(view);
         // push() posts to the hashing threads before its first await: chunks stay in order.
-        const hashing = hasher.push(view);
+        const hashing = hasher.push(view, zero);
+        const slot = slots?.get(buf);
+        // Compressed at once, beside the hashing (the hashes are those of the plain bytes); an
+        // identical chunk seen earlier is compressed for nothing, a rare cost.
+        const compressing = pool && slot && !zero ? pool.compress(view, slot) : undefined;
         const task = (async () => {
           const h = await hashing;
+          const z = compressing ? await compressing : 0;
           entries[i] = h;
-          if (whollyFree) {
-            entries[i] = { ...h, free: true };
-            freeChunks++;
-          }
           if (h.zero) zeroChunks++;
           else if (!stored.has(h.sha256)) {
             stored.add(h.sha256);
-            // Compressed in place after hashing (the hashes are those of the plain bytes).
-            const z = pool ? await pool.compress(view) : 0;
             if (pool) forms.set(h.sha256, z);
             const file = join(
               chunksDir,
               z > 0 ? storedFileName({ ...h, zstd: z }) : chunkFileName(h),
             );
-            await writeChunk(writer, file, z > 0 ? view.subarray(0, z) : view);
+            await writeChunk(writer, file, z > 0 ? slot!.subarray(0, z) : view);
             storedBytes += z > 0 ? z : length;
             plainBytes += length;
           }
-          hashed += length;
-          progress.update(hashed);
+          done(length);
         })().catch((err) => {
           failure ??= err;
-        }).finally(() => {
+        }).finally(async () => {
           tasks.delete(task);
+          // A failed hash must not hand the buffer back while its compression still reads it.
+          await compressing?.catch(() => {});
           release(buf);
         });
         tasks.add(task);
@@ -357,6 +376,15 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
     src.close();
     if (tmp !== undefined) await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
+}
+
+/** A page-aligned shared output slot of `chunkSize` bytes for each buffer. */
+function outputSlots(buffers: Uint8Array[], chunkSize: number): Map<Uint8Array, Uint8Array> {
+  const stride = Math.ceil(chunkSize / DIRECT_ALIGN) * DIRECT_ALIGN;
+  const memory = alignedMemory(stride * buffers.length, { shared: true });
+  return new Map(
+    buffers.map((b, k) => [b, new Uint8Array(memory.buffer, k * stride, chunkSize)]),
+  );
 }
 
 /** The file-system parsers' view of an open image (reads outside the image are refused). */

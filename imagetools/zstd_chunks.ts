@@ -5,11 +5,15 @@
 import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 import { WorkerRpc } from "./kit/mod.ts";
 
-/** The level slicing compresses at, chosen by measurement (bench:bytes, BENCHMARKS.md): on the
- * three real-tool disks, 1 MiB chunks at level 3 came to 1.02-1.07 x partclone | zstd -3 (the
- * stream keeps context across chunks), at 6 to 0.94-0.97 x, for 20-50 % more slicing time;
- * PCs decompress level 6 at several hundred MB/s on one core, well above 1 Gbit/s. */
-export const DEFAULT_ZSTD_LEVEL = 6;
+/** The level slicing compresses at, chosen by measurement (bench:bytes, BENCHMARKS.md): the
+ * lowest level whose chunks stay under 1.05 x partclone | zstd -3 on all three real-tool disks.
+ * 1 MiB chunks (scale 1), against 88.6 / 37.0 / 37.7 MB for partclone | zstd -3: level 3 90.2 /
+ * 39.8 / 40.3 MB (1.02-1.07 x: the stream keeps context across chunks, ext4's files gain most
+ * from it); level 4 the same within 0.3 %; level 5 87.4 / 37.0 / 37.1 MB (0.99-1.00 x); level 6
+ * 85.4 / 35.8 / 35.8 MB (0.95-0.97 x) for ~1.3 x level 5's CPU (level 3 is ~0.45 x of it).
+ * Slicing is CPU-bound on the compression, so 5, not 6. PCs decompress either at several hundred
+ * MB/s on one core, well above 1 Gbit/s. */
+export const DEFAULT_ZSTD_LEVEL = 5;
 /** zstd's own range of levels (negative "fast" levels are not offered). */
 export const MIN_ZSTD_LEVEL = 1;
 export const MAX_ZSTD_LEVEL = 19;
@@ -29,10 +33,15 @@ export function checkZstdLevel(level: number, what = "zstd level"): number {
   return level;
 }
 
+/** node:zlib's parameters for a level. */
+export function zstdParams(level: number): Record<number, number> {
+  return { [constants.ZSTD_c_compressionLevel]: level };
+}
+
 /** `bytes` zstd-compressed at `level`, or null when that does not make them smaller (such a
  * chunk is stored raw). */
 export function compressChunk(bytes: Uint8Array, level = DEFAULT_ZSTD_LEVEL): Uint8Array | null {
-  const out = zstdCompressSync(bytes, { params: { [constants.ZSTD_c_compressionLevel]: level } });
+  const out = zstdCompressSync(bytes, { params: zstdParams(level) });
   return out.length < bytes.length ? new Uint8Array(out.buffer, out.byteOffset, out.length) : null;
 }
 
@@ -57,18 +66,20 @@ export function decompressChunk(stored: Uint8Array, length: number): Uint8Array 
   return new Uint8Array(out.buffer, out.byteOffset, out.length);
 }
 
-// The worker compresses the chunk where it lies (a view into the slicer's shared memory), and
-// when the result is smaller writes it over the chunk's first bytes: the slicer then writes the
-// chunk file straight from there (page-aligned, so through O_DIRECT), with no copy or transfer.
+// The worker compresses the chunk where it lies (a view into the slicer's shared memory) and,
+// when the result is smaller, copies it into the output slot it was given (page-aligned shared
+// memory too, so the slicer writes the chunk file from there through O_DIRECT). The chunk itself
+// is only read: the hashing workers can read it at the same time. Nothing is transferred or
+// copied between threads but the compressed bytes, once, into the slot.
 const WORKER_SOURCE = `
 import { constants, zstdCompressSync } from "node:zlib";
 self.onmessage = (e) => {
-  const { id, buffer, offset, length, level } = e.data;
+  const { id, buffer, offset, length, into, intoOffset, params } = e.data;
   try {
     const view = new Uint8Array(buffer, offset, length);
-    const out = zstdCompressSync(view, { params: { [constants.ZSTD_c_compressionLevel]: level } });
+    const out = zstdCompressSync(view, { params });
     if (out.length < length) {
-      view.set(out);
+      new Uint8Array(into, intoOffset, out.length).set(out);
       self.postMessage({ id, stored: out.length });
     } else self.postMessage({ id, stored: 0 });
   } catch (err) {
@@ -89,19 +100,27 @@ export class CompressPool {
     this.#workers = Array.from({ length: threads }, () => new WorkerRpc(WORKER_SOURCE, "compress"));
   }
 
-  /** Compress `view` (in a SharedArrayBuffer) in place: resolves to the compressed length now
-   * in its first bytes, or 0 when it did not shrink (the view is then unchanged). The caller
-   * must not touch the view until this settles. */
-  async compress(view: Uint8Array): Promise<number> {
-    if (!(view.buffer instanceof SharedArrayBuffer)) {
-      throw new TypeError("Cannot compress a chunk in place outside shared memory");
+  /** Compress `view` into `into` (both in SharedArrayBuffers, `into` at least as long):
+   * resolves to the compressed length now in `into`'s first bytes, or 0 when it did not shrink
+   * (`into` is then unchanged). The caller must not change `view` or touch `into` until this
+   * settles. */
+  async compress(view: Uint8Array, into: Uint8Array): Promise<number> {
+    if (
+      !(view.buffer instanceof SharedArrayBuffer) || !(into.buffer instanceof SharedArrayBuffer)
+    ) {
+      throw new TypeError("Cannot compress a chunk on a worker outside shared memory");
+    }
+    if (into.length < view.length) {
+      throw new RangeError(`Cannot compress ${view.length} bytes into ${into.length}`);
     }
     const w = this.#workers.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
     const r = await w.request({
       buffer: view.buffer,
       offset: view.byteOffset,
       length: view.length,
-      level: this.level,
+      into: into.buffer,
+      intoOffset: into.byteOffset,
+      params: zstdParams(this.level),
     });
     return r.stored;
   }

@@ -31,7 +31,7 @@ const WORKER_SOURCE = `
 import { createHash } from "node:crypto";
 const INIT = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476];
 const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
-let role, memory, scratch, running, lanes4, lanes8;
+let role, memory, scratch, running, lanes4, lanes8, zeros = new Uint8Array(0);
 
 const instance = (bytes) =>
   new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports.md5;
@@ -105,7 +105,12 @@ self.onmessage = (e) => {
       self.postMessage({ id: m.id, digest });
       return;
     }
-    const views = m.chunks.map((c) => new Uint8Array(memory.buffer, c.offset, c.length));
+    // offset -1: a chunk known to be zeros that was never read (only the image hashes take it).
+    const views = m.chunks.map((c) => {
+      if (c.offset >= 0) return new Uint8Array(memory.buffer, c.offset, c.length);
+      if (zeros.length < c.length) zeros = new Uint8Array(c.length);
+      return zeros.subarray(0, c.length);
+    });
     if (running) for (const v of views) running.update(v);
     if (role === "image-md5") {
       self.postMessage({ id: m.id });
@@ -212,6 +217,11 @@ abstract class Batcher<T> {
   /** Send one batch; resolves to one result per chunk, in order. */
   protected abstract send(chunks: BatchChunk[]): Promise<T[]>;
 
+  /** A chunk of `length` zero bytes that is in no buffer (the workers use zeros of their own). */
+  protected enqueueZeros(length: number): Promise<T> {
+    return this.#add({ offset: -1, length, zero: true });
+  }
+
   protected enqueue(bytes: Uint8Array, zero: boolean): Promise<T> {
     const end = bytes.byteOffset + bytes.length + MD5_PAD_ROOM;
     if (bytes.buffer !== this.#memory.buffer || end > this.#memory.buffer.byteLength) {
@@ -219,7 +229,10 @@ abstract class Batcher<T> {
         new RangeError("Cannot hash a chunk that is not in the hasher's memory, with pad room"),
       );
     }
-    const chunk = { offset: bytes.byteOffset, length: bytes.length, zero };
+    return this.#add({ offset: bytes.byteOffset, length: bytes.length, zero });
+  }
+
+  #add(chunk: BatchChunk): Promise<T> {
     return new Promise((resolve, reject) => {
       this.#waiting.push({ chunk, resolve, reject });
       if (this.#waiting.length >= this.#batch) this.flush();
@@ -266,8 +279,13 @@ export class BatchImageHasher extends Batcher<ChunkHashes> implements ImageHashe
     ]).catch(() => {});
   }
 
-  push(bytes: Uint8Array): Promise<ChunkHashes> {
-    return this.enqueue(bytes, isAllZero(bytes));
+  /** `zero`: the caller has checked the bytes already (else they are checked here). */
+  push(bytes: Uint8Array, zero = isAllZero(bytes)): Promise<ChunkHashes> {
+    return this.enqueue(bytes, zero);
+  }
+
+  pushZeros(length: number): Promise<ChunkHashes> {
+    return this.enqueueZeros(length);
   }
 
   protected async send(chunks: BatchChunk[]): Promise<ChunkHashes[]> {

@@ -163,3 +163,24 @@ Deno.test("chunkBuffers: page-aligned chunk views with pad room, within ~32 MiB,
   const big = chunkBuffers(64 * 1024 * 1024, 256);
   assert.deepEqual([big.buffers.length, big.batch], [3, 1]);
 });
+
+Deno.test("BatchImageHasher.pushZeros: unread zero chunks count in the image hashes as zeros", async () => {
+  const chunkSize = 8192 + 5;
+  // Chunks 1, 2 and 5 zero (the last one shorter): given as zero lengths, never as buffers.
+  const size = 7 * chunkSize - 100;
+  const image = seededImage(size, 9, [[chunkSize, 3 * chunkSize], [5 * chunkSize, 6 * chunkSize]]);
+  const { memory, views, scratch } = laidOut(image, chunkSize);
+  for (const batch of [1, 3, 8]) {
+    const h = new BatchImageHasher({ memory, scratch, batch });
+    try {
+      const pending = views.map((v, i) =>
+        [1, 2, 5].includes(i) ? h.pushZeros(v.length) : h.push(v)
+      );
+      h.flush();
+      assert.deepEqual(await Promise.all(pending), views.map((v) => hashChunk(v)));
+      assert.deepEqual(await h.finish(), { md5: hex("md5", image), sha256: hex("sha256", image) });
+    } finally {
+      h.close();
+    }
+  }
+});

