@@ -8,7 +8,7 @@
 // frames (roles/protocol/data_plane.ts): a zstd frame is read whole, decompressed (bounded to
 // the chunk's length) into the buffer and hashed; its compressed bytes are kept for relaying.
 import { createHash } from "node:crypto";
-import { chunkLength, type Manifest } from "../../imagetools/mod.ts";
+import { chunkLength } from "../../imagetools/mod.ts";
 import {
   chunkUrl,
   deltaUrl,
@@ -32,48 +32,18 @@ export {
   watchIdle,
 } from "./in_flight.ts";
 
-/** The part of `fetch` the receiver uses. */
-export type FetchLike = (
-  url: string,
-  init: {
-    signal: AbortSignal;
-    headers: Record<string, string>;
-    method?: "GET" | "POST";
-    body?: Uint8Array<ArrayBuffer>;
-  },
-) => Promise<Response>;
-
-/** A request cut short because the fetch as a whole already failed (not an error of its own). */
-export class FetchCancelled extends Error {
-  override name = "FetchCancelled";
-}
-
-/** A whole chunk in its buffer (maybe a new handle to the pooled memory) and its SHA-256. */
-export interface Received {
-  buffer: ArrayBuffer;
-  sha256: string;
-  /** It came zstd-compressed: those bytes as received (a relay sends them on once verified). */
-  stored?: Uint8Array;
-  /** Why what came is not this chunk before any hash (bad zstd): the buffer holds nothing. */
-  bad?: string;
-}
-
-export interface ChunkFetchOptions {
-  manifest: Manifest;
-  /** The image this client accepts: a server naming another one is refused. */
-  imageId: string;
-  /** The chunk server's base URL. */
-  base: string;
-  /** The master's ticket for this server, sent as "Authorization: Bearer <ticket>". */
-  ticket?: string;
-  fetch?: FetchLike;
-  /** The fetch as a whole failed: a request that breaks now is FetchCancelled, not an error. */
-  cancelled: () => boolean;
-  /** `n` bytes of chunk `index` arrived. */
-  onBytes?: (index: number, n: number) => void;
-  /** A request ended in which some bytes of chunk `index` arrived (a later one refetches). */
-  onTouched?: (index: number) => void;
-}
+export {
+  type ChunkFetchOptions,
+  FetchCancelled,
+  type FetchLike,
+  type Received,
+} from "./fetch_types.ts";
+import {
+  type ChunkFetchOptions,
+  FetchCancelled,
+  type FetchLike,
+  type Received,
+} from "./fetch_types.ts";
 
 export class ChunkFetch {
   readonly #o: ChunkFetchOptions;
