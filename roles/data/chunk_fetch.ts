@@ -203,7 +203,7 @@ export class ChunkFetch {
       }
       reader = undefined;
       const sha256 = createHash("sha256").update(new Uint8Array(buf, 0, length)).digest("hex");
-      return { buffer: buf, sha256 };
+      return { buffer: buf, sha256, patched: blocks };
     } catch (err) {
       throw this.#failure(err, req, what, at.got, length, index);
     } finally {

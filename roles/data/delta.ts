@@ -127,3 +127,16 @@ export function answerLength(length: number, blocks: readonly number[]): number 
   for (const b of blocks) n += blockSpan(length, b)[1];
   return n;
 }
+
+/** Offset and length of each run of adjacent blocks among `blocks` (ascending), in a chunk of
+ * `length` bytes: one write per run. */
+export function blockRuns(length: number, blocks: readonly number[]): [number, number][] {
+  const runs: [number, number][] = [];
+  for (const b of blocks) {
+    const [start, len] = blockSpan(length, b);
+    const last = runs[runs.length - 1];
+    if (last && last[0] + last[1] === start) last[1] += len;
+    else runs.push([start, len]);
+  }
+  return runs;
+}

@@ -5,6 +5,7 @@ import {
   bitmapLength,
   blockCount,
   blockDigests,
+  blockRuns,
   blocksOf,
   DELTA_BLOCK,
   DELTA_DIGEST,
@@ -87,4 +88,15 @@ Deno.test("POST /v1/delta/:index answers the differing blocks; a bad index or bo
   assert.deepEqual(await short.json(), {
     error: 'Invalid delta request for chunk 1 of "d.img": 16 bytes of block digests, expected 256',
   });
+});
+
+Deno.test("blockRuns joins adjacent patched blocks into one write each, the short last one too", () => {
+  const length = 5 * DELTA_BLOCK + 100; // six blocks, the last 100 bytes
+  assert.deepEqual(blockRuns(length, []), []);
+  assert.deepEqual(blockRuns(length, [0, 1, 3, 5]), [
+    [0, 2 * DELTA_BLOCK],
+    [3 * DELTA_BLOCK, DELTA_BLOCK],
+    [5 * DELTA_BLOCK, 100],
+  ]);
+  assert.deepEqual(blockRuns(length, [4, 5]), [[4 * DELTA_BLOCK, DELTA_BLOCK + 100]]);
 });

@@ -24,6 +24,9 @@ export interface Received {
   sha256: string;
   /** It came zstd-compressed: those bytes as received (a relay sends them on once verified). */
   stored?: Uint8Array;
+  /** A delta: the blocks patched into this PC's own version (delta.ts); only they differ from
+   * what the target holds, so only they need writing. */
+  patched?: readonly number[];
   /** Why what came is not this chunk before any hash (bad zstd): the buffer holds nothing. */
   bad?: string;
 }
