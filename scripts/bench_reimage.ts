@@ -117,7 +117,13 @@ async function blocksChanged(a: string, b: string, m: Manifest, chunks: number[]
 }
 
 /** One client imaging `slices` onto `target` from a fake server at `rate`: bytes, seconds. */
-async function imageOnce(dir: string, slices: string, target: string, rate: string, tag: string) {
+export async function imageOnce(
+  dir: string,
+  slices: string,
+  target: string,
+  rate: string,
+  tag: string,
+) {
   const procs = new LabProcesses(join(dir, "logs"));
   try {
     const url = await procs.startMaster(
