@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { chunkFileName } from "../../imagetools/mod.ts";
+import { chunkFileName, decompressChunk, sliceImage } from "../../imagetools/mod.ts";
 import { ChunkUnavailableError, openDiskSource, openSlicesSource } from "./chunk_source.ts";
 import { randomImage, writeSlices } from "./testkit.ts";
 
@@ -66,6 +66,59 @@ Deno.test("openDiskSource serves a disk holding the image; a small disk is refus
       message:
         `Cannot serve from "${disk}": it holds 100 B but the image "games.img" needs 256 KiB`,
     });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("openDiskSource sends the chunks the slices stored zstd compressed, the others raw", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // Chunk 0 text (zstd in the slices), 1 random (raw in the slices), 2 zeros, 3 text again.
+    const text = new TextEncoder().encode(
+      "the quick brown fox jumps over the lazy dog. ".repeat(1500),
+    );
+    const image = new Uint8Array(4 * CHUNK);
+    image.set(text.subarray(0, CHUNK), 0);
+    image.set(randomImage(CHUNK), CHUNK);
+    image.set(text.subarray(7, CHUNK + 7), 3 * CHUNK);
+    const disk = join(dir, "disk");
+    await Deno.writeFile(disk, image);
+    const sliced = await sliceImage({ image: disk, out: join(dir, "s"), chunkSize: CHUNK });
+    assert.deepEqual(sliced.manifest.chunks.map((c) => [c.zero, c.zstd !== undefined]), [
+      [false, true],
+      [false, false],
+      [true, false],
+      [false, true],
+    ]);
+    const src = await openDiskSource(disk, sliced.manifestBytes);
+    try {
+      for (const i of [0, 3, 0]) { // the second chunk 0 comes from the server's cache
+        const s = await src.readStored(i);
+        assert.equal(s.zstd, true);
+        assert.ok(s.bytes.length < CHUNK / 10, `chunk ${i}: ${s.bytes.length} bytes`);
+        assert.deepEqual(
+          decompressChunk(s.bytes, CHUNK),
+          image.subarray(i * CHUNK, (i + 1) * CHUNK),
+        );
+      }
+      assert.deepEqual(await src.readStored(1), {
+        zstd: false,
+        bytes: image.subarray(CHUNK, 2 * CHUNK),
+      });
+    } finally {
+      src.close?.();
+    }
+    // Slices without compressed chunks (format 1): a disk's chunks go as they are.
+    const plain = await sliceImage({
+      image: disk,
+      out: join(dir, "p"),
+      chunkSize: CHUNK,
+      uncompressed: true,
+    });
+    const old = await openDiskSource(disk, plain.manifestBytes);
+    assert.deepEqual(await old.readStored(0), { zstd: false, bytes: image.subarray(0, CHUNK) });
+    old.close?.();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
