@@ -14,6 +14,7 @@ import {
 } from "../imagetools/kit/mod.ts";
 import { simulate } from "../roles/planner/mod.ts";
 import { LabNet } from "./lab_net.ts";
+import { phaseTable, readRun } from "./lab_phases.ts";
 import { type Room, ROOMS, roomsHeader, roomTable, runRooms, stallCost } from "./lab_rooms.ts";
 import {
   type LabImage,
@@ -299,6 +300,20 @@ async function main(args: string[]): Promise<number> {
       const runs = await runRooms(config, image, dir, (line) => console.log(line));
       console.log(`\n${roomsHeader(config)}:\n`);
       console.log(roomTable(runs, config));
+      // Where each room's relay time goes (the fixed cost of a run, issue 11).
+      for (const room of c.rooms) {
+        const kept = [];
+        for (let run = 1; run <= c.runs; run++) {
+          const r = await readRun(join(dir, `${room}-relay-${run}`)).catch(() => null);
+          if (r?.length) kept.push(r);
+        }
+        if (kept.length) {
+          console.log(
+            `\n${room}, relay: phases (s from the fake server's join), ${kept.length} runs:`,
+          );
+          console.log(phaseTable(kept));
+        }
+      }
       if (c.rooms.includes("stall") && c.rooms.includes("flat")) {
         const cost = stallCost(runs);
         console.log(

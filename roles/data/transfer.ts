@@ -69,6 +69,9 @@ export interface TransferHost {
 }
 
 export class Transfer {
+  /** No chunk of this transfer written yet (its first is logged: bench:lab's phases). */
+  #first = true;
+
   constructor(private readonly host: TransferHost) {}
 
   /** Fetch every missing chunk from `base` (see Receiver.fetchFrom for the rules). */
@@ -392,6 +395,10 @@ export class Transfer {
       );
     }
     h.written(index, got.stored);
+    if (this.#first) {
+      this.#first = false;
+      h.log("fetch.first", { peer: h.peerId, server: base, index });
+    }
     return buffer;
   }
 }
