@@ -23,6 +23,9 @@ export const SLOW_PC = 5;
 export const SLOW_RATE = "10mbit";
 export const UPLINK_RATE = "200mbit";
 export const STALL_SECONDS = 5;
+/** The stalled PC: this many hops below the fake server, once the room holds this share. */
+export const STALL_POSITION = 3;
+export const STALL_SHARE = 0.35;
 
 export interface RoomConfig {
   pcs: number;
@@ -63,11 +66,39 @@ const median = (xs: number[]) => {
 /** tbf's TCP payload share (bench_lab.ts says why). */
 const TBF = 1448 / 1514;
 
-/** The planner's relay figures for a room: the last of the others and the PC apart (the
- * planner does not model stalls: the stall room is the flat one). */
+/**
+ * The fixed costs of a run in this lab, measured (bench:lab --rooms prints each run's phases;
+ * BENCHMARKS.md has the table), for the planner:
+ * - startup: from a PC's assignment to its first byte, beyond the chunk's own wire time (the
+ *   assign message, the connection and ticket, the first request of a process that just
+ *   started: the fake server's first chunk);
+ * - hopExtra: what each relay hop adds to a chunk's wire time (hash, write, wake the waiting
+ *   request, send);
+ * - finishTime: from the last PC's last byte to its verified disk (read-back of what
+ *   verify-behind left, "received", the proof);
+ * - detect: how long the master takes to see a stall (adapt.ts: its stall rule's 1 s plus
+ *   half a progress period on average).
+ */
+export const LAB_FIXED = { startup: 0.3, hopExtra: 0.03, finishTime: 0.07, detect: 1.25 };
+
+/** The planner's relay figures for a room: the last of the others and the PC apart. */
 export function predictRoom(room: Room, c: RoomConfig): { others: number; apart: number | null } {
   const rate = parseRate(c.rate, "--rate");
+  const sOverB = c.size / rate;
   const plan = simulate({
+    startup: LAB_FIXED.startup,
+    hopExtra: LAB_FIXED.hopExtra,
+    finishTime: LAB_FIXED.finishTime,
+    ...(room === "stall"
+      ? {
+        stall: {
+          position: STALL_POSITION,
+          at: STALL_SHARE * sOverB,
+          seconds: STALL_SECONDS,
+          detect: LAB_FIXED.detect,
+        },
+      }
+      : {}),
     mode: "relay",
     pcs: c.pcs,
     size: c.size,
@@ -86,7 +117,8 @@ export function predictRoom(room: Room, c: RoomConfig): { others: number; apart:
       }
       : {}),
   });
-  const slow = room === "slow" ? plan.perPc.find((p) => p.id === `pc${SLOW_PC}`)! : null;
+  const apartId = room === "slow" ? `pc${SLOW_PC}` : room === "stall" ? plan.stalled : undefined;
+  const slow = plan.perPc.find((p) => p.id === apartId) ?? null;
   const others = Math.max(...plan.perPc.filter((p) => p !== slow).map((p) => p.end));
   return { others, apart: slow?.end ?? null };
 }
@@ -213,7 +245,12 @@ export async function runRooms(
           for (const tool of ["relay", "udpcast"] as const) {
             const label = `${room}/${tool} ${run}/${c.runs}`;
             const stall = room === "stall"
-              ? { seconds: STALL_SECONDS, atShare: 0.35, chainPosition: 3, pc: 3 }
+              ? {
+                seconds: STALL_SECONDS,
+                atShare: STALL_SHARE,
+                chainPosition: STALL_POSITION,
+                pc: STALL_POSITION,
+              }
               : undefined;
             const common = {
               net,
@@ -259,5 +296,7 @@ export function roomsHeader(c: RoomConfig): string {
     sOverB.toFixed(1)
   } s); slow: pc${SLOW_PC} at ${SLOW_RATE}; switches: ${c.pcs / 2} + ${
     c.pcs / 2
-  } PCs, ${UPLINK_RATE} uplink; stall: the 3rd PC of the chain (udpcast: pc3) stopped ${STALL_SECONDS} s at 35 %; median of ${c.runs}`;
+  } PCs, ${UPLINK_RATE} uplink; stall: PC ${STALL_POSITION} of the chain (udpcast: pc${STALL_POSITION}) stopped ${STALL_SECONDS} s at ${
+    STALL_SHARE * 100
+  } %; median of ${c.runs}`;
 }

@@ -23,7 +23,18 @@
 //   way (the fake server on switch 1); the scheduler is told each PC's switch (the topology
 //   file), and a hop that crosses uplinks shares each of them, per direction, with every other
 //   hop crossing it the same way. In such a room the PCs register before the fake server (as in
-//   bench:lab). Stalls and the in-run rules (progress reports) are not modelled.
+//   bench:lab). The in-run rules (progress reports) are not modelled.
+// - Fixed costs (default 0, bench:lab gives what it measured): a PC's bytes start flowing
+//   `startup` s after its assignment (the assign message, connection, ticket, first request:
+//   its downstream waits too, it runs no faster than it); each relay hop adds `hopExtra` s to
+//   the chunk's wire time (verify, write, wake the waiting request); a PC is verified
+//   `finishTime` s after its last byte (the read-back of what verify-behind had left,
+//   "received", the proof challenge and answer): `end` is when it is verified.
+// - A stall (`stall`): the PC at chain position k stops at time `at` for `seconds`; every PC
+//   below it stops too until the master sees it (`detect` s: its stall rule) and re-attaches
+//   the next one to the stalled PC's upstream (a new connection: `startup` again); the
+//   stalled PC itself finishes `seconds` later than without the stall (it is served again at
+//   the end, as a leaf). Applied to the flat room's times, so exact only for one chain.
 import { type Decision, Scheduler } from "../master/mod.ts";
 
 export type SimMode = "unicast" | "classic" | "relay";
@@ -61,13 +72,21 @@ export interface SimulateParams {
   switchOf?: Record<number, number>;
   /** Each uplink between neighbouring switches, bytes/s each way (default: `rate`). */
   uplink?: number;
+  /** Seconds from a PC's assignment to its first byte (default 0). */
+  startup?: number;
+  /** Seconds each relay hop adds to the chunk's wire time (default 0). */
+  hopExtra?: number;
+  /** Seconds from a PC's last byte to its verified disk (default 0). */
+  finishTime?: number;
+  /** One PC stalled mid-run (see the model above). */
+  stall?: { position: number; at: number; seconds: number; detect: number };
 }
 
 export interface PcResult {
   id: string;
   /** When it was assigned its (last) server. */
   start: number;
-  /** When it held the whole image. */
+  /** When it held the whole image, plus `finishTime` (when it is verified). */
   end: number;
   server: string;
 }
@@ -79,6 +98,8 @@ export interface SimulationResult {
   /** PCs imaged over time: a point at 0 and at every time the count changes. */
   timeline: { t: number; imaged: number }[];
   perPc: PcResult[];
+  /** The PC `stall` stopped, when one was. */
+  stalled?: string;
 }
 
 export const FAKE_ID = "fake";
@@ -145,6 +166,18 @@ function checkParams(p: SimulateParams) {
     need(ok, "switch", `${k}=${w}`, "PC 1..pcs, switch >= 1");
   }
   positive(p.uplink, "uplink rate");
+  for (
+    const [what, v] of [["startup", p.startup], ["hop extra", p.hopExtra], [
+      "finish time",
+      p.finishTime,
+    ]] as const
+  ) need(v === undefined || v >= 0, what, v, "must be >= 0 seconds");
+  if (p.stall) {
+    const st = p.stall;
+    const ok = Number.isInteger(st.position) && st.position >= 1 && st.at >= 0 &&
+      st.seconds >= 0 && st.detect >= 0;
+    need(ok, "stall", JSON.stringify(st), "position >= 1, times >= 0");
+  }
 }
 
 /** Run one mode of the plan to its end. Throws if the room could never finish. */
@@ -162,6 +195,8 @@ export function simulate(params: SimulateParams): SimulationResult {
   const chunk = params.chunkSize ?? 1024 * 1024;
   const capacity = params.capacity ?? 3;
   const fanout = params.relayFanout ?? 1;
+  const startup = params.startup ?? 0;
+  const hopExtra = params.hopExtra ?? 0;
   const sched = new Scheduler({
     linger: params.linger ?? 10,
     mode: mode === "relay" ? "relay" : "classic",
@@ -237,7 +272,7 @@ export function simulate(params: SimulateParams): SimulationResult {
   const scheduleCompletion = (pc: Pc) => {
     const up = byId.get(pc.server);
     if (up && up.state !== "done") return; // its upstream's completion will schedule it
-    pc.completeAt = up ? Math.max(pc.fluidEnd, up.end + chunk / pc.cap) : pc.fluidEnd;
+    pc.completeAt = up ? Math.max(pc.fluidEnd, up.end + chunk / pc.cap + hopExtra) : pc.fluidEnd;
   };
 
   let done = 0;
@@ -264,11 +299,18 @@ export function simulate(params: SimulateParams): SimulationResult {
         share,
       );
       const up = byId.get(p.server);
-      p.rate = up?.state === "receiving" ? Math.min(p.cap, up.rate) : p.cap;
+      p.rate = now < p.start + startup - 1e-9 * Math.max(1, now)
+        ? 0
+        : up?.state === "receiving"
+        ? Math.min(p.cap, up.rate)
+        : p.cap;
     }
     // The next thing to happen: bytes all in, a completion, or a linger deadline.
     let next = sched.nextDeadline() ?? Infinity;
-    for (const p of receiving) next = Math.min(next, now + (size - p.got) / p.rate);
+    for (const p of receiving) {
+      next = Math.min(next, p.rate > 0 ? now + (size - p.got) / p.rate : Infinity);
+      if (now < p.start + startup) next = Math.min(next, p.start + startup);
+    }
     for (const p of all) if (p.state === "draining") next = Math.min(next, p.completeAt);
     if (!Number.isFinite(next)) {
       throw new Error(
@@ -279,7 +321,7 @@ export function simulate(params: SimulateParams): SimulationResult {
     now = next;
     const eps = 1e-9 * Math.max(1, now);
     for (const p of receiving) {
-      if (before + (size - p.got) / p.rate <= now + eps) {
+      if (p.rate > 0 && before + (size - p.got) / p.rate <= now + eps) {
         Object.assign(p, { got: size, state: "draining", fluidEnd: now, completeAt: Infinity });
         scheduleCompletion(p);
       } else p.got += p.rate * (now - before);
@@ -305,7 +347,14 @@ export function simulate(params: SimulateParams): SimulationResult {
     handle(sched.apply({ type: "tick", at: now }));
   }
 
-  const perPc = all.map(({ id, start, end, server }) => ({ id, start, end, server }));
+  const finishTime = params.finishTime ?? 0;
+  const perPc = all.map(({ id, start, end, server }) => ({
+    id,
+    start,
+    end: end + finishTime,
+    server,
+  }));
+  const stalled = params.stall ? stallShift(perPc, params.stall, startup) : undefined;
   const ends = perPc.map((p) => p.end).sort((a, b) => a - b);
   const timeline = [{ t: 0, imaged: 0 }];
   ends.forEach((t, i) => {
@@ -313,7 +362,29 @@ export function simulate(params: SimulateParams): SimulationResult {
     if (t - last.t <= 1e-9 * Math.max(1, t)) last.imaged = i + 1;
     else timeline.push({ t, imaged: i + 1 });
   });
-  return { mode, finish: ends.length ? ends[ends.length - 1] : 0, timeline, perPc };
+  return {
+    mode,
+    finish: ends.length ? ends[ends.length - 1] : 0,
+    timeline,
+    perPc,
+    ...(stalled ? { stalled } : {}),
+  };
+}
+
+/** The stall of the model (see the top): the PCs below the stalled one of its chain lose the
+ * detection and a new start-up, the stalled one its stall (in place); returns its id. */
+function stallShift(
+  perPc: PcResult[],
+  st: NonNullable<SimulateParams["stall"]>,
+  startup: number,
+): string | undefined {
+  const below = new Map(perPc.map((p) => [p.server, p]));
+  let at: PcResult | undefined = below.get(FAKE_ID);
+  for (let k = 1; k < st.position && at; k++) at = below.get(at.id);
+  if (!at || at.end <= st.at) return undefined;
+  at.end += st.seconds;
+  for (let p = below.get(at.id); p; p = below.get(p.id)) p.end += st.detect + startup;
+  return at.id;
 }
 
 /** PCs holding the image at time t (seconds). */

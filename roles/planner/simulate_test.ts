@@ -302,3 +302,38 @@ Deno.test("simulate: rooms that are not flat: a slow port at the end, switches c
   assert.ok(thin.finish > 1.9 * S / B, `${thin.finish}`);
   assert.throws(() => simulate({ ...common, ports: { 13: B } }), /Invalid port "13=/);
 });
+
+Deno.test("simulate: a chain's start-up, hop extra and finish time add as measured", () => {
+  const base = { mode: "relay" as const, pcs: 4, size: S, rate: B, fakeCapacity: 1, linger: 0 };
+  const plain = simulate(base);
+  near(plain.finish, 10 + 3 * delta, "plain chain");
+  const r = simulate({ ...base, startup: 0.2, hopExtra: 0.01, finishTime: 0.05 });
+  // Every PC of the chain waits for its own start-up (upstreams start at the same moment).
+  near(r.finish, 0.2 + 10 + 3 * (delta + 0.01) + 0.05, "with fixed costs");
+  near(r.perPc.find((p) => p.id === "pc1")!.end, 0.2 + 10 + 0.05, "the chain's head");
+});
+
+Deno.test("simulate: a stalled relay costs those below it the detection and a new start-up", () => {
+  const base = {
+    mode: "relay" as const,
+    pcs: 5,
+    size: S,
+    rate: B,
+    fakeCapacity: 1,
+    linger: 0,
+    startup: 0.1,
+  };
+  const flat = simulate(base);
+  const r = simulate({ ...base, stall: { position: 3, at: 3, seconds: 5, detect: 1.25 } });
+  const end = (x: typeof r, id: string) => x.perPc.find((p) => p.id === id)!.end;
+  near(end(r, "pc1"), end(flat, "pc1"), "above the stall");
+  near(end(r, "pc2"), end(flat, "pc2"), "above the stall");
+  near(end(r, "pc3"), end(flat, "pc3") + 5, "the stalled PC");
+  near(end(r, "pc4"), end(flat, "pc4") + 1.35, "below the stall");
+  near(end(r, "pc5"), end(flat, "pc5") + 1.35, "below the stall");
+  assert.throws(
+    () => simulate({ ...base, stall: { position: 0, at: 3, seconds: 5, detect: 1 } }),
+    /Invalid stall/,
+  );
+  assert.throws(() => simulate({ ...base, startup: -1 }), /Invalid startup "-1"/);
+});
