@@ -19,17 +19,12 @@ import type { BootDecision } from "../../netboot/mod.ts";
 
 const MAX_UNENROLLED = 1000;
 import { applyDecision, type DecisionSink } from "./decisions.ts";
-import { bootingPeer, type PeerRecord, recordFailure } from "./peer_record.ts";
-import { type ReportContext, takeReport, verified } from "./peer_reports.ts";
+import { bootingPeer, type PeerRecord } from "./peer_record.ts";
+import { type ReportContext, takeReport } from "./peer_reports.ts";
+import { Proofs } from "./proofs.ts";
 import { BootRecords } from "./boot_records.ts";
 import { Scheduler, type SchedulerEvent } from "./scheduler.ts";
-import {
-  type Challenge,
-  type MasterConfig,
-  type MasterIo,
-  MAX_BOOTING,
-  type SessionKey,
-} from "./core_config.ts";
+import { type MasterConfig, type MasterIo, MAX_BOOTING, type SessionKey } from "./core_config.ts";
 import { helloMac, helloRecord, helloRefusal, uniqueId } from "./hello.ts";
 
 export { MAX_BOOTING } from "./core_config.ts";
@@ -55,10 +50,6 @@ export class MasterCore {
   readonly #boots = new BootRecords(MAX_BOOTING);
   /** Connected peers by MAC: a session cannot take over another PC's MAC. */
   #macs = new Map<string, string>();
-  /** Challenges out, by peer id. */
-  #challenges = new Map<string, Challenge>();
-  /** Proof checks in flight (tests await them through settled()). */
-  #checks = new Set<Promise<void>>();
   #listeners = new Set<(e: EventRecord) => void>();
   #decisions: DecisionSink = {
     peers: this.peers,
@@ -68,6 +59,7 @@ export class MasterCore {
     event: (event, fields) => this.#event(event, fields),
   };
   #reports: ReportContext;
+  #proofs: Proofs;
 
   constructor(config: MasterConfig, io: MasterIo) {
     this.config = config;
@@ -87,9 +79,19 @@ export class MasterCore {
       checkExpect: () => this.#checkExpect(),
       challenge: (peer, seconds) => {
         const session = this.#bySession.get(peer.id);
-        if (session) this.#challenge(session, peer, true, seconds);
+        if (session) this.#proofs.challenge(session, peer, true, seconds);
       },
     };
+    this.#proofs = new Proofs({
+      io,
+      reports: this.#reports,
+      ended: () => this.ended !== null,
+      sessionOf: (peerId) => this.#bySession.get(peerId),
+      reject: (session, message) => this.reject(session, message),
+      event: (event, fields) => this.#event(event, fields),
+      apply: (event) => this.#apply(event),
+      capacity: (announced) => this.#capacity(announced),
+    });
   }
 
   /** Subscribe to events (dashboard SSE); returns an unsubscribe function. */
@@ -139,7 +141,7 @@ export class MasterCore {
     }
     const peer = s.peer ? this.peers.get(s.peer) : undefined;
     if (!peer) return this.reject(session, `Unexpected "${msg.type}" before "hello"`);
-    if (msg.type === "proof") return this.#proof(session, peer, msg.sha256);
+    if (msg.type === "proof") return this.#proofs.proof(session, peer, msg.sha256);
     const error = takeReport(peer, msg, this.#io.now(), this.#reports);
     if (error) this.reject(session, error);
   }
@@ -212,7 +214,7 @@ export class MasterCore {
     if (msg.disk) this.#event("disk", { peer: id, disk: msg.disk, reason: msg.diskReason });
     if (claimsComplete) {
       // It serves once it proves it; it counts as verified only if this run verified it.
-      return this.#challenge(session, peer, peer.verified, 0);
+      return this.#proofs.challenge(session, peer, peer.verified, 0);
     }
     if (complete) {
       // A source that says its port rate feeds as many chains as it carries (the scheduler
@@ -244,62 +246,9 @@ export class MasterCore {
     return this.config.mode === "relay" ? Math.min(announced, this.config.fanout) : announced;
   }
 
-  #challenge(session: SessionKey, peer: PeerRecord, counts: boolean, readbackSeconds: number) {
-    const { nonce, chunks } = this.#io.prover.challenge();
-    this.#challenges.set(peer.id, { session, nonce, chunks, counts, readbackSeconds });
-    this.#event("challenge", { peer: peer.id, chunks: chunks.join(",") });
-    this.#io.send(session, { type: "challenge", nonce, chunks });
-  }
-
-  #proof(session: SessionKey, peer: PeerRecord, answer: string) {
-    const ch = this.#challenges.get(peer.id);
-    if (!ch || ch.session !== session) {
-      return this.reject(session, `Unexpected "proof" from ${peer.state} peer "${peer.id}"`);
-    }
-    this.#challenges.delete(peer.id);
-    let expected: string | Promise<string>;
-    try {
-      expected = this.#io.prover.expected(ch.nonce, ch.chunks);
-    } catch (err) {
-      expected = Promise.reject(err);
-    }
-    if (typeof expected === "string") return this.#proved(session, peer, ch, answer === expected);
-    const check = expected.then(
-      (right) => this.#proved(session, peer, ch, answer === right),
-      (err) => {
-        this.#io.log("proof-error", { peer: peer.id, error: (err as Error).message });
-        this.#proved(session, peer, ch, false);
-      },
-    );
-    this.#checks.add(check);
-    check.finally(() => this.#checks.delete(check));
-  }
-
-  #proved(session: SessionKey, peer: PeerRecord, ch: Challenge, ok: boolean) {
-    if (this.ended || this.#bySession.get(peer.id) !== session) return;
-    const now = this.#io.now();
-    if (!ok) {
-      recordFailure(peer, { at: now, reason: "proof", detail: "wrong answer to the challenge" });
-      this.#event("proof-failed", { peer: peer.id });
-      return this.reject(session, `Wrong proof: "${peer.id}" does not hold the image`);
-    }
-    this.#event("proved", { peer: peer.id, counts: ch.counts });
-    this.#io.send(session, { type: "proved", counted: ch.counts });
-    if (ch.counts) return verified(peer, now, ch.readbackSeconds, this.#reports);
-    // Holds the image, but this run did not image it: it serves, uncounted.
-    peer.state = "serving";
-    this.#apply({
-      type: "server-ready",
-      id: peer.id,
-      capacity: this.#capacity(peer.capacity),
-      kind: "server",
-      at: now,
-    });
-  }
-
   /** Resolves once every proof check in flight has been decided (for tests). */
-  async settled(): Promise<void> {
-    while (this.#checks.size > 0) await Promise.all([...this.#checks]);
+  settled(): Promise<void> {
+    return this.#proofs.settled();
   }
 
   #checkExpect() {
@@ -316,7 +265,7 @@ export class MasterCore {
     if (this.#bySession.get(s.peer) !== session) return;
     this.#bySession.delete(s.peer);
     this.#ticketKeys.delete(s.peer);
-    this.#challenges.delete(s.peer);
+    this.#proofs.forget(s.peer);
     const peer = this.peers.get(s.peer);
     if (!peer) return;
     if (peer.mac && this.#macs.get(peer.mac) === peer.id) this.#macs.delete(peer.mac);
