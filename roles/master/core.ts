@@ -77,10 +77,15 @@ export class MasterCore {
       event: (event, fields) => this.#event(event, fields),
       apply: (event) => this.#apply(event),
       checkExpect: () => this.#checkExpect(),
-      challenge: (peer, seconds) => {
+      received: (peer) => {
         const session = this.#bySession.get(peer.id);
-        if (session) this.#proofs.challenge(session, peer, true, seconds);
+        if (session) this.#proofs.received(session, peer);
       },
+      readBackOk: (peer, seconds) => {
+        const session = this.#bySession.get(peer.id);
+        if (session) this.#proofs.readBackOk(session, peer, seconds);
+      },
+      readBackFailed: (peer) => this.#proofs.readBackFailed(peer),
     };
     this.#proofs = new Proofs({
       io,

@@ -56,6 +56,18 @@ export interface Challenge {
   /** Counts as verified on success (this run imaged it, or verified it already). */
   counts: boolean;
   readbackSeconds: number;
+  /** Sent at "received", before the read-back (proofs.ts says why). */
+  early?: boolean;
+  /** Its answer came (one per challenge). */
+  answered?: boolean;
+  /** Its answer was right (early: it counts once the read-back is in too). */
+  right?: boolean;
+  /** The read-back found the disk good ("verified" came). */
+  readBack?: boolean;
+  /** Its read-back failed: the answer, when it comes, is dropped. */
+  void?: boolean;
+  /** Void, and a later read-back was good (its seconds): challenge again once the answer came. */
+  then?: number;
 }
 
 /** Opaque per-connection key: the shell passes whatever identifies a WebSocket. */

@@ -17,8 +17,12 @@ export interface ReportContext {
   apply(event: SchedulerEvent): void;
   /** A client verified its disk: the core checks whether the run has its expected PCs. */
   checkExpect(): void;
-  /** A client says its disk is good: the core asks it to prove it (see core.ts). */
-  challenge(peer: PeerRecord, readbackSeconds: number): void;
+  /** A client received every chunk: the core challenges it during its read-back (proofs.ts). */
+  received(peer: PeerRecord): void;
+  /** A client says its disk is good: it counts once it proved it (proofs.ts). */
+  readBackOk(peer: PeerRecord, readbackSeconds: number): void;
+  /** A client's read-back failed: a challenge out is void. */
+  readBackFailed(peer: PeerRecord): void;
 }
 
 /** Take one report from `peer`; returns the message to refuse it with, or undefined. */
@@ -55,6 +59,7 @@ export function takeReport(
       peer.server = undefined;
       ctx.event("received", { peer: peer.id, seconds: round(now - (peer.assignedAt ?? now)) });
       ctx.apply({ type: "client-received", id: peer.id, at: now });
+      ctx.received(peer);
       return;
     case "verified":
       if (peer.role !== "client" || peer.state !== "verifying") {
@@ -62,9 +67,10 @@ export function takeReport(
       }
       // Nothing on faith: it counts once it has proved it holds the image.
       if (msg.ok) {
-        ctx.challenge(peer, msg.seconds);
+        ctx.readBackOk(peer, msg.seconds);
         return;
       }
+      ctx.readBackFailed(peer);
       peer.state = "waiting";
       peer.held = Math.max(0, peer.total - msg.bad.length);
       recordFailure(peer, {
