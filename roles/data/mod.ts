@@ -7,6 +7,7 @@ export { isDiskFailure, ReceiveError, type ReceiveReason } from "./receive_error
 export { type ChunkPace, DEFAULT_PACE, type FetchLike } from "./chunk_fetch.ts";
 export { DEFAULT_REQUEST_TIMEOUT_MS, type FetchOptions } from "./transfer.ts";
 export * from "./target_disk.ts";
+export { keepMd5Warm } from "./md5_pool.ts";
 export {
   defaultLimits,
   guardedServe,

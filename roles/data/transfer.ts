@@ -5,7 +5,8 @@
 // judged missing are asked for. Every chunk is verified before it is written; the first real
 // failure cancels the requests in flight, bad chunks are borne up to a bound.
 import { chunkLength, chunkOffset, type Manifest } from "../../imagetools/mod.ts";
-import { Md5Hasher } from "../../imagetools/hashing/mod.ts";
+import type { Md5Hasher } from "../../imagetools/hashing/mod.ts";
+import { giveMd5Hasher, takeMd5Hasher } from "./md5_pool.ts";
 import type { Logger } from "../../imagetools/kit/mod.ts";
 import { BufferPool } from "./buffer_pool.ts";
 import {
@@ -85,7 +86,7 @@ export class Transfer {
     const bytesBefore = h.bytesReceived();
     h.log("fetch.start", { peer: h.peerId, server: base, missing: h.held.missing().length });
 
-    const hasher = h.verifyMd5 ? new Md5Hasher(h.md5Threads) : undefined;
+    const hasher = h.verifyMd5 ? takeMd5Hasher(h.md5Threads) : undefined;
     // A re-image's requests are mostly deltas, a few KiB each and latency-bound: more go at
     // once (measured, 163 deltas of a 1 GiB disk, loaded 2-core machine: 4 in flight 9.2-9.7 s,
     // 16 in flight 3.7-5.4 s, 32 in flight 4.0-4.3 s).
@@ -271,7 +272,7 @@ export class Transfer {
     } finally {
       stopWatch();
       opts.signal?.removeEventListener("abort", onAbort);
-      hasher?.close();
+      if (hasher) giveMd5Hasher(hasher);
     }
     const seconds = (performance.now() - started) / 1000;
     const bytes = h.bytesReceived() - bytesBefore;

@@ -11,7 +11,7 @@ import { type Logger, makeLogger } from "../../imagetools/kit/mod.ts";
 import { isImageId } from "../../imagetools/mod.ts";
 import { progressMode } from "../../imagetools/kit/mod.ts";
 import { parseCount, parseDuration, parseRate } from "../../imagetools/kit/mod.ts";
-import { type ChunkSource, openDiskSource, openSlicesSource } from "../data/mod.ts";
+import { type ChunkSource, keepMd5Warm, openDiskSource, openSlicesSource } from "../data/mod.ts";
 import { DiskError } from "./target_choice.ts";
 import { fetchManifest, runClient } from "./client.ts";
 import { AFTER_ACTIONS, type AfterAction, normalizeMac } from "../../netboot/mod.ts";
@@ -294,6 +294,8 @@ export async function clientMain(args: string[]): Promise<number> {
     throw new UsageError(`Invalid --mac "${given}": expected six hex pairs like 52:54:00:12:34:56`);
   }
   let result: Awaited<ReturnType<typeof runClient>>;
+  // Its MD5 worker starts now, not when it is assigned (roles/data/md5_pool.ts says why).
+  if (!v["no-md5"]) keepMd5Warm(1);
   try {
     result = await runClient({
       masterUrl: master,
