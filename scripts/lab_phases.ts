@@ -109,19 +109,25 @@ export function median(xs: number[]): number {
 
 const f = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "-");
 
-/** The per-phase table (pure): median over PCs, and the PC verified last, per phase. */
+/** The per-phase table (pure): per phase the PC verified first (a chain's head), the median
+ * over PCs and the PC verified last, each the median over the runs. */
 export function phaseTable(runs: PcMoments[][]): string {
   const lastPcs = runs.map((pcs) =>
     pcs.reduce((a, b) => (b.verified > a.verified ? b : a), pcs[0])
   );
-  const head = ["phase", "median PC (s)", "last PC (s)"];
+  const firstPcs = runs.map((pcs) =>
+    pcs.reduce((a, b) => (b.verified < a.verified ? b : a), pcs[0])
+  );
+  const head = ["phase", "first PC (s)", "median PC (s)", "last PC (s)"];
   const rows = PHASES.map((p) => {
     const all = runs.flat().map((x) => x[p.to] - x[p.from]);
+    const first = firstPcs.map((x) => x[p.to] - x[p.from]);
     const last = lastPcs.map((x) => x[p.to] - x[p.from]);
-    return [p.name, f(median(all)), f(median(last))];
+    return [p.name, f(median(first)), f(median(all)), f(median(last))];
   });
   rows.push([
     "fake join -> verified",
+    f(median(firstPcs.map((x) => x.verified))),
     f(median(runs.flat().map((x) => x.verified))),
     f(median(lastPcs.map((x) => x.verified))),
   ]);

@@ -49,16 +49,16 @@ Deno.test("lab phases: each PC's moments from the fake server's join, and the ta
   assert.equal(
     phaseTable(runs),
     [
-      "phase                          median PC (s)  last PC (s)",
-      "-----------------------------  -------------  -----------",
-      "client up -> probe done                 0.40         0.40",
-      "probe -> welcome                        0.10         0.10",
-      "fake join -> assigned                   0.01         0.02",
-      "assigned -> first chunk                 0.24         0.28",
-      "first -> last chunk                     5.75         5.80",
-      "last chunk -> read-back done            0.00         0.00",
-      "read-back -> verified (proof)           0.10         0.10",
-      "fake join -> verified                   6.10         6.20",
+      "phase                          first PC (s)  median PC (s)  last PC (s)",
+      "-----------------------------  ------------  -------------  -----------",
+      "client up -> probe done                0.40           0.40         0.40",
+      "probe -> welcome                       0.10           0.10         0.10",
+      "fake join -> assigned                  0.01           0.01         0.02",
+      "assigned -> first chunk                0.19           0.24         0.28",
+      "first -> last chunk                    5.70           5.75         5.80",
+      "last chunk -> read-back done           0.00           0.00         0.00",
+      "read-back -> verified (proof)          0.10           0.10         0.10",
+      "fake join -> verified                  6.00           6.10         6.20",
     ].join("\n"),
   );
 });
