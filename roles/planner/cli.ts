@@ -86,6 +86,24 @@ export const simulateSpec: CommandSpec = {
       arg: "DURATION",
       help: "Fixed time per transfer (e.g. the seed's 20m), instead of rate-based timing",
     },
+    startup: {
+      type: "string",
+      arg: "DURATION",
+      help: "From a PC's assignment to its first byte (bench:lab measures 0.3s)",
+      default: "0s",
+    },
+    "hop-extra": {
+      type: "string",
+      arg: "DURATION",
+      help: "What each relay hop adds to a chunk's wire time (hash, write, send)",
+      default: "0s",
+    },
+    "finish-time": {
+      type: "string",
+      arg: "DURATION",
+      help: "From a PC's last byte to its verified disk (read-back, proof)",
+      default: "0s",
+    },
     step: {
       type: "string",
       arg: "DURATION",
@@ -97,7 +115,8 @@ export const simulateSpec: CommandSpec = {
   notes: [
     "Model: every PC boots at once; a server's uplink is shared by the clients it serves; a",
     "client runs at min(port, its share, disk); a relay runs no faster than its upstream and",
-    "finishes one chunk hop after it. No failures, boot or verification time.",
+    "finishes one chunk hop after it. No failures or boot time; the fixed costs of a run",
+    "(--startup, --hop-extra, --finish-time) are 0 unless given (BENCHMARKS.md: the lab's).",
     "",
     "Example (the seed's table): cascade simulate --mode classic --pcs 682 --transfer-time 20m",
   ],
@@ -156,6 +175,12 @@ export function describePlan(p: Omit<SimulateParams, "mode">): string {
     `fake server ${fake} at a time${relayFake < fake ? ` (${relayFake} in relay mode)` : ""}, ` +
     `servers ${p.capacity ?? 3} at a time, relay fan-out ${fanout}, ` +
     `linger ${formatDuration(p.linger ?? 10)}`,
+    ...(p.startup || p.hopExtra || p.finishTime
+      ? [
+        `fixed costs: start-up ${p.startup ?? 0} s, ${p.hopExtra ?? 0} s per relay hop, ` +
+        `${p.finishTime ?? 0} s from last byte to verified`,
+      ]
+      : []),
   ].join("\n") + "\n";
 }
 
@@ -190,6 +215,9 @@ export async function simulateMain(args: string[]): Promise<number> {
     transferTime: str("transfer-time") === undefined
       ? undefined
       : flag("transfer-time", str("transfer-time")!, parseDuration),
+    startup: flag("startup", str("startup")!, parseDuration),
+    hopExtra: flag("hop-extra", str("hop-extra")!, parseDuration),
+    finishTime: flag("finish-time", str("finish-time")!, parseDuration),
   };
   const modes = parseModes(str("mode")!);
   let step = str("step") === undefined ? undefined : flag("step", str("step")!, parseDuration);
