@@ -67,6 +67,9 @@ export interface AdaptConfig {
   window: number;
   /** Seconds without a byte (while the upstream moves) that make a client stalled. */
   stallAfter: number;
+  /** On progress reports and ticks, the in-run rules look again at most this often (seconds):
+   * a look costs O(PCs), and on every report that is O(PCs²) a second (bench:dashboard). */
+  scanEvery: number;
 }
 
 export const DEFAULT_ADAPT: AdaptConfig = {
@@ -76,6 +79,7 @@ export const DEFAULT_ADAPT: AdaptConfig = {
   minBytes: 8 * 1024 * 1024,
   window: 2,
   stallAfter: 1,
+  scanEvery: 0.25,
 };
 
 export type DemotionReason = "probe" | "slow" | "stalled";
@@ -113,7 +117,14 @@ const mbs = (r: number) => `${(r / 1e6).toFixed(2)} MB/s`;
 
 /** The first PC to demote now, or null. One at a time: each demotion changes the chain. */
 export function nextDemotion(v: RoomView, c: AdaptConfig): Demotion | null {
-  const { at, meter } = v;
+  return probeDemotion(v, c) ?? hopDemotion(v, c);
+}
+
+/** The probe rule: reads the clients, their probes and links, never the time or the meter. */
+export function probeDemotion(
+  v: Pick<RoomView, "clients" | "probes" | "leaves" | "upstream">,
+  c: AdaptConfig,
+): Demotion | null {
   const probes = v.clients.map((id) => v.probes.get(id)).filter((p) => p !== undefined)
     .sort((a, b) => a - b);
   const median = probes.length >= 2 ? probes[Math.floor(probes.length / 2)] : 0;
@@ -134,6 +145,15 @@ export function nextDemotion(v: RoomView, c: AdaptConfig): Demotion | null {
       rate: p,
     };
   }
+  return null;
+}
+
+/** The in-run rules (slow, stalled): they read the meter at time `at`. */
+export function hopDemotion(
+  v: Omit<RoomView, "clients" | "probes">,
+  c: AdaptConfig,
+): Demotion | null {
+  const { at, meter } = v;
   if (v.inRun >= Math.max(1, Math.floor(v.seen / 4))) return null;
   // Did `other` grow at least stallAfter ago, after `since`? Then it moved while `id` did not.
   const movedSince = (other: string, since: number) => {

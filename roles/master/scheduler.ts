@@ -58,7 +58,7 @@
 //   \`rate\`) feeds floor(rate / the PCs' median probe rate) chains at once (at least 1, at most
 //   its capacity), since every chain takes one PC port's worth of its uplink.
 
-import { type AdaptConfig, DEFAULT_ADAPT, nextDemotion } from "./adapt.ts";
+import { type AdaptConfig, DEFAULT_ADAPT, hopDemotion, probeDemotion } from "./adapt.ts";
 import { HopMeter } from "./hop_meter.ts";
 import { FailureReports } from "./scheduler_eject.ts";
 import { checkEvent } from "./scheduler_check.ts";
@@ -105,6 +105,10 @@ export class Scheduler {
   readonly #reports: FailureReports;
   #switchOf = new Map<string, string>();
   #probes = new Map<string, number>();
+  /** When the in-run rules last looked (see apply). */
+  #scannedAt = -Infinity;
+  /** The earliest linger deadline after the last pass of the pick rules found no batch ready. */
+  #due = Infinity;
 
   constructor(config: SchedulerConfig) {
     if (typeof config.linger !== "number" || Number.isNaN(config.linger) || config.linger < 0) {
@@ -198,10 +202,20 @@ export class Scheduler {
       case "tick":
         break;
     }
+    // A progress report or a tick changes only the meter and the time. The probe rule reads
+    // neither, and the pick rules found no batch ready after the last event, so only a linger
+    // deadline that passed can make one now. The in-run rules read both; but a look costs
+    // O(PCs), so on reports and ticks they look at most every scanEvery seconds (on every
+    // report a room of 1,500 cost the master a core). Any other event: every rule, every time.
+    const passive = event.type === "progress" || event.type === "tick";
+    const hops = !passive || !this.#adapt || at >= this.#scannedAt + this.#adapt.scanEvery;
+    if (passive && !hops && at < this.#due) return out;
+    if (hops && !this.#paused) this.#scannedAt = at;
     // An assignment can give adapt.ts new evidence and a demotion free a slot: until still.
     for (let n = -1; !this.#paused && n !== out.length;) {
+      const first = n === -1;
       n = out.length;
-      this.#adaptAll(at, out);
+      this.#adaptAll(at, out, !(passive && first), hops);
       this.#assignAll(at, out);
     }
     return out;
@@ -281,22 +295,31 @@ export class Scheduler {
     this.#leafRate.delete(id);
   }
 
-  /** Demote every PC adapt.ts names, one at a time (each demotion changes the chain). */
-  #adaptAll(at: number, out: Decision[]) {
+  /** Demote every PC adapt.ts names, one at a time (each demotion changes the chain): by the
+   * probe rule unless nothing it reads changed, by the in-run rules when they look (apply). */
+  #adaptAll(at: number, out: Decision[], probe: boolean, hops: boolean) {
     if (!this.#adapt) return;
-    for (;;) {
-      const d = nextDemotion({
-        at,
-        slowSince: this.#slowSince,
-        seen: this.#seen.size,
-        inRun: this.#inRun,
-        upstream: this.#upstream,
-        clients: [...this.#clients.map((c) => c.id), ...this.#upstream.keys()],
-        leaves: this.#leaves,
-        blamed: this.#blamed,
-        meter: this.#meter,
-        probes: this.#probes,
-      }, this.#adapt);
+    for (let changed = false;; changed = true) {
+      const d = (probe || changed
+        ? probeDemotion({
+          upstream: this.#upstream,
+          clients: [...this.#clients.map((c) => c.id), ...this.#upstream.keys()],
+          leaves: this.#leaves,
+          probes: this.#probes,
+        }, this.#adapt)
+        : null) ??
+        (hops
+          ? hopDemotion({
+            at,
+            slowSince: this.#slowSince,
+            seen: this.#seen.size,
+            inRun: this.#inRun,
+            upstream: this.#upstream,
+            leaves: this.#leaves,
+            blamed: this.#blamed,
+            meter: this.#meter,
+          }, this.#adapt)
+          : null);
       if (!d) return;
       const { id } = d;
       this.#leaves.add(id);
@@ -338,13 +361,18 @@ export class Scheduler {
   #assignAll(at: number, out: Decision[]) {
     for (;;) {
       let plan: Plan | undefined;
+      let due = Infinity;
       for (const p of this.#plans()) {
         if (p.full || at >= p.deadline) {
           plan = p;
           break;
         }
+        due = Math.min(due, p.deadline);
       }
-      if (!plan) return;
+      if (!plan) {
+        this.#due = due;
+        return;
+      }
       const { server, clients } = plan;
       this.#servers = this.#servers.filter((s) => s !== server);
       const taken = new Set(clients);
