@@ -10,3 +10,4 @@ export * from "./scheduler.ts";
 export * from "./status.ts";
 export * from "./topology.ts";
 export * from "./feed.ts";
+export * from "./prover.ts";

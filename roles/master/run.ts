@@ -11,7 +11,7 @@ import {
 } from "../../netboot/mod.ts";
 import { defaultLimits, guardedServe, openSlicesSource, RequestCounter } from "../data/mod.ts";
 import type { ServeLimits } from "../data/mod.ts";
-import { sourceProver } from "./prover.ts";
+import { ProofHasher, sourceProver } from "./prover.ts";
 import { loadManifest, type Manifest } from "../../imagetools/mod.ts";
 import type { LogFields, Logger } from "../../imagetools/kit/mod.ts";
 import { MasterCore, type Prover } from "./core.ts";
@@ -178,7 +178,7 @@ interface Loaded {
   manifest: Manifest;
   bytes: Uint8Array;
   imageId: string;
-  prover: Prover;
+  prover: Prover & { close(): void };
 }
 
 async function loadImage(spec: ImageSpec): Promise<Loaded> {
@@ -190,7 +190,7 @@ async function loadImage(spec: ImageSpec): Promise<Loaded> {
     manifest: loaded.manifest,
     bytes: loaded.bytes,
     imageId: loaded.imageId,
-    prover: sourceProver(await openSlicesSource(slicesDir)),
+    prover: sourceProver(await openSlicesSource(slicesDir), new ProofHasher()),
   };
 }
 
@@ -395,6 +395,7 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
       }
       await server.shutdown();
       await tftp?.close();
+      for (const img of images) img.prover.close();
       for (const stop of recordings) stop();
     },
   };

@@ -7,9 +7,12 @@ import { createHash } from "node:crypto";
 /** How many chunks a challenge names (fewer when the image has fewer non-zero chunks). */
 export const PROOF_CHUNKS = 3;
 
-/** The answer to a challenge: SHA-256 over "cascade-proof\0", the nonce, "\0", the chunks. */
+/** What an answer hashes before the chunks: "cascade-proof\0", the nonce, "\0". */
+export const proofPrefix = (nonce: string): string => `cascade-proof\0${nonce}\0`;
+
+/** The answer to a challenge: SHA-256 over proofPrefix(nonce), then the chunks. */
 export function proofOf(nonce: string, chunks: readonly Uint8Array[]): string {
-  const h = createHash("sha256").update(`cascade-proof\0${nonce}\0`);
+  const h = createHash("sha256").update(proofPrefix(nonce));
   for (const c of chunks) h.update(c);
   return h.digest("hex");
 }

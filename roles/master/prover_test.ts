@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import type { ChunkSource } from "../data/mod.ts";
+import { proofOf } from "../protocol/mod.ts";
+import { ProofHasher, sourceProver } from "./prover.ts";
+
+const chunk = (i: number, n = 4096) => new Uint8Array(n).map((_, k) => (i * 31 + k) & 255);
+
+/** A source of three chunks (the middle one zero); chunk 2 cannot be read. */
+function source(): ChunkSource {
+  return {
+    manifest: {
+      chunks: [{ zero: false }, { zero: true }, { zero: false }, { zero: false }],
+    },
+    read: (i: number) =>
+      i === 2 ? Promise.reject(new Error("chunk 2: disk error")) : Promise.resolve(chunk(i)),
+  } as unknown as ChunkSource;
+}
+
+Deno.test("ProofHasher: the worker answers what proofOf answers; a shared buffer is left intact", async () => {
+  const hasher = new ProofHasher();
+  try {
+    const whole = new Uint8Array(10_000).map((_, k) => k & 255);
+    const view = whole.subarray(100, 5100); // part of a larger buffer: copied, not moved
+    const own = chunk(7);
+    const expected = proofOf("n1", [chunk(7), view]);
+    assert.equal(await hasher.proof("n1", [own, view]), expected);
+    assert.equal(whole.byteLength, 10_000);
+    assert.equal(whole[4000], 4000 & 255);
+    // Many at once, each its own answer.
+    const many = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => hasher.proof(`n${i}`, [chunk(i), chunk(i + 1)])),
+    );
+    assert.deepEqual(
+      many,
+      Array.from({ length: 20 }, (_, i) => proofOf(`n${i}`, [chunk(i), chunk(i + 1)])),
+    );
+  } finally {
+    hasher.close();
+  }
+});
+
+Deno.test("sourceProver: challenges name non-zero chunks; the expected answer comes from the worker", async () => {
+  const hasher = new ProofHasher();
+  const prover = sourceProver(source(), hasher);
+  try {
+    for (let k = 0; k < 20; k++) {
+      const ch = prover.challenge();
+      assert.equal(ch.nonce.length, 32);
+      assert.equal(ch.chunks.length, 3);
+      assert.deepEqual([...ch.chunks].sort(), [0, 2, 3]);
+    }
+    assert.equal(await prover.expected("abc", [0, 3]), proofOf("abc", [chunk(0), chunk(3)]));
+    await assert.rejects(Promise.resolve(prover.expected("abc", [0, 2])), /chunk 2: disk error/);
+    // Closed (the master shuts down): a proof still in flight is refused, never hangs.
+    const late = hasher.proof("late", [chunk(0)]);
+    prover.close();
+    await assert.rejects(late, /closed/);
+  } finally {
+    prover.close();
+  }
+});
