@@ -32,6 +32,8 @@ OPTIONS
   --repo DIR         run the master from this checkout (default: this one)
   --viewer-path P    what a viewer follows (default /api/v1/feed/events)
   --no-browser       skip the first paint in Chromium
+  --profile DIR      write the master's V8 CPU profile into DIR (deno --cpu-prof; open it in
+                     Chrome DevTools, or summarise it with scripts/profile_top.ts)
   --help             this text
 `;
 
@@ -162,6 +164,7 @@ async function main() {
       repo: { type: "string" },
       "viewer-path": { type: "string", default: "/api/v1/feed/events" },
       "no-browser": { type: "boolean", default: false },
+      profile: { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
@@ -208,6 +211,7 @@ async function main() {
     args: [
       "run",
       "-A",
+      ...(v.profile ? ["--cpu-prof", `--cpu-prof-dir=${v.profile}`] : []),
       join(repo, "cascade.ts"),
       "master",
       "--slices",
@@ -245,6 +249,7 @@ async function main() {
     if (exited) throw new Error(exited);
   };
   const out: [string, string][] = [];
+  let em: Awaited<ReturnType<typeof emulatePcs>> | undefined;
   try {
     for (let i = 0;; i++) {
       try {
@@ -266,7 +271,7 @@ async function main() {
     const latency = probe(`${url}/api/v1/image`, 100);
     const t0 = performance.now();
     // A baseline master (--repo) may be older than the trust split: it wants the token in hellos.
-    const em = await emulatePcs({
+    em = await emulatePcs({
       master: url,
       pcs,
       rate,
@@ -274,10 +279,18 @@ async function main() {
       slices,
       ...(v.repo ? { helloToken: "bench" } : {}),
     });
-    while (em.stats.assignedPcs < pcs) {
+    let shown = performance.now();
+    while (em!.stats.assignedPcs < pcs) {
       alive();
+      if (performance.now() - shown > 5000) {
+        shown = performance.now();
+        const st = em!.stats;
+        phase(
+          `join: ${st.opened} sessions open, ${st.welcomed} welcomed, ${st.assignedPcs} assigned`,
+        );
+      }
       if (performance.now() - t0 > 120_000) {
-        throw new Error(`Only ${em.stats.assignedPcs} assigned`);
+        throw new Error(`Only ${em!.stats.assignedPcs} assigned`);
       }
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -362,6 +375,8 @@ async function main() {
     // What was measured stays in the table; the reason the run stopped goes last.
     out.push(["run stopped early", (err as Error).message]);
   } finally {
+    // A run stopped early leaves sessions and timers that would keep this process alive.
+    em?.close();
     phase("stopping the master");
     try {
       master.kill("SIGTERM");
@@ -383,4 +398,5 @@ if (import.meta.main) {
     console.error((err as Error).message);
     Deno.exit(1);
   }
+  Deno.exit(0);
 }

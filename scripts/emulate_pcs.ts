@@ -1,13 +1,14 @@
 // Emulated lab PCs against a real master: control sessions only (no chunk moves), with the
-// reports a real client makes (hello, a progress report a second while receiving, received,
-// verified). A PC receives at --rate chunks/s, never ahead of the PC that serves it (so a relay
+// reports a real client makes (hello, a progress report every PROGRESS_MS (0.5 s) while
+// receiving, received, verified). A PC receives at --rate chunks/s, never ahead of the PC that serves it (so a relay
 // chain moves as a pipeline, as in a real room), and reconnects with its progress after a lost
 // session, as the real client does. The dashboard test and bench_dashboard.ts drive it.
 //
 //   deno run -A scripts/emulate_pcs.ts --master http://127.0.0.1:8080 --pcs 700
 import { parseArgs } from "node:util";
 import { openSlicesSource } from "../roles/data/mod.ts";
-import { proofOf } from "../roles/protocol/mod.ts";
+import { ProofHasher } from "../roles/master/mod.ts";
+import { PROGRESS_MS } from "../roles/peers/mod.ts";
 
 export interface EmulateOptions {
   master: string;
@@ -47,6 +48,9 @@ export interface EmulateStats {
   verified: number;
   ended: number;
   manifestBytes: number;
+  /** Sessions opened (a reconnect counts again), and "welcome"s heard: where a slow join waits. */
+  opened: number;
+  welcomed: number;
 }
 
 export interface Emulation {
@@ -80,8 +84,13 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
     verified: 0,
     ended: 0,
     manifestBytes: 0,
+    opened: 0,
+    welcomed: 0,
   };
   const source = o.slices ? await openSlicesSource(o.slices) : undefined;
+  // Answers are hashed in a worker, as the master hashes its own: 1,500 PCs finishing at once
+  // are 4.5 GB of SHA-256, which on this thread would starve every emulated session.
+  const hasher = source ? new ProofHasher() : undefined;
   // Each PC's chunks, and since when it moves at `rate` (so a PC downstream reads its server's
   // progress as of now, not as of its last report: a chain does not lag a report per hop).
   const progress = new Map<string, { n: number; at: number; moving: boolean }>();
@@ -126,6 +135,7 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
           if (n !== undefined) held.set(name, n, false);
         };
         ws.onopen = () => {
+          stats.opened++;
           backoff = 200;
           send({
             type: "hello",
@@ -137,7 +147,7 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
             // No data moves: a port the master pairs with 127.0.0.1 (a client may not name a URL).
             port: 9,
             capacity: role === "fake" ? 2 : 3,
-            held: held.get(name)!,
+            held: Math.floor(held.get(name)!),
             complete: role === "fake" || verified,
             ...(role === "fake" && o.serverToken ? { token: o.serverToken } : {}),
             ...(o.helloToken ? { token: o.helloToken } : {}),
@@ -146,9 +156,11 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
         ws.onmessage = (ev) => {
           const msg = JSON.parse(ev.data as string);
           if (msg.type === "error") stats.errors.push(`${name}: ${msg.message}`);
+          if (msg.type === "welcome") stats.welcomed++;
           if (msg.type === "challenge" && source) {
             const bytes = Promise.all((msg.chunks as number[]).map((c) => source!.read(c)));
-            bytes.then((b) => send({ type: "proof", sha256: proofOf(msg.nonce, b) }), () => {});
+            bytes.then((b) => hasher!.proof(msg.nonce, b))
+              .then((sha256) => send({ type: "proof", sha256 }), () => {});
           }
           if (msg.type === "end") {
             over = true;
@@ -164,16 +176,17 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
           stop();
           held.set(name, held.get(name)!, true);
           const t0 = performance.now();
-          let last = held.get(name)!;
+          let last = Math.floor(held.get(name)!);
           tick = setInterval(() => {
+            // Fractional chunks are kept (a half-second of 5 chunks/s is 2.5); whole ones reported.
             const mine = held.get(name)!;
             // A PC keeps what it holds: a server that holds less (after a re-attach) only stalls it.
             const next = Math.max(
               mine,
-              Math.floor(Math.min(image.chunks, heldNow(server!), mine + rate)),
+              Math.min(image.chunks, heldNow(server!), mine + rate * PROGRESS_MS / 1000),
             );
             held.set(name, next, next < image.chunks);
-            bytes += (next - mine) * image.chunkSize;
+            bytes += (Math.floor(next) - Math.floor(mine)) * image.chunkSize;
             if (fail.has(i) && next >= Math.min(2, image.chunks)) {
               stop();
               send({
@@ -189,11 +202,11 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
             }
             send({
               type: "progress",
-              held: next,
+              held: Math.floor(next),
               bytes,
-              rate: Math.round((next - last) * image.chunkSize),
+              rate: Math.round((Math.floor(next) - last) * image.chunkSize * 1000 / PROGRESS_MS),
             });
-            last = next;
+            last = Math.floor(next);
             if (next < image.chunks) return;
             stop();
             send({ type: "received" });
@@ -207,7 +220,10 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
                 seconds: (performance.now() - t0) / 1000,
               });
             }, (o.readback ?? 0.5) * 1000);
-          }, 1000);
+            // As often as the real client: the master's stall rule (1 s without a byte while the
+            // upstream moves) assumes it; at one report a second, any report late under load
+            // made a PC "stalled", and a demoted PC at a chain's tail held up every later one.
+          }, PROGRESS_MS);
           timers.add(tick);
         };
         ws.onerror = () => {};
@@ -237,6 +253,7 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
     done: Promise.all(finished).then(() => {}),
     close() {
       closing = true;
+      hasher?.close();
       for (const t of timers) clearInterval(t);
       for (const ws of sockets) ws.close();
     },
@@ -302,6 +319,7 @@ if (import.meta.main) {
     Deno.exit(130);
   });
   await em.done;
+  em.close();
   clearInterval(show);
   console.log(`emulate-done ${JSON.stringify({ ...em.stats, errors: em.stats.errors.length })}`);
 }
