@@ -3,7 +3,8 @@
 import type { Manifest } from "../../imagetools/mod.ts";
 import type { LivePeer, LiveStatus, RunStatus } from "../protocol/mod.ts";
 import type { MasterCore } from "./core.ts";
-import { runStatus } from "./status.ts";
+import { peerStatus, runStatus } from "./status.ts";
+import type { PeerRecord } from "./peer_record.ts";
 
 export type { LivePeer, LiveStatus };
 
@@ -11,16 +12,21 @@ export type { LivePeer, LiveStatus };
 export const RECENT_EVENTS = 12;
 
 export function liveStatus(core: MasterCore, manifest: Manifest, now: number): LiveStatus {
-  const base = runStatus(core, manifest, now);
-  const peers = base.peers.map((p) => ({ ...p, served: core.peers.get(p.id)?.served ?? 0 }));
+  const base = runStatus(core, manifest, now, livePeer);
   return {
     ...base,
-    peers,
     draining: core.draining,
     expect: core.config.expect ?? null,
     eta: runEta(base),
     recent: core.events.slice(-RECENT_EVENTS),
   };
+}
+
+/** A peer's status and the bytes it served (the same fields as before, served last). */
+function livePeer(p: PeerRecord, chunkSize: number): LivePeer {
+  const s = peerStatus(p, chunkSize) as LivePeer;
+  s.served = p.served ?? 0;
+  return s;
 }
 
 /**

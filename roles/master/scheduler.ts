@@ -227,6 +227,15 @@ export class Scheduler {
       this.#clients.some((c) => c.id === id) || this.#upstream.has(id);
   }
 
+  /** The queues alone (copies) and the pause: what the status shows, without the links. */
+  queues(): Pick<SchedulerSnapshot, "serverQueue" | "clientQueue" | "paused"> {
+    return {
+      serverQueue: this.#servers.map((s) => ({ ...s })),
+      clientQueue: this.#clients.map((c) => ({ ...c })),
+      paused: this.#paused,
+    };
+  }
+
   snapshot(): SchedulerSnapshot {
     return {
       serverQueue: this.#servers.map((s) => ({ ...s })),

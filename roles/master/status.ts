@@ -7,43 +7,70 @@ import type { PeerRecord } from "./peer_record.ts";
 
 export type { PeerStatus, RunStatus };
 
+/** A peer's status. Built field by field (no spreads of optional parts), in the order the
+ * JSON has always had: the status is built for every PC on every viewer tick, and the spreads
+ * made it 8 us a PC (1,500 PCs, 4 ticks a second in a burst: 5 % of a core on this alone). */
 export function peerStatus(p: PeerRecord, chunkSize: number): PeerStatus {
   const progress = p.total ? p.held / p.total : 1;
   const left = (p.total - p.held) * chunkSize;
-  return {
-    id: p.id,
-    role: p.role,
-    name: p.name,
-    ...(p.mac ? { mac: p.mac } : {}),
-    address: p.address,
-    ...(p.url ? { url: p.url } : {}),
-    state: p.state,
-    held: p.held,
-    total: p.total,
-    progress,
-    bytes: p.bytes,
-    rate: p.rate,
-    eta: p.state === "receiving" && p.rate > 0 ? left / p.rate : null,
-    ...(p.server ? { server: p.server } : {}),
-    servedBy: p.servedBy,
-    serving: p.serving,
-    verified: p.verified,
-    ...(p.disk ? { disk: p.disk } : {}),
-    ...(p.diskReason ? { diskReason: p.diskReason } : {}),
-    ...(p.finish ? { finish: p.finish } : {}),
-    joinedAt: p.joinedAt,
-    ...(p.doneAt !== undefined ? { doneAt: p.doneAt } : {}),
-    seconds: p.doneAt !== undefined ? p.doneAt - p.joinedAt : null,
-    failures: p.failures,
-    connected: p.connected,
-  };
+  const s = { id: p.id, role: p.role, name: p.name } as PeerStatus;
+  if (p.mac) s.mac = p.mac;
+  s.address = p.address;
+  if (p.url) s.url = p.url;
+  s.state = p.state;
+  s.held = p.held;
+  s.total = p.total;
+  s.progress = progress;
+  s.bytes = p.bytes;
+  s.rate = p.rate;
+  s.eta = p.state === "receiving" && p.rate > 0 ? left / p.rate : null;
+  if (p.server) s.server = p.server;
+  s.servedBy = p.servedBy;
+  s.serving = p.serving;
+  s.verified = p.verified;
+  if (p.disk) s.disk = p.disk;
+  if (p.diskReason) s.diskReason = p.diskReason;
+  if (p.finish) s.finish = p.finish;
+  s.joinedAt = p.joinedAt;
+  if (p.doneAt !== undefined) s.doneAt = p.doneAt;
+  s.seconds = p.doneAt !== undefined ? p.doneAt - p.joinedAt : null;
+  s.failures = p.failures;
+  s.connected = p.connected;
+  return s;
 }
 
-export function runStatus(core: MasterCore, manifest: Manifest, now: number): RunStatus {
-  const snap = core.scheduler.snapshot();
-  const peers = [...core.peers.values()].map((p) => peerStatus(p, manifest.chunkSize));
-  // A booting PC is not a client yet: it shows up in the list, not in the totals.
-  const clients = peers.filter((p) => p.role === "client" && p.state !== "booting");
+export function runStatus<P extends PeerStatus = PeerStatus>(
+  core: MasterCore,
+  manifest: Manifest,
+  now: number,
+  peerOf: (p: PeerRecord, chunkSize: number) => P = peerStatus as never,
+): RunStatus & { peers: P[] } {
+  const q = core.scheduler.queues();
+  const peers: P[] = [];
+  // A booting PC is not a client yet: it shows up in the list, not in the totals. One pass.
+  const totals = {
+    clients: 0,
+    booting: 0,
+    verified: 0,
+    receiving: 0,
+    waiting: 0,
+    failed: 0,
+    servers: 0,
+    bytesReceived: 0,
+  };
+  for (const record of core.peers.values()) {
+    const p = peerOf(record, manifest.chunkSize);
+    peers.push(p);
+    if (p.state === "booting") totals.booting++;
+    if (p.state === "serving") totals.servers++;
+    if (p.role !== "client" || p.state === "booting") continue;
+    totals.clients++;
+    if (p.verified) totals.verified++;
+    if (p.state === "receiving") totals.receiving++;
+    if (p.state === "waiting") totals.waiting++;
+    if (!p.verified && (p.state === "left" || p.state === "failed")) totals.failed++;
+    totals.bytesReceived += p.bytes;
+  }
   return {
     imageId: core.config.imageId,
     image: {
@@ -56,19 +83,9 @@ export function runStatus(core: MasterCore, manifest: Manifest, now: number): Ru
     startedAt: core.startedAt,
     now,
     ended: core.ended,
-    paused: snap.paused,
-    totals: {
-      clients: clients.length,
-      booting: peers.filter((p) => p.state === "booting").length,
-      verified: clients.filter((p) => p.verified).length,
-      receiving: clients.filter((p) => p.state === "receiving").length,
-      waiting: clients.filter((p) => p.state === "waiting").length,
-      failed: clients.filter((p) => !p.verified && (p.state === "left" || p.state === "failed"))
-        .length,
-      servers: peers.filter((p) => p.state === "serving").length,
-      bytesReceived: clients.reduce((n, p) => n + p.bytes, 0),
-    },
-    queues: { servers: snap.serverQueue, clients: snap.clientQueue },
+    paused: q.paused,
+    totals,
+    queues: { servers: q.serverQueue, clients: q.clientQueue },
     peers,
     unenrolled: [...core.unenrolled.values()],
   };
