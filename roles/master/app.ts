@@ -256,10 +256,14 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
     ...(o.recordAdmin ? { record: o.recordAdmin } : {}),
   });
 
+  // Every image's run, each series labelled image="NAME" (?image=NAME: that run's alone).
   app.get("/metrics", (c) => {
-    const v = pick(c);
+    const key = c.req.query("image");
+    const v = key ? pick(c) : undefined;
     if (v instanceof Response) return v;
-    return c.body(renderMetrics(v.status(), v.counters), 200, {
+    const shown = v ? [v] : site.runs.map((r) => views.get(r)!);
+    const runs = shown.map((x) => ({ name: x.run.name, status: x.status(), counters: x.counters }));
+    return c.body(renderMetrics(runs), 200, {
       "content-type": "text/plain; version=0.0.4; charset=utf-8",
     });
   });

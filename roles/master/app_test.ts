@@ -118,9 +118,9 @@ Deno.test("GET /metrics: Prometheus text, counters fed by the core's events", as
   assert.equal(res.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");
   const text = await res.text();
   assert.ok(text.startsWith("# HELP cascade_peers Peers by state and role.\n"));
-  assert.match(text, /\ncascade_chunk_failures_total\{reason="bad-chunk"\} 1\n/);
-  assert.match(text, /\ncascade_assign_wait_seconds_count 6\n/);
-  assert.match(text, /\ncascade_queue_length\{queue="clients"\} 1\n/);
+  assert.match(text, /\ncascade_chunk_failures_total\{image="[^"]+",reason="bad-chunk"\} 1\n/);
+  assert.match(text, /\ncascade_assign_wait_seconds_count\{image="[^"]+"\} 6\n/);
+  assert.match(text, /\ncascade_queue_length\{image="[^"]+",queue="clients"\} 1\n/);
 });
 
 Deno.test("GET /api/v1/events: a snapshot at once, another after an event, then the end", async () => {

@@ -78,80 +78,132 @@ function num(n: number): string {
   return Number.isFinite(n) ? String(Math.round(n * 1e6) / 1e6) : n > 0 ? "+Inf" : "NaN";
 }
 
-export function renderMetrics(s: LiveStatus, c: RunCounters): string {
+/** One image's run as /metrics shows it: its name on the master labels each of its series. */
+export interface MetricsRun {
+  name: string;
+  status: LiveStatus;
+  counters: RunCounters;
+}
+
+/** Every run's series, each labelled image="NAME" (first), one HELP and TYPE per family. */
+export function renderMetrics(runs: readonly MetricsRun[]): string {
   const out: string[] = [];
-  const metric = (name: string, type: string, help: string, rows: [string, number][]) => {
+  const metric = (
+    name: string,
+    type: string,
+    help: string,
+    rows: (r: MetricsRun) => [string[], number][],
+  ) => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const [labels, value] of rows) out.push(`${name}${labels} ${num(value)}`);
+    for (const r of runs) {
+      for (const [labels, value] of rows(r)) {
+        out.push(`${name}{${[`image=${label(r.name)}`, ...labels].join(",")}} ${num(value)}`);
+      }
+    }
   };
-  const clients = s.peers.filter((p) => p.role === "client");
+  const one = (value: (s: LiveStatus) => number) => (r: MetricsRun): [string[], number][] => [
+    [[], value(r.status)],
+  ];
   metric(
     "cascade_peers",
     "gauge",
     "Peers by state and role.",
-    (["client", "server", "fake"] as const).flatMap((role) =>
-      PEER_STATES.map((state): [string, number] => [
-        `{role=${label(role)},state=${label(state)}}`,
-        s.peers.filter((p) => p.role === role && p.state === state).length,
-      ])
-    ),
+    ({ status: s }) =>
+      (["client", "server", "fake"] as const).flatMap((role) =>
+        PEER_STATES.map((state): [string[], number] => [
+          [`role=${label(role)}`, `state=${label(state)}`],
+          s.peers.filter((p) => p.role === role && p.state === state).length,
+        ])
+      ),
   );
-  metric("cascade_clients_verified", "gauge", "Clients whose disk passed the read-back check.", [
-    ["", clients.filter((p) => p.verified).length],
-  ]);
-  metric("cascade_clients_expected", "gauge", "Clients the run waits for (0: ends by hand).", [
-    ["", s.expect ?? 0],
-  ]);
+  metric(
+    "cascade_clients_verified",
+    "gauge",
+    "Clients whose disk passed the read-back check.",
+    one((s) => s.peers.filter((p) => p.role === "client" && p.verified).length),
+  );
+  metric(
+    "cascade_clients_expected",
+    "gauge",
+    "Clients the run waits for (0: ends by hand).",
+    one((s) => s.expect ?? 0),
+  );
   metric(
     "cascade_bytes_received_total",
     "counter",
     "Bytes the clients received, as they reported them.",
-    [["", s.totals.bytesReceived]],
+    one((s) => s.totals.bytesReceived),
   );
   metric(
     "cascade_bytes_served_total",
     "counter",
     "Bytes each server served, as its clients reported them.",
-    s.peers.filter((p) => p.served > 0 || p.role !== "client").map((p) => [
-      `{server=${label(p.id)}}`,
-      p.served,
-    ]),
+    ({ status: s }) =>
+      s.peers.filter((p) => p.served > 0 || p.role !== "client").map((p) => [
+        [`server=${label(p.id)}`],
+        p.served,
+      ]),
   );
   metric(
     "cascade_chunk_failures_total",
     "counter",
     "Client failures by reason: fetches that stopped, read-backs that found bad chunks.",
-    [...c.failures].sort(([a], [b]) => a.localeCompare(b)).map(([r, n]) => [
-      `{reason=${label(r)}}`,
-      n,
-    ]),
+    ({ counters: c }) =>
+      [...c.failures].sort(([a], [b]) => a.localeCompare(b)).map(([r, n]) => [
+        [`reason=${label(r)}`],
+        n,
+      ]),
   );
-  metric("cascade_queue_length", "gauge", "Peers waiting in each of the master's FIFO queues.", [
-    ['{queue="servers"}', s.queues.servers.length],
-    ['{queue="clients"}', s.queues.clients.length],
-  ]);
+  metric(
+    "cascade_queue_length",
+    "gauge",
+    "Peers waiting in each of the master's FIFO queues.",
+    ({ status: s }) => [
+      [['queue="servers"'], s.queues.servers.length],
+      [['queue="clients"'], s.queues.clients.length],
+    ],
+  );
   out.push(
     "# HELP cascade_assign_wait_seconds Time from a client's hello to its first assignment.",
     "# TYPE cascade_assign_wait_seconds histogram",
   );
-  ASSIGN_WAIT_BUCKETS.forEach((b, i) => {
-    out.push(`cascade_assign_wait_seconds_bucket{le="${b}"} ${c.waitBuckets[i]}`);
-  });
-  out.push(
-    `cascade_assign_wait_seconds_bucket{le="+Inf"} ${c.waitBuckets[ASSIGN_WAIT_BUCKETS.length]}`,
-    `cascade_assign_wait_seconds_sum ${num(c.waitSum)}`,
-    `cascade_assign_wait_seconds_count ${c.waitCount}`,
+  for (const { name, counters: c } of runs) {
+    const image = `image=${label(name)}`;
+    ASSIGN_WAIT_BUCKETS.forEach((b, i) => {
+      out.push(`cascade_assign_wait_seconds_bucket{${image},le="${b}"} ${c.waitBuckets[i]}`);
+    });
+    out.push(
+      `cascade_assign_wait_seconds_bucket{${image},le="+Inf"} ${
+        c.waitBuckets[ASSIGN_WAIT_BUCKETS.length]
+      }`,
+      `cascade_assign_wait_seconds_sum{${image}} ${num(c.waitSum)}`,
+      `cascade_assign_wait_seconds_count{${image}} ${c.waitCount}`,
+    );
+  }
+  metric(
+    "cascade_paused",
+    "gauge",
+    "1 while assignments are paused.",
+    one((s) => s.paused ? 1 : 0),
   );
-  metric("cascade_paused", "gauge", "1 while assignments are paused.", [["", s.paused ? 1 : 0]]);
-  metric("cascade_draining", "gauge", "1 while no new clients are admitted.", [
-    ["", s.draining ? 1 : 0],
-  ]);
-  metric("cascade_run_ended", "gauge", "1 once the run has ended.", [["", s.ended ? 1 : 0]]);
-  metric("cascade_run_seconds", "gauge", "Seconds since the master started.", [
-    ["", s.now - s.startedAt],
-  ]);
-  metric("cascade_image_bytes", "gauge", "Size of the image being deployed.", [
-    [`{image=${label(s.imageId)}}`, s.image.size],
-  ]);
+  metric(
+    "cascade_draining",
+    "gauge",
+    "1 while no new clients are admitted.",
+    one((s) => s.draining ? 1 : 0),
+  );
+  metric("cascade_run_ended", "gauge", "1 once the run has ended.", one((s) => s.ended ? 1 : 0));
+  metric(
+    "cascade_run_seconds",
+    "gauge",
+    "Seconds since the master started.",
+    one((s) => s.now - s.startedAt),
+  );
+  metric(
+    "cascade_image_bytes",
+    "gauge",
+    "Size of the image being deployed (id: its image id).",
+    ({ status: s }) => [[[`id=${label(s.imageId)}`], s.image.size]],
+  );
   return out.join("\n") + "\n";
 }

@@ -120,6 +120,27 @@ Deno.test("site: manifest, image, status, peers and feed per ?image=; the first 
   assert.match(page, /"name":"office"/);
 });
 
+Deno.test("site: GET /metrics labels each run's series by image; ?image= gives one run", async () => {
+  const t = twoImages();
+  t.hello("pc-g1", "client", IMAGE_ID);
+  t.hello("pc-o1", "client", OFFICE_ID);
+  t.hello("pc-o2", "client", OFFICE_ID);
+  const all = (await (await t.app.request("/metrics")).text()).split("\n");
+  const waiting = all.filter((l) =>
+    l.startsWith("cascade_peers{") && l.includes('role="client",state="waiting"')
+  );
+  assert.deepEqual(waiting, [
+    'cascade_peers{image="games",role="client",state="waiting"} 1',
+    'cascade_peers{image="office",role="client",state="waiting"} 2',
+  ]);
+  assert.equal(all.filter((l) => l === "# TYPE cascade_peers gauge").length, 1);
+  assert.ok(all.includes(`cascade_image_bytes{image="office",id="${OFFICE_ID}"} ${64 << 20}`));
+  const office = await (await t.app.request("/metrics?image=office")).text();
+  assert.ok(!office.includes('image="games"'));
+  assert.match(office, /\ncascade_peers\{image="office",role="client",state="waiting"\} 2\n/);
+  assert.equal((await t.app.request("/metrics?image=art")).status, 404);
+});
+
 Deno.test("site: admin pause with an image pauses that run only; without, every run", async () => {
   const t = twoImages();
   const admin = (action: string, body?: string) =>
