@@ -285,7 +285,16 @@ async function loadAdminLog() {
 }
 
 // Rendering waits for the next frame; tiles are patched one by one unless the layout moved.
-const pending = { queued: false, full: true, changed: new Set() };
+// The first time, each part gets its own task, so the page paints as each is drawn: the head
+// (the run's numbers) at once, the room's tiles next, then the list (300 rows of a table take
+// longer to lay out than 1,500 tiles) and the chains.
+const pending = { queued: false, full: true, changed: new Set(), painted: false };
+function renderRoomPart() {
+  if (pending.full) renderRoom();
+  else for (const id of pending.changed) if (!patchTile(id)) { renderRoom(); break; }
+  pending.full = false;
+  pending.changed.clear();
+}
 function render(full) {
   if (full) pending.full = true;
   if (pending.queued || !S) return;
@@ -294,12 +303,16 @@ function render(full) {
     pending.queued = false;
     if (!S) return;
     renderHead();
-    if (pending.full) renderRoom();
-    else for (const id of pending.changed) if (!patchTile(id)) { renderRoom(); break; }
-    pending.full = false;
-    pending.changed.clear();
-    renderList();
-    renderChains();
+    if (pending.painted) {
+      renderRoomPart();
+      renderList();
+      renderChains();
+      return;
+    }
+    pending.painted = pending.queued = true;
+    const later = (fn) => new Promise((r) => setTimeout(() => { if (S) fn(); r(); }, 0));
+    later(renderRoomPart).then(() => later(() => { renderList(); renderChains(); }))
+      .then(() => { pending.queued = false; if (pending.full || pending.changed.size) render(false); });
   });
 }
 
