@@ -18,7 +18,8 @@
 #                                              VM_DRIVE_OPTS disk options (werror=report)
 #   lab_netboot.sh wait PREFIX NAME REGEX SECS wait until STATE/NAME.log matches REGEX
 #   lab_netboot.sh down PREFIX                 end recorded processes (by PID), delete the
-#                                              namespace (bridge, taps with it) and the state
+#                                              namespaces (PREFIXlan with bridge and taps,
+#                                              PREFIXdhcp, a test's PREFIXcli) and the state
 #   lab_netboot.sh state PREFIX                print the state folder
 #
 # PREFIX must be unique per run (e.g. nb$$-). Facts behind the choices: NETBOOT-FACTS.md
@@ -164,7 +165,7 @@ cmd_down() {
       [[ $pid =~ ^[0-9]+$ ]] && kill -9 "$pid" 2>/dev/null || true
     done <"$state/pids"
   fi
-  for n in "$ns" "${prefix}dhcp"; do
+  for n in "$ns" "${prefix}dhcp" "${prefix}cli"; do
     if ip netns list | awk '{print $1}' | grep -qx "$n"; then ip netns del "$n"; fi
   done
   rm -rf "$state"

@@ -36,7 +36,8 @@
 #             "local" and GRUB chains the disk's shim: the disk's GRUB runs with lockdown=y
 #   archs     no VM: a DHCP client sends each client architecture (BIOS, x64 UEFI 7/9, HTTP
 #             Boot 16, IA32 UEFI 6, ARM64 11): dnsmasq's log shows the boot file each gets, or
-#             the cascade-refuses-* tag and no boot file
+#             the cascade-refuses-* tag and no boot file; then in proxy mode beside the lab's DHCP
+#             server, HTTP Boot 16 (the URL), 15 and 19 (refused)
 #   sb-bad-grub   the same firmware, a GRUB with one byte changed: shim refuses it
 #   sb-bad-kernel the same firmware, a kernel with one byte changed: GRUB (through shim) refuses it
 #   room      real-lab boot, VMs side by side (room_scenario below): enrolment, a target rule
@@ -277,8 +278,8 @@ archs_scenario() {
     --conf-file="$state/dnsmasq.conf" --pid-file="$state/dnsmasq.pid2" \
     --dhcp-leasefile="$state/leases" >/dev/null
   bash $lab wait "$prefix" dnsmasq "DHCP, IP range" 30
-  # The client namespace is named as landhcp's is, so "down" removes it too.
-  cns="${prefix}dhcp"
+  # The client namespace: "down" removes PREFIXcli too.
+  cns="${prefix}cli"
   ip netns add "$cns"
   ip -n "${prefix}lan" link add veth-cli type veth peer name eth0 netns "$cns"
   ip -n "${prefix}lan" link set veth-cli master br0
@@ -287,21 +288,25 @@ archs_scenario() {
   sleep 1 # the new bridge port and link come up
   echo "== archs: dnsmasq's answer per client architecture (full DHCP, Secure Boot chain)"
   local code class want from part
-  while read -r code class want; do
-    from=$(stat -c %s "$state/dnsmasq.log")
-    ip netns exec "$cns" busybox udhcpc -i eth0 -n -q -t 4 -T 1 -s /bin/true \
-      -V "$class:Arch:$(printf %05d "$code"):UNDI:003016" -x "0x5d:$(printf %04x "$code")" \
-      >/dev/null 2>&1 || true
-    sleep 0.3
-    part=$(tail -c +$((from + 1)) "$state/dnsmasq.log" | grep -av RTR-ADVERT)
-    if ! grep -qaF -- "$want" <<<"$part" ||
-      { [[ $want == tags:* ]] && grep -qa "bootfile name" <<<"$part"; }; then
-      echo "  arch $code ($class): expected \"$want\" in dnsmasq's log, got:"
-      grep -aE "tags|bootfile|DHCP[A-Z]+\(" <<<"$part" | head -8 | sed 's/^/    /'
-      return 1
-    fi
-    printf '  arch %-2s %-10s %s\n' "$code" "$class" "$want"
-  done <<'ARCHS'
+  # LOG TRIES: each line "CODE CLASS WANT" on stdin; udhcpc sends TRIES discovers.
+  ask_archs() {
+    while read -r code class want; do
+      from=$(stat -c %s "$1")
+      ip netns exec "$cns" busybox udhcpc -i eth0 -n -q -t "$2" -T 1 -s /bin/true \
+        -V "$class:Arch:$(printf %05d "$code"):UNDI:003016" -x "0x5d:$(printf %04x "$code")" \
+        >/dev/null 2>&1 || true
+      sleep 0.3
+      part=$(tail -c +$((from + 1)) "$1" | grep -av RTR-ADVERT)
+      if ! grep -qaF -- "$want" <<<"$part" ||
+        { [[ $want == tags:* ]] && grep -qa "bootfile name" <<<"$part"; }; then
+        echo "  arch $code ($class): expected \"$want\" in dnsmasq's log, got:"
+        grep -aE "tags|bootfile|DHCP[A-Z]+\(|PXE" <<<"$part" | head -8 | sed 's/^/    /'
+        return 1
+      fi
+      printf '  arch %-2s %-10s %s\n' "$code" "$class" "$want"
+    done
+  }
+  ask_archs "$state/dnsmasq.log" 4 <<'ARCHS'
 0 PXEClient bootfile name: undionly.kpxe
 7 PXEClient bootfile name: shimx64.efi
 9 PXEClient bootfile name: shimx64.efi
@@ -309,6 +314,21 @@ archs_scenario() {
 6 PXEClient tags: cascade-refuses-32-bit-x86-uefi
 11 PXEClient tags: cascade-refuses-arm64-uefi
 ARCHS
+  # Proxy mode beside the lab's own DHCP server: HTTP Boot gets the URL (or, for an
+  # architecture without a boot file, its refusal tag and no URL) in a proxy answer.
+  kill "$(cat "$state/dnsmasq.pid")"
+  bash $lab landhcp "$prefix" >/dev/null
+  deno run -A scripts/netboot_lab.ts dnsmasq-proxy-conf "$subnet" "$out/tftp" "$master" >"$state/proxy.conf"
+  bash $lab run "$prefix" proxy dnsmasq --keep-in-foreground --log-facility=- \
+    --conf-file="$state/proxy.conf" --pid-file="$state/proxy.pid2" >/dev/null
+  bash $lab wait "$prefix" proxy "DHCP, proxy on subnet" 30
+  echo "== archs: proxy mode beside the lab's DHCP server (HTTP Boot)"
+  ask_archs "$state/proxy.log" 1 <<'ARCHS'
+16 HTTPClient bootfile name: http://10.77.0.1:8080/boot/snponly.efi
+15 HTTPClient tags: cascade-refuses-32-bit-x86-uefi-http-boot
+19 HTTPClient tags: cascade-refuses-arm64-uefi-http-boot
+ARCHS
+  grep -aq "PXE(br0) .* proxy" "$state/proxy.log" || { echo "  no proxy answer in the log"; return 1; }
 }
 
 # A tampered GRUB (TFTP) or kernel (from the master): Secure Boot must refuse it.
