@@ -7,3 +7,5 @@ export * from "./data_plane.ts";
 export * from "./ticket.ts";
 export * from "./feed.ts";
 export * from "./proof.ts";
+export * from "./ws_frames.ts";
+export * from "./ws_handshake.ts";
