@@ -159,31 +159,35 @@ Deno.test("malformed control messages get an error; the master keeps serving eve
       held: 0,
       complete: false,
     };
+    // Each is answered with an error message, then closed with 1008 (policy) ...
     const junk: [string, RegExp][] = [
       ["{oops", /not JSON/],
       [JSON.stringify({ ...hello, capacity: "three" }), /field "capacity" \("three"\)/],
       [JSON.stringify({ type: "teleport" }), /Unknown message type "teleport"/],
-      [JSON.stringify({ ...hello, name: "n".repeat(40000) }), /larger than 16384 bytes/],
       [JSON.stringify({ type: "received" }), /before "hello"/],
     ];
-    const answers = await Promise.all(
-      junk.map(([text]) =>
-        new Promise<string>((resolve, reject) => {
-          const sock = new WebSocket(ws);
-          let got = "";
-          sock.onopen = () => sock.send(text);
-          sock.onmessage = (e) => (got = String(e.data));
-          sock.onclose = () => resolve(got);
-          sock.onerror = () => {};
-          setTimeout(() => reject(new Error(`no answer to ${text.slice(0, 40)}`)), 10_000);
-        })
-      ),
-    );
+    const answer = (text: string) =>
+      new Promise<{ got: string; code: number; reason: string }>((resolve, reject) => {
+        const sock = new WebSocket(ws);
+        let got = "";
+        sock.onopen = () => sock.send(text);
+        sock.onmessage = (e) => (got = String(e.data));
+        sock.onclose = (e) => resolve({ got, code: e.code, reason: e.reason });
+        sock.onerror = () => {};
+        setTimeout(() => reject(new Error(`no answer to ${text.slice(0, 40)}`)), 10_000);
+      });
+    const answers = await Promise.all(junk.map(([text]) => answer(text)));
     answers.forEach((a, i) => {
-      const msg = JSON.parse(a);
+      const msg = JSON.parse(a.got);
       assert.equal(msg.type, "error");
       assert.match(msg.message, junk[i][1]);
+      assert.equal(a.code, 1008);
     });
+    // ... but a message over the limit is refused at its frame's header: 1009, no message.
+    const big = await answer(JSON.stringify({ ...hello, name: "n".repeat(40000) }));
+    assert.equal(big.got, "");
+    assert.equal(big.code, 1009);
+    assert.match(big.reason, /^Message of 40\d{3} bytes or more is larger than 16384 bytes$/);
     lab.fake("fake", url);
     lab.client("p1", url);
     lab.client("p2", url);

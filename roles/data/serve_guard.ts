@@ -127,13 +127,21 @@ export function guardedServe(o: {
   counter?: RequestCounter;
   /** Requests that take their own slot (see countedHandler). */
   selfCounted?: (req: Request) => boolean;
+  /** The client's own address, when connections come through a relay of ours (the master's
+   * front door) and the address Deno.serve sees is the relay's. */
+  remoteAddr?: (seen: Deno.NetAddr) => Deno.NetAddr;
   log?: Logger;
   /** Names this server in its log lines. */
   name?: string;
 }): GuardedServer {
   const log = o.log ?? silentLogger;
   const counter = o.counter ?? new RequestCounter(defaultLimits(o.limits));
-  const handler = countedHandler(counter, o.handler, o.selfCounted);
+  const counted = countedHandler(counter, o.handler, o.selfCounted);
+  const addressOf = o.remoteAddr;
+  const handler: ServeHandler = addressOf
+    ? (req, info) =>
+      counted(req, { remoteAddr: addressOf(info.remoteAddr), completed: info.completed })
+    : counted;
   const servers: Deno.HttpServer<Deno.NetAddr>[] = [];
   let stopping = false;
   let restarts = 0;

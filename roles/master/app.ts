@@ -18,8 +18,6 @@ import type { HistoryAdminAction } from "./history.ts";
 import { renderMetrics, RunCounters } from "./metrics.ts";
 import { type ImageRun, Site } from "./site.ts";
 import { runLinks } from "./feed.ts";
-import type { RequestCounter } from "../data/mod.ts";
-import type { ControlLimits } from "./control_limits.ts";
 import { attachControlSocket, type ControlTarget } from "./control_socket.ts";
 
 export { attachControlSocket, type ControlTarget };
@@ -52,10 +50,6 @@ export interface MasterAppOptions {
   bootsOf?: (run: ImageRun, mac: string) => BootAnswer[];
   /** Event stream pacing in ms: at most one update per `minGap`, at least one per `period`. */
   sse?: { minGap: number; period: number; maxViewers?: number };
-  /** The server's request counter: each open control session holds a slot of its address. */
-  counter?: RequestCounter;
-  /** Hello deadline and message rate of each control session (default DEFAULT_CONTROL_LIMITS). */
-  control?: ControlLimits;
 }
 
 /** One answer to a PC's boot request, as the details panel shows it. */
@@ -127,6 +121,8 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
   let probing = 0;
   let probeTail = Promise.resolve();
 
+  // The control WebSocket is served by the front door (front_door.ts) when it is the first
+  // request on its connection; what reaches the app here is answered, never upgraded.
   app.get("/api/v1/control", (c) => {
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
       return c.json(
@@ -134,22 +130,9 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
         426,
       );
     }
-    const addr = c.env?.remoteAddr as Deno.NetAddr | undefined;
-    const address = addr?.hostname ?? "unknown";
-    // The request's own slot ends at the upgrade: the session holds one until it closes.
-    const release = o.counter ? o.counter.take(address) : () => {};
-    if (!release) return c.json({ error: o.counter!.refusal(address) }, 503);
-    let upgraded;
-    try {
-      upgraded = Deno.upgradeWebSocket(c.req.raw, { idleTimeout: 60 });
-    } catch (err) {
-      release();
-      throw err;
-    }
-    const { socket, response } = upgraded;
-    socket.addEventListener("close", release);
-    attachControlSocket(site, socket, address, o.log, o.control);
-    return response;
+    return c.json({
+      error: "The control WebSocket must be the first request on its connection: connect anew",
+    }, 400);
   });
 
   // The probe (roles/peers/probe.ts): a fixed blob, one PC at a time, so each PC times its own

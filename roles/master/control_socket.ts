@@ -4,6 +4,7 @@ import type { Logger } from "../../imagetools/kit/mod.ts";
 import type { MasterCore, SessionKey } from "./core.ts";
 import { parsePeerMessage, type PeerMessage, ProtocolError } from "../protocol/mod.ts";
 import { type ControlLimits, DEFAULT_CONTROL_LIMITS, MessageBudget } from "./control_limits.ts";
+import type { ControlChannel } from "./control_ws.ts";
 
 /** Wire a WebSocket to the core: every message validated, a bad one closes only its session;
  * a session is closed when it says no hello in time or floods (control_limits.ts). */
@@ -12,7 +13,7 @@ export type ControlTarget = Pick<MasterCore, "connect" | "message" | "reject" | 
 
 export function attachControlSocket(
   core: ControlTarget,
-  socket: WebSocket,
+  socket: ControlChannel,
   address: string,
   log: Logger,
   limits: ControlLimits = DEFAULT_CONTROL_LIMITS,

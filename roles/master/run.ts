@@ -9,14 +9,16 @@ import {
   parseBuildInfo,
   serveTftp,
 } from "../../netboot/mod.ts";
-import { defaultLimits, guardedServe, openSlicesSource, RequestCounter } from "../data/mod.ts";
+import { defaultLimits, openSlicesSource, RequestCounter } from "../data/mod.ts";
 import type { ServeLimits } from "../data/mod.ts";
 import { ProofHasher, sourceProver } from "./prover.ts";
 import { loadManifest, type Manifest } from "../../imagetools/mod.ts";
 import type { LogFields, Logger } from "../../imagetools/kit/mod.ts";
 import { MasterCore, type Prover } from "./core.ts";
 import { httpUrl } from "./listen_urls.ts";
-import { createMasterApp, imageNameOf } from "./app.ts";
+import { attachControlSocket, createMasterApp, imageNameOf } from "./app.ts";
+import { frontDoor } from "./front_door.ts";
+import type { ControlChannel } from "./control_ws.ts";
 import { type ImageRun, Site } from "./site.ts";
 import type { Topology } from "./topology.ts";
 import type { History } from "./history.ts";
@@ -222,11 +224,11 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
       now,
       prover: img.prover,
       send(session, msg) {
-        const ws = session as WebSocket;
+        const ws = session as ControlChannel;
         if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
       },
       close(session, code, reason) {
-        const ws = session as WebSocket;
+        const ws = session as ControlChannel;
         try {
           ws.close(code, reason);
         } catch { /* already closing */ }
@@ -280,7 +282,6 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
   const counter = new RequestCounter(defaultLimits(o.limits));
   const app = createMasterApp({
     site,
-    counter,
     log: o.log,
     now,
     boot: enrolment && o.netboot
@@ -327,13 +328,17 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
     }
   }, 250);
 
-  const server = guardedServe({
+  // One port: the control sessions' WebSockets are served by the front door itself, the rest by
+  // the app (front_door.ts says why).
+  const server = frontDoor({
     hostname: o.hostname ?? "0.0.0.0",
     port: o.port ?? 8080,
     handler: (req, info) => app.fetch(req, info),
     counter,
-    // The control route holds a slot per open session itself (the upgrade ends the request).
-    selfCounted: (req) => new URL(req.url).pathname === "/api/v1/control",
+    control: {
+      path: "/api/v1/control",
+      open: (socket, address) => attachControlSocket(site, socket, address, o.log),
+    },
     log: o.log,
     name: "master",
   });
