@@ -173,7 +173,7 @@ export class ControlSocket implements ControlChannel {
     if (this.#state === OPEN) this.#write(encodeFrame(OP_CLOSE, closePayload(code, reason)));
     this.#state = CLOSING;
     this.#refused = true;
-    this.#writing.finally(() => this.#conn.closeWrite().catch(() => {}));
+    this.#writing.finally(() => shutWrite(this.#conn));
     clearTimeout(this.#timer);
     this.#timer = setTimeout(() => this.#end(code, reason), LINGER_MS);
   }
@@ -222,4 +222,11 @@ export class ControlSocket implements ControlChannel {
       this.onmessage = null;
     }
   }
+}
+
+/** Half-close: no more bytes from us (the peer may still send). Never throws. */
+export function shutWrite(conn: Deno.Conn) {
+  try {
+    conn.closeWrite().catch(() => {});
+  } catch { /* closed already */ }
 }

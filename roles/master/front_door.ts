@@ -23,7 +23,7 @@ import {
   upgradeAnswer,
   wantsWebSocket,
 } from "../protocol/mod.ts";
-import { ControlSocket } from "./control_ws.ts";
+import { ControlSocket, shutWrite } from "./control_ws.ts";
 
 type ServeHandler = Parameters<typeof guardedServe>[0]["handler"];
 
@@ -95,7 +95,7 @@ export function frontDoor(o: FrontDoorOptions): GuardedServer {
       conn.setNoDelay(true);
     } catch { /* not TCP */ }
     // The client's half ending is passed on; the server's ends the whole connection.
-    pump(conn, up, first).then(() => up.closeWrite().catch(() => {}));
+    pump(conn, up, first).then(() => shutWrite(up));
     await pump(up, conn);
     origins.delete(port);
     open.delete(both);
@@ -198,7 +198,7 @@ export function frontDoor(o: FrontDoorOptions): GuardedServer {
       if (failing) {
         failing = false;
         backoff = 100;
-        log("accept.again", { server: o.name, port: o.port, restarts });
+        log("accept.again", { server: o.name, port: listener.addr.port, restarts });
       }
       handle(conn).catch(() => {
         try {
@@ -245,7 +245,7 @@ async function answerAndClose(conn: Deno.Conn, bytes: Uint8Array) {
   const timer = setTimeout(() => conn.close(), 1000);
   try {
     await writeAll(conn, bytes);
-    await conn.closeWrite();
+    shutWrite(conn);
     const buf = new Uint8Array(4096);
     for (let n = 0; n < 65536;) {
       const got = await conn.read(buf);
