@@ -78,9 +78,11 @@ Deno.test("hostile: a 1 GiB frame, a 60 MiB frame and a fragmented message past 
       assert.match(f.reason, /^Message (of \d+ bytes or more )?(is )?larger than 16384 bytes$/);
       assert.ok(Number(f.read) <= LIMIT + 8192, `read ${f.read} bytes of one connection`);
     }
-    // Before the master read frames itself this run took it from 62 MiB to 891 MiB; what is left
-    // is its heap's own growth with the honest run beside (measured 1-8 MiB).
-    assert.ok(grew < 12, `the master's RSS grew ${grew.toFixed(1)} MiB during the attacks`);
+    // Before the master read frames itself this run took it from 62 MiB to 891 MiB. What is read
+    // is bounded above (the limit and one read per connection); what is left here is the heap's
+    // own growth with the honest run beside: 1-8 MiB alone, 20 MiB once in the whole suite at
+    // once (V8's young generation grows with the allocation rate of a loaded machine).
+    assert.ok(grew < 32, `the master's RSS grew ${grew.toFixed(1)} MiB during the attacks`);
     await assertMasterAnswers(lab);
     await assertHonestImaged(lab, ["pc1", "pc2"]);
   } finally {
