@@ -9,6 +9,8 @@ const chunk = (i: number, n = 4096) => new Uint8Array(n).map((_, k) => (i * 31 +
 function source(): ChunkSource {
   return {
     manifest: {
+      size: 4 * 4096,
+      chunkSize: 4096,
       chunks: [{ zero: false }, { zero: true }, { zero: false }, { zero: false }],
     },
     read: (i: number) =>
@@ -57,5 +59,36 @@ Deno.test("sourceProver: challenges name non-zero chunks; the expected answer co
     await assert.rejects(late, /closed/);
   } finally {
     prover.close();
+  }
+});
+
+Deno.test("sourceProver: the worker reads a chunk's plain file itself; one of another length is refused", async () => {
+  const dir = await Deno.makeTempDir();
+  const hasher = new ProofHasher();
+  try {
+    await Deno.writeFile(`${dir}/0`, chunk(0));
+    await Deno.writeFile(`${dir}/3`, chunk(3).subarray(0, 100));
+    // Chunk 0 from its file (in the worker), chunk 2's read fails here, chunk 3's file is short.
+    const files = (i: number) => (i === 0 || i === 3 ? `${dir}/${i}` : null);
+    const prover = sourceProver(source(), hasher, files);
+    assert.equal(await prover.expected("f", [0]), proofOf("f", [chunk(0)]));
+    await assert.rejects(
+      Promise.resolve(prover.expected("f", [0, 3])),
+      new RegExp(`file ${dir}/3 holds 100 bytes, expected 4096`),
+    );
+    await Deno.writeFile(`${dir}/3`, new Uint8Array(5000));
+    await assert.rejects(
+      Promise.resolve(prover.expected("f", [3])),
+      new RegExp(`file ${dir}/3 holds more than 4096 bytes, expected 4096`),
+    );
+    await Deno.writeFile(`${dir}/3`, chunk(3));
+    // Mixed: a file the worker reads and bytes read here, in the challenge's order.
+    const mixed = sourceProver(source(), hasher, (i) => (i === 0 ? `${dir}/0` : null));
+    assert.equal(await mixed.expected("m", [3, 0]), proofOf("m", [chunk(3), chunk(0)]));
+    // The worker's kept buffer holds a longer chunk's bytes from before: only this one counts.
+    assert.equal(await prover.expected("g", [3, 0]), proofOf("g", [chunk(3), chunk(0)]));
+  } finally {
+    hasher.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -12,7 +12,7 @@ import {
 import { defaultLimits, openSlicesSource, RequestCounter } from "../data/mod.ts";
 import type { ServeLimits } from "../data/mod.ts";
 import { ProofHasher, sourceProver } from "./prover.ts";
-import { loadManifest, type Manifest } from "../../imagetools/mod.ts";
+import { loadManifest, type Manifest, openSlices, type Slices } from "../../imagetools/mod.ts";
 import type { LogFields, Logger } from "../../imagetools/kit/mod.ts";
 import { MasterCore, type Prover } from "./core.ts";
 import { httpUrl } from "./listen_urls.ts";
@@ -183,6 +183,11 @@ interface Loaded {
   prover: Prover & { close(): void };
 }
 
+/** A chunk's file when it holds the chunk as it is (not zero, not stored compressed). */
+function plainFiles(slices: Slices): (index: number) => string | null {
+  return (i) => (slices.manifest.chunks[i]?.zstd === undefined ? slices.chunkPath(i) : null);
+}
+
 async function loadImage(spec: ImageSpec): Promise<Loaded> {
   const loaded = await loadManifest(spec.slices);
   const slicesDir = (await Deno.stat(spec.slices)).isFile ? dirname(spec.slices) : spec.slices;
@@ -192,7 +197,11 @@ async function loadImage(spec: ImageSpec): Promise<Loaded> {
     manifest: loaded.manifest,
     bytes: loaded.bytes,
     imageId: loaded.imageId,
-    prover: sourceProver(await openSlicesSource(slicesDir), new ProofHasher()),
+    prover: sourceProver(
+      await openSlicesSource(slicesDir),
+      new ProofHasher(),
+      plainFiles(await openSlices(slicesDir)),
+    ),
   };
 }
 
