@@ -6,7 +6,8 @@
 // Why our own door: Deno's WebSocket cannot refuse a frame by its header (control_ws.ts says
 // why), and Deno.serve gives no other way to take a connection over. node:http can (its
 // "upgrade" event), but in Deno 2.9 it answered small requests at about a quarter of
-// Deno.serve's rate (measured here), so only the control route leaves Deno.serve.
+// Deno.serve's rate, so only the control upgrade leaves Deno.serve (BENCHMARKS.md, "The
+// master's port").
 import type { Logger } from "../../imagetools/kit/mod.ts";
 import {
   guardedServe,
