@@ -127,6 +127,9 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
         let server: string | null = null;
         let tick: ReturnType<typeof setInterval> | undefined;
         let bytes = 0;
+        // Once "received" is sent this session is finishing: a late assign (the master moved the
+        // PC while the message was on the wire) is not acted on, as the real client does.
+        let finishing = false;
         const send = (m: unknown) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify(m));
         const stop = () => {
           if (tick !== undefined) clearInterval(tick), timers.delete(tick);
@@ -168,7 +171,7 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
             stop();
             ws.close();
           }
-          if (msg.type !== "assign" || role !== "client") return;
+          if (msg.type !== "assign" || role !== "client" || finishing) return;
           stats.assigned++;
           assignedPcs.add(name);
           stats.assignedPcs = assignedPcs.size;
@@ -209,6 +212,7 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
             last = Math.floor(next);
             if (next < image.chunks) return;
             stop();
+            finishing = true;
             send({ type: "received" });
             setTimeout(() => {
               if (!verified) stats.verified++;
