@@ -48,10 +48,10 @@ Deno.test({
         others < slowPc.seconds! / 2,
         `the others took ${others.toFixed(1)} s, the slow PC ${slowPc.seconds!.toFixed(1)} s`,
       );
-      // Nobody fetched from the slow PC: it was a leaf from the start.
+      // Nobody fetched from the slow PC: it ended as a leaf. Either the master demoted it on its
+      // probe, or it joined when the others were already placed and was the tail anyway (a
+      // demotion needs two other owed PCs' probes to compare with), so the log line is not asked.
       for (const p of r.pcs) assert.ok(!p.servedBy.includes(`pc${slow}`), `${p.name} via it`);
-      const log = await Deno.readTextFile(join(run, "logs", "master.log"));
-      assert.match(log, new RegExp(`master\\.demoted peer=pc${slow} reason=probe`));
     } finally {
       await net.down();
       await Deno.remove(dir, { recursive: true });
