@@ -45,6 +45,12 @@ import {
   type Received,
 } from "./fetch_types.ts";
 
+/** How far a request came in its chunk: bytes, and whether its frame had begun (onFrame). */
+interface At {
+  got: number;
+  begun: boolean;
+}
+
 export class ChunkFetch {
   readonly #o: ChunkFetchOptions;
   readonly #fetch: FetchLike;
@@ -60,7 +66,7 @@ export class ChunkFetch {
     const url = chunkUrl(this.#o.base, index);
     const expected = chunkLength(m, index);
     const what = `chunk ${index} of "${m.name}" from ${url}`;
-    const at = { got: 0 };
+    const at: At = { got: 0, begun: false };
     try {
       const res = await this.#open(url, what, req, index);
       const inFrames = res.headers.get(FRAMED_HEADER) === "1";
@@ -77,6 +83,7 @@ export class ChunkFetch {
         throw new ReceiveError("bad-chunk", `Cannot verify ${what}: empty body`, { index });
       }
       const reader = res.body.getReader({ mode: "byob" });
+      if (!inFrames) this.#begin(index, false, expected, at);
       const got = inFrames
         ? await this.#readFrame(reader, buffer, index, expected, what, req, at)
         : await this.#read(reader, buffer, index, expected, what, req, at);
@@ -92,10 +99,18 @@ export class ChunkFetch {
       }
       return got;
     } catch (err) {
-      throw this.#failure(err, req, what, at.got, expected, index);
+      const e = this.#failure(err, req, what, at.got, expected, index);
+      if (at.begun) this.#o.onCut?.(index, e.message);
+      throw e;
     } finally {
       if (at.got > 0) this.#o.onTouched?.(index);
     }
+  }
+
+  /** Chunk `index`'s frame begins (a relay may send it on from here). */
+  #begin(index: number, zstd: boolean, length: number, at: At) {
+    at.begun = true;
+    this.#o.onFrame?.(index, zstd, length);
   }
 
   /** GET the stream of one run of missing chunks (planRuns): read exactly one chunk's bytes
@@ -111,7 +126,7 @@ export class ChunkFetch {
     const url = streamUrl(this.#o.base, run[0], run[run.length - 1] + 1);
     let index = run[0];
     let expected = chunkLength(m, index);
-    const at = { got: 0 };
+    const at: At = { got: 0, begun: false };
     const what = () => `chunk ${index} of "${m.name}" from ${url}`;
     let res: Response | undefined;
     let reader: ReadableStreamBYOBReader | undefined;
@@ -123,16 +138,19 @@ export class ChunkFetch {
       for (index of run) {
         expected = chunkLength(m, index);
         at.got = 0;
+        at.begun = false;
         const buf = await pool.acquire();
         req.last = performance.now(); // Waiting for a buffer is not the server stalling.
         let handed = false;
         try {
           if (this.#o.cancelled()) throw new FetchCancelled();
+          if (!inFrames) this.#begin(index, false, expected, at);
           const got = inFrames
             ? await this.#readFrame(reader, buf, index, expected, what(), req, at)
             : await this.#read(reader, buf, index, expected, what(), req, at);
           onChunk(index, got);
           handed = true;
+          at.begun = false; // handed on: its verification decides now
         } finally {
           if (at.got > 0) this.#o.onTouched?.(index);
           // Not handed on: back to the pool (a byob read may have taken it, so a fresh one).
@@ -140,7 +158,9 @@ export class ChunkFetch {
         }
       }
     } catch (err) {
-      throw this.#failure(err, req, what(), at.got, expected, index);
+      const e = this.#failure(err, req, what(), at.got, expected, index);
+      if (at.begun) this.#o.onCut?.(index, e.message);
+      throw e;
     } finally {
       if (reader) await reader.cancel().catch(() => {});
       else await res?.body?.cancel().catch(() => {});
@@ -334,7 +354,7 @@ export class ChunkFetch {
     expected: number,
     what: string,
     req: InFlight,
-    at: { got: number },
+    at: At,
   ): Promise<Received> {
     let head = new Uint8Array(FRAME_HEAD_BYTES);
     for (let got = 0; got < FRAME_HEAD_BYTES;) {
@@ -358,6 +378,7 @@ export class ChunkFetch {
         index,
       });
     }
+    this.#begin(index, frame.zstd, frame.length, at);
     if (!frame.zstd) return await this.#read(reader, buffer, index, expected, what, req, at);
     const got = await this.#read(reader, buffer, index, frame.length, what, req, at, false);
     return decodeZstdFrame(got.buffer, frame.length, expected);
@@ -373,7 +394,7 @@ export class ChunkFetch {
     expected: number,
     what: string,
     req: InFlight,
-    at: { got: number },
+    at: At,
     hash = true,
   ): Promise<Received> {
     const sha = hash ? createHash("sha256") : undefined;
@@ -392,6 +413,7 @@ export class ChunkFetch {
       }
       buf = value.buffer as ArrayBuffer;
       sha?.update(value);
+      if (at.begun) this.#o.onPiece?.(index, value);
       // The clock of the minimum rate starts at the chunk's first byte: before it, a relay may
       // wait (bounded by its own wait and the idle timer) for a chunk it does not hold yet.
       if (at.got === 0) req.deadline = performance.now() + chunkDeadlineMs(req.pace, expected);

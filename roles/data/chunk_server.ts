@@ -6,7 +6,9 @@
 // that the master issued for this server and the requesting address (roles/protocol/ticket.ts);
 // manifest and health stay open (the manifest is public anyway).
 // A request with "x-cascade-framed: 1" gets framed chunks (roles/protocol/data_plane.ts): each
-// as the source holds it, zstd-compressed from slices or a relay, never compressed here.
+// as the source holds it, zstd-compressed from slices or a relay, never compressed here. A
+// relay sends a chunk it is still receiving as its bytes come (cut-through, live_chunks.ts): a
+// chunk that fails at the relay cuts the response.
 import { Hono } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { HTTPException } from "hono/http-exception";
@@ -21,6 +23,7 @@ import {
   IMAGE_HEADER,
 } from "../protocol/mod.ts";
 import {
+  type ChunkFeed,
   type ChunkSource,
   ChunkUnavailableError,
   DEFAULT_WAIT_MS,
@@ -99,10 +102,18 @@ export function createChunkApp(
   const indexOf = (raw: string) => /^\d{1,15}$/.test(raw) ? Number(raw) : NaN;
   const framed = (c: { req: { header(name: string): string | undefined } }) =>
     c.req.header(FRAMED_HEADER) === "1";
-  /** One chunk as its frame (head and stored bytes in one buffer), or its plain bytes. */
-  const readOne = async (index: number, inFrame: boolean, ro: ReadOptions) => {
+  /** One chunk as its frame (head and stored bytes in one buffer), or the feed of a chunk a
+   * relay is receiving now; or its plain bytes. */
+  const readOne = async (
+    index: number,
+    inFrame: boolean,
+    ro: ReadOptions,
+  ): Promise<Uint8Array | ChunkFeed> => {
     if (!inFrame) return await source.read(index, ro);
-    const s = await source.readStored(index, ro);
+    const s = source.readLive
+      ? await source.readLive(index, ro)
+      : await source.readStored(index, ro);
+    if ("next" in s) return s;
     const out = new Uint8Array(FRAME_HEAD_BYTES + s.bytes.length);
     out.set(frameHead(s.zstd, s.bytes.length));
     out.set(s.bytes, FRAME_HEAD_BYTES);
@@ -110,13 +121,12 @@ export function createChunkApp(
   };
   /** Read chunk `index` for a request (as its frame with `inFrame`), or the error answer (503
    * not held yet, 500). */
-  const readFor = async (
+  const readFor = async <T>(
     index: number,
-    paced = true,
-    inFrame = false,
-  ): Promise<Uint8Array | Response> => {
+    read: (ro: ReadOptions) => Promise<T>,
+  ): Promise<T | Response> => {
     try {
-      return await readOne(index, inFrame, { waitMs, signal: opts.closing, paced });
+      return await read({ waitMs, signal: opts.closing });
     } catch (err) {
       if (err instanceof ChunkUnavailableError || opts.closing?.aborted) {
         log("chunk.unavailable", { peer: opts.peerId, index, error: errorMessage(err) });
@@ -145,8 +155,9 @@ export function createChunkApp(
     if (!(index < total)) return c.json({ error: badIndex(raw) }, 400);
     // A zero chunk is never stored: framed or not, it goes as the zeros it is.
     const inFrame = framed(c) && !m.chunks[index].zero;
-    const bytes = await readFor(index, true, inFrame);
+    const bytes = await readFor(index, (ro) => readOne(index, inFrame, ro));
     if (bytes instanceof Response) return bytes;
+    if (!(bytes instanceof Uint8Array)) return feedResponse(bytes);
     served(bytes.length - (inFrame ? FRAME_HEAD_BYTES : 0)); // chunk bytes, as a client counts
     return octets(bytes, inFrame);
   });
@@ -168,13 +179,54 @@ export function createChunkApp(
         } bytes of block digests, expected ${want}`,
       }, 400);
     }
-    const bytes = await readFor(index, false);
+    const bytes = await readFor(index, (ro) => source.read(index, { ...ro, paced: false }));
     if (bytes instanceof Response) return bytes;
     const answer = deltaAnswer(bytes, theirs);
     await source.pace?.(answer.length);
     served(answer.length);
     return octets(answer);
   });
+
+  /** Requests' waits end when the client goes away (cancel) or the server closes. */
+  const requestSignal = () => {
+    const gone = new AbortController();
+    const signal = opts.closing ? AbortSignal.any([gone.signal, opts.closing]) : gone.signal;
+    return { gone, signal };
+  };
+  /** Log a response cut short, and cut it. */
+  const cut = (controller: ReadableStreamDefaultController, index: number, err: unknown) => {
+    log("image.cut", { peer: opts.peerId, index, error: errorMessage(err) });
+    controller.error(err);
+  };
+
+  /** One chunk a relay is receiving, framed, as its bytes come. */
+  const feedResponse = (feed: ChunkFeed) => {
+    const { gone, signal } = requestSignal();
+    const next = feedPieces(feed);
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          const piece = await next(signal);
+          if (piece) return controller.enqueue(piece);
+          served(feed.length);
+          controller.close();
+        } catch (err) {
+          cut(controller, feed.index, err);
+        }
+      },
+      cancel() {
+        gone.abort();
+      },
+    });
+    return new Response(body, {
+      headers: {
+        "content-type": "application/octet-stream",
+        "content-length": String(FRAME_HEAD_BYTES + feed.length),
+        [IMAGE_HEADER]: source.imageId,
+        [FRAMED_HEADER]: "1",
+      },
+    });
+  };
 
   /** Chunks `indices` back to back in one response, in order (relay waits included); framed,
    * they are the non-zero chunks' frames (of lengths known only as they come). */
@@ -183,11 +235,9 @@ export function createChunkApp(
     headers: Record<string, string>,
     inFrames = false,
   ) => {
-    // Ends waits when the client goes away (cancel) or the server closes.
-    const gone = new AbortController();
-    const signal = opts.closing ? AbortSignal.any([gone.signal, opts.closing]) : gone.signal;
+    const { gone, signal } = requestSignal();
     // Read a couple of chunks ahead so disk reads overlap the sending.
-    const ahead: Promise<Uint8Array>[] = [];
+    const ahead: Promise<Uint8Array | ChunkFeed>[] = [];
     let next = 0;
     const fill = () => {
       while (ahead.length < 3 && next < indices.length) {
@@ -197,23 +247,36 @@ export function createChunkApp(
       }
     };
     let sent = 0;
+    /** The chunk a relay is receiving, being sent as it comes. */
+    let feed: { next: ReturnType<typeof feedPieces>; length: number } | undefined;
     const body = new ReadableStream<Uint8Array>({
       async pull(controller) {
-        fill();
-        const p = ahead.shift();
-        if (!p) {
-          controller.close();
-          return;
-        }
         try {
-          const bytes = await p;
-          served(bytes.length - (inFrames ? FRAME_HEAD_BYTES : 0));
-          controller.enqueue(bytes);
-          sent++;
+          for (;;) {
+            if (feed) {
+              const piece = await feed.next(signal);
+              if (piece) return controller.enqueue(piece);
+              served(feed.length);
+              feed = undefined;
+              sent++;
+              continue;
+            }
+            fill();
+            const p = ahead.shift();
+            if (!p) return controller.close();
+            const bytes = await p;
+            if (!(bytes instanceof Uint8Array)) {
+              feed = { next: feedPieces(bytes), length: bytes.length };
+              continue;
+            }
+            served(bytes.length - (inFrames ? FRAME_HEAD_BYTES : 0));
+            controller.enqueue(bytes);
+            sent++;
+            return;
+          }
         } catch (err) {
           // Cut the stream: a short image with a clean end would pass for a whole one.
-          log("image.cut", { peer: opts.peerId, index: indices[sent], error: errorMessage(err) });
-          controller.error(err);
+          cut(controller, indices[sent], err);
         }
       },
       cancel() {
@@ -262,6 +325,21 @@ export function createChunkApp(
     return c.json({ error: "Internal error" }, 500);
   });
   return app;
+}
+
+/** A chunk arriving at a relay as its frame: the head, then its bytes as they may go (the last
+ * one once the relay verified it), then null. Throws when the chunk failed at the relay. */
+function feedPieces(feed: ChunkFeed): (signal: AbortSignal) => Promise<Uint8Array | null> {
+  let from = -1;
+  return async (signal) => {
+    if (from < 0) {
+      from = 0;
+      return frameHead(feed.zstd, feed.length);
+    }
+    const piece = await feed.next(from, signal);
+    if (piece) from += piece.length;
+    return piece;
+  };
 }
 
 export interface ChunkServer {

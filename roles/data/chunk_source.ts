@@ -15,6 +15,9 @@ import {
   type StoredChunk,
 } from "../../imagetools/mod.ts";
 import { formatBytes } from "../../imagetools/kit/mod.ts";
+import type { ChunkFeed } from "./live_chunks.ts";
+
+export { type ChunkFeed, ChunkFeedFailed } from "./live_chunks.ts";
 
 export interface ChunkSource {
   readonly manifest: Manifest;
@@ -35,6 +38,9 @@ export interface ChunkSource {
    * as a relay received it, else its bytes as they are. Waits like read().
    */
   readStored(index: number, opts?: ReadOptions): Promise<StoredChunk>;
+  /** A relay (optional): as readStored, or, for a chunk it is receiving now, the feed of its
+   * bytes as they arrive (sent on before the chunk is whole: live_chunks.ts). */
+  readLive?(index: number, opts?: ReadOptions): Promise<StoredChunk | ChunkFeed>;
   /** Release files held open (optional: sources without any omit it). */
   close?(): void;
   /** A rate-limited source: wait until `bytes` more may go out (a sub-chunk delta reads the

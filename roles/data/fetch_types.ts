@@ -46,4 +46,11 @@ export interface ChunkFetchOptions {
   onBytes?: (index: number, n: number) => void;
   /** A request ended in which some bytes of chunk `index` arrived (a later one refetches). */
   onTouched?: (index: number) => void;
+  /** Chunk `index` begins to arrive, as a frame of `length` bytes (zstd or raw): a relay sends
+   * its bytes on as they come (live_chunks.ts). */
+  onFrame?: (index: number, zstd: boolean, length: number) => void;
+  /** More bytes of the frame begun (a view of the reused buffer: copy it now). */
+  onPiece?: (index: number, bytes: Uint8Array) => void;
+  /** The request broke off inside chunk `index`'s frame (`why`): it is not handed on. */
+  onCut?: (index: number, why: string) => void;
 }

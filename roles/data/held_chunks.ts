@@ -6,7 +6,8 @@ import { ChunkUnavailableError } from "./chunk_source.ts";
 export class HeldChunks {
   #held: Uint8Array;
   #count = 0;
-  #waiters = new Map<number, Set<() => void>>();
+  /** Called with true when the chunk is marked held, false when poked. */
+  #waiters = new Map<number, Set<(held: boolean) => void>>();
 
   constructor(readonly manifest: Manifest) {
     this.#held = new Uint8Array(manifest.chunks.length);
@@ -38,8 +39,15 @@ export class HeldChunks {
     this.#held[index] = 1;
     this.#count++;
     const set = this.#waiters.get(index);
-    if (set) { for (const wake of [...set]) wake(); }
+    if (set) { for (const wake of [...set]) wake(true); }
     return true;
+  }
+
+  /** Something else about chunk `index` changed (a relay began receiving it): wake the
+   * waiters whose `until` now holds. */
+  poke(index: number) {
+    const set = this.#waiters.get(index);
+    if (set) { for (const wake of [...set]) wake(false); }
   }
 
   /** Chunk `index` is no longer held (it read back bad); false if it was not held. */
@@ -58,11 +66,17 @@ export class HeldChunks {
     return out;
   }
 
-  /** Resolves once chunk `index` is held (at once if it is); rejects with
-   * ChunkUnavailableError after `waitMs`, or with the signal's reason when it aborts. */
-  waitFor(index: number, waitMs: number, signal?: AbortSignal): Promise<void> {
+  /** Resolves once chunk `index` is held (at once if it is), or `until` holds when poked (or
+   * at once); rejects with ChunkUnavailableError after `waitMs`, or with the signal's reason
+   * when it aborts. */
+  waitFor(
+    index: number,
+    waitMs: number,
+    signal?: AbortSignal,
+    until?: () => boolean,
+  ): Promise<void> {
     signal?.throwIfAborted();
-    if (this.#held[index]) return Promise.resolve();
+    if (this.#held[index] || until?.()) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       let set = this.#waiters.get(index);
       if (!set) this.#waiters.set(index, set = new Set());
@@ -72,7 +86,8 @@ export class HeldChunks {
         set.delete(wake);
         if (set.size === 0 && this.#waiters.get(index) === set) this.#waiters.delete(index);
       };
-      const wake = () => {
+      const wake = (held: boolean) => {
+        if (!held && !until?.()) return;
         done();
         resolve();
       };

@@ -29,6 +29,7 @@ import {
   type ReadOptions,
 } from "./chunk_source.ts";
 import { HeldChunks } from "./held_chunks.ts";
+import { type ChunkFeed, LiveChunks } from "./live_chunks.ts";
 import { RateMeter } from "./rate_meter.ts";
 import { badOnTarget, VerifyBehind } from "./read_back.ts";
 import { ReceiveError } from "./receive_error.ts";
@@ -93,6 +94,7 @@ export class Receiver implements ChunkSource {
   #peerId?: string;
   #fetch?: FetchLike;
   #held: HeldChunks;
+  #live: LiveChunks;
   /** Chunks of which some bytes were received before (refetches count as waste). */
   #attempted: Uint8Array;
   #bytesReceived = 0;
@@ -129,6 +131,7 @@ export class Receiver implements ChunkSource {
     this.#fetch = opts.fetch;
     this.#rate = new RateMeter(opts.now);
     this.#held = new HeldChunks(this.manifest);
+    this.#live = new LiveChunks((i) => this.#held.poke(i));
     this.#attempted = new Uint8Array(this.manifest.chunks.length);
     this.#behind = new VerifyBehind(this.target, this.manifest, (i) => this.#held.holds(i));
     this.#zerosOnDisk = this.target.fresh === true;
@@ -176,6 +179,17 @@ export class Receiver implements ChunkSource {
     const kept = this.#kept.get(index);
     if (kept) return { zstd: true, bytes: kept };
     return { zstd: false, bytes: await this.read(index, opts) };
+  }
+
+  /** A framed request's chunk as soon as it is coming: held (as readStored gives it), or the
+   * feed of its bytes as they arrive (cut-through); waits like read() for either. */
+  async readLive(index: number, opts: ReadOptions = {}): Promise<StoredChunk | ChunkFeed> {
+    checkChunkIndex(this.manifest, index);
+    const live = () => this.#held.holds(index) ? undefined : this.#live.get(index);
+    if (!this.manifest.chunks[index].zero) {
+      await this.#held.waitFor(index, opts.waitMs ?? DEFAULT_WAIT_MS, opts.signal, () => !!live());
+    }
+    return live() ?? await this.readStored(index, opts);
   }
 
   #keep(index: number, stored: Uint8Array) {
@@ -380,6 +394,7 @@ export class Receiver implements ChunkSource {
       imageId: this.imageId,
       target: this.target,
       held: this.#held,
+      live: this.#live,
       inflight: this.#inflight,
       maxBad: this.#maxBad,
       verifyMd5: this.#verifyMd5,
@@ -394,6 +409,7 @@ export class Receiver implements ChunkSource {
       written: (index, stored) => {
         if (stored) this.#keep(index, stored);
         this.#held.mark(index);
+        this.#live.end(index);
         this.#behind.queue(index);
         this.#progress();
       },

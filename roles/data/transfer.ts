@@ -22,6 +22,7 @@ import {
 import { bufferSlots, chunksOf, planWork, type WorkItem } from "./fetch_plan.ts";
 import { blockRuns } from "./delta.ts";
 import type { HeldChunks } from "./held_chunks.ts";
+import type { LiveChunks } from "./live_chunks.ts";
 import { isBadChunk, ReceiveError } from "./receive_error.ts";
 import type { TargetDisk } from "./target_disk.ts";
 import type { TargetScan } from "./target_scan.ts";
@@ -47,6 +48,8 @@ export interface TransferHost {
   readonly imageId: string;
   readonly target: TargetDisk;
   readonly held: HeldChunks;
+  /** The chunks arriving now, sent on by a relay as they come (cut-through). */
+  readonly live: LiveChunks;
   readonly inflight: number;
   readonly maxBad: number;
   readonly verifyMd5: boolean;
@@ -114,6 +117,9 @@ export class Transfer {
       cancelled: () => failure !== undefined,
       onBytes: (index, n) => h.received(index, n),
       onTouched: (index) => h.touched(index),
+      onFrame: (index, zstd, length) => h.live.begin(index, zstd, length),
+      onPiece: (index, bytes) => h.live.piece(index, bytes),
+      onCut: (index, why) => h.live.end(index, why),
     });
 
     // What this transfer has asked for (or will not ask again: sent bad by this server).
@@ -165,6 +171,7 @@ export class Transfer {
       const p = this.#verifyAndWrite(base, index, got, hasher)
         .then((buf) => pool.release(buf), (err) => {
           pool.release(null);
+          h.live.end(index, (err as Error).message);
           if (isBadChunk(err) && delta) {
             // A delta that does not verify: the whole chunk decides, now (not held against the
             // server: a digest may have matched by chance).
@@ -378,6 +385,7 @@ export class Transfer {
       buffer = r.buffer;
       if (r.md5 !== entry.md5) throw badChunk("MD5", entry.md5, r.md5);
     }
+    h.live.verified(index); // its last byte may go on now, before it is written
     try {
       // A verified delta writes only the blocks it patched: the others are the bytes just read
       // from this very target (nothing else writes it), and verify-behind reads the whole chunk

@@ -3,6 +3,7 @@ import { silentLogger } from "../../imagetools/kit/mod.ts";
 import { createChunkApp } from "./chunk_server.ts";
 import type { ChunkSource } from "./chunk_source.ts";
 import { HeldChunks } from "./held_chunks.ts";
+import { LiveChunks } from "./live_chunks.ts";
 import { ReceiveError } from "./receive_error.ts";
 import type { TargetDisk } from "./target_disk.ts";
 import { Transfer, type TransferHost } from "./transfer.ts";
@@ -22,6 +23,7 @@ function host(serve: ChunkSource, o: { maxBad?: number; target?: TargetDisk } = 
     imageId: src.imageId,
     target: o.target ?? memoryTarget(image.length),
     held,
+    live: new LiveChunks((i) => held.poke(i)),
     inflight: 2,
     maxBad: o.maxBad ?? 3,
     verifyMd5: true,
