@@ -20,24 +20,30 @@ export async function hostileLab(
   size = 2 * 1024 * 1024,
   masterArgs: string[] = [],
   chunkSize = 256 * 1024,
+  /** A command that runs the master (e.g. ["prlimit", "--nofile=256:256"]). */
+  wrap: string[] = [],
 ): Promise<HostileLab> {
   const lab = await makeLab(size, chunkSize);
   const history = masterArgs.includes("--history") ? [] : ["--no-history"];
   try {
     const netboot = join(lab.dir, "netboot");
     await fakeNetbootBuild(netboot, { master: "http://127.0.0.1:8080", after: "serve" });
-    const url = await lab.master([
-      "--token",
-      ADMIN_TOKEN,
-      "--server-token",
-      SERVER_TOKEN,
-      "--netboot",
-      netboot,
-      ...history,
-      "--linger",
-      "1",
-      ...masterArgs,
-    ]);
+    const url = await lab.master(
+      [
+        "--token",
+        ADMIN_TOKEN,
+        "--server-token",
+        SERVER_TOKEN,
+        "--netboot",
+        netboot,
+        ...history,
+        "--linger",
+        "1",
+        ...masterArgs,
+      ],
+      "master",
+      wrap,
+    );
     return { ...lab, url };
   } catch (err) {
     await lab.close();
@@ -136,4 +142,35 @@ export async function idleConnections(url: string, n: number, localAddress: stri
       });
     })));
   return { refused: () => refused, close: () => socks.forEach((s) => s.destroy()) };
+}
+
+/** Open `n` HTTP connections to `url` from `localAddress`, each sending half a request head and
+ * then nothing (idle): how many the master closed, and how many are still open. */
+export function idleRequests(url: string, n: number, localAddress: string) {
+  const u = new URL(url);
+  const socks: net.Socket[] = [];
+  let closed = 0;
+  for (let i = 0; i < n; i++) {
+    const s = net.connect({ host: u.hostname, port: Number(u.port), localAddress });
+    socks.push(s);
+    s.on("connect", () => s.write(`GET /api/v1/status HTTP/1.1\r\nhost: ${u.host}\r\n`));
+    s.on("error", () => {});
+    s.on("close", () => closed++);
+  }
+  return {
+    closed: () => closed,
+    open: () => n - closed,
+    close: () => socks.forEach((s) => s.destroy()),
+  };
+}
+
+/** The master's /metrics, one number per series (its whole line's name and labels). */
+export async function metricsOf(url: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const m = /^(\S+) (\S+)$/.exec(line);
+    if (m && !line.startsWith("#")) out.set(m[1], Number(m[2]));
+  }
+  return out;
 }

@@ -116,6 +116,7 @@ export function rawSession(masterUrl: string, localAddress = "127.0.0.1"): Promi
     });
     sock.on("close", () => {
       isClosed = true;
+      if (!upgraded) reject(new Error("Upgrade refused: closed unanswered"));
       wake();
       onClosed();
     });

@@ -15,8 +15,8 @@ export interface Lab {
   manifest: Manifest;
   procs: LabProcesses;
   disk(name: string): string;
-  /** Start a master on port 0 with these extra flags; returns its URL. */
-  master(args: string[], name?: string): Promise<string>;
+  /** Start a master on port 0 with these extra flags (run by `wrap`, if any); its URL. */
+  master(args: string[], name?: string, wrap?: string[]): Promise<string>;
   status(url: string): Promise<RunStatus>;
   /** Poll the master's status until `pred` holds (bounded). */
   until(
@@ -53,7 +53,7 @@ export async function makeLab(size: number, chunkSize = 256 * 1024): Promise<Lab
     manifest: sliced.manifest,
     procs,
     disk: (name) => join(dir, "disks", `${name}.img`),
-    master: (args, name = "master") =>
+    master: (args, name = "master", wrap = []) =>
       procs.startMaster(
         [
           "--slices",
@@ -68,6 +68,7 @@ export async function makeLab(size: number, chunkSize = 256 * 1024): Promise<Lab
         ],
         30_000,
         name,
+        wrap,
       ),
     async status(url) {
       return await (await fetch(`${url}/api/v1/status`)).json();

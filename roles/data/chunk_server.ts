@@ -30,7 +30,8 @@ import {
   type ReadOptions,
 } from "./chunk_source.ts";
 import { blockCount, DELTA_DIGEST, deltaAnswer } from "./delta.ts";
-import { guardedServe, type ServeLimits } from "./serve_guard.ts";
+import { guardedServe } from "./serve_guard.ts";
+import type { ServeLimits } from "./slots.ts";
 
 export interface ChunkAppOptions {
   log?: Logger;

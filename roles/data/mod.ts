@@ -8,10 +8,13 @@ export { type ChunkPace, DEFAULT_PACE, type FetchLike } from "./chunk_fetch.ts";
 export { DEFAULT_REQUEST_TIMEOUT_MS, type FetchOptions } from "./transfer.ts";
 export * from "./target_disk.ts";
 export { keepMd5Warm } from "./md5_pool.ts";
+export { guardedServe, type GuardedServer } from "./serve_guard.ts";
 export {
   defaultLimits,
-  guardedServe,
-  type GuardedServer,
-  RequestCounter,
+  type Refusal,
   type ServeLimits,
-} from "./serve_guard.ts";
+  type Slot,
+  SlotCounter,
+  totalFor,
+} from "./slots.ts";
+export { AcceptBackoff } from "./accept_backoff.ts";

@@ -1,5 +1,5 @@
-// Deno.serve for a LAN of strangers: requests capped per address and in total (a stranger
-// cannot hold every descriptor), and an accept loop that outlives its errors.
+// Deno.serve for a LAN of strangers: requests capped per address and in total (slots.ts), and
+// an accept loop that outlives its errors.
 //
 // Why our own code: Deno.serve and Hono have no connection or concurrency cap (Deno.serve shows
 // requests, not connections), so a counter wraps the handler; and when accept fails (EMFILE:
@@ -7,73 +7,8 @@
 // rejection ends the process (measured: the master and every chunk server). Here it is caught
 // and the server listens again on the same port (its open connections are still served).
 import { type Logger, silentLogger } from "../../imagetools/kit/mod.ts";
-
-export interface ServeLimits {
-  /** Requests in flight at once from one address (default 64). */
-  perAddress: number;
-  /** Requests in flight at once in all (default: 3/4 of the descriptor limit, at most 4096). */
-  total: number;
-}
-
-/** The soft limit on open files of this process (Linux /proc), or null where unknown. */
-export function openFileLimit(): number | null {
-  try {
-    const text = Deno.readTextFileSync("/proc/self/limits");
-    const m = /^Max open files\s+(\d+|unlimited)/m.exec(text);
-    if (!m) return null;
-    return m[1] === "unlimited" ? null : Number(m[1]);
-  } catch {
-    return null;
-  }
-}
-
-/** Limits below this process's descriptor limit (a quarter is left for files, sockets out). */
-export function defaultLimits(given: Partial<ServeLimits> = {}): ServeLimits {
-  const fds = openFileLimit() ?? 4096;
-  const total = given.total ?? Math.max(8, Math.min(4096, Math.floor(fds * 0.75)));
-  const perAddress = given.perAddress ?? Math.min(64, total);
-  for (const [k, v] of Object.entries({ perAddress, total })) {
-    if (!Number.isInteger(v) || v < 1) {
-      throw new RangeError(`Invalid connection cap ${k} "${v}": must be a whole number >= 1`);
-    }
-  }
-  return { perAddress, total };
-}
-
-/** Counts requests in flight per address; refuses past the caps. */
-export class RequestCounter {
-  readonly #byAddress = new Map<string, number>();
-  #total = 0;
-  constructor(readonly limits: ServeLimits) {}
-
-  get total(): number {
-    return this.#total;
-  }
-
-  /** Take a slot for `address`; null when refused, else the release (call once). */
-  take(address: string): (() => void) | null {
-    const n = this.#byAddress.get(address) ?? 0;
-    if (n >= this.limits.perAddress || this.#total >= this.limits.total) return null;
-    this.#byAddress.set(address, n + 1);
-    this.#total++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.#total--;
-      const left = (this.#byAddress.get(address) ?? 1) - 1;
-      if (left > 0) this.#byAddress.set(address, left);
-      else this.#byAddress.delete(address);
-    };
-  }
-
-  /** Why `address` was refused, for the 503's body. */
-  refusal(address: string): string {
-    return (this.#byAddress.get(address) ?? 0) >= this.limits.perAddress
-      ? `Too many requests at once from ${address} (at most ${this.limits.perAddress}): try again later`
-      : `Too many requests at once (at most ${this.limits.total}): try again later`;
-  }
-}
+import { AcceptBackoff } from "./accept_backoff.ts";
+import { defaultLimits, type ServeLimits, SlotCounter } from "./slots.ts";
 
 export type ServeHandler = (
   req: Request,
@@ -83,21 +18,22 @@ export type ServeHandler = (
 /** `handler` behind the counter: a request over a cap gets 503 at once. Requests `selfCounted`
  * names (a WebSocket route holding a slot per open socket) take their slot themselves. */
 export function countedHandler(
-  counter: RequestCounter,
+  counter: SlotCounter,
   handler: ServeHandler,
   selfCounted?: (req: Request) => boolean,
 ): ServeHandler {
   return async (req, info) => {
     if (selfCounted?.(req)) return await handler(req, info);
     const address = info.remoteAddr.hostname;
-    const release = counter.take(address);
-    if (!release) {
+    const slot = counter.take(address);
+    if (!slot) {
       return Response.json({ error: counter.refusal(address) }, {
         status: 503,
         headers: { "retry-after": "1" },
       });
     }
     // The slot is held until the response is wholly sent (streams), or failed.
+    const release = slot.release;
     info.completed.then(release, release);
     try {
       return await handler(req, info);
@@ -110,7 +46,6 @@ export function countedHandler(
 
 export interface GuardedServer {
   addr: Deno.NetAddr;
-  counter: RequestCounter;
   /** Times the accept loop failed and listened again. */
   restarts(): number;
   /** Graceful: stop accepting, let every response in flight finish. */
@@ -123,8 +58,9 @@ export function guardedServe(o: {
   port: number;
   handler: ServeHandler;
   limits?: Partial<ServeLimits>;
-  /** Share this counter (e.g. with WebSocket routes that hold a slot per open socket). */
-  counter?: RequestCounter;
+  /** Share this counter (e.g. with WebSocket routes that hold a slot per open socket); null:
+   * count nothing here (the master's front door counts its connections itself). */
+  counter?: SlotCounter | null;
   /** Requests that take their own slot (see countedHandler). */
   selfCounted?: (req: Request) => boolean;
   /** The client's own address, when connections come through a relay of ours (the master's
@@ -135,40 +71,33 @@ export function guardedServe(o: {
   name?: string;
 }): GuardedServer {
   const log = o.log ?? silentLogger;
-  const counter = o.counter ?? new RequestCounter(defaultLimits(o.limits));
-  const counted = countedHandler(counter, o.handler, o.selfCounted);
+  const counter = o.counter === undefined ? new SlotCounter(defaultLimits(o.limits)) : o.counter;
+  const counted = counter ? countedHandler(counter, o.handler, o.selfCounted) : o.handler;
   const addressOf = o.remoteAddr;
   const handler: ServeHandler = addressOf
     ? (req, info) =>
       counted(req, { remoteAddr: addressOf(info.remoteAddr), completed: info.completed })
     : counted;
   const servers: Deno.HttpServer<Deno.NetAddr>[] = [];
+  const backoff = new AcceptBackoff(o.name, log);
   let stopping = false;
-  let restarts = 0;
   let port = o.port;
-  let backoff = 100;
   const listen = (): Deno.NetAddr => {
     const server = Deno.serve({ hostname: o.hostname, port, onListen: () => {} }, handler);
     servers.push(server);
-    server.finished.catch((err: Error) => {
-      if (stopping) return;
-      restarts++;
-      log("accept.failed", { server: o.name, error: err.message, retryMs: backoff });
-      const again = () => {
+    server.finished.catch(async (err: Error) => {
+      // Listening again needs a descriptor too: wait until one is free.
+      let e: unknown = err;
+      while (!stopping) {
+        await backoff.failed(e);
         if (stopping) return;
         try {
-          listen();
-          log("accept.again", { server: o.name, port, restarts });
-          backoff = 100;
-        } catch (e) {
-          // Binding needs a descriptor too: wait for some to come free.
-          log("accept.failed", { server: o.name, error: (e as Error).message, retryMs: backoff });
-          backoff = Math.min(2000, backoff * 2);
-          setTimeout(again, backoff);
+          backoff.ok(listen().port);
+          return;
+        } catch (again) {
+          e = again;
         }
-      };
-      setTimeout(again, backoff);
-      backoff = Math.min(2000, backoff * 2);
+      }
     });
     return server.addr;
   };
@@ -176,8 +105,7 @@ export function guardedServe(o: {
   port = addr.port;
   return {
     addr,
-    counter,
-    restarts: () => restarts,
+    restarts: () => backoff.restarts,
     async shutdown() {
       stopping = true;
       await Promise.all(servers.map((s) => s.shutdown().catch(() => {})));

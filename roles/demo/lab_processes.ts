@@ -21,12 +21,19 @@ export class LabProcesses {
     Deno.mkdirSync(logDir, { recursive: true });
   }
 
-  /** Start `cascade <args>` as `name`, output appended to logDir/name.log. */
-  start(name: string, args: string[], env: Record<string, string> = {}): LabProcess {
+  /** Start `cascade <args>` as `name`, output appended to logDir/name.log; `wrap`: a command
+   * that runs it (e.g. ["prlimit", "--nofile=256:256"]), which must exec it (same PID). */
+  start(
+    name: string,
+    args: string[],
+    env: Record<string, string> = {},
+    wrap: string[] = [],
+  ): LabProcess {
     const log = join(this.logDir, `${name}.log`);
     const file = Deno.openSync(log, { write: true, create: true, append: true });
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--quiet", CASCADE, ...args],
+    const command = [...wrap, Deno.execPath(), "run", "-A", "--quiet", CASCADE, ...args];
+    const child = new Deno.Command(command[0], {
+      args: command.slice(1),
       stdout: "piped",
       stderr: "piped",
       stdin: "null",
@@ -44,8 +51,13 @@ export class LabProcesses {
   }
 
   /** Start the master on port 0 and return its URL once it is listening. */
-  async startMaster(args: string[], timeoutMs = 30_000, name = "master"): Promise<string> {
-    const proc = this.start(name, ["master", ...args]);
+  async startMaster(
+    args: string[],
+    timeoutMs = 30_000,
+    name = "master",
+    wrap: string[] = [],
+  ): Promise<string> {
+    const proc = this.start(name, ["master", ...args], {}, wrap);
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const text = await Deno.readTextFile(proc.log).catch(() => "");

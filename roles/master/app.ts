@@ -15,7 +15,7 @@ import { adminDenied, AdminSessions, sessionRoutes } from "./admin_session.ts";
 import { type AdminRecord, adminRoutes, type ReimageTarget } from "./admin_routes.ts";
 import type { EventRecord, MasterCore } from "./core.ts";
 import type { HistoryAdminAction } from "./history.ts";
-import { renderMetrics, RunCounters } from "./metrics.ts";
+import { type PortFigures, renderMetrics, renderPortMetrics, RunCounters } from "./metrics.ts";
 import { type ImageRun, Site } from "./site.ts";
 import { runLinks } from "./feed.ts";
 import { attachControlSocket, type ControlTarget } from "./control_socket.ts";
@@ -48,6 +48,8 @@ export interface MasterAppOptions {
   groupOf?: (mac: string) => string | undefined;
   /** Boot answers a PC's MAC got in this run, oldest first (the details panel). */
   bootsOf?: (run: ImageRun, mac: string) => BootAnswer[];
+  /** The port's descriptors and refusals (front_door.ts), for /metrics. */
+  port?: () => PortFigures;
   /** Event stream pacing in ms: at most one update per `minGap`, at least one per `period`. */
   sse?: { minGap: number; period: number; maxViewers?: number };
 }
@@ -246,7 +248,8 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
     if (v instanceof Response) return v;
     const shown = v ? [v] : site.runs.map((r) => views.get(r)!);
     const runs = shown.map((x) => ({ name: x.run.name, status: x.status(), counters: x.counters }));
-    return c.body(renderMetrics(runs), 200, {
+    const port = o.port ? renderPortMetrics(o.port()) : "";
+    return c.body(renderMetrics(runs) + port, 200, {
       "content-type": "text/plain; version=0.0.4; charset=utf-8",
     });
   });

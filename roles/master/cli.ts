@@ -123,7 +123,8 @@ export const masterSpec: CommandSpec = {
     "max-per-address": {
       type: "string",
       arg: "N",
-      help: "Requests and control sessions at once from one address (more get 503)",
+      help:
+        "Descriptors one address may hold of the master: a control session 1, an HTTP connection 4 (more are closed at once)",
       default: "64",
       env: "CASCADE_MAX_PER_ADDRESS",
     },

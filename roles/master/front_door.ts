@@ -8,12 +8,19 @@
 // "upgrade" event), but in Deno 2.9 it answered small requests at about a quarter of
 // Deno.serve's rate, so only the control upgrade leaves Deno.serve (BENCHMARKS.md, "The
 // master's port").
+//
+// Every connection holds slots of its address (data/slots.ts) from its accept to its end, one
+// per descriptor it may hold in this process (RELAY_SLOTS from the accept, CONTROL_SLOTS once
+// it is a session): a stranger's idle connections are closed at once, unread, before the
+// process runs out of descriptors, where counting connections (a relayed one holds 3 or 4
+// descriptors) or requests (an idle connection holds none) would let it run out.
 import type { Logger } from "../../imagetools/kit/mod.ts";
 import {
+  AcceptBackoff,
   guardedServe,
   type GuardedServer,
-  type RequestCounter,
-  type ServeLimits,
+  type Slot,
+  type SlotCounter,
 } from "../data/mod.ts";
 import {
   headEnd,
@@ -33,8 +40,8 @@ export interface FrontDoorOptions {
   port: number;
   /** Every request but the control upgrade (the HTTP app). */
   handler: ServeHandler;
-  counter: RequestCounter;
-  limits?: Partial<ServeLimits>;
+  /** Slots per address and in all, in descriptors (CONTROL_SLOTS, RELAY_SLOTS). */
+  counter: SlotCounter;
   /** The control route: its path, and what to do with each session once it is open. */
   control: { path: string; open(socket: ControlSocket, address: string): void };
   log: Logger;
@@ -42,8 +49,16 @@ export interface FrontDoorOptions {
   name: string;
 }
 
+/** A control session's descriptor: its socket. */
+export const CONTROL_SLOTS = 1;
+/** A relayed connection's: the client's socket, the relay's loopback socket, Deno.serve's end
+ * of it, and a file its request may read (a boot file; HTTP/1.1 serves one at a time). */
+export const RELAY_SLOTS = 4;
+
 /** A client has this long to send its whole request head on the control path. */
 const HEAD_MS = 10_000;
+/** Refusals are logged at most this often (a flood would fill the log). */
+const REFUSAL_LOG_MS = 5000;
 const RELAY_BUFFER = 32 * 1024;
 
 export function frontDoor(o: FrontDoorOptions): GuardedServer {
@@ -56,15 +71,34 @@ export function frontDoor(o: FrontDoorOptions): GuardedServer {
     hostname: "127.0.0.1",
     port: 0,
     handler: o.handler,
-    counter: o.counter,
+    counter: null, // the door counts each connection's descriptors itself
     remoteAddr: (seen) => origins.get(seen.port) ?? seen,
     log,
     name: `${o.name}-http`,
   });
   const listener = Deno.listen({ hostname: o.hostname, port: o.port });
   const line = new TextEncoder().encode(`GET ${o.control.path}`);
+  const backoff = new AcceptBackoff(o.name, log);
   let stopping = false;
-  let restarts = 0;
+  let refusalLogged = -Infinity;
+
+  /** Close at once: no answer, no read (a stranger's flood costs nothing more). */
+  const refuse = (conn: Deno.Conn, address: string) => {
+    try {
+      conn.close();
+    } catch { /* closed already */ }
+    const now = performance.now();
+    if (now - refusalLogged < REFUSAL_LOG_MS) return;
+    refusalLogged = now;
+    log("connections.refused", {
+      server: o.name,
+      address,
+      refusedAddress: o.counter.refused.address,
+      refusedTotal: o.counter.refused.total,
+      held: o.counter.total,
+      cap: o.counter.limits.total,
+    });
+  };
 
   /** Is this the control route's request line? true, false, or null: too few bytes yet. */
   const isControl = (b: Uint8Array): boolean | null => {
@@ -103,26 +137,22 @@ export function frontDoor(o: FrontDoorOptions): GuardedServer {
     both();
   };
 
-  const controlSession = async (conn: Deno.TcpConn, bytes: Uint8Array, end: number) => {
+  const controlSession = async (
+    conn: Deno.TcpConn,
+    bytes: Uint8Array,
+    end: number,
+    slot: Slot,
+  ) => {
     const head = parseHead(bytes.subarray(0, end));
     if (!head) return await answerAndClose(conn, refusal(400, "Malformed request head"));
     if (!wantsWebSocket(head)) return await relay(conn, bytes); // the app answers 426
     const address = (conn.remoteAddr as Deno.NetAddr).hostname;
-    // The session holds a slot of its address until it closes.
-    const release = o.counter.take(address);
-    if (!release) {
-      const no = refusal(503, o.counter.refusal(address), { "retry-after": "1" });
-      return await answerAndClose(conn, no);
-    }
     const answer = upgradeAnswer(head);
-    if (!answer.ok) {
-      release();
-      return await answerAndClose(conn, answer.bytes);
-    }
+    if (!answer.ok) return await answerAndClose(conn, answer.bytes);
+    slot.shrink(RELAY_SLOTS - CONTROL_SLOTS); // a session holds its socket alone
     try {
       await writeAll(conn, answer.bytes);
     } catch {
-      release();
       conn.close();
       return;
     }
@@ -133,15 +163,20 @@ export function frontDoor(o: FrontDoorOptions): GuardedServer {
     });
     const drop = () => socket.destroy();
     open.add(drop);
-    socket.closed.then(() => {
-      release();
-      open.delete(drop);
-    });
-    o.control.open(socket, address);
-    socket.start();
+    try {
+      o.control.open(socket, address);
+      socket.start();
+    } catch (err) {
+      socket.destroy();
+      log("control.failed", { address, error: (err as Error).message });
+    }
+    // The session holds its slot until it closes.
+    await socket.closed;
+    open.delete(drop);
   };
 
-  const handle = async (conn: Deno.TcpConn) => {
+  /** Serve one connection to its end (its slot is released then). */
+  const handle = async (conn: Deno.TcpConn, slot: Slot) => {
     const buf = new Uint8Array(4096);
     let bytes: Uint8Array = new Uint8Array(0);
     let control: boolean | null = null;
@@ -164,7 +199,7 @@ export function frontDoor(o: FrontDoorOptions): GuardedServer {
         const end = headEnd(bytes);
         if (end >= 0) {
           clearTimeout(timer);
-          return await controlSession(conn, bytes, end);
+          return await controlSession(conn, bytes, end, slot);
         }
         if (bytes.length > MAX_HEAD_BYTES) {
           return await answerAndClose(
@@ -180,8 +215,6 @@ export function frontDoor(o: FrontDoorOptions): GuardedServer {
   };
 
   (async () => {
-    let failing = false;
-    let backoff = 100;
     for (;;) {
       let conn: Deno.TcpConn;
       try {
@@ -189,30 +222,28 @@ export function frontDoor(o: FrontDoorOptions): GuardedServer {
       } catch (err) {
         if (stopping) return;
         // No descriptor left (EMFILE): the listener stays; accept again once some are free.
-        restarts++;
-        failing = true;
-        log("accept.failed", { server: o.name, error: (err as Error).message, retryMs: backoff });
-        await new Promise((r) => setTimeout(r, backoff));
-        backoff = Math.min(2000, backoff * 2);
+        await backoff.failed(err);
         continue;
       }
-      if (failing) {
-        failing = false;
-        backoff = 100;
-        log("accept.again", { server: o.name, port: listener.addr.port, restarts });
+      backoff.ok(listener.addr.port);
+      const address = (conn.remoteAddr as Deno.NetAddr).hostname;
+      // What a relayed connection will hold, from the start: one over a cap costs nothing more.
+      const slot = o.counter.take(address, RELAY_SLOTS);
+      if (!slot) {
+        refuse(conn, address);
+        continue;
       }
-      handle(conn).catch(() => {
+      handle(conn, slot).catch(() => {
         try {
           conn.close();
         } catch { /* closed already */ }
-      });
+      }).finally(slot.release);
     }
   })();
 
   return {
     addr: listener.addr as Deno.NetAddr,
-    counter: o.counter,
-    restarts: () => restarts + inner.restarts(),
+    restarts: () => backoff.restarts + inner.restarts(),
     async shutdown() {
       stopping = true;
       listener.close();

@@ -207,3 +207,27 @@ export function renderMetrics(runs: readonly MetricsRun[]): string {
   );
   return out.join("\n") + "\n";
 }
+
+/** The master's port as /metrics shows it (one process, so no image label). */
+export interface PortFigures {
+  /** Descriptors its connections hold now, and the most they may (data/slots.ts). */
+  held: number;
+  cap: number;
+  /** Connections closed at once, by the cap that was full ("address" or "total"). */
+  refused: { address: number; total: number };
+}
+
+export function renderPortMetrics(p: PortFigures): string {
+  return [
+    "# HELP cascade_port_descriptors Descriptors the master's connections hold.",
+    "# TYPE cascade_port_descriptors gauge",
+    `cascade_port_descriptors ${p.held}`,
+    "# HELP cascade_port_descriptors_cap Descriptors its connections may hold (below its limit).",
+    "# TYPE cascade_port_descriptors_cap gauge",
+    `cascade_port_descriptors_cap ${p.cap}`,
+    "# HELP cascade_connections_refused_total Connections closed at once, by the cap that was full.",
+    "# TYPE cascade_connections_refused_total counter",
+    `cascade_connections_refused_total{reason="address"} ${p.refused.address}`,
+    `cascade_connections_refused_total{reason="total"} ${p.refused.total}`,
+  ].join("\n") + "\n";
+}

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { EventRecord } from "./core.ts";
 import { liveStatus } from "./live_status.ts";
 import { SAMPLE_MANIFEST, sampleRun } from "./testkit.ts";
-import { renderMetrics, RunCounters } from "./metrics.ts";
+import { renderMetrics, renderPortMetrics, RunCounters } from "./metrics.ts";
 
 function countersOf(events: EventRecord[]): RunCounters {
   const c = new RunCounters();
@@ -160,4 +160,23 @@ Deno.test("metrics: several images: one HELP and TYPE per family, each run's ser
   for (const l of lines.filter((l) => l.startsWith("cascade_"))) {
     assert.match(l, /^cascade_[a-z_]+\{image="(games|office)"/);
   }
+});
+
+Deno.test("renderPortMetrics: descriptors held, the cap, refusals by which cap was full", () => {
+  assert.equal(
+    renderPortMetrics({ held: 9, cap: 192, refused: { address: 3, total: 0 } }),
+    [
+      "# HELP cascade_port_descriptors Descriptors the master's connections hold.",
+      "# TYPE cascade_port_descriptors gauge",
+      "cascade_port_descriptors 9",
+      "# HELP cascade_port_descriptors_cap Descriptors its connections may hold (below its limit).",
+      "# TYPE cascade_port_descriptors_cap gauge",
+      "cascade_port_descriptors_cap 192",
+      "# HELP cascade_connections_refused_total Connections closed at once, by the cap that was full.",
+      "# TYPE cascade_connections_refused_total counter",
+      'cascade_connections_refused_total{reason="address"} 3',
+      'cascade_connections_refused_total{reason="total"} 0',
+      "",
+    ].join("\n"),
+  );
 });

@@ -9,7 +9,7 @@ import {
   parseBuildInfo,
   serveTftp,
 } from "../../netboot/mod.ts";
-import { defaultLimits, openSlicesSource, RequestCounter } from "../data/mod.ts";
+import { defaultLimits, openSlicesSource, SlotCounter } from "../data/mod.ts";
 import type { ServeLimits } from "../data/mod.ts";
 import { ProofHasher, sourceProver } from "./prover.ts";
 import { loadManifest, type Manifest, openSlices, type Slices } from "../../imagetools/mod.ts";
@@ -57,7 +57,7 @@ export interface MasterOptions {
   history?: History;
   /** Serve the netboot files of this `build-netboot` output under /boot. */
   netboot?: NetbootOptions;
-  /** Requests (and control sessions) at once per address and in all (serve_guard.ts). */
+  /** Descriptors connections may hold per address and in all (data/slots.ts, front_door.ts). */
   limits?: Partial<ServeLimits>;
 }
 
@@ -287,12 +287,13 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
     )
     : [];
   const history = o.history;
-  // One counter for HTTP requests and control sessions: a stranger cannot hold every descriptor.
-  const counter = new RequestCounter(defaultLimits(o.limits));
+  // One counter of the descriptors every connection holds: a stranger cannot hold them all.
+  const counter = new SlotCounter(defaultLimits(o.limits));
   const app = createMasterApp({
     site,
     log: o.log,
     now,
+    port: () => ({ held: counter.total, cap: counter.limits.total, refused: counter.refused }),
     boot: enrolment && o.netboot
       ? bootApp(o.netboot, await readNetbootBuild(o.netboot.dir), enrolment, site)
       : undefined,
