@@ -17,6 +17,20 @@ import { buildDisks, type Disk, say } from "./bench_disks.ts";
 const MB = 1e6;
 const PAGE = 4096;
 
+const HELP = `bench:reimage: re-imaging a PC that holds last month's Windows-like disk
+
+USAGE
+  deno task bench:reimage [--scale 1] [--rates 100mbit,1gbit] [--runs 3] [--dir /tmp] [--keep]
+
+OPTIONS
+  --scale N   the Windows-like disk x N (1: 1 GiB; the issue's disk is 4 GiB: --scale 4)
+  --rates R   the fake server's rates (--rate-limit), comma separated
+  --runs N    runs of each (full image, re-image) per rate; medians
+  --dir DIR   where the disks and slices go (default /tmp)
+  --keep      keep the work folder
+  -h, --help  this text
+`;
+
 /** A seeded PRNG (mulberry32): the same update on every run of the benchmark. */
 function prng(seed: number): () => number {
   let a = seed >>> 0;
@@ -184,7 +198,12 @@ export async function reimageRows(
   const pcOld = join(dir, "pc-old.img");
   await assembleImage({ slices: older.dir, out: pcOld, force: true });
   const changed = changedChunks(older.manifest, newer.manifest);
-  const blocks = await blocksChanged(pcOld, newDisk, newer.manifest, changed);
+  // Against the new image as sliced (free blocks zeroed), not the raw disk: its free blocks
+  // still hold deleted files, which no PC is sent.
+  const pcNew = join(dir, "pc-new.img");
+  await assembleImage({ slices: newer.dir, out: pcNew, force: true });
+  const blocks = await blocksChanged(pcOld, pcNew, newer.manifest, changed);
+  await Deno.remove(pcNew);
   const wholeBytes = changed.reduce((n, i) => n + chunkLength(newer.manifest, i), 0);
   const notes = [
     `update: ${(did.pages * PAGE / MB).toFixed(1)} MB as ${did.pages} rewritten 4 KiB pages, ${
@@ -253,8 +272,10 @@ async function main() {
       runs: { type: "string", default: "3" },
       dir: { type: "string", default: "/tmp" },
       keep: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
     },
   });
+  if (values.help) return console.log(HELP);
   const dir = await Deno.makeTempDir({ dir: values.dir, prefix: "cascade-bench-reimage-" });
   try {
     const [disk] = await buildDisks(dir, Number(values.scale), ["windows"]);
