@@ -27,8 +27,10 @@ import {
   storedLength,
 } from "../imagetools/mod.ts";
 import { extract, run } from "../imagetools/fs/testkit.ts";
+import { parseCount } from "../imagetools/kit/mod.ts";
 import { buildDisks, say } from "./bench_disks.ts";
 import { REIMAGE_HEAD, reimageRows } from "./bench_reimage.ts";
+import { LAB_HEAD, labRows } from "./bench_bytes_lab.ts";
 
 const MIB = 1024 * 1024;
 const MB = 1e6;
@@ -47,6 +49,11 @@ OPTIONS
   --dir DIR   where the disks and slices go (default /tmp)
   --keep      keep the work folder
   --no-reimage  leave out the re-image row
+  --lab       add the lab row (root): --pcs PCs imaged from the Windows-like disk on the emulated
+              LAN at --lab-rate, relay mode, median of --runs (scripts/bench_bytes_lab.ts; its
+              own task: bench:bytes:lab)
+  --pcs N     the lab row's PCs (default 12)
+  --lab-rate R  the lab row's port rate (default 100mbit)
   -h, --help  this text
 `;
 
@@ -110,6 +117,9 @@ async function main() {
       dir: { type: "string", default: "/tmp" },
       keep: { type: "boolean" },
       "no-reimage": { type: "boolean" },
+      lab: { type: "boolean" },
+      pcs: { type: "string", default: "12" },
+      "lab-rate": { type: "string", default: "100mbit" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -266,6 +276,13 @@ async function main() {
         times,
       ),
     );
+    if (values.lab) {
+      const pcs = parseCount(values.pcs, "--pcs", 1, 200);
+      const lab = await labRows(disks[0], dir, { pcs, rate: values["lab-rate"], runs });
+      console.log();
+      console.log(table(LAB_HEAD, lab.table));
+      for (const n of lab.notes) console.log(`- ${n}`);
+    }
     if (values["no-reimage"]) return;
     // Re-imaging a PC that holds the Windows-like disk, after an update changed ~3 % of it.
     const re = await reimageRows(disks[0], dir, { rates: values.rates.split(","), runs });
