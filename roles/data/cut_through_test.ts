@@ -95,13 +95,15 @@ async function chain(upstream: ChunkSource, relayFetch: FetchLike, downFetch: Fe
     md5Threads: 0,
   });
   const relay = await startChunkServer({ source: relayRx, hostname: "127.0.0.1", waitMs: 10_000 });
+  const downLog: string[] = [];
   const down = new Receiver({
     manifestBytes: upstream.manifestBytes,
     target: downTarget,
     fetch: downFetch,
     md5Threads: 0,
+    log: (event) => downLog.push(event),
   });
-  return { relayRx, relay, down, relayTarget, downTarget };
+  return { relayRx, relay, down, relayTarget, downTarget, downLog };
 }
 
 for (const zstd of [false, true]) {
@@ -192,6 +194,8 @@ Deno.test("cut-through: a chunk that fails at the relay cuts the downstream's re
     // written; it fetched chunk 1 again after its half.
     assert.equal(c.down.stats().badChunks, 0);
     assert.equal(c.down.stats().bytesRefetched, CHUNK);
+    // The rest came in a stream again (from chunk 1 on), not one request per chunk.
+    assert.deepEqual(c.downLog.filter((e) => e.startsWith("stream.")), ["stream.cut"]);
   } finally {
     await c.relay.close();
   }

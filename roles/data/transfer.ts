@@ -72,6 +72,9 @@ export interface TransferHost {
   scan?(): TargetScan | undefined;
 }
 
+/** A response that broke off (not refused, not bad, not silent). */
+const isCut = (err: unknown) => err instanceof ReceiveError && err.reason === "server-gone";
+
 export class Transfer {
   /** No chunk of this transfer written yet (its first is logged: bench:lab's phases). */
   #first = true;
@@ -253,6 +256,13 @@ export class Transfer {
           if (item.kind === "delta") scan?.forgetOlder(item.index);
           taken[item.index] = 1; // not asked again of this server
           onBad(err);
+          return;
+        }
+        if (item.kind === "run" && handed.size > 0 && isCut(err)) {
+          // A relay cuts a stream when a chunk it was sending as it came failed there (its
+          // upstream went, or sent it bad): the stream worked, so the rest is streamed again,
+          // from the chunk cut (each such stream delivered a chunk: no loop).
+          h.log("stream.cut", { peer: h.peerId, server: base, error: (err as Error).message });
           return;
         }
         const way = item.kind === "run" ? "stream" : item.kind === "delta" ? "delta" : null;

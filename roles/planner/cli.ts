@@ -95,8 +95,13 @@ export const simulateSpec: CommandSpec = {
     "hop-extra": {
       type: "string",
       arg: "DURATION",
-      help: "What each relay hop adds to a chunk's wire time (hash, write, send)",
+      help: "What each relay hop adds (verify the chunk's end, wake, send)",
       default: "0s",
+    },
+    "whole-chunk-hops": {
+      type: "boolean",
+      help:
+        "Relays send a chunk on only once whole (clients before cut-through): a chunk's time per hop more",
     },
     "finish-time": {
       type: "string",
@@ -115,8 +120,9 @@ export const simulateSpec: CommandSpec = {
   notes: [
     "Model: every PC boots at once; a server's uplink is shared by the clients it serves; a",
     "client runs at min(port, its share, disk); a relay runs no faster than its upstream and",
-    "finishes one chunk hop after it. No failures or boot time; the fixed costs of a run",
-    "(--startup, --hop-extra, --finish-time) are 0 unless given (BENCHMARKS.md: the lab's).",
+    "finishes one hop after it (--hop-extra: relays send chunks on as they come). No failures",
+    "or boot time; the fixed costs of a run (--startup, --hop-extra, --finish-time) are 0",
+    "unless given (BENCHMARKS.md: the lab's).",
     "",
     "Example (the seed's table): cascade simulate --mode classic --pcs 682 --transfer-time 20m",
   ],
@@ -218,6 +224,7 @@ export async function simulateMain(args: string[]): Promise<number> {
     startup: flag("startup", str("startup")!, parseDuration),
     hopExtra: flag("hop-extra", str("hop-extra")!, parseDuration),
     finishTime: flag("finish-time", str("finish-time")!, parseDuration),
+    cutThrough: v["whole-chunk-hops"] !== true,
   };
   const modes = parseModes(str("mode")!);
   let step = str("step") === undefined ? undefined : flag("step", str("step")!, parseDuration);

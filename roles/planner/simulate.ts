@@ -11,9 +11,12 @@
 //   whenever a transfer starts or ends (fluid flow, piecewise constant).
 // - Relay mode: while its upstream still receives, a PC runs no faster than it (exact when both
 //   start together, as at boot; a little pessimistic for a late joiner that lags far behind). It
-//   finishes no earlier than its upstream's finish plus one chunk hop δ = chunkSize / its own
-//   rate (the last chunk must be verified upstream before it is relayed), so a chain of N PCs
-//   at full rate B takes S/B + (N-1)·δ. See roles/master/scheduler.ts for why fan-out 1 is the default.
+//   finishes no earlier than its upstream's finish plus one hop: a relay sends a chunk on as its
+//   bytes come (cut-through), holding only the last byte until it verified the chunk, so a hop
+//   is `hopExtra` alone and a chain of N PCs at full rate B takes S/B + (N-1)·hopExtra. With
+//   `cutThrough: false` (clients before it) a chunk went on only once whole and verified: a hop
+//   of δ = chunkSize / its own rate more, S/B + (N-1)·(δ + hopExtra). See
+//   roles/master/scheduler.ts for why fan-out 1 is the default.
 // - Classic mode: a PC becomes a server (capacity `capacity`) the moment it holds the image
 //   (verification time is not modelled). Unicast: the fake server serves every PC at once and
 //   nobody re-serves. No failures, no boot time, no control round trips, no server disk reads.
@@ -60,8 +63,10 @@ export interface SimulateParams {
   capacity?: number;
   /** Clients a relay serves at once in relay mode (default 1: chains). */
   relayFanout?: number;
-  /** Chunk size in bytes, for the relay hop delay (default 1 MiB). */
+  /** Chunk size in bytes, for the relay hop delay without cut-through (default 1 MiB). */
   chunkSize?: number;
+  /** Relays send a chunk on as it comes (default true, as they do); false: only once whole. */
+  cutThrough?: boolean;
   /** Scheduler linger in seconds (default 10). */
   linger?: number;
   /** Fixed seconds per transfer, overriding the rate-based timing (the seed's 20 minutes). */
@@ -74,7 +79,7 @@ export interface SimulateParams {
   uplink?: number;
   /** Seconds from a PC's assignment to its first byte (default 0). */
   startup?: number;
-  /** Seconds each relay hop adds to the chunk's wire time (default 0). */
+  /** Seconds each relay hop adds (verify the chunk's end, wake, send; default 0). */
   hopExtra?: number;
   /** Seconds from a PC's last byte to its verified disk (default 0). */
   finishTime?: number;
@@ -197,6 +202,7 @@ export function simulate(params: SimulateParams): SimulationResult {
   const fanout = params.relayFanout ?? 1;
   const startup = params.startup ?? 0;
   const hopExtra = params.hopExtra ?? 0;
+  const hopChunk = params.cutThrough ?? true ? 0 : chunk;
   const sched = new Scheduler({
     linger: params.linger ?? 10,
     mode: mode === "relay" ? "relay" : "classic",
@@ -272,7 +278,7 @@ export function simulate(params: SimulateParams): SimulationResult {
   const scheduleCompletion = (pc: Pc) => {
     const up = byId.get(pc.server);
     if (up && up.state !== "done") return; // its upstream's completion will schedule it
-    pc.completeAt = up ? Math.max(pc.fluidEnd, up.end + chunk / pc.cap + hopExtra) : pc.fluidEnd;
+    pc.completeAt = up ? Math.max(pc.fluidEnd, up.end + hopChunk / pc.cap + hopExtra) : pc.fluidEnd;
   };
 
   let done = 0;

@@ -98,9 +98,9 @@ Deno.test("simulate: the CLI prints the seed's table", async () => {
   );
 });
 
-Deno.test("simulate: a relay chain finishes in S/B + (N-1)·δ", () => {
+Deno.test("simulate: a relay chain finishes in S/B + (N-1)·δ when a chunk goes on only once whole", () => {
   // The default fake capacity 2 is capped at fan-out 1 in relay mode, as the master does.
-  const r = simulate({ mode: "relay", pcs: 5, size: S, rate: B });
+  const r = simulate({ mode: "relay", pcs: 5, size: S, rate: B, cutThrough: false });
   r.perPc.forEach((p, k) => {
     assert.equal(p.server, k === 0 ? "fake" : `pc${k}`, p.id);
     assert.equal(p.start, 0, p.id);
@@ -127,12 +127,29 @@ Deno.test("simulate: efficiency scales every port's image bytes, not the disk", 
 
 Deno.test("simulate: the disk caps the rate, and the hop is one chunk at that rate", () => {
   const r = simulate({ mode: "relay", pcs: 3, size: S, rate: B, diskRate: B / 4 });
-  r.perPc.forEach((p, k) => near(p.end, 40 + k * 4 * delta, p.id));
+  r.perPc.forEach((p) => near(p.end, 40, `${p.id}, cut-through`));
+  const whole = simulate({
+    mode: "relay",
+    pcs: 3,
+    size: S,
+    rate: B,
+    diskRate: B / 4,
+    cutThrough: false,
+  });
+  whole.perPc.forEach((p, k) => near(p.end, 40 + k * 4 * delta, p.id));
 });
 
 Deno.test("simulate: fan-out 2 splits uplinks, and no relay outruns its upstream", () => {
   // fake -> pc1, pc2 at B/2; pc1 -> pc3, pc4 at B/2 each (pc1's uplink split two ways).
-  const r = simulate({ mode: "relay", pcs: 4, size: S, rate: B, fakeCapacity: 2, relayFanout: 2 });
+  const r = simulate({
+    mode: "relay",
+    pcs: 4,
+    size: S,
+    rate: B,
+    fakeCapacity: 2,
+    relayFanout: 2,
+    cutThrough: false,
+  });
   assert.deepEqual(r.perPc.map((p) => p.server), ["fake", "fake", "pc1", "pc1"]);
   near(r.perPc[0].end, 20, "pc1");
   near(r.perPc[1].end, 20, "pc2");
@@ -140,7 +157,11 @@ Deno.test("simulate: fan-out 2 splits uplinks, and no relay outruns its upstream
   near(r.perPc[2].end, 20 + 2 * delta, "pc3");
   near(r.perPc[3].end, 20 + 2 * delta, "pc4");
   // Twice as slow as the chain, as roles/master/scheduler.ts explains.
-  near(simulate({ mode: "relay", pcs: 4, size: S, rate: B }).finish, 10 + 3 * delta, "chain");
+  near(
+    simulate({ mode: "relay", pcs: 4, size: S, rate: B, cutThrough: false }).finish,
+    10 + 3 * delta,
+    "chain",
+  );
   // A late joiner (pc3 alone waits out the 10 s linger for pc1) is held to pc1's B/2 while pc1
   // receives, then runs at B: 10 s at B/2, 5 s at B. (Pessimistic: documented in the model.)
   const late = simulate({
@@ -207,7 +228,7 @@ Deno.test("simulate: timeline table and step", () => {
       "  time  classic  relay",
       "    0s        0      0",
       "    5s        0      0",
-      "   10s        0      1",
+      "   10s        0      3",
       "   15s        0      3",
       "   20s        2      3",
       "   25s        2      3",
@@ -284,7 +305,15 @@ Deno.test("simulate: the CLI rejects a bad mode with exit 2 and writes --json an
 });
 
 Deno.test("simulate: rooms that are not flat: a slow port at the end, switches crossed once", () => {
-  const common = { mode: "relay", pcs: 12, size: S, rate: B, linger: 2 } as const;
+  // Whole-chunk hops: a chain's length shows in its finish.
+  const common = {
+    mode: "relay",
+    pcs: 12,
+    size: S,
+    rate: B,
+    linger: 2,
+    cutThrough: false,
+  } as const;
   const flat = simulate(common);
   // pc5 at a tenth of the rate: a leaf from its probe, served last; the 11 others as if flat.
   const slow = simulate({ ...common, ports: { 5: B / 10 } });
@@ -306,11 +335,20 @@ Deno.test("simulate: rooms that are not flat: a slow port at the end, switches c
 Deno.test("simulate: a chain's start-up, hop extra and finish time add as measured", () => {
   const base = { mode: "relay" as const, pcs: 4, size: S, rate: B, fakeCapacity: 1, linger: 0 };
   const plain = simulate(base);
-  near(plain.finish, 10 + 3 * delta, "plain chain");
+  near(plain.finish, 10, "plain chain, cut-through");
   const r = simulate({ ...base, startup: 0.2, hopExtra: 0.01, finishTime: 0.05 });
   // Every PC of the chain waits for its own start-up (upstreams start at the same moment).
-  near(r.finish, 0.2 + 10 + 3 * (delta + 0.01) + 0.05, "with fixed costs");
+  near(r.finish, 0.2 + 10 + 3 * 0.01 + 0.05, "with fixed costs");
   near(r.perPc.find((p) => p.id === "pc1")!.end, 0.2 + 10 + 0.05, "the chain's head");
+  // Whole-chunk hops (clients before cut-through): each hop one chunk's wire time more.
+  const whole = simulate({
+    ...base,
+    cutThrough: false,
+    startup: 0.2,
+    hopExtra: 0.01,
+    finishTime: 0.05,
+  });
+  near(whole.finish, 0.2 + 10 + 3 * (delta + 0.01) + 0.05, "whole-chunk hops");
 });
 
 Deno.test("simulate: a stalled relay costs those below it the detection and a new start-up", () => {
