@@ -2,7 +2,7 @@
 // then print the summary table.
 import { dirname, join, resolve } from "node:path";
 import { type CommandSpec, parseCommand, UsageError } from "../../imagetools/kit/mod.ts";
-import { type Logger, makeLogger } from "../../imagetools/kit/mod.ts";
+import { type Logger, makeLogger, queuedSink } from "../../imagetools/kit/mod.ts";
 import { parseCount, parseDuration } from "../../imagetools/kit/mod.ts";
 import { type History, HISTORY_FILE, openHistory } from "./history.ts";
 import { normalizeMac } from "../../netboot/mod.ts";
@@ -158,7 +158,10 @@ export async function masterMain(args: string[]): Promise<number> {
   const v = p.values as Record<string, string | undefined>;
   const images = parseImages(v.slices, p.values.image as string[] | undefined, v.expect);
   const slices = images[0].slices;
-  const log = makeLogger("master");
+  // Queued, never written on the master's thread (log_sink.ts: a slow reader of stderr held the
+  // thread, and every PC's session with it).
+  const lines = queuedSink();
+  const log = makeLogger("master", (line) => lines(`${new Date().toISOString()} ${line}`));
   const history = p.values["no-history"]
     ? undefined
     : await openMasterHistory(slices, v.history, log);
@@ -246,6 +249,7 @@ export async function masterMain(args: string[]): Promise<number> {
   Deno.removeSignalListener("SIGINT", onInt);
   Deno.removeSignalListener("SIGTERM", onTerm);
   history?.close();
+  await lines.flush();
   const statuses = master.runs.map((r) => r.status());
   if (v["status-file"]) {
     // Written under a temporary name and renamed, so a reader never sees half a file. Several
