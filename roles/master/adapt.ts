@@ -125,13 +125,18 @@ export function probeDemotion(
   v: Pick<RoomView, "clients" | "probes" | "leaves" | "upstream">,
   c: AdaptConfig,
 ): Demotion | null {
+  // It runs on every event but a report: with fewer than two probes, or a median above the
+  // ceiling (loopback, one host), nobody is slow, and that is known without the loop.
+  if (v.probes.size < 2) return null;
   const probes = v.clients.map((id) => v.probes.get(id)).filter((p) => p !== undefined)
     .sort((a, b) => a - b);
-  const median = probes.length >= 2 ? probes[Math.floor(probes.length / 2)] : 0;
+  if (probes.length < 2) return null;
+  const median = probes[Math.floor(probes.length / 2)];
+  if (median >= c.probeCeiling) return null;
   const serving = new Set(v.upstream.values());
   for (const id of v.clients) {
     const p = v.probes.get(id);
-    if (v.leaves.has(id) || p === undefined || median >= c.probeCeiling) continue;
+    if (v.leaves.has(id) || p === undefined) continue;
     // Only while it serves nobody (waiting, or the tail of a chain): below that its hop is
     // measured (the in-run rules). A later median (PCs joining with faster probes) must not pull
     // a relay out of its chain: that is how loopback noise (probes 7-76 MB/s at load 5) demoted

@@ -206,10 +206,12 @@ export class Scheduler {
     // A progress report or a tick changes only the meter and the time. The probe rule reads
     // neither, and the pick rules found no batch ready after the last event, so only a linger
     // deadline that passed can make one now. The in-run rules read both; but a look costs
-    // O(PCs), so on reports and ticks they look at most every scanEvery seconds (on every
-    // report a room of 1,500 cost the master a core). Any other event: every rule, every time.
+    // O(PCs), so they look at most every scanEvery seconds, whatever the event: on every report
+    // a room of 1,500 cost the master a core, and on every other event (1,500 PCs joining, or
+    // finishing within seconds) O(PCs²) held its thread for 2 s at a time. Their evidence is
+    // seconds of reports (a window, a stall), so a quarter second later judges the same.
     const passive = event.type === "progress" || event.type === "tick";
-    const hops = !passive || !this.#adapt || at >= this.#scannedAt + this.#adapt.scanEvery;
+    const hops = !this.#adapt || at >= this.#scannedAt + this.#adapt.scanEvery;
     if (passive && !hops && at < this.#due) return out;
     if (hops && !this.#paused) this.#scannedAt = at;
     // An assignment can give adapt.ts new evidence and a demotion free a slot: until still.
@@ -310,7 +312,7 @@ export class Scheduler {
   #adaptAll(at: number, out: Decision[], probe: boolean, hops: boolean) {
     if (!this.#adapt) return;
     for (let changed = false;; changed = true) {
-      const d = (probe || changed
+      const d = ((probe || changed) && this.#probes.size >= 2
         ? probeDemotion({
           upstream: this.#upstream,
           clients: [...this.#clients.map((c) => c.id), ...this.#upstream.keys()],

@@ -1,5 +1,5 @@
-// What a progress report costs the scheduler: the in-run rules look at most every scanEvery
-// seconds on reports and ticks, every other event looks at once, and a linger deadline that
+// What an event costs the scheduler: the in-run rules look at most every scanEvery seconds,
+// whatever the event (reports, ticks, PCs joining or finishing), and a linger deadline that
 // passed is released at the next report as at any other event.
 import assert from "node:assert/strict";
 import { type Decision, Scheduler, type SchedulerConfig } from "./scheduler.ts";
@@ -44,13 +44,20 @@ Deno.test("scheduler: on reports the in-run rules look at most every scanEvery (
   assert.deepEqual(decided.map((d) => d.type), ["demoted", "move", "requeued", "assign"]);
 });
 
-Deno.test("scheduler: any other event looks at once, however soon after the last look", () => {
+Deno.test("scheduler: other events look no more often, and a due look goes with any event", () => {
   const s = stalledChain();
   assert.deepEqual(s.apply(progress("a", 36 * MB, 3)), []);
   assert.deepEqual(s.apply(progress("a", 40.8 * MB, 3.4)), []);
-  // A PC joining at 3.5 s: every rule looks, x is found then.
-  const decided = s.apply(client("late", 3.5));
-  assert.deepEqual(decided[0], stalled(3.5));
+  // A PC joining at 3.5 s, 0.1 s after the last look: the pick rules run (it goes below the
+  // tail), the in-run rules do not, though x is stalled by then.
+  const assign = (client: string, server: string, at: number): Decision[] => [
+    { type: "assign", server, clients: [client], partial: false, at },
+  ];
+  assert.deepEqual(s.apply(client("late", 3.5)), assign("late", "d", 3.5));
+  assert.deepEqual(s.apply(client("later", 3.6)), assign("later", "late", 3.6));
+  // The next event from 3.65 s on looks, whatever it is: x is found then.
+  const decided = s.apply(client("last", 3.65));
+  assert.deepEqual(decided[0], stalled(3.65));
 });
 
 Deno.test("scheduler: a linger deadline that passed goes out at the next report", () => {
