@@ -41,12 +41,16 @@ export class FrameReader {
   // The frame whose payload is being read.
   #opcode = 0;
   #fin = false;
-  #mask = new Uint8Array(4);
+  readonly #mask = new Uint8Array(4);
   #left = 0; // payload bytes of this frame still to come
   #at = 0; // payload bytes of this frame already in (the mask's phase)
   #inPayload = false;
-  // The message being put together (data frames), and a control frame's payload.
+  // The message being put together (data frames), and a control frame's payload. The message's
+  // buffer is kept from one message to the next (a control session sends thousands of small
+  // ones: a fresh buffer for each was garbage the master's one thread paid for); `#open` says
+  // whether a message is under way.
   #message: Uint8Array | null = null;
+  #open = false;
   #messageLength = 0;
   #messageOpcode = 0;
   #control: Uint8Array | null = null;
@@ -58,7 +62,7 @@ export class FrameReader {
     this.#max = maxMessage;
   }
 
-  /** Bytes it holds for what is not yet complete (at most the limit, 125 and a header). */
+  /** Bytes it holds: the message buffer (at most the limit), a control frame (125), a header. */
   get held(): number {
     return (this.#message?.length ?? 0) + (this.#control?.length ?? 0) + this.#head.length;
   }
@@ -114,7 +118,7 @@ export class FrameReader {
       this.#fail(out, fail[0], fail[1]);
       return i;
     }
-    this.#mask = h.slice(maskAt, maskAt + 4);
+    for (let k = 0; k < 4; k++) this.#mask[k] = h[maskAt + k];
     this.#fin = fin;
     this.#opcode = opcode;
     this.#left = length;
@@ -126,7 +130,7 @@ export class FrameReader {
       if (opcode !== OP_CONTINUATION) {
         this.#messageOpcode = opcode;
         this.#messageLength = 0;
-        this.#message = null;
+        this.#open = true;
       }
       // Room for this frame: the message so far and its announced length (within the limit),
       // grown by doubling (many small fragments do not copy the message each time).
@@ -169,7 +173,7 @@ export class FrameReader {
       return null;
     }
     if (opcode > OP_BINARY) return [CLOSE_PROTOCOL, `Unknown opcode ${opcode}`];
-    const open = this.#message !== null;
+    const open = this.#open;
     if (opcode === OP_CONTINUATION && !open) {
       return [CLOSE_PROTOCOL, "Continuation frame without a message to continue"];
     }
@@ -200,12 +204,13 @@ export class FrameReader {
       return;
     }
     if (!this.#fin) return;
+    // A copy for binary (the buffer is the next message's); text is decoded out of it.
     const data = this.#message!.subarray(0, this.#messageLength);
     const opcode = this.#messageOpcode;
-    this.#message = null;
+    this.#open = false;
     this.#messageLength = 0;
     if (opcode === OP_BINARY) {
-      out.push({ type: "message", data });
+      out.push({ type: "message", data: data.slice() });
       return;
     }
     let text: string;
@@ -240,6 +245,7 @@ export class FrameReader {
   #fail(out: FrameEvent[], code: number, reason: string) {
     this.#done = true;
     this.#message = null;
+    this.#open = false;
     this.#messageLength = 0;
     this.#control = null;
     this.#controlLength = 0;

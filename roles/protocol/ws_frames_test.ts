@@ -207,3 +207,14 @@ Deno.test("encodeFrame: the three length forms; closePayload cuts the reason at 
   assert.equal(long.length, 2 + 122, "61 two-byte characters (123 would split one)");
   assert.equal(new TextDecoder("utf-8", { fatal: true }).decode(long.subarray(2)), "é".repeat(61));
 });
+
+Deno.test("FrameReader: one buffer for every message: a shorter one after a longer, a binary one kept", () => {
+  const r = new FrameReader(16384);
+  const first = r.push(clientFrame(OP_BINARY, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])));
+  assert.deepEqual(r.push(clientFrame(OP_TEXT, "x".repeat(300))), [
+    { type: "message", data: "x".repeat(300) },
+  ]);
+  assert.deepEqual(r.push(clientFrame(OP_TEXT, "hi")), [{ type: "message", data: "hi" }]);
+  // The binary message is its own copy: the text after it did not write over it.
+  assert.deepEqual(first, [{ type: "message", data: new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]) }]);
+});
