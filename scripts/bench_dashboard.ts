@@ -18,6 +18,7 @@ import {
   storedFileName,
 } from "../imagetools/mod.ts";
 import { emulatePcs } from "./emulate_pcs.ts";
+import { startProbe } from "./latency_probe.ts";
 
 const HELP = `The master at site scale: emulated PCs, dashboard viewers, the finishing burst.
 
@@ -71,33 +72,6 @@ function freePort(): number {
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
   return port;
-}
-
-/** A latency probe: GET `path` every `every` ms; the largest and the median answer time. */
-function probe(url: string, every: number) {
-  const times: number[] = [];
-  let stop = false;
-  const done = (async () => {
-    while (!stop) {
-      const t = performance.now();
-      try {
-        await (await fetch(url)).arrayBuffer();
-        times.push(performance.now() - t);
-      } catch {
-        times.push(Infinity);
-      }
-      await new Promise((r) => setTimeout(r, every));
-    }
-  })();
-  return {
-    async end() {
-      stop = true;
-      await done;
-      const s = [...times].sort((a, b) => a - b);
-      return { max: s.at(-1) ?? NaN, median: s[Math.floor(s.length / 2)] ?? NaN, n: s.length };
-    },
-    reset: () => void times.splice(0),
-  };
 }
 
 /** One viewer: follow the event stream, count its bytes. */
@@ -179,6 +153,9 @@ async function main() {
   const pcs = num("pcs", v.pcs!), viewers = num("viewers", v.viewers!);
   const chunks = num("chunks", v.chunks!), rate = num("rate", v.rate!);
   const repo = v.repo ?? new URL("..", import.meta.url).pathname;
+  // The machine's load, said with the figures (a shared machine's figures mean little without).
+  const load = () => Deno.readTextFileSync("/proc/loadavg").split(" ")[0];
+  const loadAtStart = load();
 
   const dir = await Deno.makeTempDir({ prefix: "cascade-bench-dash-" });
   const slices = join(dir, "slices");
@@ -268,7 +245,7 @@ async function main() {
 
     // Join: every PC says hello and is assigned.
     phase(`join: ${pcs} PCs`);
-    const latency = probe(`${url}/api/v1/image`, 100);
+    const latency = startProbe(`${url}/api/v1/image`, 100);
     const t0 = performance.now();
     // A baseline master (--repo) may be older than the trust split: it wants the token in hellos.
     em = await emulatePcs({
@@ -358,8 +335,10 @@ async function main() {
     out.push(["burst: protocol errors", String(em.stats.errors.length)]);
     out.push(["verified (status totals)", `${status.totals.verified} of ${pcs}`]);
     out.push([
-      "GET /api/v1/image through the burst: max (median)",
-      `${lat.max.toFixed(0)} ms (${lat.median.toFixed(1)} ms), ${lat.n} requests`,
+      "GET /api/v1/image through the burst: max, p99 (median)",
+      `${lat.max.toFixed(0)} ms, ${lat.p99.toFixed(0)} ms (${
+        lat.median.toFixed(1)
+      } ms), ${lat.n} requests`,
     ]);
     out.push(["GET /api/v1/status at the end", `${statusMs.toFixed(0)} ms`]);
     for (const x of vs) x.ctl.abort();
@@ -383,11 +362,24 @@ async function main() {
     } catch { /* gone */ }
     await master.status;
     await logged.catch(() => {});
+    // What the scheduler did to the chain, from the master's log: a demotion in the join or the
+    // burst re-attaches PCs, and every later phase runs in a different room.
+    const logText = await Deno.readTextFile(join(dir, "master.err")).catch(() => "");
+    const count = (re: RegExp) => (logText.match(re) ?? []).length;
+    out.push([
+      "scheduler: demotions, moves, requeued (master log)",
+      `${count(/ master\.demoted /g)}, ${count(/ master\.move /g)}, ${
+        count(/ master\.requeued /g)
+      }`,
+    ]);
     phase("stopped");
     await Deno.remove(dir, { recursive: true });
   }
   const w = Math.max(...out.map(([k]) => k.length));
-  console.log(`\n${pcs} PCs, ${viewers} viewers (${v["viewer-path"]}), master from ${repo}`);
+  console.log(
+    `\n${pcs} PCs, ${viewers} viewers (${v["viewer-path"]}), master from ${repo}, ` +
+      `load ${loadAtStart} -> ${load()}`,
+  );
   for (const [k, val] of out) console.log(`${k.padEnd(w)}  ${val}`);
 }
 
