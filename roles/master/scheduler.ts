@@ -424,7 +424,7 @@ export class Scheduler {
         linger: this.#config.linger,
         servers: this.#servers,
         clients: this.#clients,
-        upstream: this.#upstream,
+        downstream: (server) => this.#batches.get(server)?.clients ?? [],
         leaves: this.#leaves,
         leafRate: this.#leafRate,
         switchOf: this.#switchOf,

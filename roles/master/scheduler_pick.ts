@@ -9,7 +9,8 @@ export interface PickState {
   linger: number;
   servers: readonly ServerEntry[];
   clients: readonly ClientEntry[];
-  upstream: ReadonlyMap<string, string>;
+  /** The clients a server serves now (its batch). */
+  downstream: (server: string) => readonly { id: string }[];
   leaves: ReadonlySet<string>;
   /** Each leaf's rate when it was demoted, bytes/s. */
   leafRate: ReadonlyMap<string, number>;
@@ -36,24 +37,28 @@ export function capacityOf(s: PickState, server: ServerEntry): number {
  * its first allowed server (each server considered once) filled with the allowed clients.
  */
 export function* plans(s: PickState): Generator<Plan> {
-  const ancestors = new Map<string, Set<string>>();
-  const ancestorsOf = (serverId: string) => {
-    let set = ancestors.get(serverId);
+  // The PCs downstream of a client (a server there would make a cycle), walked down from the
+  // client: a waiting client seldom serves anyone, while walking up from each server took the
+  // tail of a chain of 1,500 through 1,500 links on every event of a join.
+  const below = new Map<string, Set<string>>();
+  const belowOf = (client: string) => {
+    let set = below.get(client);
     if (!set) {
       set = new Set();
-      // Bounded by the number of links, so a broken invariant cannot loop forever.
-      for (let x = s.upstream.get(serverId); x !== undefined && !set.has(x);) {
-        set.add(x);
-        x = s.upstream.get(x);
+      // Each PC once, so a broken invariant cannot loop forever.
+      for (const todo = [client]; todo.length;) {
+        for (const c of s.downstream(todo.pop()!)) {
+          if (!set.has(c.id)) set.add(c.id), todo.push(c.id);
+        }
       }
-      ancestors.set(serverId, set);
+      below.set(client, set);
     }
     return set;
   };
   // A leaf serves only leaves, and only those no faster than itself.
   const rate = (id: string) => s.leafRate.get(id) ?? 0;
   const allowed = (client: string, server: string) =>
-    client !== server && !ancestorsOf(server).has(client) &&
+    client !== server && !belowOf(client).has(server) &&
     (!s.leaves.has(server) || (s.leaves.has(client) && rate(client) <= rate(server)));
   const sw = (id: string) => s.switchOf.get(id);
   const leaf = (c: ClientEntry) => s.leaves.has(c.id);
