@@ -19,6 +19,7 @@ import {
 } from "../imagetools/mod.ts";
 import { emulatePcs } from "./emulate_pcs.ts";
 import { startProbe } from "./latency_probe.ts";
+import { sample, threadCpu } from "./proc_stats.ts";
 
 const HELP = `The master at site scale: emulated PCs, dashboard viewers, the finishing burst.
 
@@ -38,34 +39,9 @@ OPTIONS
   --help             this text
 `;
 
-const TICKS = 100;
 const started = performance.now();
 const phase = (what: string) =>
-  console.error(`bench ${((performance.now() - started) / 1000).toFixed(0)}s ${what}`); // /proc clock ticks per second on Linux
-
-function procCpu(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / TICKS; // utime + stime, seconds
-}
-
-function procRssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
-
-/** CPU share of one core and RSS over a window of `ms`. */
-async function sample(pid: number, ms: number): Promise<{ cpu: number; rss: number }> {
-  const c0 = procCpu(pid), t0 = performance.now();
-  const rss: number[] = [];
-  while (performance.now() - t0 < ms) {
-    await new Promise((r) => setTimeout(r, 500));
-    rss.push(procRssMb(pid));
-  }
-  const cpu = (procCpu(pid) - c0) / ((performance.now() - t0) / 1000);
-  rss.sort((a, b) => a - b);
-  return { cpu, rss: rss[Math.floor(rss.length / 2)] };
-}
+  console.error(`bench ${((performance.now() - started) / 1000).toFixed(0)}s ${what}`);
 
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -237,6 +213,7 @@ async function main() {
         await new Promise((r) => setTimeout(r, 200));
       }
     }
+    const pct = (share: number) => `${(share * 100).toFixed(1)} %`;
     const idle = await sample(master.pid, 2000);
     out.push([
       "master idle: CPU, RSS",
@@ -276,8 +253,8 @@ async function main() {
     await new Promise((r) => setTimeout(r, 2000));
     const steady = await sample(master.pid, 10_000);
     out.push([
-      "master steady, no viewers: CPU, RSS",
-      `${(steady.cpu * 100).toFixed(1)} %, ${steady.rss.toFixed(0)} MB`,
+      "master steady, no viewers: CPU (of it system), RSS",
+      `${pct(steady.cpu)} (${pct(steady.sys)}), ${steady.rss.toFixed(0)} MB`,
     ]);
 
     phase(`${viewers} viewers`);
@@ -289,8 +266,8 @@ async function main() {
     const secs = (performance.now() - tv) / 1000;
     const rates = vs.map((x, i) => (x.bytes - b0[i]) / secs / 1000).sort((a, b) => a - b);
     out.push([
-      `master with ${viewers} viewers: CPU, RSS`,
-      `${(watched.cpu * 100).toFixed(1)} %, ${watched.rss.toFixed(0)} MB`,
+      `master with ${viewers} viewers: CPU (of it system), RSS`,
+      `${pct(watched.cpu)} (${pct(watched.sys)}), ${watched.rss.toFixed(0)} MB`,
     ]);
     out.push([
       "per viewer: median (max) KB/s",
@@ -309,11 +286,21 @@ async function main() {
     phase("burst: every PC finishing");
     latency.reset();
     const tb = performance.now();
+    // The burst proper: from the first PC holding every chunk to the last one verified.
+    let burst0 = threadCpu(master.pid), tf = tb;
     while (em.stats.verified < pcs) {
       alive();
+      if (em.stats.received === 0) burst0 = threadCpu(master.pid), tf = performance.now();
       if (performance.now() - tb > 600_000) throw new Error(`Only ${em.stats.verified} verified`);
       await new Promise((r) => setTimeout(r, 200));
     }
+    const burst1 = threadCpu(master.pid), burstSecs = (performance.now() - tf) / 1000;
+    out.push([
+      "burst: seconds, master's JS thread CPU, its other threads",
+      `${burstSecs.toFixed(1)} s, ${pct((burst1.main - burst0.main) / burstSecs)}, ${
+        pct((burst1.others - burst0.others) / burstSecs)
+      }`,
+    ]);
     // The PCs have all said "verified"; the master counts them once it has read their messages.
     const tc = performance.now();
     let status: { totals: { verified: number } } = { totals: { verified: 0 } };

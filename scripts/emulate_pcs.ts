@@ -44,6 +44,8 @@ export interface EmulateStats {
   /** Assignments (a PC re-assigned after a failure counts again), and PCs assigned at least once. */
   assigned: number;
   assignedPcs: number;
+  /** "received"s sent (a PC that holds every chunk; its read-back and proof follow). */
+  received: number;
   /** PCs that sent "verified" (each counted once). */
   verified: number;
   ended: number;
@@ -81,6 +83,7 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
     errors: [],
     assigned: 0,
     assignedPcs: 0,
+    received: 0,
     verified: 0,
     ended: 0,
     manifestBytes: 0,
@@ -213,6 +216,7 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
             if (next < image.chunks) return;
             stop();
             finishing = true;
+            stats.received++;
             send({ type: "received" });
             setTimeout(() => {
               if (!verified) stats.verified++;
