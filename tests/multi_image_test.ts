@@ -136,6 +136,13 @@ Deno.test("two images with netboot: each group's PCs boot with its image; re-ima
     const macs = (s: RunStatus) => s.peers.map((p) => p.mac ?? p.id);
     assert.deepEqual(macs(await status("")), [G1]);
     assert.deepEqual(macs(await status("?image=office")), [O2]);
+    // The details panel shows each boot answer the PC got, from the history (asked
+    // before O1 boots from this same address: one address, one booting PC).
+    const o2 = await (await fetch(`${url}/api/v1/peers/${O2}?image=office`)).json();
+    assert.deepEqual(
+      o2.boot.map((b: Record<string, unknown>) => [b.answer, b.group, b.address]),
+      [["image", "office", "127.0.0.1"]],
+    );
     const reimage = await fetch(`${url}/api/v1/admin/reimage`, {
       method: "POST",
       headers: { authorization: "Bearer t0k" },
@@ -149,12 +156,6 @@ Deno.test("two images with netboot: each group's PCs boot with its image; re-ima
     assert.deepEqual(
       log.actions.map((a: Record<string, unknown>) => [a.action, a.by, a.session, a.detail]),
       [["reimage", "token@127.0.0.1", "token", '{"group":"office","forgotten":2}']],
-    );
-    // The details panel shows each boot answer the PC got, from the history.
-    const o2 = await (await fetch(`${url}/api/v1/peers/${O2}?image=office`)).json();
-    assert.deepEqual(
-      o2.boot.map((b: Record<string, unknown>) => [b.answer, b.group, b.address]),
-      [["image", "office", "127.0.0.1"]],
     );
     const unknown = await fetch(`${url}/api/v1/admin/reimage`, {
       method: "POST",

@@ -23,18 +23,26 @@ export class BootRecords {
     return this.#byMac.size;
   }
 
-  /** A boot request from `mac` at `address`; returns the MAC evicted to make room, if any. */
-  record(mac: string, address: string, at: number): string | undefined {
+  /** A boot request from `mac` at `address`; returns the other MACs it made the records
+   * forget (the one this address booted before, the oldest past the bound), whose booting
+   * placeholders go too: else one host asking with ever new MACs grows them without end. */
+  record(mac: string, address: string, at: number): string[] {
+    const forgotten: string[] = [];
     this.forget(mac);
     const old = this.#byAddress.get(address);
-    if (old) this.forget(old.mac); // one address, one PC: the newest boot wins
+    if (old) {
+      this.forget(old.mac); // one address, one PC: the newest boot wins
+      forgotten.push(old.mac);
+    }
     const rec = { mac, address, at };
     this.#byMac.set(mac, rec);
     this.#byAddress.set(address, rec);
-    if (this.#byMac.size <= this.#max) return undefined;
-    const oldest = this.#byMac.keys().next().value!;
-    this.forget(oldest);
-    return oldest;
+    if (this.#byMac.size > this.#max) {
+      const oldest = this.#byMac.keys().next().value!;
+      this.forget(oldest);
+      forgotten.push(oldest);
+    }
+    return forgotten;
   }
 
   byMac(mac: string): BootRecord | undefined {

@@ -336,8 +336,9 @@ export class MasterCore {
   booting(mac: string, address: string) {
     if (this.#macs.has(mac) || this.ended) return;
     const now = this.#io.now();
-    const evicted = this.#boots.record(mac, address, now);
-    if (evicted && this.peers.get(evicted)?.state === "booting") this.peers.delete(evicted);
+    for (const gone of this.#boots.record(mac, address, now)) {
+      if (this.peers.get(gone)?.state === "booting") this.peers.delete(gone);
+    }
     this.peers.set(mac, bootingPeer(mac, address, this.config.totalChunks, now));
     this.#event("booting", { peer: mac, address });
   }
