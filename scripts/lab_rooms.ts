@@ -72,8 +72,9 @@ const TBF = 1448 / 1514;
  * - startup: from a PC's assignment to its first byte, beyond the chunk's own wire time (the
  *   assign message, the connection and ticket, the first request of a process that just
  *   started: the fake server's first chunk);
- * - hopExtra: what each relay hop adds to a chunk's wire time (hash, write, wake the waiting
- *   request, send);
+ * - hopExtra: what each relay hop adds (verify the chunk's end, wake the waiting request,
+ *   send; measured on a quiet machine when hops still waited for whole chunks, beyond their wire
+ *   time, which cut-through took away);
  * - finishTime: from the last PC's last byte to its verified disk (read-back of what
  *   verify-behind left, "received", the proof);
  * - detect: how long the master takes to see a stall (adapt.ts: its stall rule's 1 s plus

@@ -33,9 +33,9 @@
 // Why relays default to fan-out 1 (a chain): on a switched full-duplex LAN every port has its
 // own uplink and downlink. A relay serving k downstream splits its uplink k ways, so a tree of
 // fan-out k runs every hop at B/k: about k·S/B for the whole room. A chain gives every hop the
-// whole port, and each PC lags its upstream by one hop: S/B + (N-1)·h, with h a few ms as a relay
-// sends a chunk on as it comes (cut-through), and at most δ = chunk/B more if it waited for whole
-// chunks; for N-1 < (k-1)·(S/chunk) (thousands of PCs for a GB image) that beats any tree. The price: a chain
+// whole port, and each PC lags its upstream by one hop: S/B + (N-1)·h, where a relay sends a chunk on as it
+// comes (cut-through) h is its own work (0.12 s a hop on a loaded lab; BENCHMARKS.md), and
+// δ = chunk/B more where it waited for whole chunks; for N-1 < (k-1)·(S/chunk) (thousands of PCs for a GB image) that beats any tree. The price: a chain
 // runs at its slowest link, and a failure mid-chain sends everything below the failed relay
 // back to the client queue (they keep what they verified and resume from another server).
 //
