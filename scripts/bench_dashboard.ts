@@ -34,6 +34,7 @@ OPTIONS
   --repo DIR         run the master from this checkout (default: this one)
   --viewer-path P    what a viewer follows (default /api/v1/feed/events)
   --no-browser       skip the first paint in Chromium
+  --log FILE         keep the master's log there (its stderr: every assign, demotion, proof)
   --profile DIR      write the master's V8 CPU profile into DIR (deno --cpu-prof; open it in
                      Chrome DevTools, or summarise it with scripts/profile_top.ts)
   --help             this text
@@ -115,6 +116,7 @@ async function main() {
       "viewer-path": { type: "string", default: "/api/v1/feed/events" },
       "no-browser": { type: "boolean", default: false },
       profile: { type: "string" },
+      log: { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
@@ -288,6 +290,13 @@ async function main() {
     const tb = performance.now();
     // The burst proper: from the first PC holding every chunk to the last one verified.
     let burst0 = threadCpu(master.pid), tf = tb;
+    // This thread runs the emulated PCs: how late its timers ran says whether their reports
+    // went out on time (a PC whose report is late over a second looks stalled to the master).
+    let lag = 0, lagAt = performance.now();
+    const lagTimer = setInterval(() => {
+      lag = Math.max(lag, performance.now() - lagAt - 50);
+      lagAt = performance.now();
+    }, 50);
     while (em.stats.verified < pcs) {
       alive();
       if (em.stats.received === 0) burst0 = threadCpu(master.pid), tf = performance.now();
@@ -295,6 +304,11 @@ async function main() {
       await new Promise((r) => setTimeout(r, 200));
     }
     const burst1 = threadCpu(master.pid), burstSecs = (performance.now() - tf) / 1000;
+    clearInterval(lagTimer);
+    out.push([
+      "burst: the emulated PCs' thread, its timers late by at most",
+      `${lag.toFixed(0)} ms`,
+    ]);
     out.push([
       "burst: seconds, master's JS thread CPU, its other threads",
       `${burstSecs.toFixed(1)} s, ${pct((burst1.main - burst0.main) / burstSecs)}, ${
@@ -352,6 +366,7 @@ async function main() {
     // What the scheduler did to the chain, from the master's log: a demotion in the join or the
     // burst re-attaches PCs, and every later phase runs in a different room.
     const logText = await Deno.readTextFile(join(dir, "master.err")).catch(() => "");
+    if (v.log) await Deno.writeTextFile(v.log, logText);
     const count = (re: RegExp) => (logText.match(re) ?? []).length;
     out.push([
       "scheduler: demotions, moves, requeued (master log)",
