@@ -54,6 +54,8 @@ OPTIONS
               own task: bench:bytes:lab)
   --pcs N     the lab row's PCs (default 12)
   --lab-rate R  the lab row's port rate (default 100mbit)
+  --pc-dir D  where the lab row's PC disks go (/dev/shm: a disk in memory per PC; default: all
+              on this machine's one disk, which then bounds the run)
   -h, --help  this text
 `;
 
@@ -120,6 +122,7 @@ async function main() {
       lab: { type: "boolean" },
       pcs: { type: "string", default: "12" },
       "lab-rate": { type: "string", default: "100mbit" },
+      "pc-dir": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -278,7 +281,12 @@ async function main() {
     );
     if (values.lab) {
       const pcs = parseCount(values.pcs, "--pcs", 1, 200);
-      const lab = await labRows(disks[0], dir, { pcs, rate: values["lab-rate"], runs });
+      const lab = await labRows(disks[0], dir, {
+        pcs,
+        rate: values["lab-rate"],
+        runs,
+        ...(values["pc-dir"] ? { pcDir: values["pc-dir"] } : {}),
+      });
       console.log();
       console.log(table(LAB_HEAD, lab.table));
       for (const n of lab.notes) console.log(`- ${n}`);

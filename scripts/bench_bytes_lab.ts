@@ -28,7 +28,10 @@ OPTIONS
   --pcs N     PCs in the room (default 12)
   --rate R    every port, each way, as tc writes it (default 100mbit)
   --runs N    runs; the median is reported (default 3)
-  --dir DIR   where the disk, slices and the PCs' disks go (default /tmp)
+  --dir DIR   where the disk and slices go (default /tmp)
+  --pc-dir D  where each run's PC disks go (default: beside the slices): here all PCs write one
+              virtual disk (12 x the used bytes: the shared disk, not the LAN, bounds the run);
+              /dev/shm gives each PC a disk in memory, as 12 PCs have 12 disks
   --keep      keep the work folder
   -h, --help  this text
 `;
@@ -55,7 +58,7 @@ export const LAB_HEAD = [
 export async function labRows(
   disk: Disk,
   dir: string,
-  o: { pcs: number; rate: string; runs: number; log?: (line: string) => void },
+  o: { pcs: number; rate: string; runs: number; pcDir?: string; log?: (line: string) => void },
 ): Promise<{ table: string[][]; notes: string[] }> {
   if (Deno.uid() !== 0) throw new Error("The lab row needs root (network namespaces, tc)");
   const B = parseRate(o.rate, "--rate");
@@ -72,15 +75,22 @@ export async function labRows(
   const times: number[] = [];
   const notes: string[] = [];
   const net = await LabNet.up({ hosts: pcHost(o.pcs), rate: o.rate });
+  const stop = () => {
+    console.error("\nbench:bytes: interrupted; taking the lab down");
+    void net.down().finally(() => Deno.exit(130));
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
   try {
     for (let r = 1; r <= o.runs; r++) {
       say(`lab: ${o.pcs} PCs at ${o.rate}, run ${r} of ${o.runs} (S/B = ${sOverB.toFixed(1)} s)`);
+      const runDir = await Deno.makeTempDir({ dir: o.pcDir ?? dir, prefix: `lab-${r}-` });
       const res = await runCascade({
         net,
         image,
         pcs: o.pcs,
-        dir: join(dir, `lab-${r}`),
-        timeout: Math.max(120, 6 * sOverB),
+        dir: runDir,
+        timeout: Math.max(300, 12 * sOverB),
         progress: o.log ? (line) => o.log!(`  lab run ${r}: ${line}`) : undefined,
         // As bench:lab's relay: one chain from the fake server, the seed's server capacity.
         mode: "relay",
@@ -95,9 +105,11 @@ export async function labRows(
           ? `run ${r}: ${res.seconds.toFixed(1)} s, ${o.pcs} of ${o.pcs} disks equal the image`
           : `run ${r}: FAILED (not timed): ${res.reason}`,
       );
-      await Deno.remove(join(dir, `lab-${r}`), { recursive: true }).catch(() => {});
+      await Deno.remove(runDir, { recursive: true }).catch(() => {});
     }
   } finally {
+    Deno.removeSignalListener("SIGINT", stop);
+    Deno.removeSignalListener("SIGTERM", stop);
     await net.down();
   }
   const m = times.length ? median(times) : NaN;
@@ -128,6 +140,7 @@ async function main() {
       rate: { type: "string", default: "100mbit" },
       runs: { type: "string", default: "3" },
       dir: { type: "string", default: "/tmp" },
+      "pc-dir": { type: "string" },
       keep: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -145,6 +158,7 @@ async function main() {
       pcs,
       rate: values.rate,
       runs,
+      ...(values["pc-dir"] ? { pcDir: values["pc-dir"] } : {}),
       log: (line) => console.error(line),
     });
     console.log(`| ${LAB_HEAD.join(" | ")} |`);
