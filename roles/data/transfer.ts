@@ -137,12 +137,34 @@ export class Transfer {
       wakers = [];
       for (const f of w) f();
     }
+    // The chunks this transfer may still ask for, pruned as they become held: next() runs at
+    // every scan verdict and every written chunk, and the whole manifest's missing() each
+    // time was 0.4-0.8 s of a 4 GiB re-image's CPU (4,094 chunks, ~2,000 calls).
+    let todo = h.held.missing();
+    /** The chunks of `todo` that may be asked for now (not taken, judged by the scan). */
+    const readyNow = () => {
+      const ready: number[] = [];
+      let k = 0;
+      for (const i of todo) {
+        if (h.held.holds(i)) continue;
+        todo[k++] = i;
+        if (!taken[i] && !scan?.pending(i)) ready.push(i);
+      }
+      todo.length = k;
+      return ready;
+    };
     /** The next request to make, or null when there is nothing left to ask for. */
     const next = async (): Promise<WorkItem | null> => {
       for (;;) {
         if (failure !== undefined) return null;
         if (items.length > 0) return items.shift()!;
-        const ready = h.held.missing().filter((i) => !taken[i] && !scan?.pending(i));
+        let ready = readyNow();
+        if (ready.length === 0 && !scan?.running && busy === 0 && stages.size === 0) {
+          // Nothing in flight: the last word is the whole manifest's (a chunk unmarked
+          // meanwhile is missing again).
+          todo = h.held.missing();
+          ready = readyNow();
+        }
         if (ready.length > 0) {
           items = planWork(m, ready, {
             older: (i) => scan?.older(i) ?? false,
