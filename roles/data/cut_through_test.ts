@@ -95,6 +95,9 @@ async function chain(upstream: ChunkSource, relayFetch: FetchLike, downFetch: Fe
     md5Threads: 0,
   });
   const relay = await startChunkServer({ source: relayRx, hostname: "127.0.0.1", waitMs: 10_000 });
+  // A downstream has asked before: the relay keeps the chunks in flight from then on (what the
+  // downstream asks first could otherwise reach it after the relay's chunk 0 began).
+  await relayRx.readLive(1, { waitMs: 1 }).catch(() => {});
   const downLog: string[] = [];
   const down = new Receiver({
     manifestBytes: upstream.manifestBytes,

@@ -91,13 +91,22 @@ class LiveChunk implements ChunkFeed {
 /** The chunks a receiver is receiving now, by index. */
 export class LiveChunks {
   readonly #live = new Map<number, LiveChunk>();
+  /** Off until a downstream asks (enable): a PC nobody fetches from keeps no copies (bench:client's
+   * receiver: +0.7 CPU s/GB and +45 MiB of peak RSS with them). */
+  #on = false;
 
   /** `onBegin(index)`: a chunk's first bytes are coming (wake requests waiting for it). */
   constructor(private readonly onBegin: (index: number) => void) {}
 
+  /** Keep the chunks in flight from now on (a downstream asked for one). */
+  enable() {
+    this.#on = true;
+  }
+
   /** Chunk `index` begins to arrive as a frame of `length` bytes. */
   begin(index: number, zstd: boolean, length: number) {
     this.#live.get(index)?.fail("received again");
+    if (!this.#on) return;
     this.#live.set(index, new LiveChunk(index, zstd, length));
     this.onBegin(index);
   }

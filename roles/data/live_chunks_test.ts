@@ -7,6 +7,10 @@ const src = memorySource(randomImage(3 * 1000), 1000, "live.img");
 
 Deno.test("a live chunk goes on as it comes, its last byte only once verified", async () => {
   const live = new LiveChunks(() => {});
+  // Nothing kept before a downstream asked.
+  live.begin(0, false, 10);
+  assert.equal(live.get(0), undefined);
+  live.enable();
   live.begin(0, false, 10);
   const feed = live.get(0)!;
   live.piece(0, new Uint8Array([1, 2, 3]));
@@ -27,6 +31,7 @@ Deno.test("a live chunk goes on as it comes, its last byte only once verified", 
 
 Deno.test("a live chunk that fails cuts its readers; an abort ends a wait", async () => {
   const live = new LiveChunks(() => {});
+  live.enable();
   live.begin(1, true, 4);
   const feed = live.get(1)!;
   live.piece(1, new Uint8Array([1, 2, 3, 4]));

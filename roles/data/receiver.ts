@@ -185,6 +185,7 @@ export class Receiver implements ChunkSource {
    * feed of its bytes as they arrive (cut-through); waits like read() for either. */
   async readLive(index: number, opts: ReadOptions = {}): Promise<StoredChunk | ChunkFeed> {
     checkChunkIndex(this.manifest, index);
+    this.#live.enable(); // a relay: the chunks that begin from now on go on as they come
     const live = () => this.#held.holds(index) ? undefined : this.#live.get(index);
     if (!this.manifest.chunks[index].zero) {
       await this.#held.waitFor(index, opts.waitMs ?? DEFAULT_WAIT_MS, opts.signal, () => !!live());
