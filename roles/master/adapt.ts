@@ -21,9 +21,14 @@
 //   a slow one is just as slow, but only the slow one is slower than its own upstream.
 // - stalled: its upstream's bytes (or, under a source or a finished PC, another client of the
 //   same server's) grew `stallAfter` seconds ago or more, and its own did not grow since then.
-//   Everyone below a stopped relay stops too, but only the stopped one has a moving upstream;
+//   Everyone below a stopped relay stops too, but only the stopped one has a moving upstream
+//   (the head of the stall is blamed, never those below it);
 //   and timing from the upstream's growth, not from the client's own last one, keeps a slow
-//   source (a chunk every few seconds) from looking like a stop.
+//   source (a chunk every few seconds) from looking like a stop. Its silence counts only from
+//   when the evidence was heard at least every `stallAfter`: when reports from the
+//   whole room come late at once (a busy master or network; bench:dashboard's thread of 1,500
+//   emulated PCs ran its timers 1-2 s late in the finishing burst), whoever reported just
+//   before its upstream looked stalled, and a quarter of the room was demoted in one second.
 //
 // The room, not a PC: on a machine short of CPU every hop wobbles and relays stop for seconds
 // (measured in the emulated lab with the host at load 9 on 2 cores: hops between 1 and 12 MB/s,
@@ -161,8 +166,12 @@ export function hopDemotion(
   const { at, meter } = v;
   if (v.inRun >= Math.max(1, Math.floor(v.seen / 4))) return null;
   // Did `other` grow at least stallAfter ago, after `since`? Then it moved while `id` did not.
+  // Counted from when `other` was last heard again after a silence of its own: a silence the
+  // room shares says nothing of `id`.
   const movedSince = (other: string, since: number) => {
-    const g = meter.firstGrowthAfter(other, since);
+    const heard = meter.heardSince(other, at, c.stallAfter);
+    if (heard === null) return false;
+    const g = meter.firstGrowthAfter(other, Math.max(since, heard));
     return g !== null && g <= at - c.stallAfter;
   };
   let fastest: { rate: number; bytes: number } | null = null;

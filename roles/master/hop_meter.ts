@@ -82,6 +82,18 @@ export class HopMeter {
     return null;
   }
 
+  /** Since when the client has been heard (any report, growth or not) at least every `gap`
+   * seconds up to `at`; null when it is silent now. A silence the whole room shares (late
+   * reports, a busy master) is no one PC's: the stall rule counts a suspect's silence only from
+   * when its evidence was heard again. */
+  heardSince(id: string, at: number, gap: number): number | null {
+    const s = this.#samples.get(id);
+    if (!s || at - s[s.length - 1].t > gap) return null;
+    let i = s.length - 1;
+    while (i > 0 && s[i].t - s[i - 1].t <= gap) i--;
+    return s[i].t;
+  }
+
   /** Bytes/s over about the last window seconds of this hop and the bytes that took, or null
    * when the hop is younger than a window (TCP's ramp-up and the first chunk are no rate). */
   rate(id: string, at: number): number | null {
