@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import net from "node:net";
 import { join } from "node:path";
+import { rawSession } from "./hostile_ws.ts";
 import { fakeNetbootBuild, type Lab, makeLab } from "./lab_kit.ts";
 
 export const ADMIN_TOKEN = "admin-0f1e2d3c";
@@ -173,4 +174,40 @@ export async function metricsOf(url: string): Promise<Map<string, number>> {
     if (m && !line.startsWith("#")) out.set(m[1], Number(m[2]));
   }
   return out;
+}
+
+/** A server that registers with the server token and answers every data request with
+ * `answer`; counts the requests. */
+export async function rogue(
+  lab: HostileLab,
+  name: string,
+  capacity: number,
+  answer: () => Response,
+) {
+  let requests = 0;
+  const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    requests++;
+    return answer();
+  });
+  const session = await rawSession(lab.url);
+  session.send({
+    type: "hello",
+    version: 1,
+    role: "fake",
+    name,
+    imageId: lab.imageId,
+    port: http.addr.port,
+    capacity,
+    held: lab.manifest.chunks.length,
+    complete: true,
+    token: SERVER_TOKEN,
+  });
+  await session.next((m) => m.type === "welcome");
+  return {
+    requests: () => requests,
+    async close() {
+      session.close();
+      await http.shutdown();
+    },
+  };
 }

@@ -3,46 +3,8 @@
 // seconds and the clients go to another server; a server that several clients report failed
 // is not handed out again; what a server answers never reaches the public status.
 import assert from "node:assert/strict";
-import {
-  assertHonestImaged,
-  type HostileLab,
-  hostileLab,
-  SERVER_TOKEN,
-  startHonest,
-} from "./hostile_kit.ts";
-import { rawSession } from "./hostile_ws.ts";
+import { assertHonestImaged, hostileLab, rogue, startHonest } from "./hostile_kit.ts";
 import { logEvents } from "./lab_kit.ts";
-
-/** A server that registers with the server token and answers every data request with
- * `answer`; counts the requests. */
-async function rogue(lab: HostileLab, name: string, capacity: number, answer: () => Response) {
-  let requests = 0;
-  const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
-    requests++;
-    return answer();
-  });
-  const session = await rawSession(lab.url);
-  session.send({
-    type: "hello",
-    version: 1,
-    role: "fake",
-    name,
-    imageId: lab.imageId,
-    port: http.addr.port,
-    capacity,
-    held: lab.manifest.chunks.length,
-    complete: true,
-    token: SERVER_TOKEN,
-  });
-  await session.next((m) => m.type === "welcome");
-  return {
-    requests: () => requests,
-    async close() {
-      session.close();
-      await http.shutdown();
-    },
-  };
-}
 
 /** 200 with the chunk's length, one byte at once, then one every 2 s. */
 function trickle(): Response {

@@ -101,8 +101,7 @@ Deno.test("GET /api/v1/peers/:id: one PC with its failures and events; unknown i
     "assign",
     "client-failed",
     "requeued",
-    "assign",
-    "leave",
+    "leave", // within its backoff (2 s) with the fake server, its only server
   ]);
   const booting = await app.request(`/api/v1/peers/${encodeURIComponent("52:54:00:00:01:09")}`);
   assert.equal((await booting.json()).peer.state, "booting");

@@ -84,7 +84,11 @@ Deno.test("a failed client is re-queued at the head; a stale failure is only rec
   h.say("pc1", { type: "failed", server: "fake", reason: "bad-chunk", detail: "chunk 3" });
   const pc1 = h.core.peers.get("pc1")!;
   assert.equal(pc1.failures.length, 1);
-  // The fake server's batch is done, so pc1 is assigned to it again at once.
+  // The fake server's batch is done; it is pc1's only server, so pc1 has it again once its
+  // backoff (2 s) is over, not at once.
+  assert.equal(pc1.state, "waiting");
+  h.advance(2);
+  h.core.tick();
   assert.equal(pc1.state, "receiving");
   assert.deepEqual(pc1.servedBy, ["fake", "fake"]);
   h.say("pc1", { type: "failed", server: "elsewhere", reason: "timeout", detail: "old" });

@@ -28,7 +28,8 @@
 //   waits for more) and after client-received (no server-ready needed then: a second join for
 //   an id already serving or queued is rejected as a duplicate).
 // - A server that `ejectAfter` (3) different clients report failed leaves the server queue for
-//   the rest of the run, unless it is the only server left (scheduler_eject.ts).
+//   the rest of the run, unless it is the only server left; below that, a client is given a
+//   server it failed with again only after a doubling backoff (scheduler_eject.ts).
 //
 // Why relays default to fan-out 1 (a chain): on a switched full-duplex LAN every port has its
 // own uplink and downlink. A relay serving k downstream splits its uplink k ways, so a tree of
@@ -110,6 +111,8 @@ export class Scheduler {
   #scannedAt = -Infinity;
   /** The earliest linger deadline after the last pass of the pick rules found no batch ready. */
   #due = Infinity;
+  /** The last event's time (the pick rules' backoffs are measured against it). */
+  #now = -Infinity;
 
   constructor(config: SchedulerConfig) {
     if (typeof config.linger !== "number" || Number.isNaN(config.linger) || config.linger < 0) {
@@ -150,6 +153,7 @@ export class Scheduler {
     if (problem) return [{ type: "rejected", event, reason: problem }];
     const out: Decision[] = [];
     const at = event.at;
+    this.#now = at;
     switch (event.type) {
       case "server-ready":
         this.#servers.push({
@@ -175,7 +179,7 @@ export class Scheduler {
         break;
       case "client-failed": {
         const server = this.#upstream.get(event.id)!;
-        const reporters = this.#reports.report(server, event.id);
+        const reporters = this.#reports.report(server, event.id, at);
         // Never the last source: a relay holds only part of the image, so a source (fake or
         // server) leaves only while another source is there; a relay while any server is.
         const all = [...this.#servers, ...[...this.#batches.values()].map((b) => b.server)];
@@ -305,6 +309,7 @@ export class Scheduler {
     this.#probes.delete(id);
     this.#leaves.delete(id);
     this.#leafRate.delete(id);
+    this.#reports.forget(id);
   }
 
   /** Demote every PC adapt.ts names, one at a time (each demotion changes the chain): by the
@@ -375,7 +380,7 @@ export class Scheduler {
       let plan: Plan | undefined;
       let due = Infinity;
       for (const p of this.#plans()) {
-        if (p.full || at >= p.deadline) {
+        if (!p.waiting && (p.full || at >= p.deadline)) {
           plan = p;
           break;
         }
@@ -429,7 +434,8 @@ export class Scheduler {
         leafRate: this.#leafRate,
         switchOf: this.#switchOf,
         probes: this.#probes,
-        failedWith: (c, server) => this.#reports.failedWith(c, server),
+        at: this.#now,
+        retryAt: (c, server) => this.#reports.retryAt(c, server),
       } satisfies PickState,
     );
   }

@@ -79,3 +79,45 @@ Deno.test("scheduler: relay mode: the only source stays, whatever the relays bel
   }
   assert.deepEqual(s.snapshot().ejected, []);
 });
+
+Deno.test("scheduler: a server a client failed with is its again only after a doubling backoff", () => {
+  // Two PCs never make three reporters: the rogue stays queued, but a PC that failed with it
+  // waits 2 s, 4 s, 8 s, ... (at most 32 s) before it is given it again, and never starves.
+  const s = new Scheduler({ ...CLASSIC, linger: 0 });
+  s.apply({ type: "server-ready", id: "rogue", capacity: 1, kind: "server", at: 0 });
+  s.apply({ type: "client-ready", id: "a", at: 0 });
+  assert.deepEqual(s.snapshot().upstream, { a: "rogue" });
+  const handedOut: number[] = [];
+  let at = 0;
+  for (let i = 0; i < 7; i++) {
+    at += 1;
+    const out = s.apply({ type: "client-failed", id: "a", at, reason: "too-slow" });
+    assert.ok(!out.some((d) => d.type === "assign"), "not straight back to the rogue");
+    at = s.nextDeadline()!;
+    const again = s.apply({ type: "tick", at });
+    assert.deepEqual(again.map((d) => d.type), ["assign"], "the only source serves in the end");
+    handedOut.push(at);
+  }
+  // Failed at 1, again at 3; failed at 4, again at 8; ... the backoffs 2, 4, 8, 16, 32, 32, 32.
+  assert.deepEqual(handedOut, [3, 8, 17, 34, 67, 100, 133]);
+});
+
+Deno.test("scheduler: in its backoff a client takes any other free source, and the rogue waits", () => {
+  const s = new Scheduler(CLASSIC);
+  s.apply({ type: "server-ready", id: "rogue", capacity: 2, kind: "server", at: 0 });
+  for (const id of ["a", "b"]) s.apply({ type: "client-ready", id, at: 0 });
+  s.apply({ type: "server-ready", id: "fake", capacity: 1, kind: "fake", at: 0 });
+  assert.deepEqual(s.snapshot().upstream, { a: "rogue", b: "rogue" });
+  // a fails: the fake is free, it goes there. b fails: the fake is busy, the rogue is free (back
+  // in the queue) but b waits its 2 s instead; the rogue is not given to a cooling client by
+  // another's batch either.
+  s.apply({ type: "client-failed", id: "a", at: 20, reason: "too-slow" });
+  assert.deepEqual(s.snapshot().upstream, { a: "fake", b: "rogue" });
+  const out = s.apply({ type: "client-failed", id: "b", at: 21, reason: "too-slow" });
+  assert.ok(!out.some((d) => d.type === "assign"));
+  assert.equal(s.nextDeadline(), 23);
+  // The fake frees before b's backoff ends: b goes to the fake, not the rogue.
+  s.apply({ type: "client-received", id: "a", at: 22 });
+  assert.deepEqual(s.snapshot().upstream, { b: "fake" });
+  assert.deepEqual(s.snapshot().serverQueue.map((q) => q.id), ["rogue"]);
+});

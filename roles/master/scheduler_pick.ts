@@ -16,8 +16,11 @@ export interface PickState {
   leafRate: ReadonlyMap<string, number>;
   switchOf: ReadonlyMap<string, string>;
   probes: ReadonlyMap<string, number>;
-  /** Has this client failed with this server in this run? */
-  failedWith: (client: string, server: string) => boolean;
+  /** Now (seconds): the backoffs below are measured against it. */
+  at: number;
+  /** When this client may be given this server again after failing with it (a backoff,
+   * scheduler_eject.ts), or null: it never failed there. */
+  retryAt: (client: string, server: string) => number | null;
 }
 
 /** Chains a server feeds at once: a source with a port rate feeds as many as it can. */
@@ -68,19 +71,38 @@ export function* plans(s: PickState): Generator<Plan> {
     ...s.clients.filter((c) => !leaf(c)),
     ...s.clients.filter(leaf).sort((a, b) => rate(b.id) - rate(a.id)),
   ];
+  // A server a client failed with is not its server again until its backoff is over.
+  const cooling = (client: string, server: string) =>
+    (s.retryAt(client, server) ?? -Infinity) > s.at;
   const considered = new Set<ServerEntry>();
   for (let i = 0; i < order.length; i++) {
     const head = order[i];
     const allowedServers = s.servers.filter((s) => allowed(head.id, s.id));
-    // A server it failed with comes last: it goes elsewhere when it can (not back to a rogue).
-    const fresh = allowedServers.filter((x) => !s.failedWith(head.id, x.id));
-    const pool = fresh.length > 0 ? fresh : allowedServers;
+    // A server it failed with comes last, and only once its backoff is over: it goes
+    // elsewhere when it can, and does not go straight back to a rogue when it cannot.
+    const fresh = allowedServers.filter((x) => s.retryAt(head.id, x.id) === null);
+    const pool = fresh.length > 0 ? fresh : allowedServers.filter((x) => !cooling(head.id, x.id));
     const server = pool.find((s) => sw(s.id) === sw(head.id)) ?? pool[0];
+    if (!server && allowedServers.length > 0) {
+      // Every server it may have is in its backoff: a plan that is never ready, whose
+      // deadline (the backoff's end, or its linger's when later) says when to look again.
+      const ends = Math.min(...allowedServers.map((x) => s.retryAt(head.id, x.id)!));
+      const wait = allowedServers.find((x) => s.retryAt(head.id, x.id) === ends)!;
+      yield {
+        server: wait,
+        clients: [head],
+        full: false,
+        deadline: Math.max(ends, head.since + s.linger),
+        waiting: true,
+      };
+      continue;
+    }
     if (!server || considered.has(server)) continue;
     considered.add(server);
     const capacity = capacityOf(s, server);
     const rank = (c: ClientEntry) => (leaf(c) ? 2 : 0) + (sw(c.id) === sw(server.id) ? 0 : 1);
     const clients = order.slice(i).filter((c) => allowed(c.id, server.id))
+      .filter((c) => !cooling(c.id, server.id))
       .map((c, k) => ({ c, k })).sort((a, b) => rank(a.c) - rank(b.c) || a.k - b.k)
       .slice(0, capacity).map(({ c }) => c);
     const oldest = Math.min(...clients.map((c) => c.since));

@@ -104,4 +104,7 @@ export interface Plan {
   full: boolean;
   /** When this batch may leave partial (oldest member's since + linger). */
   deadline: number;
+  /** A client waiting out its backoff (scheduler_eject.ts): never goes out; `deadline` is
+   * when the pick rules look again. */
+  waiting?: true;
 }
