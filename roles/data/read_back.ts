@@ -2,6 +2,7 @@
 // the background soon after it was written, SHA-256 only: MD5 was checked on arrival) and the
 // check of chunks on the target that resume and the final read-back use (imagetools'
 // verifyChunks, the same check as `cascade verify`).
+import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { ReceiveError } from "./receive_error.ts";
 import {
@@ -13,6 +14,12 @@ import {
 } from "../../imagetools/mod.ts";
 import { HASH_ALGOS } from "../../imagetools/hashing/mod.ts";
 
+/** Bytes written at offset `at` of a chunk (a copy): read back and compared. */
+export interface WrittenRun {
+  at: number;
+  bytes: Uint8Array;
+}
+
 /**
  * Verify-behind: chunks read back one at a time in the background after they were written, so
  * the read-back at the end is short (12 PCs reading a whole disk back at the end on 2 cores
@@ -20,7 +27,7 @@ import { HASH_ALGOS } from "../../imagetools/hashing/mod.ts";
  */
 export class VerifyBehind {
   #ok: Uint8Array;
-  #queue: number[] = [];
+  #queue: [number, readonly WrittenRun[] | undefined][] = [];
   /** Settles when the queue is empty (never rejects). */
   #done: Promise<void> = Promise.resolve();
   #stopped = false;
@@ -33,24 +40,20 @@ export class VerifyBehind {
     this.#ok = new Uint8Array(manifest.chunks.length);
   }
 
-  /** Read chunk `index` back soon (it was just written). */
-  queue(index: number): void {
+  /** Read chunk `index` back soon (it was just written); with `runs` (a delta's writes: the
+   * rest of the chunk was read from this target and verified whole), only those, compared. */
+  queue(index: number, runs?: readonly WrittenRun[]): void {
     if (this.#stopped) return;
-    this.#queue.push(index);
+    this.#queue.push([index, runs]);
     if (this.#queue.length > 1) return; // The running loop takes it.
     this.#done = (async () => {
       const m = this.manifest;
       const buf = new Uint8Array(m.chunkSize);
       try {
         while (this.#queue.length > 0 && !this.#stopped) {
-          const i = this.#queue[0];
-          const length = chunkLength(m, i);
-          const view = buf.subarray(0, length);
-          const n = await this.target.readAt(chunkOffset(m, i), view);
-          if (
-            n === length && this.stillHeld(i) &&
-            createHash("sha256").update(view).digest("hex") === m.chunks[i].sha256
-          ) this.#ok[i] = 1;
+          const [i, runs] = this.#queue[0];
+          const ok = runs ? await this.#same(i, runs, buf) : await this.#good(i, buf);
+          if (ok && this.stillHeld(i)) this.#ok[i] = 1;
           this.#queue.shift();
         }
       } catch {
@@ -60,6 +63,25 @@ export class VerifyBehind {
         this.#queue.length = 0;
       }
     })();
+  }
+
+  async #good(i: number, buf: Uint8Array): Promise<boolean> {
+    const m = this.manifest;
+    const view = buf.subarray(0, chunkLength(m, i));
+    const n = await this.target.readAt(chunkOffset(m, i), view);
+    return n === view.length &&
+      createHash("sha256").update(view).digest("hex") === m.chunks[i].sha256;
+  }
+
+  async #same(i: number, runs: readonly WrittenRun[], buf: Uint8Array): Promise<boolean> {
+    for (const { at, bytes } of runs) {
+      const view = buf.subarray(0, bytes.length);
+      const n = await this.target.readAt(chunkOffset(this.manifest, i) + at, view);
+      if (n !== bytes.length || !Buffer.from(view.buffer, view.byteOffset, n).equals(bytes)) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /** Resolves once no read is in flight. */
@@ -129,4 +151,34 @@ export async function badOnTarget(
     batch: opts.batch,
   });
   return [...new Set(bad.map((b) => b.index))];
+}
+
+/** Read this PC's own version of chunk `index` into `buffer` (for a delta). */
+export async function readOwn(
+  target: ImageReader,
+  m: Manifest,
+  index: number,
+  buffer: ArrayBuffer,
+): Promise<ArrayBuffer> {
+  const length = chunkLength(m, index);
+  let n: number;
+  try {
+    n = await target.readAt(chunkOffset(m, index), new Uint8Array(buffer, 0, length));
+  } catch (cause) {
+    throw new ReceiveError(
+      "read-failed",
+      `Cannot read chunk ${index} of "${m.name}" from "${target.path}" at byte ${
+        chunkOffset(m, index)
+      }: ${(cause as Error).message}`,
+      { index, cause },
+    );
+  }
+  if (n !== length) {
+    throw new ReceiveError(
+      "read-failed",
+      `Cannot read chunk ${index} of "${m.name}" from "${target.path}": it ends after ${n} of ${length} bytes`,
+      { index },
+    );
+  }
+  return buffer;
 }

@@ -407,11 +407,11 @@ export class Receiver implements ChunkSource {
       received: (index, n) => this.#countBytes(index, n),
       touched: (index) => this.#attempted[index] = 1,
       badChunk: () => this.#badChunks++,
-      written: (index, stored) => {
+      written: (index, stored, runs) => {
         if (stored) this.#keep(index, stored);
         this.#held.mark(index);
         this.#live.end(index);
-        this.#behind.queue(index);
+        this.#behind.queue(index, runs);
         this.#progress();
       },
       progress: () => this.#progress(),

@@ -13,6 +13,9 @@ export interface TargetDisk extends ImageReader {
   fresh?: boolean;
   /** Writes bypass the page cache (O_DIRECT). */
   direct?: boolean;
+  /** A file or device another thread may open to read these same bytes (the scan's worker,
+   * scan_worker.ts); absent for a target that lives in this process only. */
+  readonly sharedPath?: string;
   writeAt(offset: number, bytes: Uint8Array): Promise<void>;
   sync(): Promise<void>;
   close(): void;
@@ -32,6 +35,10 @@ class FdTarget implements TargetDisk {
     private readonly directFd: number,
   ) {
     this.#writer = new DirectWriter(fd, directFd);
+  }
+
+  get sharedPath(): string {
+    return this.path;
   }
 
   /** Writes bypass the page cache (O_DIRECT) where the offset allows. */

@@ -8,6 +8,7 @@ import type { Manifest } from "../../imagetools/mod.ts";
 import type { Logger } from "../../imagetools/kit/mod.ts";
 import type { HeldChunks } from "./held_chunks.ts";
 import { badOnTarget } from "./read_back.ts";
+import { scanInWorker } from "./scan_worker.ts";
 import type { TargetDisk } from "./target_disk.ts";
 
 export interface ScanHost {
@@ -51,16 +52,25 @@ export class TargetScan {
     const h = this.host;
     const started = performance.now();
     try {
-      await badOnTarget(h.target, h.manifest, indices, {
-        // SHA-256 alone (node:crypto, ~3 x the speed of MD5 and SHA-256 in lanes): the scan
-        // reads the whole used disk, and its time is most of a re-image's. A chunk it finds
-        // good counts as read back, as verify-behind's chunks do after the same check.
-        md5: false,
-        signal: this.#stop.signal,
-        // Verdicts per 8 chunks (one group of SIMD lanes): the transfer waits for them.
-        batch: 8,
-        onChunk: (i, ok, zeros) => this.#verdict(i, ok, zeros),
-      });
+      const onChunk = (i: number, ok: boolean, zeros: boolean) => this.#verdict(i, ok, zeros);
+      const signal = this.#stop.signal;
+      // On a thread of its own where the target is a file or device that thread can open:
+      // the scan is a re-image's critical path, and on this thread it waited behind the deltas.
+      const path = h.target.sharedPath;
+      const inWorker = path !== undefined &&
+        await scanInWorker(path, h.manifest, indices, { onChunk, signal, batch: 8 });
+      if (!inWorker) {
+        await badOnTarget(h.target, h.manifest, indices, {
+          // SHA-256 alone (node:crypto, ~3 x the speed of MD5 and SHA-256 in lanes): the scan
+          // reads the whole used disk, and its time is most of a re-image's. A chunk it finds
+          // good counts as read back, as verify-behind's chunks do after the same check.
+          md5: false,
+          signal,
+          // Verdicts per 8 chunks (one group of SIMD lanes): the transfer waits for them.
+          batch: 8,
+          onChunk,
+        });
+      }
     } catch (err) {
       this.#failure = err;
       h.log("scan.failed", { peer: h.peerId, error: (err as Error).message, left: this.#left });
