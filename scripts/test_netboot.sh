@@ -720,16 +720,19 @@ passed=0
 failed=0
 DEFAULT_SCENARIOS="archs lab proxy local uefi-pxe uefi-http+uefi-http-proxy pxelinux secureboot sb-bad-grub+sb-bad-kernel room master-down"
 suite_t0=$(now_ds)
+failed_names=()
+rm -f "$out"/.scenario-*.log
 for group in ${SCENARIOS:-$DEFAULT_SCENARIOS}; do
   # "a+b": side by side (short VMs that mostly wait); each prints when it is done.
   names=(${group//+/ })
   if [[ ${#names[@]} == 1 ]]; then
     # Not "if scenario ...": in an if (or && / ||) bash ignores set -e inside the scenario, so
     # a failed step would not fail it.
-    scenario "$group"
-    if [[ $? == 0 ]]; then passed=$((passed + 1)); else
+    scenario "$group" 2>&1 | tee "$out/.scenario-$group.log"
+    if [[ ${PIPESTATUS[0]} == 0 ]]; then passed=$((passed + 1)); else
       echo "== $group: FAILED"
       failed=$((failed + 1))
+      failed_names+=("$group")
     fi
     continue
   fi
@@ -741,12 +744,18 @@ for group in ${SCENARIOS:-$DEFAULT_SCENARIOS}; do
   for i in "${!names[@]}"; do
     if wait "${pids[$i]}"; then ok=1; else ok=0; fi
     cat "$out/.scenario-${names[$i]}.log"
-    rm -f "$out/.scenario-${names[$i]}.log"
     if [[ $ok == 1 ]]; then passed=$((passed + 1)); else
       echo "== ${names[$i]}: FAILED"
       failed=$((failed + 1))
+      failed_names+=("${names[$i]}")
     fi
   done
+done
+# The failed ones again at the end, where a reader of CI's log looks first (each scenario's
+# whole output stays in $out/.scenario-NAME.log until the next run).
+for name in "${failed_names[@]}"; do
+  echo "== $name FAILED: its last 25 lines"
+  tail -n 25 "$out/.scenario-$name.log" | sed 's/^/  | /'
 done
 echo "scenarios took $((($(now_ds) - suite_t0) / 10)) s"
 echo "initrd: $(stat -c %s "$out/initrd") bytes, $(sed -n 's/.*"compression": "\(.*\)".*/\1/p' "$out/build.json")"
