@@ -116,7 +116,10 @@ export const clientSpec: CommandSpec = {
       default: "4",
       env: "CASCADE_INFLIGHT",
     },
-    "no-md5": { type: "boolean", help: "Check SHA-256 only (MD5 is the seed's extra check)" },
+    "md5": {
+      type: "boolean",
+      help: "Check each chunk's MD5 as well as its SHA-256 (SHA-256 alone decides by default)",
+    },
     "no-probe": { type: "boolean", help: "Do not time the master's probe before the hello" },
     lldp: {
       type: "string",
@@ -295,7 +298,7 @@ export async function clientMain(args: string[]): Promise<number> {
   }
   let result: Awaited<ReturnType<typeof runClient>>;
   // Its MD5 worker starts now, not when it is assigned (roles/data/md5_pool.ts says why).
-  if (!v["no-md5"]) keepMd5Warm(1);
+  if (v.md5) keepMd5Warm(1);
   try {
     result = await runClient({
       masterUrl: master,
@@ -310,7 +313,7 @@ export async function clientMain(args: string[]): Promise<number> {
       listen: v.listen as string,
       rateLimit: rateLimit(v),
       inflight: parseCount(v.inflight as string, "--inflight", 1, 64),
-      verifyMd5: !v["no-md5"],
+      verifyMd5: v.md5 === true,
       progress: progressMode(Boolean(v.quiet)),
       log: makeLogger(`client[${name}]`),
       masterTimeout: parseDuration(v["master-timeout"] as string, "--master-timeout"),
