@@ -45,6 +45,8 @@ OPTIONS:
                       ${ROOMS.join(",")} (flat and stall share a lab; slow: one PC's port at
                       10mbit; switches: PCs over two switches and a 200mbit uplink, the master
                       told with --topology); the slow or stalled PC is shown apart
+  --compare PATH      With --rooms: also run the relay of the checkout whose cascade.ts is PATH
+                      in every room, interleaved (the "before" rows: before/after in one run)
   --chunk-size SIZE   Chunk size of the slices (default 1MiB)
   --linger S          Master's linger, also given to the planner (default 2)
   --fanout N          Relay fan-out (default 1: a chain)
@@ -153,6 +155,7 @@ interface Config {
   keep: boolean;
   verbose: boolean;
   rooms?: Room[];
+  compare?: string;
 }
 
 function parseRooms(text: string): Room[] {
@@ -181,6 +184,7 @@ function parseConfig(args: string[]): Config | null {
       "udp-bitrate": { type: "string" },
       keep: { type: "boolean", default: false },
       rooms: { type: "string" },
+      compare: { type: "string" },
       verbose: { type: "boolean", short: "v", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -211,6 +215,7 @@ function parseConfig(args: string[]): Config | null {
     keep: v.keep,
     verbose: v.verbose,
     ...(v.rooms !== undefined ? { rooms: parseRooms(v.rooms) } : {}),
+    ...(v.compare ? { compare: v.compare } : {}),
   };
 }
 
@@ -296,20 +301,21 @@ async function main(args: string[]): Promise<number> {
     const image: LabImage = await makeRandomImage(dir, c.size, c.chunkSize);
     if (c.rooms) {
       const rc = { pcs: c.pcs, size: c.size, rate: c.rate, runs: c.runs, linger: c.linger };
-      const config = { ...rc, rooms: c.rooms };
+      const config = { ...rc, rooms: c.rooms, ...(c.compare ? { compare: c.compare } : {}) };
       const runs = await runRooms(config, image, dir, (line) => console.log(line));
       console.log(`\n${roomsHeader(config)}:\n`);
       console.log(roomTable(runs, config));
       // Where each room's relay time goes (the fixed cost of a run, issue 11).
       for (const room of c.rooms) {
-        const kept = [];
-        for (let run = 1; run <= c.runs; run++) {
-          const r = await readRun(join(dir, `${room}-relay-${run}`)).catch(() => null);
-          if (r?.length) kept.push(r);
-        }
-        if (kept.length) {
+        for (const tool of c.compare ? ["relay", "before"] : ["relay"]) {
+          const kept = [];
+          for (let run = 1; run <= c.runs; run++) {
+            const r = await readRun(join(dir, `${room}-${tool}-${run}`)).catch(() => null);
+            if (r?.length) kept.push(r);
+          }
+          if (!kept.length) continue;
           console.log(
-            `\n${room}, relay: phases (s from the fake server's join), ${kept.length} runs:`,
+            `\n${room}, ${tool}: phases (s from the fake server's join), ${kept.length} runs:`,
           );
           console.log(phaseTable(kept));
         }
@@ -319,7 +325,9 @@ async function main(args: string[]): Promise<number> {
         console.log(
           `\nthe stall's cost to the others (stall - flat, medians): relay ${
             cost.relay.toFixed(1)
-          } s, udpcast ${cost.udpcast.toFixed(1)} s`,
+          } s, udpcast ${cost.udpcast.toFixed(1)} s${
+            c.compare ? `, before ${cost.before.toFixed(1)} s` : ""
+          }`,
         );
       }
       return runs.every((r) => r.result.ok) ? 0 : 1;

@@ -34,13 +34,22 @@ export interface RoomConfig {
   runs: number;
   linger: number;
   rooms: Room[];
+  /** Another checkout's cascade.ts: its relay runs too, interleaved ("before" rows). */
+  compare?: string;
 }
+
+/** "before": Cascade relay from the checkout of RoomConfig.compare. */
+export type RoomTool = "relay" | "before" | "udpcast";
 
 export interface RoomRun {
   room: Room;
-  tool: "relay" | "udpcast";
+  tool: RoomTool;
   result: RunResult;
 }
+
+/** The tools of a room, in the order they run (and show). */
+export const roomTools = (c: { compare?: string }): RoomTool[] =>
+  c.compare ? ["relay", "before", "udpcast"] : ["relay", "udpcast"];
 
 /** PCs spread over two switches in no particular order (a fixed shuffle, half on each). */
 export function switchPlan(pcs: number): Record<number, number> {
@@ -159,7 +168,7 @@ export function roomTable(runs: RoomRun[], c: RoomConfig): string {
   ];
   const rows: string[][] = [];
   for (const room of c.rooms) {
-    for (const tool of ["relay", "udpcast"] as const) {
+    for (const tool of roomTools(c)) {
       const mine = runs.filter((r) => r.room === room && r.tool === tool);
       const good = mine.filter((r) => r.result.ok).map((r) => split(room, r.result));
       const others = median(good.map((g) => g.others));
@@ -174,8 +183,8 @@ export function roomTable(runs: RoomRun[], c: RoomConfig): string {
         room === "slow" || room === "stall" ? f(a) : "",
         room === "slow" ? f(a / own, 2) : "",
         good.map((g) => f(g.others)).join(" "),
-        tool === "relay" ? `${f(predictRoom(room, c).others)} s` : `${f(sOverB)} s (S/B)`,
-        f(others / (tool === "relay" ? predictRoom(room, c).others : sOverB), 2),
+        tool !== "udpcast" ? `${f(predictRoom(room, c).others)} s` : `${f(sOverB)} s (S/B)`,
+        f(others / (tool !== "udpcast" ? predictRoom(room, c).others : sOverB), 2),
       ]);
     }
   }
@@ -189,7 +198,7 @@ export function roomTable(runs: RoomRun[], c: RoomConfig): string {
 /** The stall's cost: how much later the others finished than in the flat room, per tool. */
 export function stallCost(runs: RoomRun[]): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const tool of ["relay", "udpcast"]) {
+  for (const tool of ["relay", "before", "udpcast"]) {
     const m = (room: Room) =>
       median(
         runs.filter((r) => r.room === room && r.tool === tool && r.result.ok)
@@ -243,7 +252,7 @@ export async function runRooms(
     try {
       for (let run = 1; run <= c.runs; run++) {
         for (const room of lab.rooms) {
-          for (const tool of ["relay", "udpcast"] as const) {
+          for (const tool of roomTools(c)) {
             const label = `${room}/${tool} ${run}/${c.runs}`;
             const stall = room === "stall"
               ? {
@@ -269,6 +278,7 @@ export async function runRooms(
               capacity: 3,
               fanout: 1,
               linger: c.linger,
+              ...(tool === "before" ? { cascade: c.compare } : {}),
               ...(lab.topology ? { topology: lab.topology(net) } : {}),
             });
             out.push({ room, tool, result });
@@ -299,5 +309,5 @@ export function roomsHeader(c: RoomConfig): string {
     c.pcs / 2
   } PCs, ${UPLINK_RATE} uplink; stall: PC ${STALL_POSITION} of the chain (udpcast: pc${STALL_POSITION}) stopped ${STALL_SECONDS} s at ${
     STALL_SHARE * 100
-  } %; median of ${c.runs}`;
+  } %${c.compare ? `; before: the relay of ${c.compare}` : ""}; median of ${c.runs}`;
 }

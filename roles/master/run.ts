@@ -180,7 +180,7 @@ interface Loaded {
   manifest: Manifest;
   bytes: Uint8Array;
   imageId: string;
-  prover: Prover & { close(): void };
+  prover: Prover & { close(): void; warm(): void };
 }
 
 /** A chunk's file when it holds the chunk as it is (not zero, not stored compressed). */
@@ -208,6 +208,8 @@ async function loadImage(spec: ImageSpec): Promise<Loaded> {
 export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
   const images: Loaded[] = [];
   for (const spec of o.images) images.push(await loadImage(spec));
+  // The proofs' workers start now, not at the room's first proof (prover.ts says why).
+  for (const img of images) img.prover.warm();
   let resolveEnded!: (r: string) => void;
   const ended = new Promise<string>((r) => (resolveEnded = r));
   const several = images.length > 1;
