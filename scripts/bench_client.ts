@@ -1,13 +1,14 @@
 // Benchmark one client against what an admin could build by hand, measured in the same run:
 //   (a) curl URL/v1/image | tee >(md5sum) >(sha256sum) > target   (the baseline)
-//   (b) a Cascade Receiver fetching, verifying (SHA-256 + MD5 per chunk) and writing the same
+//   (b) a Cascade Receiver fetching, verifying (SHA-256 per chunk) and writing the same
 //       image from the same chunk server, in its own process (so its CPU time is its own)
 //   (c) this machine's hash limit: MD5 + SHA-256 of the same bytes in memory, one thread
 //   (d) a relay (scripts/bench_relay.ts): a receiver that serves each verified chunk on to one
 //       downstream receiver at the same time; its CPU seconds per GB relayed
 // Prints medians: MB/s, ratio to curl, ratio to the hash limit, CPU seconds per GB, and the
 // client's read-back after the fetch. --compare DIR adds the receiver of another checkout (its
-// roles/data/mod.ts) in the same harness, alternating with this one: an A/B of two versions.
+// roles/data/mod.ts) in the same harness, alternating with this one: an A/B of two versions (the
+// relay row too).
 //
 //   deno task bench:client [--size 1G] [--runs 3] [--chunk-size 1M] [--inflight 4]
 //                          [--md5-threads 1] [--variants] [--compare DIR] [--dir DIR] [--keep]
@@ -380,7 +381,7 @@ async function main(): Promise<number> {
 
     const variants: { label: string; inflight: number; md5Threads: number; code: string }[] = [
       {
-        label: `cascade receiver (${inflight} in flight, MD5 on ${md5Threads} worker)`,
+        label: `cascade receiver (${inflight} in flight, SHA-256 per chunk)`,
         inflight,
         md5Threads,
         code: ROOT,
@@ -403,7 +404,11 @@ async function main(): Promise<number> {
     }
     const curl: Sample[] = [];
     const rx: Sample[][] = variants.map(() => []);
-    const relays: RelaySample[] = [];
+    // The relay row, and with --compare the other checkout's relay (both its relay and its
+    // downstream), alternating in each run.
+    const relayCodes = [ROOT, ...variants.filter((v) => v.code !== ROOT).map((v) => v.code)];
+    const relaysOf: RelaySample[][] = relayCodes.map(() => []);
+    const relays = relaysOf[0];
     const target = join(dir, "target.img");
     const relayTarget = join(dir, "relay.img");
     for (let i = 0; i < runs; i++) {
@@ -437,35 +442,38 @@ async function main(): Promise<number> {
           log(`run 1: ${variants[v].label.trim()}: received image is byte-identical`);
         }
       }
-      await settle(target);
-      await settle(relayTarget);
-      const r = await relayRun({
-        script: new URL(import.meta.url).pathname,
-        url: server.url,
-        manifest: manifestPath,
-        target: relayTarget,
-        serverPid: server.pid,
-        inflight,
-        md5Threads,
-        code: ROOT,
-        cpuSeconds,
-        downstream: async (relayUrl, ticket) =>
-          (await receiverRun(
-            relayUrl,
-            manifestPath,
-            target,
-            server!.pid,
-            inflight,
-            md5Threads,
-            ROOT,
-            ticket,
-          )).seconds,
-      });
-      relays.push(r);
-      log(
-        `run ${i + 1}: relay ${(size / 1e6 / r.seconds).toFixed(0)} MB/s to its downstream, ` +
-          `${(r.cpu / (size / 1e9)).toFixed(2)} CPU s/GB`,
-      );
+      for (const [k, code] of relayCodes.entries()) {
+        await settle(target);
+        await settle(relayTarget);
+        const r = await relayRun({
+          script: new URL(import.meta.url).pathname,
+          url: server.url,
+          manifest: manifestPath,
+          target: relayTarget,
+          serverPid: server.pid,
+          inflight,
+          md5Threads,
+          code,
+          cpuSeconds,
+          downstream: async (relayUrl, ticket) =>
+            (await receiverRun(
+              relayUrl,
+              manifestPath,
+              target,
+              server!.pid,
+              inflight,
+              md5Threads,
+              code,
+              ticket,
+            )).seconds,
+        });
+        relaysOf[k].push(r);
+        log(
+          `run ${i + 1}: relay ${k ? `(${code}) ` : ""}${
+            (size / 1e6 / r.seconds).toFixed(0)
+          } MB/s to its downstream, ${(r.cpu / (size / 1e9)).toFixed(2)} CPU s/GB`,
+        );
+      }
       if (i === 0) {
         await run("cmp", [image, relayTarget], "comparing the relay's image");
         await run("cmp", [image, target], "comparing the relay's downstream image");
@@ -510,11 +518,13 @@ async function main(): Promise<number> {
         median(rx[i].map((s) => s.cpu)) / gb,
       )
     );
-    row(
-      "cascade relay: receive + serve 1 downstream",
-      relays,
-      size / 1e6 / median(relays.map((r) => r.seconds)),
-      median(relays.map((r) => r.cpu)) / gb,
+    relaysOf.forEach((rs, k) =>
+      row(
+        k ? `  the same, code at ${relayCodes[k]}` : "cascade relay: receive + serve 1 downstream",
+        rs,
+        size / 1e6 / median(rs.map((r) => r.seconds)),
+        median(rs.map((r) => r.cpu)) / gb,
+      )
     );
     row("hash limit: MD5 + SHA-256 in memory, 1 thread", null, hashRate, hashSeconds / gb);
     row(
