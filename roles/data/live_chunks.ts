@@ -12,9 +12,9 @@ export interface ChunkFeed {
   readonly zstd: boolean;
   /** Bytes as sent: the zstd frame's length, or the chunk's. */
   readonly length: number;
-  /** The bytes from `from` on that may go now (a copy): waits until there are some (the last
-   * one only once verified); null once all `length` are out. Throws when the chunk failed
-   * here or `signal` aborts. */
+  /** The bytes from `from` on that may go now (a view: bytes once appended never change, so
+   * no copy per piece sent on): waits until there are some (the last one only once verified);
+   * null once all `length` are out. Throws when the chunk failed here or `signal` aborts. */
   next(from: number, signal?: AbortSignal): Promise<Uint8Array | null>;
 }
 
@@ -71,7 +71,7 @@ class LiveChunk implements ChunkFeed {
       }
       if (from >= this.length) return null;
       const upTo = this.#state === "verified" ? this.length : Math.min(this.#got, this.length - 1);
-      if (upTo > from) return this.#bytes.slice(from, upTo);
+      if (upTo > from) return this.#bytes.subarray(from, upTo);
       await new Promise<void>((resolve, reject) => {
         const onAbort = () => {
           this.#wakers.delete(wake);
