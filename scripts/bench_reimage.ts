@@ -21,6 +21,7 @@ const HELP = `bench:reimage: re-imaging a PC that holds last month's Windows-lik
 
 USAGE
   deno task bench:reimage [--scale 1] [--rates 100mbit,1gbit] [--runs 3] [--dir /tmp] [--keep]
+                          [--compare DIR]
 
 OPTIONS
   --scale N   the Windows-like disk x N (1: 1 GiB; the issue's disk is 4 GiB: --scale 4)
@@ -28,6 +29,8 @@ OPTIONS
   --runs N    runs of each (full image, re-image) per rate; medians
   --dir DIR   where the disks and slices go (default /tmp)
   --keep      keep the work folder
+  --compare DIR  also re-image with another checkout's cascade.ts (e.g. a git worktree of the
+              commit before a change), in turn with this one, same disk and slices
   -h, --help  this text
 `;
 
@@ -137,8 +140,9 @@ export async function imageOnce(
   target: string,
   rate: string,
   tag: string,
+  cascade?: string,
 ) {
-  const procs = new LabProcesses(join(dir, "logs"));
+  const procs = new LabProcesses(join(dir, "logs"), cascade);
   try {
     const url = await procs.startMaster(
       [
@@ -180,7 +184,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 export async function reimageRows(
   disk: Disk,
   dir: string,
-  o: { rates: string[]; runs: number; share?: number },
+  o: { rates: string[]; runs: number; share?: number; compare?: string },
 ): Promise<{ table: string[][]; notes: string[] }> {
   const ntfs = disk.parts.find((p) => p.type === "0700")!;
   const newNtfs = join(dir, "w-ntfs-new.img");
@@ -227,9 +231,11 @@ export async function reimageRows(
     } MB) changed in all`,
   ];
   const table: string[][] = [];
+  const other = o.compare ? join(o.compare, "cascade.ts") : undefined;
   for (const rate of o.rates) {
     const full: { bytes: number; seconds: number }[] = [];
     const again: { bytes: number; seconds: number }[] = [];
+    const theirs: number[] = [];
     for (let r = 0; r < o.runs; r++) {
       say(`re-image at ${rate}: run ${r + 1} of ${o.runs}`);
       const empty = join(dir, "pc-full.img");
@@ -243,6 +249,14 @@ export async function reimageRows(
       await fsyncFile(used);
       again.push(await imageOnce(dir, newer.dir, used, rate, `again-${rate}-${r}`));
       await Deno.remove(used);
+      if (!other) continue;
+      // The other checkout's re-image of the same disk from the same slices, in turn.
+      await run("cp", ["--sparse=always", pcOld, used]);
+      await fsyncFile(used);
+      theirs.push(
+        (await imageOnce(dir, newer.dir, used, rate, `other-${rate}-${r}`, other)).seconds,
+      );
+      await Deno.remove(used);
     }
     const [fb, fs] = [median(full.map((x) => x.bytes)), median(full.map((x) => x.seconds))];
     const [ab, as] = [median(again.map((x) => x.bytes)), median(again.map((x) => x.seconds))];
@@ -255,7 +269,15 @@ export async function reimageRows(
       `${(ab / fb).toFixed(3)} x`,
       `${(as / fs).toFixed(2)} x`,
       `${(ab / wholeBytes).toFixed(2)} x`,
+      ...(other ? [`${median(theirs).toFixed(2)} s (${(median(theirs) / fs).toFixed(2)} x)`] : []),
     ]);
+    if (other) {
+      notes.push(
+        `re-image runs at ${rate}: this ${
+          again.map((x) => x.seconds.toFixed(2)).join(", ")
+        } s; --compare ${theirs.map((x) => x.toFixed(2)).join(", ")} s`,
+      );
+    }
   }
   return { table, notes };
 }
@@ -280,6 +302,7 @@ async function main() {
       runs: { type: "string", default: "3" },
       dir: { type: "string", default: "/tmp" },
       keep: { type: "boolean" },
+      compare: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -290,9 +313,11 @@ async function main() {
     const { table, notes } = await reimageRows(disk, dir, {
       rates: values.rates.split(","),
       runs: Number(values.runs),
+      ...(values.compare ? { compare: values.compare } : {}),
     });
-    console.log(`| ${REIMAGE_HEAD.join(" | ")} |`);
-    console.log(`|${REIMAGE_HEAD.map(() => "---").join("|")}|`);
+    const head = values.compare ? [...REIMAGE_HEAD, "--compare: re-image time"] : REIMAGE_HEAD;
+    console.log(`| ${head.join(" | ")} |`);
+    console.log(`|${head.map(() => "---").join("|")}|`);
     for (const r of table) console.log(`| ${r.join(" | ")} |`);
     for (const n of notes) console.log(`- ${n}`);
   } finally {

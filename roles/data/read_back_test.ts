@@ -31,6 +31,22 @@ Deno.test("VerifyBehind confirms chunks read back good; the rest stay for the fi
   assert.deepEqual(behind.takeUnchecked(), [0, 1, 2, 3, 4, 5]);
 });
 
+Deno.test("VerifyBehind checks a delta's written runs against what was written", async () => {
+  const t = targetWithImage();
+  const run = (at: number, len: number) => ({
+    at,
+    bytes: image.slice(CHUNK + at, CHUNK + at + len),
+  });
+  const behind = new VerifyBehind(t, m, () => true);
+  behind.queue(1, [run(0, 100), run(2000, 96)]);
+  await behind.settle();
+  assert.deepEqual(behind.takeUnchecked(), [0, 2, 3, 4, 5]);
+  t.bytes[CHUNK + 2050] ^= 1; // the second run went bad on the way to the disk
+  behind.queue(1, [run(0, 100), run(2000, 96)]);
+  await behind.settle();
+  assert.deepEqual(behind.takeUnchecked(), [0, 1, 2, 3, 4, 5]);
+});
+
 Deno.test("VerifyBehind stops at a failing target and leaves the chunks to the read-back", async () => {
   const t = targetWithImage();
   t.readAt = () => Promise.reject(new Error("closed"));

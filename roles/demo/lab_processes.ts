@@ -16,7 +16,8 @@ export class LabProcesses {
   readonly logDir: string;
   readonly procs = new Map<string, LabProcess>();
 
-  constructor(logDir: string) {
+  /** `cascade`: the cascade.ts to run (default this checkout's; a benchmark compares another). */
+  constructor(logDir: string, private readonly cascade = CASCADE) {
     this.logDir = logDir;
     Deno.mkdirSync(logDir, { recursive: true });
   }
@@ -31,7 +32,7 @@ export class LabProcesses {
   ): LabProcess {
     const log = join(this.logDir, `${name}.log`);
     const file = Deno.openSync(log, { write: true, create: true, append: true });
-    const command = [...wrap, Deno.execPath(), "run", "-A", "--quiet", CASCADE, ...args];
+    const command = [...wrap, Deno.execPath(), "run", "-A", "--quiet", this.cascade, ...args];
     const child = new Deno.Command(command[0], {
       args: command.slice(1),
       stdout: "piped",
