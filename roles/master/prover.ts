@@ -15,6 +15,14 @@ import type { Prover } from "./core.ts";
 /** proofOf in a worker: each chunk a buffer (moved) or a file it reads (with its length). */
 const WORKER_SOURCE = `
 import { createHash } from "node:crypto";
+import { setPriority } from "node:os";
+// Below the master's own thread (nice 10, this thread only: Linux's setpriority takes a thread
+// id): a room finishing at once is seconds of hashing, and on a short machine it took the
+// cores from the thread that answers the control sessions and the dashboard. Proofs wait;
+// answers do not. Where the system says no (no /proc, no sys permission), it runs as it is.
+try {
+  setPriority(Number(Deno.readLinkSync("/proc/thread-self").split("/").pop()), 10);
+} catch { /* runs at the master's priority */ }
 let buf = new Uint8Array(0);
 self.onmessage = (e) => {
   const m = e.data;
