@@ -38,23 +38,26 @@ export interface Sample {
   /** Share of one core: all, and the part in the kernel (system time). */
   cpu: number;
   sys: number;
+  /** The part on its main thread (the JS event loop). */
+  main: number;
   /** Median RSS over the window, MB. */
   rss: number;
 }
 
 /** CPU share of one core and RSS over a window of `ms`. */
 export async function sample(pid: number, ms: number): Promise<Sample> {
-  const c0 = procCpu(pid), t0 = performance.now();
+  const c0 = procCpu(pid), m0 = threadCpu(pid).main, t0 = performance.now();
   const rss: number[] = [];
   while (performance.now() - t0 < ms) {
     await new Promise((r) => setTimeout(r, 500));
     rss.push(procRssMb(pid));
   }
-  const c1 = procCpu(pid), secs = (performance.now() - t0) / 1000;
+  const c1 = procCpu(pid), m1 = threadCpu(pid).main, secs = (performance.now() - t0) / 1000;
   rss.sort((a, b) => a - b);
   return {
     cpu: (c1.user + c1.sys - c0.user - c0.sys) / secs,
     sys: (c1.sys - c0.sys) / secs,
+    main: (m1 - m0) / secs,
     rss: rss[Math.floor(rss.length / 2)],
   };
 }
