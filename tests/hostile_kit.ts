@@ -52,6 +52,16 @@ export async function hostileLab(
   }
 }
 
+/** The fake server's data URL, once it registered. */
+export async function fakeUrlOf(lab: HostileLab): Promise<string> {
+  const s = await lab.until(
+    lab.url,
+    (s) => s.peers.some((p) => p.name === "fake" && p.url),
+    "the fake server registered",
+  );
+  return s.peers.find((p) => p.name === "fake")!.url!;
+}
+
 /** Start the fake server (with the server token) and `pcs` honest PCs (with no credential). */
 export function startHonest(lab: HostileLab, pcs: string[], extra: string[] = []) {
   lab.fake("fake", lab.url, ["--server-token", SERVER_TOKEN, "--capacity", "2", ...extra]);
@@ -145,16 +155,17 @@ export async function idleConnections(url: string, n: number, localAddress: stri
   return { refused: () => refused, close: () => socks.forEach((s) => s.destroy()) };
 }
 
-/** Open `n` HTTP connections to `url` from `localAddress`, each sending half a request head and
- * then nothing (idle): how many the master closed, and how many are still open. */
-export function idleRequests(url: string, n: number, localAddress: string) {
+/** Open `n` HTTP connections to `url` from `localAddress`, each sending half a request head (or,
+ * `half` false, not a byte) and then nothing (idle): how many the server closed, and how many
+ * are still open. */
+export function idleRequests(url: string, n: number, localAddress: string, half = true) {
   const u = new URL(url);
   const socks: net.Socket[] = [];
   let closed = 0;
   for (let i = 0; i < n; i++) {
     const s = net.connect({ host: u.hostname, port: Number(u.port), localAddress });
     socks.push(s);
-    s.on("connect", () => s.write(`GET /api/v1/status HTTP/1.1\r\nhost: ${u.host}\r\n`));
+    if (half) s.on("connect", () => s.write(`GET /api/v1/status HTTP/1.1\r\nhost: ${u.host}\r\n`));
     s.on("error", () => {});
     s.on("close", () => closed++);
   }

@@ -30,8 +30,8 @@ import {
   type ReadOptions,
 } from "./chunk_source.ts";
 import { blockCount, DELTA_DIGEST, deltaAnswer } from "./delta.ts";
-import { guardedServe } from "./serve_guard.ts";
-import type { ServeLimits } from "./slots.ts";
+import { gatedServe, RELAY_SLOTS } from "./conn_gate.ts";
+import { defaultLimits, type ServeLimits, SlotCounter } from "./slots.ts";
 
 export interface ChunkAppOptions {
   log?: Logger;
@@ -352,6 +352,10 @@ export interface ChunkServer {
   close(): Promise<void>;
 }
 
+/** Connections one address may hold open to a chunk server: as many as the requests it may
+ * have at once (serve_guard.ts), so an honest client's pool is never refused. */
+export const CONNECTIONS_PER_ADDRESS = 64;
+
 export function startChunkServer(opts: {
   source: ChunkSource;
   hostname?: string;
@@ -362,6 +366,12 @@ export function startChunkServer(opts: {
   tickets?: TicketCheck;
   /** Requests at once per address and in all (default: serve_guard.ts's defaultLimits). */
   limits?: Partial<ServeLimits>;
+  /** Connections' descriptors per address and in all (default: CONNECTIONS_PER_ADDRESS
+   * connections, the descriptor limit less a reserve); conn_gate.ts. */
+  connections?: Partial<ServeLimits>;
+  /** The gate's deadline for a connection's first head, and its idle time (tests). */
+  headMs?: number;
+  idleMs?: number;
 }): Promise<ChunkServer> {
   return Promise.resolve(chunkServer(opts));
 }
@@ -379,11 +389,18 @@ function chunkServer(opts: Parameters<typeof startChunkServer>[0]): ChunkServer 
     tickets: opts.tickets,
     onServed: (n) => servedBytes += n,
   });
-  const server = guardedServe({
+  // Connections are counted from their accept (idle ones too: Deno.serve sees only requests),
+  // requests behind them as before (a 503 past the cap, which a client waits out).
+  const server = gatedServe({
     hostname,
     port: opts.port ?? 0,
     handler: (req, info) => app.fetch(req, info),
-    limits: opts.limits,
+    counter: new SlotCounter(
+      defaultLimits({ perAddress: CONNECTIONS_PER_ADDRESS * RELAY_SLOTS, ...opts.connections }),
+    ),
+    requests: opts.limits ?? {},
+    headMs: opts.headMs,
+    idleMs: opts.idleMs,
     log,
     name: opts.peerId,
   });

@@ -8,7 +8,16 @@ export { type ChunkPace, DEFAULT_PACE, type FetchLike } from "./chunk_fetch.ts";
 export { DEFAULT_REQUEST_TIMEOUT_MS, type FetchOptions } from "./transfer.ts";
 export * from "./target_disk.ts";
 export { keepMd5Warm } from "./md5_pool.ts";
-export { guardedServe, type GuardedServer } from "./serve_guard.ts";
+export { guardedServe, type GuardedServer, type ServeHandler } from "./serve_guard.ts";
+export {
+  answerAndClose,
+  type Gate,
+  gatedServe,
+  HEAD_MS,
+  IDLE_MS,
+  RELAY_SLOTS,
+  writeAll,
+} from "./conn_gate.ts";
 export {
   defaultLimits,
   type Refusal,
