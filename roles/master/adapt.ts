@@ -29,6 +29,11 @@
 //   whole room come late at once (a busy master or network; bench:dashboard's thread of 1,500
 //   emulated PCs ran its timers 1-2 s late in the finishing burst), whoever reported just
 //   before its upstream looked stalled, and a quarter of the room was demoted in one second.
+//   And it counts only from the latest re-attachment above it: once a stopped relay is
+//   demoted and its downstream moved, the PCs below wait for bytes to come down the chain
+//   again, and whichever had reported just before its upstream's bytes in flight drained
+//   looked stalled (bench:lab's stall room: a PC three below the stopped one demoted 0.26 s
+//   after the move, queued below the stopped PC, and the room finished with it, 5 s late).
 //
 // The room, not a PC: on a machine short of CPU every hop wobbles and relays stop for seconds
 // (measured in the emulated lab with the host at load 9 on 2 cores: hops between 1 and 12 MB/s,
@@ -174,6 +179,27 @@ export function hopDemotion(
     const g = meter.firstGrowthAfter(other, Math.max(since, heard));
     return g !== null && g <= at - c.stallAfter;
   };
+  // The latest hop start of each receiving client's ancestors and its own (memoized: O(PCs)).
+  const restarted = new Map<string, number>();
+  const restartAbove = (id: string): number => {
+    const path: string[] = [];
+    let t = -Infinity;
+    for (let x: string | undefined = id; x !== undefined && v.upstream.has(x);) {
+      const known = restarted.get(x);
+      if (known !== undefined) {
+        t = known;
+        break;
+      }
+      path.push(x);
+      x = v.upstream.get(x);
+      if (path.length > v.upstream.size) break; // never a cycle; never loop on one anyway
+    }
+    for (let i = path.length - 1; i >= 0; i--) {
+      t = Math.max(t, meter.hopStart(path[i]) ?? -Infinity);
+      restarted.set(path[i], t);
+    }
+    return t;
+  };
   let fastest: { rate: number; bytes: number } | null = null;
   for (const id of v.upstream.keys()) {
     const m = meter.measure(id, at);
@@ -182,7 +208,8 @@ export function hopDemotion(
   for (const [id, up] of v.upstream) {
     if (v.leaves.has(id) || v.blamed.has(up)) continue;
     const upReceiving = v.upstream.has(up);
-    const sign = meter.lastSign(id);
+    const own = meter.lastSign(id);
+    const sign = own === null ? null : Math.max(own, restartAbove(id));
     if (sign !== null && sign <= at - c.stallAfter) {
       const evidence = upReceiving
         ? (movedSince(up, sign) ? up : undefined)

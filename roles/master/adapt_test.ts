@@ -67,3 +67,47 @@ Deno.test("stall rule: reports of the whole room late at once demote nobody", ()
     rate: 0,
   });
 });
+
+Deno.test("stall rule: below a PC just moved, silence counts from the move", () => {
+  // fake -> a -> x -> d -> f -> e: x stops at 2 s and is demoted, d is moved to a at 3 s. f got
+  // bytes x had in flight and reported them at 2.5 s, after e's last growth (2 s); then
+  // nothing comes down until the move.
+  const meter = new HopMeter(DEFAULT_ADAPT.window);
+  const upstream = new Map([["a", "fake"], ["x", "a"], ["d", "x"], ["f", "d"], ["e", "f"]]);
+  for (const id of upstream.keys()) meter.start(id, 0);
+  for (let t = 0.5; t <= 2; t += 0.5) {
+    for (const id of upstream.keys()) meter.report(id, 12 * MB * t, t);
+  }
+  for (const t of [2.5, 3]) {
+    for (const id of ["d", "f", "e"]) meter.report(id, id === "e" ? 24 * MB : 25 * MB, t);
+  }
+  upstream.delete("x");
+  upstream.set("d", "a");
+  meter.start("d", 3);
+  const view = (at: number) => ({
+    at,
+    slowSince: new Map<string, number>(),
+    seen: 8,
+    inRun: 1,
+    upstream,
+    leaves: new Set<string>(),
+    blamed: new Set<string>(["x"]),
+    meter,
+  });
+  // d and f move again from 3.2 s; e waits for the bytes to come down: not stalled, though f
+  // grew (at 2.5 s) more than a second after e last did.
+  for (const t of [3.5, 4]) {
+    for (const id of ["d", "f"]) meter.report(id, 25 * MB + 12 * MB * (t - 3.2), t);
+    meter.report("e", 24 * MB, t);
+  }
+  assert.equal(hopDemotion(view(4), DEFAULT_ADAPT), null);
+  // Still nothing for e a second after f moved on: e is stalled after all.
+  for (const id of ["d", "f"]) meter.report(id, 25 * MB + 12 * MB * 1.3, 4.5);
+  meter.report("e", 24 * MB, 4.5);
+  assert.deepEqual(hopDemotion(view(4.5), DEFAULT_ADAPT), {
+    id: "e",
+    reason: "stalled",
+    detail: 'no byte for 1.50 s while "f" moved',
+    rate: 0,
+  });
+});

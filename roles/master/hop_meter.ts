@@ -64,6 +64,11 @@ export class HopMeter {
     return this.#grew.get(id) ?? null;
   }
 
+  /** When the client's current hop started (assigned or moved), or null (not receiving). */
+  hopStart(id: string): number | null {
+    return this.#started.get(id) ?? null;
+  }
+
   /** When the client last showed life: its last growth, or its hop's start. */
   lastSign(id: string): number | null {
     return this.#grew.get(id) ?? this.#started.get(id) ?? null;
