@@ -81,15 +81,17 @@ const TBF = 1448 / 1514;
  * - startup: from a PC's assignment to its first byte, beyond the chunk's own wire time (the
  *   assign message, the connection and ticket, the first request of a process that just
  *   started: the fake server's first chunk);
- * - hopExtra: what each relay hop adds (verify the chunk's end, wake the waiting request,
- *   send; measured on a quiet machine when hops still waited for whole chunks, beyond their wire
- *   time, which cut-through took away);
+ * - hopExtra: what each relay hop adds with cut-through (verify the chunk's end, wake the
+ *   waiting request, send on);
  * - finishTime: from the last PC's last byte to its verified disk (read-back of what
  *   verify-behind left, "received", the proof);
  * - detect: how long the master takes to see a stall (adapt.ts: its stall rule's 1 s plus
  *   half a progress period on average).
  */
-export const LAB_FIXED = { startup: 0.3, hopExtra: 0.03, finishTime: 0.07, detect: 1.25 };
+// Quiet machine, flat room, cut-through, SHA-256 alone (BENCHMARKS.md, "The fixed costs"): the
+// head's first chunk 0.16 s after its assignment (0.09 of it the chunk's wire time), the last
+// of 12 PCs' 0.22 s, its last byte to verified 0.05 s.
+export const LAB_FIXED = { startup: 0.07, hopExtra: 0.005, finishTime: 0.05, detect: 1.25 };
 
 /** The planner's relay figures for a room: the last of the others and the PC apart. */
 export function predictRoom(room: Room, c: RoomConfig): { others: number; apart: number | null } {
