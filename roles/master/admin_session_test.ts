@@ -3,10 +3,10 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import type { MasterConfig } from "./core.ts";
-import { createMasterApp, type MasterAppOptions } from "./app.ts";
+import type { MasterAppOptions } from "./app.ts";
 import { SESSION_SECONDS } from "./admin_session.ts";
 import { openHistory } from "./history.ts";
-import { coreHarness, playSample, SAMPLE_MANIFEST } from "./testkit.ts";
+import { coreHarness, harnessApp, playSample } from "./testkit.ts";
 
 const TOKEN = "s3cret";
 
@@ -15,14 +15,7 @@ function setup(
   options: Partial<MasterAppOptions> = {},
 ) {
   const h = coreHarness({ expect: 8, ...config });
-  const app = createMasterApp({
-    core: h.core,
-    manifest: SAMPLE_MANIFEST,
-    manifestBytes: new TextEncoder().encode('{"format":1}'),
-    log: () => {},
-    now: () => h.time.now,
-    ...options,
-  });
+  const app = harnessApp(h, options);
   playSample(h);
   return { h, app };
 }

@@ -11,6 +11,7 @@ import { liveStatus } from "./live_status.ts";
 import { runStatus } from "./status.ts";
 import { eventRoutes, FeedHub } from "./events_stream.ts";
 import { EncodedBody } from "./manifest_route.ts";
+import { manifestSources } from "./manifest_sources.ts";
 import { adminDenied, AdminSessions, sessionRoutes } from "./admin_session.ts";
 import { type AdminRecord, adminRoutes, type ReimageTarget } from "./admin_routes.ts";
 import type { EventRecord, MasterCore } from "./core.ts";
@@ -179,6 +180,14 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
     const v = pick(c);
     if (v instanceof Response) return v;
     return v.manifestBody.respond(c, { "x-cascade-image": v.run.core.config.imageId });
+  });
+  // Which peers hold the manifest (manifest_sources.ts): the PC fetches it there and checks it.
+  let sourceTurn = 0;
+  app.get("/api/v1/manifest/sources", (c) => {
+    const v = pick(c);
+    if (v instanceof Response) return v;
+    const sources = manifestSources(v.run.core.peers.values(), sourceTurn++);
+    return c.json({ id: v.run.core.config.imageId, sources }, 200, { "cache-control": "no-store" });
   });
   app.get("/api/v1/image", (c) => {
     const v = pick(c);

@@ -3,6 +3,7 @@
 // and app tests. Sessions are plain objects: no sockets.
 import { type Manifest, MANIFEST_FORMAT } from "../../imagetools/mod.ts";
 import { type MasterConfig, MasterCore, type Prover } from "./core.ts";
+import { createMasterApp, type MasterAppOptions } from "./app.ts";
 import {
   type ChallengeMessage,
   type HelloMessage,
@@ -239,4 +240,16 @@ export function sseReader(res: Response) {
     },
     cancel: () => reader.cancel(),
   };
+}
+
+/** The master's app over a harness's core, with the sample manifest (`options` on top). */
+export function harnessApp(h: CoreHarness, options: Partial<MasterAppOptions> = {}) {
+  return createMasterApp({
+    core: h.core,
+    manifest: SAMPLE_MANIFEST,
+    manifestBytes: new TextEncoder().encode('{"format":1}'),
+    log: () => {},
+    now: () => h.time.now,
+    ...options,
+  });
 }

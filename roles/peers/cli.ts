@@ -13,7 +13,7 @@ import { progressMode } from "../../imagetools/kit/mod.ts";
 import { parseCount, parseDuration, parseRate } from "../../imagetools/kit/mod.ts";
 import { type ChunkSource, keepMd5Warm, openDiskSource, openSlicesSource } from "../data/mod.ts";
 import { DiskError } from "./target_choice.ts";
-import { fetchManifest, runClient } from "./client.ts";
+import { fetchManifestFromPeers, runClient } from "./client.ts";
 import { AFTER_ACTIONS, type AfterAction, normalizeMac } from "../../netboot/mod.ts";
 import { isPeerName, PEER_NAME_RULE } from "../protocol/mod.ts";
 import { checkOwnDisk } from "./own_disk.ts";
@@ -342,7 +342,12 @@ export async function serverMain(args: string[]): Promise<number> {
   const name = peerName(v.name, Deno.hostname());
   const capacity = parseCount(v.capacity as string, "--capacity", 1, 64);
   const log = makeLogger(`server[${name}]`);
-  const manifestBytes = await fetchManifest(master, log, 60, v.image as string | undefined);
+  const { bytes: manifestBytes } = await fetchManifestFromPeers(
+    master,
+    log,
+    60,
+    v.image as string | undefined,
+  );
   // A disk that does not hold the image must never serve it: check it first.
   if (!v.trust) await checkOwnDisk(source, manifestBytes, progressMode(false));
   const disk = await openDiskSource(source, manifestBytes);

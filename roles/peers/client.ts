@@ -23,6 +23,9 @@ import { switchName } from "./lldp.ts";
 import { listenLldp } from "./lldp_listen.ts";
 import { probeMaster } from "./probe.ts";
 import { reportDiskFailure } from "./disk_report.ts";
+import { fetchManifestFromPeers } from "./manifest_fetch.ts";
+
+export { fetchManifest, fetchManifestFromPeers } from "./manifest_fetch.ts";
 
 /** Progress every half second: the master's stall rule waits 2.5 reports (adapt.ts). */
 export const PROGRESS_MS = 500;
@@ -78,60 +81,17 @@ export interface ClientResult {
   servers: string[];
 }
 
-/**
- * Fetch the manifest from the master, retrying while it is not up yet (PCs may boot first).
- * `image` (an image id or the image's name on the master) picks one of a master's several
- * images; without it the master answers with its first.
- */
-export async function fetchManifest(
-  masterUrl: string,
-  log: Logger,
-  timeoutSeconds: number,
-  image?: string,
-): Promise<Uint8Array> {
-  const at = new URL("/api/v1/manifest", masterUrl);
-  if (image !== undefined) at.searchParams.set("image", image);
-  const url = at.href;
-  const start = performance.now();
-  let final: Error | undefined;
-  let delay = 250;
-  for (;;) {
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
-      if (res.ok) return new Uint8Array(await res.arrayBuffer());
-      const body = await res.text();
-      // The master is up and serves other images: waiting will not change that.
-      if (res.status === 404 && image !== undefined && body.includes("No image")) {
-        let why = body.slice(0, 300);
-        try {
-          why = String(JSON.parse(body).error ?? why);
-        } catch { /* not JSON: the text as it came */ }
-        final = new Error(`Refusing to image from "${masterUrl}": ${why}`);
-      }
-      throw new Error(`HTTP ${res.status} ${body.slice(0, 200)}`);
-    } catch (err) {
-      if (final) throw final;
-      const waited = (performance.now() - start) / 1000;
-      if (timeoutSeconds > 0 && waited > timeoutSeconds) {
-        throw new Error(
-          `Cannot fetch the manifest from "${url}" after ${Math.round(waited)} s: ${
-            (err as Error).message
-          }`,
-          { cause: err },
-        );
-      }
-      log("waiting-for-master", { url, error: (err as Error).message });
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 5000);
-    }
-  }
-}
-
 export async function runClient(o: ClientOptions): Promise<ClientResult> {
   const { log } = o;
   // The switch's LLDP frame comes every 30 s or so: listen while everything else gets ready.
   const heard = o.lldp ? listenLldp(o.lldp, o.lldpWait ?? 31, log) : Promise.resolve(null);
-  const manifestBytes = await fetchManifest(o.masterUrl, log, o.masterTimeout, o.imageId);
+  // From a peer that holds it (checked against the master's image id), else from the master.
+  const { bytes: manifestBytes } = await fetchManifestFromPeers(
+    o.masterUrl,
+    log,
+    o.masterTimeout,
+    o.imageId,
+  );
   const imageId = imageIdOf(manifestBytes);
   if (o.imageId && o.imageId !== imageId) {
     throw new Error(

@@ -17,12 +17,18 @@ const NONCE = "cd".repeat(16);
 
 type Script = (say: (msg: object) => void, msg: Record<string, unknown>) => void;
 
-/** A master: GET /api/v1/manifest and the control socket, each peer message put to `script`. */
-function fakeMaster(manifestBytes: Uint8Array, script: Script) {
+/** A master: GET /api/v1/manifest and the control socket, each peer message put to `script`;
+ * with `sources`, GET /api/v1/manifest/sources names them as holders of the manifest. */
+function fakeMaster(manifestBytes: Uint8Array, script: Script, sources?: string[]) {
   const received: Record<string, unknown>[] = [];
+  const asked: string[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
     const path = new URL(req.url).pathname;
+    asked.push(path);
     if (path === "/api/v1/manifest") return new Response(manifestBytes.slice());
+    if (path === "/api/v1/manifest/sources" && sources) {
+      return Response.json({ id: imageIdOf(manifestBytes), sources });
+    }
     if (path !== "/api/v1/control") return new Response("Not found", { status: 404 });
     const { socket, response } = Deno.upgradeWebSocket(req);
     const say = (msg: object) =>
@@ -37,6 +43,7 @@ function fakeMaster(manifestBytes: Uint8Array, script: Script) {
   return {
     url: `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`,
     received,
+    asked,
     types: () => received.map((m) => m.type).filter((t) => t !== "progress"),
     close: () => server.shutdown(),
   };
@@ -50,6 +57,21 @@ function welcome(imageId: string) {
     imageId,
     address: "127.0.0.1",
     ticketKey: KEY,
+  };
+}
+
+/** The master's part in a run that goes well: welcome, assign the lab's server, end. */
+function serveAndEnd(lab: { imageId: string; serverUrl: string }): Script {
+  return (say, msg) => {
+    if (msg.type === "hello") {
+      say(welcome(lab.imageId));
+      say({
+        type: "assign",
+        server: { id: "fake", url: lab.serverUrl },
+        ticket: issueTicket(KEY, NONCE, "127.0.0.1"),
+      });
+    }
+    if (msg.type === "verified") say({ type: "end", reason: "all 1 expected PCs verified" });
   };
 }
 
@@ -107,17 +129,7 @@ async function withLab(
 
 Deno.test("client: hello, assign, received, verified, end; the disk holds the image", async () => {
   await withLab(async (lab) => {
-    const master = fakeMaster(lab.manifestBytes, (say, msg) => {
-      if (msg.type === "hello") {
-        say(welcome(lab.imageId));
-        say({
-          type: "assign",
-          server: { id: "fake", url: lab.serverUrl },
-          ticket: issueTicket(KEY, NONCE, "127.0.0.1"),
-        });
-      }
-      if (msg.type === "verified") say({ type: "end", reason: "all 1 expected PCs verified" });
-    });
+    const master = fakeMaster(lab.manifestBytes, serveAndEnd(lab));
     try {
       const result = await runClient(lab.options(master.url));
       assert.equal(result.verified, true);
@@ -249,3 +261,46 @@ Deno.test("client: a PC pinned to another image refuses the master's manifest be
     }
   });
 });
+
+/** A peer whose manifest was tampered with (one byte changed): it must never be used. */
+function lyingPeer(manifestBytes: Uint8Array) {
+  const bad = manifestBytes.slice();
+  bad[bad.length - 2] ^= 1;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => new Response(bad.slice(), { headers: { "content-type": "application/json" } }),
+  );
+  return {
+    url: `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`,
+    close: () => server.shutdown(),
+  };
+}
+
+for (const good of [true, false]) {
+  Deno.test(
+    `client: the manifest from ${
+      good ? "a peer, after refusing a tampered copy" : "the master when the only peer lies"
+    }; the disk holds the image`,
+    async () => {
+      await withLab(async (lab) => {
+        const liar = lyingPeer(lab.manifestBytes);
+        const sources = good ? [liar.url, lab.serverUrl] : [liar.url];
+        const master = fakeMaster(lab.manifestBytes, serveAndEnd(lab), sources);
+        try {
+          const result = await runClient(lab.options(master.url));
+          assert.equal(result.verified, true);
+          assert.deepEqual(await Deno.readFile(join(lab.dir, "disk.img")), lab.image);
+          assert.equal(master.asked[0], "/api/v1/manifest/sources");
+          // The master's port carried the manifest only when no peer had a good copy.
+          assert.equal(master.asked.includes("/api/v1/manifest"), !good);
+          const refused = lab.events.indexOf("manifest.refused");
+          assert.ok(refused >= 0 && refused < lab.events.indexOf("manifest"), lab.events.join(" "));
+          assert.equal(master.received[0].imageId, lab.imageId);
+        } finally {
+          await master.close();
+          await liar.close();
+        }
+      });
+    },
+  );
+}
