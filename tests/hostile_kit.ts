@@ -188,7 +188,8 @@ export async function metricsOf(url: string): Promise<Map<string, number>> {
 }
 
 /** A server that registers with the server token and answers every data request with
- * `answer`; counts the requests. */
+ * `answer`; counts the chunk requests (the manifest's, which PCs ask any holder the master
+ * names and check, apart). */
 export async function rogue(
   lab: HostileLab,
   name: string,
@@ -196,8 +197,10 @@ export async function rogue(
   answer: () => Response,
 ) {
   let requests = 0;
-  const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
-    requests++;
+  let manifestRequests = 0;
+  const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    if (new URL(req.url).pathname === "/v1/manifest") manifestRequests++;
+    else requests++;
     return answer();
   });
   const session = await rawSession(lab.url);
@@ -216,6 +219,7 @@ export async function rogue(
   await session.next((m) => m.type === "welcome");
   return {
     requests: () => requests,
+    manifestRequests: () => manifestRequests,
     async close() {
       session.close();
       await http.shutdown();
