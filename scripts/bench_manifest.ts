@@ -2,14 +2,17 @@
 // from a real master at once, as each client does before its first chunk. Counts the bytes that
 // cross the master's port (raw HTTP bodies, before any decoding) and the time until all have it,
 // per Accept-Encoding: none (what every PC got before), "gzip,br" (what Deno's fetch, and so the
-// Cascade client, sends), "zstd", and a re-fetch with If-None-Match.
+// Cascade client, sends), "zstd", a re-fetch with If-None-Match, and "from peers": what the
+// client does now, asking the master only which peers hold the manifest (4 PCs said hello with
+// a URL, so the answer names 4) and fetching the manifest itself from one of them.
 //
 //   deno run -A scripts/bench_manifest.ts [--pcs 682] [--size 6GB] [--repo DIR]
 import { parseArgs } from "node:util";
 import { request } from "node:http";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { MANIFEST_FORMAT, serializeManifest } from "../imagetools/mod.ts";
+import { imageIdOf, MANIFEST_FORMAT, serializeManifest } from "../imagetools/mod.ts";
+import { PROTOCOL_VERSION } from "../roles/protocol/mod.ts";
 
 const HELP = `The manifest at the start of a big run: N PCs fetch it from a real master at once.
 
@@ -26,9 +29,10 @@ OPTIONS
 function get(
   port: number,
   headers: Record<string, string>,
+  path = "/api/v1/manifest",
 ): Promise<{ bytes: number; status: number; etag?: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port, path: "/api/v1/manifest", headers }, (res) => {
+    const req = request({ host: "127.0.0.1", port, path, headers }, (res) => {
       let bytes = 0;
       res.on("data", (d: Uint8Array) => (bytes += d.byteLength));
       res.on(
@@ -39,6 +43,31 @@ function get(
     });
     req.on("error", reject);
     req.end();
+  });
+}
+
+/** A PC that says hello with a URL and stays connected: a holder the master can name. */
+function holder(port: number, imageId: string, i: number): Promise<WebSocket> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/api/v1/control`);
+  return new Promise((resolve, reject) => {
+    ws.onopen = () =>
+      ws.send(JSON.stringify({
+        type: "hello",
+        version: PROTOCOL_VERSION,
+        role: "client",
+        name: `holder-${i}`,
+        imageId,
+        port: 20000 + i,
+        capacity: 1,
+        held: 0,
+        complete: false,
+      }));
+    ws.onmessage = (ev) => {
+      const msg = JSON.parse(String(ev.data));
+      if (msg.type === "welcome") resolve(ws);
+      else reject(new Error(`The master answered the hello with "${String(ev.data)}"`));
+    };
+    ws.onerror = () => reject(new Error("The holder's control session failed"));
   });
 }
 
@@ -64,6 +93,11 @@ async function main() {
   const chunks = Math.ceil(size / CHUNK);
   const hex = (n: number) => randomBytes(n).toString("hex");
   // Every chunk with its own random hashes: no zero chunks, the worst case for compression.
+  const entries = Array.from({ length: chunks }, () => ({
+    md5: hex(16),
+    sha256: hex(32),
+    zero: false,
+  }));
   const text = serializeManifest({
     format: MANIFEST_FORMAT,
     name: "bench.img",
@@ -71,9 +105,18 @@ async function main() {
     chunkSize: CHUNK,
     md5: hex(16),
     sha256: hex(32),
-    chunks: Array.from({ length: chunks }, () => ({ md5: hex(16), sha256: hex(32), zero: false })),
+    chunks: entries,
   });
   await Deno.writeTextFile(join(slices, "manifest.json"), text);
+  // The master checks that every chunk file is there and of its length: sparse files are.
+  await Deno.mkdir(join(slices, "chunks"));
+  for (const [i, e] of entries.entries()) {
+    using f = await Deno.open(join(slices, "chunks", `${e.sha256}.chunk`), {
+      write: true,
+      create: true,
+    });
+    await f.truncate(i === chunks - 1 ? size - i * CHUNK : CHUNK);
+  }
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -99,6 +142,7 @@ async function main() {
     stdin: "null",
   }).spawn();
   const rows: string[][] = [];
+  const holders: WebSocket[] = [];
   try {
     for (let i = 0;; i++) {
       try {
@@ -119,23 +163,34 @@ async function main() {
         ...(first.etag ? { "if-none-match": first.etag } : {}),
       }],
     ];
+    // A master from before the route (--repo, as a baseline) gets no "from peers" row.
+    const id = imageIdOf(new TextEncoder().encode(text));
+    for (let i = 0; i < 4; i++) holders.push(await holder(port, id, i));
+    const peers = "/api/v1/manifest/sources";
+    const res = await fetch(`http://127.0.0.1:${port}${peers}`);
+    const sources = await res.json().catch(() => ({})) as { id?: string; sources?: string[] };
+    if (sources.id === id && sources.sources?.length === 4) {
+      cases.push([`from peers (${peers}, 4 named)`, { "accept-encoding": "gzip,br" }]);
+    } else console.error(`No "from peers" row: the master answered ${res.status} to ${peers}`);
     let base = 0;
     for (const [name, headers] of cases) {
+      const path = name.startsWith("from peers") ? peers : undefined;
       const t0 = performance.now();
-      const all = await Promise.all(Array.from({ length: pcs }, () => get(port, headers)));
+      const all = await Promise.all(Array.from({ length: pcs }, () => get(port, headers, path)));
       const secs = (performance.now() - t0) / 1000;
       const bytes = all.reduce((n, r) => n + r.bytes, 0);
       if (!base) base = bytes;
       rows.push([
         name,
         String(all[0].status),
-        `${(all[0].bytes / 1024).toFixed(0)} KiB`,
-        `${(bytes / 1e6).toFixed(1)} MB`,
-        `${(bytes / base).toFixed(3)}`,
+        all[0].bytes < 10240 ? `${all[0].bytes} B` : `${(all[0].bytes / 1024).toFixed(0)} KiB`,
+        bytes < 1e6 ? `${(bytes / 1e3).toFixed(1)} kB` : `${(bytes / 1e6).toFixed(1)} MB`,
+        bytes && bytes / base < 0.001 ? (bytes / base).toExponential(1) : (bytes / base).toFixed(3),
         `${secs.toFixed(2)} s`,
       ]);
     }
   } finally {
+    for (const ws of holders) ws.close();
     master.kill("SIGTERM");
     await master.status;
     await Deno.remove(dir, { recursive: true });
