@@ -31,6 +31,7 @@ import {
 } from "./chunk_source.ts";
 import { blockCount, DELTA_DIGEST, deltaAnswer } from "./delta.ts";
 import { gatedServe, RELAY_SLOTS } from "./conn_gate.ts";
+import { EncodedBody } from "./encoded_body.ts";
 import { defaultLimits, type ServeLimits, SlotCounter } from "./slots.ts";
 
 export interface ChunkAppOptions {
@@ -88,10 +89,9 @@ export function createChunkApp(
   // request.signal is not used: Deno.serve aborts it even on success (legacy behaviour) and
   // warns. A wait is bounded by waitMs anyway; closing the server ends waits at once.
 
-  app.get(DATA_PATHS.manifest, () =>
-    new Response(source.manifestBytes as Uint8Array<ArrayBuffer>, {
-      headers: { "content-type": "application/json", [IMAGE_HEADER]: source.imageId },
-    }));
+  // The manifest for PCs that fetch it from peers (roles/peers/manifest_fetch.ts): compressed.
+  const manifestBody = new EncodedBody(source.manifestBytes, "application/json", source.imageId);
+  app.get(DATA_PATHS.manifest, (c) => manifestBody.respond(c, { [IMAGE_HEADER]: source.imageId }));
 
   app.get(DATA_PATHS.health, (c) => {
     const health: DataHealth = { imageId: source.imageId, held: source.heldCount(), total };

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { gunzipSync } from "node:zlib";
 import { type ChunkSource, openSlicesSource } from "./chunk_source.ts";
 import { createChunkApp, startChunkServer } from "./chunk_server.ts";
 import { Receiver } from "./receiver.ts";
@@ -28,6 +29,15 @@ Deno.test("chunk app: manifest, health, chunks, and 400 for bad indices", async 
     assert.equal(man.status, 200);
     assert.equal(man.headers.get("content-type"), "application/json");
     assert.deepEqual(new Uint8Array(await man.arrayBuffer()), manifestBytes);
+    // Compressed for a PC that accepts it (Deno's fetch sends "gzip, br"), the same bytes inside.
+    const gz = await app.request("/v1/manifest", { headers: { "accept-encoding": "gzip, br" } });
+    assert.equal(gz.status, 200);
+    assert.equal(gz.headers.get("content-encoding"), "gzip");
+    assert.equal(gz.headers.get("x-cascade-image"), src.imageId);
+    assert.deepEqual(
+      new Uint8Array(gunzipSync(new Uint8Array(await gz.arrayBuffer()))),
+      manifestBytes,
+    );
 
     const health = await app.request("/v1/health");
     assert.deepEqual(await health.json(), { imageId: src.imageId, held: 4, total: 4 });

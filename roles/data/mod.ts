@@ -27,3 +27,4 @@ export {
   totalFor,
 } from "./slots.ts";
 export { AcceptBackoff } from "./accept_backoff.ts";
+export { EncodedBody, type Encoding, etagMatches, pickEncoding } from "./encoded_body.ts";

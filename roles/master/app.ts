@@ -10,7 +10,7 @@ import { dashboardTitle, renderDashboardPage } from "./dashboard/mod.ts";
 import { liveStatus } from "./live_status.ts";
 import { runStatus } from "./status.ts";
 import { eventRoutes, FeedHub } from "./events_stream.ts";
-import { EncodedBody } from "./manifest_route.ts";
+import { EncodedBody } from "../data/mod.ts";
 import { manifestSources } from "./manifest_sources.ts";
 import { adminDenied, AdminSessions, sessionRoutes } from "./admin_session.ts";
 import { type AdminRecord, adminRoutes, type ReimageTarget } from "./admin_routes.ts";

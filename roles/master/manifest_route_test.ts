@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { gunzipSync, zstdDecompressSync } from "node:zlib";
 import { createMasterApp } from "./app.ts";
-import { etagMatches, pickEncoding } from "./manifest_route.ts";
+import { etagMatches, pickEncoding } from "../data/mod.ts";
 import { coreHarness, IMAGE_ID, SAMPLE_MANIFEST } from "./testkit.ts";
 
 const MANIFEST = new TextEncoder().encode(JSON.stringify(SAMPLE_MANIFEST));

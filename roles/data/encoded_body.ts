@@ -1,9 +1,11 @@
-// The manifest at scale: every PC fetches it from the master before the first chunk moves, so
-// it is encoded once (zstd and gzip, on first ask) and served in whatever the PC accepts, with
-// an ETag named by the image id, so a PC or browser that holds it already gets a 304. The
-// manifest of a 6 GB image is mostly hex hashes (817 KB); compressed it is well under half that.
+// The manifest at scale: every PC fetches it before the first chunk moves (from the master, or
+// from a peer's chunk server that holds it), so it is encoded once (zstd and gzip, on first
+// ask) and served in whatever the PC accepts, with an ETag named by the image id, so a PC or
+// browser that holds it already gets a 304. The manifest of a 6 GB image is mostly hex hashes
+// (744-817 KB); compressed it is well under half that.
 //
-// Routes: GET /api/v1/manifest (the manifest's own bytes), GET /api/v1/image (its summary).
+// Used by the master (GET /api/v1/manifest, GET /api/v1/image) and every chunk server
+// (GET /v1/manifest).
 import { gzipSync, zstdCompressSync } from "node:zlib";
 import type { Context } from "hono";
 
