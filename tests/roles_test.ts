@@ -11,12 +11,18 @@ Deno.test("classic: 10 clients, capacities 2 and 3, all disks identical, FIFO as
   try {
     const url = await lab.master(["--mode", "classic", "--expect", "10", "--linger", "3"]);
     lab.fake("fake", url, ["--capacity", "2"]);
+    // The fake server holds the manifest before any PC asks: every PC takes it from a peer.
+    await lab.until(url, (st) => st.peers.some((p) => p.id === "fake"), "the fake server joins");
     const names = Array.from({ length: 10 }, (_, i) => `pc-${i + 1}`);
     for (const n of names) lab.client(n, url, ["--capacity", "3"]);
     assert.equal(await waitExit(lab, "master"), 0);
     for (const n of names) {
       assert.equal(await waitExit(lab, n, 20_000), 0, `${n} exits 0`);
       assert.ok(await lab.matches(n), `${n}'s disk equals the golden image`);
+      const got = logEvents(await lab.procs.logText(n), `client[${n}].manifest`);
+      assert.equal(got.length, 1, n);
+      assert.notEqual(got[0].from, url, `${n} took the manifest from a peer, not the master`);
+      assert.equal(got[0].id, lab.imageId, n);
     }
     // Replay the master's log: every batch takes the oldest waiting clients, in order, and
     // never more than the server's capacity.
