@@ -396,8 +396,8 @@ export class Transfer {
     const runs = got.patched ? blockRuns(length, got.patched) : [[0, length]];
     try {
       // A verified delta writes only the blocks it patched: the others are the bytes just read
-      // from this very target (nothing else writes it), and verify-behind reads the whole chunk
-      // back and checks it as it does any written chunk. A month of updates changes a few 4 KiB
+      // from this very target (nothing else writes it), and verify-behind reads back what was
+      // written (below). A month of updates changes a few 4 KiB
       // pages of most changed chunks: ~16 x fewer bytes written than whole chunks (SSD wear).
       for (const [start, len] of runs) {
         await h.target.writeAt(chunkOffset(m, index) + start, new Uint8Array(buffer, start, len));

@@ -25,8 +25,6 @@ import { probeMaster } from "./probe.ts";
 import { reportDiskFailure } from "./disk_report.ts";
 import { fetchManifestFromPeers } from "./manifest_fetch.ts";
 
-export { fetchManifest, fetchManifestFromPeers } from "./manifest_fetch.ts";
-
 /** Progress every half second: the master's stall rule waits 2.5 reports (adapt.ts). */
 export const PROGRESS_MS = 500;
 

@@ -73,7 +73,7 @@ async function askMaster<T>(
 }
 
 /** Fetch the manifest from the master itself (the last resort, and older masters). */
-export async function fetchManifest(
+async function fetchManifest(
   masterUrl: string,
   log: Logger,
   timeoutSeconds: number,
