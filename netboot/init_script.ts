@@ -120,6 +120,8 @@ boot_nics() {
 }
 
 network_up() {
+  # Every chunk server's gate hands connections to its HTTP server over 127.0.0.1.
+  ip link set lo up
   if [ -z "$(nics)" ]; then
     say "no network interface from the hardware's drivers; loading all known NIC drivers"
     modprobe -qa $FALLBACK_MODULES 2>/dev/null

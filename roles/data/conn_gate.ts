@@ -79,15 +79,17 @@ export function gatedServe(o: GateOptions): Gate {
   // Connections still sending their first head.
   const arriving = new Set<Deno.Conn>();
   const held = new Set<() => void>();
-  const inner = guardedServe({
-    hostname: "127.0.0.1",
-    port: 0,
-    handler: o.handler,
-    ...(o.requests === null ? { counter: null } : { limits: o.requests ?? {} }),
-    remoteAddr: (seen) => origins.get(seen.port) ?? seen,
-    log,
-    name: `${o.name}-http`,
-  });
+  const inner = innerServe(() =>
+    guardedServe({
+      hostname: "127.0.0.1",
+      port: 0,
+      handler: o.handler,
+      ...(o.requests === null ? { counter: null } : { limits: o.requests ?? {} }),
+      remoteAddr: (seen) => origins.get(seen.port) ?? seen,
+      log,
+      name: `${o.name}-http`,
+    })
+  );
   const listener = Deno.listen({ hostname: o.hostname, port: o.port });
   const backoff = new AcceptBackoff(o.name, log);
   let stopping = false;
@@ -279,4 +281,20 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   out.set(a);
   out.set(b, a.length);
   return out;
+}
+
+/** The gate's HTTP server on 127.0.0.1, with an error that says what is wrong where the
+ * loopback interface is down (an initramfs that never brought `lo` up). */
+function innerServe<T>(start: () => T): T {
+  try {
+    return start();
+  } catch (e) {
+    if (e instanceof Deno.errors.AddrNotAvailable) {
+      throw new Error(
+        `the chunk server's gate cannot listen on 127.0.0.1 (${(e as Error).message}): ` +
+          "bring the loopback interface up (ip link set lo up)",
+      );
+    }
+    throw e;
+  }
 }
