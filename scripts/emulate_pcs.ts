@@ -1,6 +1,6 @@
 // Emulated lab PCs against a real master: control sessions only (no chunk moves), with the
 // reports a real client makes (hello, a progress report every PROGRESS_MS (0.5 s) while
-// receiving, received, verified). A PC receives at --rate chunks/s, never ahead of the PC that serves it (so a relay
+// receiving, or as often as the master's welcome and "pace" messages say, received, verified). A PC receives at --rate chunks/s, never ahead of the PC that serves it (so a relay
 // chain moves as a pipeline, as in a real room), and reconnects with its progress after a lost
 // session, as the real client does. The dashboard test and bench_dashboard.ts drive it.
 //
@@ -27,6 +27,8 @@ export interface EmulateOptions {
   fake?: boolean;
   /** Fetch the manifest first, as the real client does (bytes count in `stats`). */
   manifest?: boolean;
+  /** Report every half second whatever the master says (a client from before "pace"). */
+  fixedPace?: boolean;
   /** Seconds a read-back takes. */
   readback?: number;
   /** The image's slices: the PCs answer the master's challenges from them, as a real PC
@@ -130,6 +132,15 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
         let server: string | null = null;
         let tick: ReturnType<typeof setInterval> | undefined;
         let bytes = 0;
+        // The master's pace (welcome, "pace"); --fixed-pace keeps the half second, as an old client.
+        let every = PROGRESS_MS;
+        let report = () => {};
+        const restart = () => {
+          if (tick === undefined) return;
+          clearInterval(tick), timers.delete(tick);
+          tick = setInterval(() => report(), every);
+          timers.add(tick);
+        };
         // Once "received" is sent this session is finishing: a late assign (the master moved the
         // PC while the message was on the wire) is not acted on, as the real client does.
         let finishing = false;
@@ -163,6 +174,12 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
           const msg = JSON.parse(ev.data as string);
           if (msg.type === "error") stats.errors.push(`${name}: ${msg.message}`);
           if (msg.type === "welcome") stats.welcomed++;
+          if ((msg.type === "welcome" || msg.type === "pace") && !o.fixedPace) {
+            if (typeof msg.progressMs === "number" && msg.progressMs !== every) {
+              every = msg.progressMs;
+              restart();
+            }
+          }
           if (msg.type === "challenge" && source) {
             const bytes = Promise.all((msg.chunks as number[]).map((c) => source!.read(c)));
             bytes.then((b) => hasher!.proof(msg.nonce, b))
@@ -183,13 +200,13 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
           held.set(name, held.get(name)!, true);
           const t0 = performance.now();
           let last = Math.floor(held.get(name)!);
-          tick = setInterval(() => {
+          report = () => {
             // Fractional chunks are kept (a half-second of 5 chunks/s is 2.5); whole ones reported.
             const mine = held.get(name)!;
             // A PC keeps what it holds: a server that holds less (after a re-attach) only stalls it.
             const next = Math.max(
               mine,
-              Math.min(image.chunks, heldNow(server!), mine + rate * PROGRESS_MS / 1000),
+              Math.min(image.chunks, heldNow(server!), mine + rate * every / 1000),
             );
             held.set(name, next, next < image.chunks);
             bytes += (Math.floor(next) - Math.floor(mine)) * image.chunkSize;
@@ -210,7 +227,7 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
               type: "progress",
               held: Math.floor(next),
               bytes,
-              rate: Math.round((Math.floor(next) - last) * image.chunkSize * 1000 / PROGRESS_MS),
+              rate: Math.round((Math.floor(next) - last) * image.chunkSize * 1000 / every),
             });
             last = Math.floor(next);
             if (next < image.chunks) return;
@@ -231,7 +248,8 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
             // As often as the real client: the master's stall rule (1 s without a byte while the
             // upstream moves) assumes it; at one report a second, any report late under load
             // made a PC "stalled", and a demoted PC at a chain's tail held up every later one.
-          }, PROGRESS_MS);
+          };
+          tick = setInterval(() => report(), every);
           timers.add(tick);
         };
         ws.onerror = () => {};

@@ -26,6 +26,7 @@ import { BootRecords } from "./boot_records.ts";
 import { Scheduler, type SchedulerEvent } from "./scheduler.ts";
 import { type MasterConfig, type MasterIo, MAX_BOOTING, type SessionKey } from "./core_config.ts";
 import { helloMac, helloRecord, helloRefusal, uniqueId } from "./hello.ts";
+import { BASE_REPORT_MS, reportInterval } from "./report_pace.ts";
 
 export { MAX_BOOTING } from "./core_config.ts";
 export { sameSecret } from "./hello.ts";
@@ -60,6 +61,8 @@ export class MasterCore {
   };
   #reports: ReportContext;
   #proofs: Proofs;
+  /** Milliseconds between a PC's progress reports, as told (report_pace.ts): only ever grows. */
+  #reportMs = BASE_REPORT_MS;
 
   constructor(config: MasterConfig, io: MasterIo) {
     this.config = config;
@@ -197,6 +200,7 @@ export class MasterCore {
     this.#bySession.set(id, session);
     const ticketKey = this.#random(32);
     this.#ticketKeys.set(id, ticketKey);
+    this.#pace(session, now);
     this.#io.send(session, {
       type: "welcome",
       id,
@@ -204,6 +208,7 @@ export class MasterCore {
       imageId: config.imageId,
       address,
       ticketKey,
+      progressMs: this.#reportMs,
     });
     this.#event("join", {
       peer: id,
@@ -244,6 +249,24 @@ export class MasterCore {
       });
     }
     this.#checkExpect();
+  }
+
+  /** The room grew past a step: every other PC hears the longer interval now (the new one in its
+   * welcome), and the scheduler's thresholds follow. A few times a run, so O(PCs) each is fine. */
+  #pace(joined: SessionKey, now: number) {
+    const ms = reportInterval(this.#bySession.size);
+    if (ms <= this.#reportMs) return;
+    this.#reportMs = ms;
+    for (const session of this.#bySession.values()) {
+      if (session !== joined) this.#io.send(session, { type: "pace", progressMs: ms });
+    }
+    this.#apply({ type: "pace", reportMs: ms, at: now });
+    this.#event("pace", { progressMs: ms, pcs: this.#bySession.size });
+  }
+
+  /** Milliseconds between progress reports the PCs were told (status, tests). */
+  get reportMs(): number {
+    return this.#reportMs;
   }
 
   /** In relay mode every server's fan-out is capped (a chain uses each port fully). */

@@ -36,6 +36,7 @@ Deno.test("master pairs a full batch FIFO and tells server and clients", () => {
     imageId: IMAGE,
     address: "10.0.0.1",
     ticketKey: welcome.ticketKey,
+    progressMs: 500,
   });
   assert.match(welcome.ticketKey, /^[0-9a-f]{64}$/);
   assert.notEqual(welcome.ticketKey, fakeKey, "every peer gets its own key");

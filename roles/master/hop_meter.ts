@@ -8,9 +8,9 @@ interface Sample {
 }
 
 export class HopMeter {
-  readonly #window: number;
+  #window: number;
   /** Seconds of samples kept: a window, and as long again for the stall rule's look back. */
-  readonly #keep: number;
+  #keep: number;
   /** Samples of the current hop, oldest first; one kept at or before the window's start. */
   #samples = new Map<string, Sample[]>();
   /** When the client's hop started, and when its byte count last grew in that hop. */
@@ -20,6 +20,12 @@ export class HopMeter {
   #bytes = new Map<string, number>();
 
   constructor(window: number, lookBack = window) {
+    this.#window = window;
+    this.#keep = window + lookBack;
+  }
+
+  /** Longer reports, longer windows (report_pace.ts): samples are trimmed to it as they come. */
+  resize(window: number, lookBack = window) {
     this.#window = window;
     this.#keep = window + lookBack;
   }

@@ -62,6 +62,7 @@
 
 import { type AdaptConfig, DEFAULT_ADAPT, hopDemotion, probeDemotion } from "./adapt.ts";
 import { HopMeter } from "./hop_meter.ts";
+import { scaledAdapt } from "./report_pace.ts";
 import { FailureReports } from "./scheduler_eject.ts";
 import { checkEvent } from "./scheduler_check.ts";
 import { type PickState, plans } from "./scheduler_pick.ts";
@@ -93,7 +94,8 @@ export class Scheduler {
   /** client id -> server id, exactly the clients of active batches. */
   #upstream = new Map<string, string>();
   #paused = false;
-  readonly #adapt: AdaptConfig | false;
+  #adapt: AdaptConfig | false; // #baseAdapt's thresholds scaled to the reports' pace
+  readonly #baseAdapt: AdaptConfig | false;
   readonly #meter: HopMeter;
   #leaves = new Set<string>();
   /** Each leaf's rate when it was demoted (adapt.ts Demotion.rate). */
@@ -136,7 +138,7 @@ export class Scheduler {
     }
     this.#config = { ...config };
     this.#reports = new FailureReports(config.ejectAfter);
-    this.#adapt = config.mode === "relay" ? adapt : false;
+    this.#adapt = this.#baseAdapt = config.mode === "relay" ? adapt : false;
     const a = adapt || DEFAULT_ADAPT;
     this.#meter = new HopMeter(a.window, 2 * a.stallAfter);
   }
@@ -206,6 +208,12 @@ export class Scheduler {
         break;
       case "tick":
         break;
+      case "pace":
+        if (this.#baseAdapt) {
+          this.#adapt = scaledAdapt(this.#baseAdapt, event.reportMs);
+          this.#meter.resize(this.#adapt.window, 2 * this.#adapt.stallAfter);
+        }
+        break;
     }
     // A progress report or a tick changes only the meter and the time. The probe rule reads
     // neither, and the pick rules found no batch ready after the last event, so only a linger
@@ -214,7 +222,7 @@ export class Scheduler {
     // a room of 1,500 cost the master a core, and on every other event (1,500 PCs joining, or
     // finishing within seconds) O(PCs²) held its thread for 2 s at a time. Their evidence is
     // seconds of reports (a window, a stall), so a quarter second later judges the same.
-    const passive = event.type === "progress" || event.type === "tick";
+    const passive = event.type === "progress" || event.type === "tick" || event.type === "pace";
     const hops = !this.#adapt || at >= this.#scannedAt + this.#adapt.scanEvery;
     if (passive && !hops && at < this.#due) return out;
     if (hops && !this.#paused) this.#scannedAt = at;

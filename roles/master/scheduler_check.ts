@@ -81,6 +81,11 @@ export function checkEvent(e: SchedulerEvent, s: CheckState): string | null {
       return s.paused ? "Already paused" : null;
     case "resume":
       return s.paused ? null : "Not paused";
+    case "pace":
+      if (!(e.reportMs > 0 && Number.isFinite(e.reportMs))) {
+        return `Invalid report interval "${e.reportMs}": must be milliseconds > 0`;
+      }
+      return null;
     case "tick":
       return null;
     default:

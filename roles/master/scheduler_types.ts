@@ -44,7 +44,9 @@ export type SchedulerEvent =
   | { type: "pause"; at: number }
   | { type: "resume"; at: number }
   // time passes (linger)
-  | { type: "tick"; at: number };
+  | { type: "tick"; at: number }
+  // PCs now report every `reportMs` (report_pace.ts): the in-run rules' thresholds follow
+  | { type: "pace"; reportMs: number; at: number };
 
 export type Decision =
   | { type: "assign"; server: string; clients: string[]; partial: boolean; at: number }

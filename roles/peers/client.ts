@@ -24,9 +24,9 @@ import { listenLldp } from "./lldp_listen.ts";
 import { probeMaster } from "./probe.ts";
 import { reportDiskFailure } from "./disk_report.ts";
 import { fetchManifestFromPeers } from "./manifest_fetch.ts";
+import { type Every, ReportTicker } from "./report_ticker.ts";
 
-/** Progress every half second: the master's stall rule waits 2.5 reports (adapt.ts). */
-export const PROGRESS_MS = 500;
+export { PROGRESS_MS } from "./report_ticker.ts";
 
 export interface ClientOptions {
   masterUrl: string;
@@ -62,6 +62,8 @@ export interface ClientOptions {
   /** Listen on this interface for the switch's LLDP frame, at most `lldpWait` s before hello. */
   lldp?: string;
   lldpWait?: number;
+  /** Runs the progress ticker (tests record the intervals the master told). */
+  every?: Every;
 }
 
 /** How long a PC that is done waits for the master's word on its proof before it goes. */
@@ -197,6 +199,14 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   // "received" and run a second read-back (a protocol error at the master). Cleared by a
   // failed read-back (the master assigns again) and by a new session (its view starts anew).
   let sentReceived = false;
+  // Progress at the master's pace: its welcome and "pace" messages name the interval.
+  const ticker = new ReportTicker(() => {
+    const s = receiver.stats();
+    progress.update(bytesHeld());
+    if (current) {
+      session.send({ type: "progress", held: s.heldChunks, bytes: s.bytesReceived, rate: s.rate });
+    }
+  }, o.every);
 
   const session: ControlSession = new ControlSession({
     masterUrl: o.masterUrl,
@@ -220,7 +230,8 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
       setTicketKey(w.ticketKey);
       address = w.address;
       sentReceived = false;
-      log("welcome", { id: w.id, mode: w.mode, address: w.address });
+      ticker.follow(w);
+      log("welcome", { id: w.id, mode: w.mode, address: w.address, progressMs: ticker.ms });
     },
     onMessage: (msg: MasterMessage) => {
       if (msg.type === "assign" && (sentReceived || verified)) {
@@ -228,7 +239,10 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
       } else if (msg.type === "assign") void receive(msg.server.id, msg.server.url, msg.ticket);
       else if (msg.type === "end") finish({ verified, reason: msg.reason });
       else if (msg.type === "serve") log("serving", { clients: msg.clients.join(",") });
-      else if (msg.type === "challenge") void prove(msg.nonce, msg.chunks);
+      else if (msg.type === "pace") {
+        ticker.follow(msg);
+        log("pace", { progressMs: ticker.ms });
+      } else if (msg.type === "challenge") void prove(msg.nonce, msg.chunks);
       else if (msg.type === "proved") {
         log("proved", { counted: msg.counted });
         onProved?.();
@@ -237,14 +251,6 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
     onFatal: (message) => finish({ verified, reason: `refused by the master: ${message}` }),
     log,
   });
-
-  const ticker = setInterval(() => {
-    const s = receiver.stats();
-    progress.update(bytesHeld());
-    if (current) {
-      session.send({ type: "progress", held: s.heldChunks, bytes: s.bytesReceived, rate: s.rate });
-    }
-  }, PROGRESS_MS);
 
   let onProved: (() => void) | undefined;
   let provedTimer: ReturnType<typeof setTimeout> | undefined;
@@ -345,7 +351,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   session.start();
   const result = await finished;
   clearTimeout(provedTimer);
-  clearInterval(ticker);
+  ticker.stop();
   current?.abort.abort();
   await server.close();
   await receiver.stopScan();

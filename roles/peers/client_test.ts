@@ -221,6 +221,45 @@ Deno.test('client: an assign the master sent before it read "received" (a late m
   });
 });
 
+Deno.test("client: it reports at the interval the master names, in its welcome and as the room grows", async () => {
+  await withLab(async (lab) => {
+    const assign = {
+      type: "assign",
+      server: { id: "fake", url: lab.serverUrl },
+      ticket: issueTicket(KEY, NONCE, "127.0.0.1"),
+    };
+    const master = fakeMaster(lab.manifestBytes, (say, msg) => {
+      if (msg.type === "hello") {
+        say({ ...welcome(lab.imageId), progressMs: 1500 });
+        say({ type: "pace", progressMs: 3000 });
+        say({ type: "pace", progressMs: "fast" }); // junk: ignored
+        say(assign);
+      }
+      if (msg.type === "verified") say({ type: "end", reason: "done" });
+    });
+    // The ticker as the client runs it: each interval started, and whether it was stopped.
+    const tickers: { ms: number; stopped: boolean }[] = [];
+    const every = (ms: number, fn: () => void) => {
+      const t = { ms, stopped: false };
+      tickers.push(t);
+      const id = setInterval(fn, ms);
+      return () => (clearInterval(id), t.stopped = true);
+    };
+    try {
+      const result = await runClient({ ...lab.options(master.url), every });
+      assert.equal(result.verified, true);
+      assert.deepEqual(tickers, [
+        { ms: 500, stopped: true },
+        { ms: 1500, stopped: true },
+        { ms: 3000, stopped: true },
+      ]);
+      assert.ok(lab.events.includes("pace"), lab.events.join(" "));
+    } finally {
+      await master.close();
+    }
+  });
+});
+
 Deno.test("client: a master that refuses the hello ends the client, not verified, with its reason", async () => {
   await withLab(async (lab) => {
     const master = fakeMaster(lab.manifestBytes, (say, msg) => {

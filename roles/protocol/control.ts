@@ -107,6 +107,15 @@ export interface WelcomeMessage {
   address: string;
   /** Key of this peer's chunk server for this session: it serves only tickets made with it. */
   ticketKey: string;
+  /** Milliseconds between progress reports (a big room reports less often; masters from
+   * before it leave it out: the client's default). */
+  progressMs?: number;
+}
+/** The room grew: report progress every `progressMs` from now on (a client from before it logs
+ * an unknown message and keeps its own; the master's stall rule allows for that). */
+export interface PaceMessage {
+  type: "pace";
+  progressMs: number;
 }
 export interface AssignMessage {
   type: "assign";
@@ -141,6 +150,7 @@ export type MasterMessage =
   | WelcomeMessage
   | AssignMessage
   | ServeMessage
+  | PaceMessage
   | ChallengeMessage
   | ProvedMessage
   | EndMessage

@@ -266,6 +266,7 @@ export function parseMasterMessage(raw: string): MasterMessage {
     case "welcome":
     case "assign":
     case "serve":
+    case "pace":
     case "challenge":
     case "proved":
     case "end":
