@@ -223,8 +223,15 @@ export class MasterCore {
     // Which disk the PC will write, and why, before it writes (the dashboard's event list).
     if (msg.disk) this.#event("disk", { peer: id, disk: msg.disk, reason: msg.diskReason });
     if (claimsComplete) {
-      // It serves once it proves it; it counts as verified only if this run verified it.
-      return this.#proofs.challenge(session, peer, peer.verified, 0);
+      // It serves once it proves it; it counts as verified only if this run verified it or
+      // assigned it (a PC whose session was lost between its last chunk and its proof comes
+      // back from its own address and MAC, uniqueId, holding the whole image).
+      return this.#proofs.challenge(
+        session,
+        peer,
+        peer.verified || peer.assignedAt !== undefined,
+        0,
+      );
     }
     if (complete) {
       // A source that says its port rate feeds as many chains as it carries (the scheduler

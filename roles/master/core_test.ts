@@ -215,3 +215,48 @@ Deno.test("trust: verified only after a right proof; ids and MACs stay with thei
   assert.equal((h.to("pc1b")[0] as WelcomeMessage).id, "pc1");
   assert.equal(h.core.peers.get("pc1")!.mac, "52:54:00:00:00:01");
 });
+
+Deno.test("a client requeued while its fetch finished is taken as received, and counts", () => {
+  const h = harness({ linger: 0 });
+  h.open("srv", "10.0.0.9");
+  h.say("srv", hello("srv", "server", { capacity: 1 }));
+  h.open("pc1", "10.0.0.1");
+  h.say("pc1", hello("pc1", "client"));
+  h.open("pc2", "10.0.0.2");
+  h.say("pc2", hello("pc2", "client"));
+  h.drop("srv");
+  assert.equal(h.core.peers.get("pc1")!.state, "waiting");
+  // A client this run never assigned still may not say "received".
+  h.say("pc2", { type: "received" });
+  assert.match((h.to("pc2").at(-1) as { message: string }).message, /Unexpected "received"/);
+  // Its last bytes came before the server went: "received" is not refused.
+  h.say("pc1", { type: "received" });
+  assert.equal(h.core.peers.get("pc1")!.state, "verifying");
+  assert.ok(
+    !h.core.scheduler.snapshot().clientQueue.some((c) => c.id === "pc1"),
+    "out of the queue",
+  );
+  h.say("pc1", { type: "verified", ok: true, bad: [], seconds: 1 });
+  h.prove("pc1");
+  assert.equal(h.core.peers.get("pc1")!.verified, true);
+});
+
+Deno.test("a PC assigned in this run that lost its session before its proof counts after it", () => {
+  const h = harness({ linger: 0 });
+  h.open("fake", "10.0.0.9");
+  h.say("fake", hello("fake", "fake"));
+  h.open("pc1", "10.0.0.1");
+  h.say("pc1", hello("pc1", "client"));
+  assert.equal(h.core.peers.get("pc1")!.state, "receiving");
+  h.drop("pc1");
+  h.open("pc1b", "10.0.0.1");
+  h.say("pc1b", hello("pc1", "client", { held: 8, complete: true }));
+  assert.equal((h.to("pc1b")[0] as WelcomeMessage).id, "pc1");
+  h.prove("pc1b");
+  assert.equal(h.core.peers.get("pc1")!.verified, true);
+  // The same claim from another address is a stranger's: it may serve, it does not count.
+  h.open("evil", "10.0.0.66");
+  h.say("evil", hello("pc1", "client", { held: 8, complete: true }));
+  h.prove("evil");
+  assert.equal(h.core.peers.get("pc1-2")!.verified, false);
+});

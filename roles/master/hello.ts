@@ -90,6 +90,7 @@ export function helloRecord(
     ...(msg.probe !== undefined ? { probe: msg.probe } : {}),
   };
   if (previous?.doneAt !== undefined) peer.doneAt = previous.doneAt;
+  if (previous?.assignedAt !== undefined) peer.assignedAt = previous.assignedAt;
   return peer;
 }
 

@@ -50,7 +50,13 @@ export function takeReport(
       }
       return;
     case "received":
-      if (peer.role !== "client" || peer.state !== "receiving") {
+      // A waiting client this run assigned was requeued (demoted, or its server moved on) while
+      // its fetch from the server it had went on to the end: its bytes are as good (it proves
+      // them like any other), and refusing them left a finished PC that could never count.
+      if (
+        peer.role !== "client" ||
+        (peer.state !== "receiving" && (peer.state !== "waiting" || peer.assignedAt === undefined))
+      ) {
         return `Unexpected "received" from ${peer.state} peer "${peer.id}"`;
       }
       peer.state = "verifying";

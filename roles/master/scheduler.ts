@@ -18,8 +18,9 @@
 //   the clients, in queue order, that are allowed for it. A client with no allowed server waits
 //   where it is and does not hold up the clients behind it. Without relays this is exactly the
 //   seed's rule (the head client's first allowed server is always the head server).
-// - A batch is done when each of its clients has received, failed or left: its server goes to
-//   the TAIL of the server queue (batch-done). A peer that leaves is removed from everything at
+// - A batch is done when each of its clients has received (a requeued client may receive too:
+//   its old fetch went on), failed or left: its server goes to the TAIL of the server queue
+//   (batch-done). A peer that leaves is removed from everything at
 //   once; if it was serving, its batch clients go back to the head of the client queue (in batch
 //   order) as if they had failed.
 // - Relay mode: every assigned client joins the tail of the server queue at once (kind "relay",
@@ -50,8 +51,7 @@
 //   go first, and a leaf serves only leaves no faster than the rate it was demoted at (its
 //   probe, its hop's rate, 0 when stalled): a PC demoted for the machine's load never queues
 //   below a PC on a slow port; it waits for a server that frees instead (which comes as the
-//   first PCs finish, at about one image time). A PC is demoted once; nothing is ever
-//   promoted back.
+//   first PCs finish, at about one image time). A PC is demoted once, never promoted back.
 // - Switches: a client (from LLDP or the admin's topology file) prefers a server on its own
 //   switch, and a server fills its batch with clients of its own switch first, so a chain runs
 //   through one switch before it crosses an uplink: once per switch instead of about every other
@@ -59,7 +59,6 @@
 // - Sources faster than the PCs: a fake server or server that says its port rate (server-ready
 //   \`rate\`) feeds floor(rate / the PCs' median probe rate) chains at once (at least 1, at most
 //   its capacity), since every chain takes one PC port's worth of its uplink.
-
 import { type AdaptConfig, DEFAULT_ADAPT, hopDemotion, probeDemotion } from "./adapt.ts";
 import { HopMeter } from "./hop_meter.ts";
 import { scaledAdapt } from "./report_pace.ts";
@@ -177,7 +176,8 @@ export class Scheduler {
         this.#meter.report(event.id, event.bytes, at);
         break;
       case "client-received":
-        this.#finishClient(event.id, at, out);
+        if (this.#upstream.has(event.id)) this.#finishClient(event.id, at, out);
+        else this.#clients = this.#clients.filter((c) => c.id !== event.id);
         break;
       case "client-failed": {
         const server = this.#upstream.get(event.id)!;

@@ -65,6 +65,9 @@ export function checkEvent(e: SchedulerEvent, s: CheckState): string | null {
       }
       return null;
     case "client-received":
+      return s.upstream.has(e.id) || s.clients.some((c) => c.id === e.id)
+        ? null
+        : `Client "${e.id}" is in no batch and not queued`;
     case "client-failed":
       return s.upstream.has(e.id) ? null : `Client "${e.id}" is not in any batch`;
     case "progress":

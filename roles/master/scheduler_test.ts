@@ -230,7 +230,7 @@ Deno.test("scheduler: inconsistent events are rejected and change nothing", () =
   replay(s, [server("s1", 3, 0), client("a", 0)]);
   const before = s.snapshot();
   const bad: [SchedulerEvent, string][] = [
-    [received("zz", 1), 'Client "zz" is not in any batch'],
+    [received("zz", 1), 'Client "zz" is in no batch and not queued'],
     [failed("s1", 1), 'Client "s1" is not in any batch'],
     [client("a", 1), 'Client "a" is already in the client queue'],
     [server("s1", 3, 1), 'Server "s1" is already in the server queue'],
