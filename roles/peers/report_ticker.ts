@@ -42,9 +42,10 @@ export class ReportTicker {
     return this.#ms;
   }
 
-  /** Take the interval a master message names, if any (restarting the ticker on a change). */
+  /** Take the interval a master message names, if any (restarting the ticker on a change); a
+   * welcome that names none (a master from before it) means the half second again. */
   follow(msg: MasterMessage) {
-    const ms = toldInterval(msg);
+    const ms = toldInterval(msg) ?? (msg.type === "welcome" ? PROGRESS_MS : undefined);
     if (ms === undefined || ms === this.#ms) return;
     this.#ms = ms;
     this.#stop();
