@@ -256,7 +256,12 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
     const v = key ? pick(c) : undefined;
     if (v instanceof Response) return v;
     const shown = v ? [v] : site.runs.map((r) => views.get(r)!);
-    const runs = shown.map((x) => ({ name: x.run.name, status: x.status(), counters: x.counters }));
+    const runs = shown.map((x) => ({
+      name: x.run.name,
+      status: x.status(),
+      counters: x.counters,
+      refusedFull: x.run.core.fullRefusals.total,
+    }));
     const port = o.port ? renderPortMetrics(o.port()) : "";
     return c.body(renderMetrics(runs) + port, 200, {
       "content-type": "text/plain; version=0.0.4; charset=utf-8",

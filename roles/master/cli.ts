@@ -13,6 +13,7 @@ import { type Groups, loadGroups } from "./groups.ts";
 import type { Mode } from "../protocol/mod.ts";
 import { summaryTable } from "./status.ts";
 import { parseTopology, type Topology } from "./topology.ts";
+import { MAX_PEERS } from "./peer_bound.ts";
 
 export const masterSpec: CommandSpec = {
   name: "master",
@@ -128,6 +129,14 @@ export const masterSpec: CommandSpec = {
       default: "64",
       env: "CASCADE_MAX_PER_ADDRESS",
     },
+    "max-peers": {
+      type: "string",
+      arg: "N",
+      help:
+        "Peer records a run holds at most (booting PCs included); a hello that would add one more is refused",
+      default: String(MAX_PEERS),
+      env: "CASCADE_MAX_PEERS",
+    },
     "status-file": {
       type: "string",
       arg: "FILE",
@@ -220,6 +229,7 @@ export async function masterMain(args: string[]): Promise<number> {
     token: v.token,
     serverToken: v["server-token"],
     limits: { perAddress: parseCount(v["max-per-address"]!, "--max-per-address", 1, 1_000_000) },
+    maxPeers: parseCount(v["max-peers"]!, "--max-peers", 1, 1_000_000),
     log,
     history,
     netboot: v.netboot

@@ -27,6 +27,7 @@ import { Scheduler, type SchedulerEvent } from "./scheduler.ts";
 import { type MasterConfig, type MasterIo, MAX_BOOTING, type SessionKey } from "./core_config.ts";
 import { helloMac, helloRecord, helloRefusal, uniqueId } from "./hello.ts";
 import { BASE_REPORT_MS, reportInterval } from "./report_pace.ts";
+import { Departed, FullRefusals, keepRecord, MAX_PEERS, peersFull } from "./peer_bound.ts";
 
 export { MAX_BOOTING } from "./core_config.ts";
 export { sameSecret } from "./hello.ts";
@@ -52,6 +53,10 @@ export class MasterCore {
   /** Connected peers by MAC: a session cannot take over another PC's MAC. */
   #macs = new Map<string, string>();
   #listeners = new Set<(e: EventRecord) => void>();
+  /** Client records dropped when their session closed (peer_bound.ts), for a quick reconnect. */
+  readonly #departed = new Departed();
+  /** Hellos refused because the peer table was full (for /metrics). */
+  readonly fullRefusals = new FullRefusals();
   #decisions: DecisionSink = {
     peers: this.peers,
     ticketKey: (peerId) => this.#ticketKeys.get(peerId),
@@ -158,7 +163,8 @@ export class MasterCore {
     const { config } = this;
     // A PC booted from this master holds no secret (DESIGN.md "Trust"): only standalone servers
     // present a credential, the server token, which is not the admin token.
-    const refusal = helloRefusal(msg, config, this.draining, (name) => this.peers.has(name));
+    const known = (name: string) => this.peers.has(name) || this.#departed.get(name) !== undefined;
+    const refusal = helloRefusal(msg, config, this.draining, known);
     if (refusal) return this.reject(session, refusal);
     const now = this.#io.now();
     const claim = helloMac(
@@ -169,16 +175,22 @@ export class MasterCore {
     );
     if ("error" in claim) return this.reject(session, claim.error);
     const { mac, bound, holder } = claim;
+    const record = (id: string) => this.peers.get(id) ?? this.#departed.get(id);
+    // Full: only a hello that adds no record (its own, or the booting placeholder it replaces).
+    const max = config.maxPeers ?? MAX_PEERS;
+    if (this.peers.size >= max && !this.peers.has(uniqueId(record, msg.name, address, mac))) {
+      if (!(mac && this.peers.get(mac)?.state === "booting")) return this.#full(session, max);
+    }
     if (holder) holder.mac = undefined; // an unbound claim gives way to the PC that booted
     if (mac && this.peers.get(mac)?.state === "booting") this.peers.delete(mac);
-    const id = uniqueId(this.peers, msg.name, address, mac);
+    const id = uniqueId(record, msg.name, address, mac);
     const host = address.includes(":") ? `[${address}]` : address;
     const url = msg.url ?? (msg.port ? `http://${host}:${msg.port}` : undefined);
     // A client that says it holds the whole image proves it first (see #challenge); servers
     // registered with the server token are believed (their clients verify every chunk).
     const complete = msg.role !== "client";
     const claimsComplete = msg.role === "client" && msg.complete;
-    const previous = this.peers.get(id);
+    const previous = this.peers.get(id) ?? this.#departed.take(id, address, mac);
     // The switch the PC heard (LLDP) beats the admin's file, which beats nothing.
     const sw = msg.switch ?? config.topology?.switchOf({ mac, address });
     const peer = helloRecord(msg, config.totalChunks, {
@@ -276,6 +288,15 @@ export class MasterCore {
     return this.#reportMs;
   }
 
+  /** Refused for a full table: the peer is told, the log hears once a minute (not per try). */
+  #full(session: SessionKey, max: number) {
+    const message = peersFull(max);
+    this.#io.send(session, { type: "error", message });
+    this.#io.close(session, 1008, message.slice(0, 120));
+    const n = this.fullRefusals.refused(this.#io.now());
+    if (n !== null) this.#event("peers-full", { max, refused: n });
+  }
+
   /** In relay mode every server's fan-out is capped (a chain uses each port fully). */
   #capacity(announced: number) {
     return this.config.mode === "relay" ? Math.min(announced, this.config.fanout) : announced;
@@ -315,6 +336,11 @@ export class MasterCore {
     // A PC whose disk failed left the queues at its report already.
     if (this.scheduler.knows(peer.id)) {
       this.#apply({ type: "leave", id: peer.id, at: this.#io.now() });
+    }
+    // Last, once the leave was recorded (history_record.ts reads the record at "leave").
+    if (!keepRecord(peer) && this.peers.get(peer.id) === peer && !peer.connected) {
+      this.peers.delete(peer.id);
+      this.#departed.put(peer);
     }
   }
 

@@ -23,6 +23,9 @@ export interface MasterConfig {
   topology?: Topology;
   /** Relay mode: demoting slow and stalled PCs (scheduler default; false: never). */
   adapt?: AdaptConfig | false;
+  /** Peer records held at most; a hello that would add one more is refused (peer_bound.ts,
+   * default MAX_PEERS: 4 x MAX_BOOTING). */
+  maxPeers?: number;
 }
 
 export interface MasterIo {

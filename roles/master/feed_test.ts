@@ -28,6 +28,11 @@ Deno.test("feed: the delta stream replayed onto the first snapshot equals a fres
   h.hello("pc-06b", "client", { name: "pc-06" });
   h.open("pc-09", "10.0.1.9");
   h.hello("pc-09", "client", { mac: "52:54:00:00:01:09" });
+  // A stranger says hello and goes, never assigned: its record is dropped after its leave.
+  h.open("stranger", "10.0.9.9");
+  h.hello("stranger", "client");
+  h.drop("stranger");
+  assert.equal(h.core.peers.has("stranger"), false);
   h.core.end("done for the test");
   off();
   take();
@@ -41,6 +46,8 @@ Deno.test("feed: the delta stream replayed onto the first snapshot equals a fres
   // Something left and something changed on the way, so the test proves deletions and nulls.
   const all = wire.map((d) => JSON.parse(d) as FeedDelta);
   assert.ok(all.some((d) => d.del?.includes("52:54:00:00:01:09")), "the booting PC went away");
+  assert.ok(all.some((d) => d.set?.stranger), "the stranger came");
+  assert.ok(all.some((d) => d.del?.includes("stranger")), "and its record went");
   assert.ok(all.some((d) => Object.values(d.set ?? {}).some((c) => c.v === null)), "a rate went");
   // A fresh snapshot of the same moment agrees too (nothing in it depends on the history).
   assert.deepEqual(

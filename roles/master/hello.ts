@@ -123,13 +123,13 @@ export function helloMac(
 /** The peer's name, unless another PC holds it: a record left by a session that ended is
  * taken over (its verified state, its history) only from the same address and MAC. */
 export function uniqueId(
-  peers: ReadonlyMap<string, PeerRecord>,
+  recordOf: (id: string) => PeerRecord | undefined,
   name: string,
   address: string,
   mac: string | undefined,
 ): string {
   const taken = (id: string) => {
-    const p = peers.get(id);
+    const p = recordOf(id);
     return p !== undefined && (p.connected || p.address !== address || p.mac !== mac);
   };
   if (!taken(name)) return name;

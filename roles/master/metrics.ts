@@ -83,6 +83,8 @@ export interface MetricsRun {
   name: string;
   status: LiveStatus;
   counters: RunCounters;
+  /** Hellos refused because the run's peer table was full (MasterCore.fullRefusals). */
+  refusedFull?: number;
 }
 
 /** Every run's series, each labelled image="NAME" (first), one HELP and TYPE per family. */
@@ -153,6 +155,12 @@ export function renderMetrics(runs: readonly MetricsRun[]): string {
         [`reason=${label(r)}`],
         n,
       ]),
+  );
+  metric(
+    "cascade_hellos_refused_total",
+    "counter",
+    "Hellos refused by the cap that was full (peers: the run's peer records, maxPeers).",
+    (r) => [[['reason="peers"'], r.refusedFull ?? 0]],
   );
   metric(
     "cascade_queue_length",

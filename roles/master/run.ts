@@ -59,6 +59,8 @@ export interface MasterOptions {
   netboot?: NetbootOptions;
   /** Descriptors connections may hold per address and in all (data/slots.ts, front_door.ts). */
   limits?: Partial<ServeLimits>;
+  /** Peer records each run holds at most (default MAX_PEERS, roles/master/peer_bound.ts). */
+  maxPeers?: number;
 }
 
 export interface NetbootOptions {
@@ -231,6 +233,7 @@ export async function startMaster(o: MasterOptions): Promise<RunningMaster> {
       token: o.token,
       serverToken: o.serverToken,
       ...(o.topology ? { topology: o.topology } : {}),
+      ...(o.maxPeers !== undefined ? { maxPeers: o.maxPeers } : {}),
     }, {
       now,
       prover: img.prover,
