@@ -15,22 +15,21 @@ export const MAX_DEPARTED = 256;
 export const FULL_LOG_SECONDS = 60;
 
 /**
- * Is this record worth keeping once its session closed? Only what the master itself did or
- * checked counts: a proof (verified), a boot request bound to it (macBound), bytes it served
- * (its clients say so), a done or finishing step, and an assignment that came to something
- * (bytes or a failure reported on it: what the dashboard shows of it). An assignment alone
- * does not: in classic mode a free server takes
- * the next client that says hello at once, so a stranger saying hello and going is assigned
- * about every other session (tests/hostile_peers_test.ts kept 64 of 64 so). What a peer says
- * of itself in a hello (`held`, failures, its disk) never counts. A stranger that plays along
- * further (progress after an assignment, a boot request first) meets the cap (maxPeers).
+ * Is this record worth keeping once its session closed? What the master itself did or checked:
+ * a proof (verified), a boot request bound to it (macBound), bytes it served (its clients say
+ * so), a done or finishing step, an assignment that came to something (bytes or a failure
+ * reported on it). And a PC whose own disk failed (state "failed"): the admin must see that one
+ * on the dashboard. An assignment alone does not count: in classic mode a free server takes the
+ * next client that says hello at once, so a stranger saying hello and going is assigned about
+ * every other session (tests/hostile_peers_test.ts kept 64 of 64 so). What a hello says (`held`,
+ * its disk) never counts. A stranger that plays along further (a report after its hello, a boot
+ * request first) keeps its record, and meets the cap (maxPeers).
  */
 export function keepRecord(p: PeerRecord): boolean {
   if (p.role !== "client") return true; // servers and fake servers: the server token guards
   const since = p.assignedAt;
-  const cameTo = since !== undefined &&
-    (p.bytes > 0 || p.failures.some((f) => f.at >= since) || p.state === "failed");
-  return p.verified || p.macBound === true || cameTo ||
+  const cameTo = since !== undefined && (p.bytes > 0 || p.failures.some((f) => f.at >= since));
+  return p.verified || p.macBound === true || cameTo || p.state === "failed" ||
     (p.served ?? 0) > 0 || p.doneAt !== undefined || p.finish !== undefined;
 }
 

@@ -14,13 +14,12 @@ const client = (id: string, extra: Partial<PeerRecord> = {}): PeerRecord => ({
 
 Deno.test("peer bound: a client is kept only for what this run did with it", () => {
   assert.equal(keepRecord(client("stranger")), false);
-  // What a peer says of itself does not count: held chunks, failures, a disk, a failed state.
+  // What a hello says does not count (held chunks, a disk), nor failures before an assignment.
   const claims = client("claims", {
     held: 8,
     failures: [{ at: 1, reason: "other", detail: "x" }],
     failureCount: 1,
     disk: "/dev/sda",
-    state: "failed",
   });
   assert.equal(keepRecord(claims), false);
   const kept: Partial<PeerRecord>[] = [
@@ -31,6 +30,7 @@ Deno.test("peer bound: a client is kept only for what this run did with it", () 
     { served: 1 },
     { doneAt: 5 },
     { finish: { ok: false, step: "gpt", detail: "" } },
+    { state: "failed" }, // its own disk failed: the admin must see it
   ];
   for (const k of kept) assert.equal(keepRecord(client("pc", k)), true, JSON.stringify(k));
   assert.equal(keepRecord(client("pc", { served: 0, macBound: false })), false);
