@@ -78,6 +78,10 @@ export async function relayRun(o: {
     args: [
       "run",
       "-A",
+      // CASCADE_RELAY_PROFILE=DIR: the relay's V8 CPU profile (scripts/profile_top.ts names it).
+      ...(Deno.env.get("CASCADE_RELAY_PROFILE")
+        ? ["--cpu-prof", `--cpu-prof-dir=${Deno.env.get("CASCADE_RELAY_PROFILE")}`]
+        : []),
       o.script,
       "--relay",
       o.url,

@@ -30,7 +30,9 @@ import {
   type ReadOptions,
 } from "./chunk_source.ts";
 import { blockCount, DELTA_DIGEST, deltaAnswer } from "./delta.ts";
-import { gatedServe, RELAY_SLOTS } from "./conn_gate.ts";
+import { type Gate, gatedServe, RELAY_SLOTS } from "./conn_gate.ts";
+import { looksLikeDataGet, serveData } from "./direct_http.ts";
+import { countedHandler } from "./serve_guard.ts";
 import { EncodedBody } from "./encoded_body.ts";
 import { defaultLimits, type ServeLimits, SlotCounter } from "./slots.ts";
 
@@ -390,15 +392,24 @@ function chunkServer(opts: Parameters<typeof startChunkServer>[0]): ChunkServer 
     onServed: (n) => servedBytes += n,
   });
   // Connections are counted from their accept (idle ones too: Deno.serve sees only requests),
-  // requests behind them as before (a 503 past the cap, which a client waits out).
-  const server = gatedServe({
+  // requests behind them as before (a 503 past the cap, which a client waits out), whether
+  // Deno.serve answers them or the data path on the gate's connection (direct_http.ts).
+  const handler = countedHandler(
+    new SlotCounter(defaultLimits(opts.limits ?? {})),
+    (req, info) => app.fetch(req, info),
+  );
+  const server: Gate = gatedServe({
     hostname,
     port: opts.port ?? 0,
-    handler: (req, info) => app.fetch(req, info),
+    handler,
     counter: new SlotCounter(
       defaultLimits({ perAddress: CONNECTIONS_PER_ADDRESS * RELAY_SLOTS, ...opts.connections }),
     ),
-    requests: opts.limits ?? {},
+    requests: null,
+    takeOver: (conn, bytes, end, _slot, relay) =>
+      looksLikeDataGet(bytes)
+        ? serveData({ conn, bytes, end, handler, relay, tracked: server.track(conn) })
+        : null,
     headMs: opts.headMs,
     idleMs: opts.idleMs,
     log,

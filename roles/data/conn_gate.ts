@@ -3,7 +3,8 @@
 // all), must send its whole first request head within headMs, and is closed once silent both
 // ways for idleMs; between those it is relayed byte for byte to Deno.serve on loopback
 // (serve_guard.ts), which is told the client's own address. `takeOver` serves a connection
-// itself instead (the master's control WebSocket, front_door.ts).
+// itself instead (the master's control WebSocket, front_door.ts; a chunk server's data path,
+// direct_http.ts), `track`ed by the same idle sweep and shutdown.
 //
 // Why our own: Deno.serve has no hook for connections, and no header or idle timeout of its own
 // (measured, Deno 2.9: an idle socket, a half-sent head and a kept-alive one all stayed open
@@ -41,13 +42,14 @@ export interface GateOptions {
    * null for none. */
   requests?: Partial<ServeLimits> | null;
   /** Serves a connection itself, given its first head (`end`: where it ends) and its slot;
-   * `relay` hands it to the HTTP server after all. Returns null when it does not want it. */
+   * `relay` hands it to the HTTP server after all (with the bytes read so far from a request
+   * head on: the first head's by default). Returns null when it does not want it. */
   takeOver?: (
     conn: Deno.TcpConn,
     bytes: Uint8Array,
     end: number,
     slot: Slot,
-    relay: () => Promise<void>,
+    relay: (bytes?: Uint8Array) => Promise<void>,
   ) => Promise<void> | null;
   headMs?: number;
   idleMs?: number;
@@ -59,13 +61,30 @@ export interface GateOptions {
 export interface Gate extends GuardedServer {
   /** Register something shutdown must end (a taken-over connection). */
   hold(close: () => void): () => void;
+  /** A taken-over connection the gate closes once idle for idleMs, as it does relayed ones. */
+  track(conn: Deno.Conn): Tracked;
 }
 
-/** A relayed connection: when bytes last went either way, its close, its end. */
+/** A taken-over connection, as the gate sees it. */
+export interface Tracked {
+  /** Bytes went either way just now. */
+  touch(): void;
+  /** Between requests (true): shutdown closes it at once; else it waits (a second at most)
+   * for the response in flight to end. */
+  between(on: boolean): void;
+  /** The gate is shutting down: answer no further request. */
+  readonly stopping: boolean;
+  /** Served to its end (or relayed after all): no longer tracked. */
+  end(): void;
+}
+
+/** A relayed or tracked connection: when bytes last went either way, its close, its end. */
 interface Relayed {
   last: number;
   close: () => void;
   done?: Promise<void>;
+  /** A tracked connection waiting for its next request. */
+  between?: boolean;
 }
 
 export function gatedServe(o: GateOptions): Gate {
@@ -146,30 +165,20 @@ export function gatedServe(o: GateOptions): Gate {
 
   /** Serve one connection to its end (its slot is released then). */
   const handle = async (conn: Deno.TcpConn, slot: Slot) => {
-    const buf = new Uint8Array(4096);
-    let bytes: Uint8Array = new Uint8Array(0);
-    let end = -1;
     const timer = setTimeout(() => closeQuietly(conn), headMs);
     arriving.add(conn);
+    let head: Awaited<ReturnType<typeof readHead>>;
     try {
-      while (end < 0) {
-        const n = await conn.read(buf).catch(() => null);
-        if (n === null) return closeQuietly(conn);
-        bytes = concat(bytes, buf.subarray(0, n));
-        end = headEnd(bytes);
-        if (end < 0 && bytes.length > MAX_HEAD_BYTES) {
-          return await answerAndClose(
-            conn,
-            refusal(431, `Request head over ${MAX_HEAD_BYTES} bytes`),
-          );
-        }
-      }
+      head = await readHead(conn, new Uint8Array(0));
     } finally {
       clearTimeout(timer);
       arriving.delete(conn);
     }
+    if (!head) return closeQuietly(conn);
+    if (head === "too big") return await answerAndClose(conn, headTooBig());
     if (stopping) return closeQuietly(conn);
-    const own = o.takeOver?.(conn, bytes, end, slot, () => relay(conn, bytes));
+    const { bytes, end } = head;
+    const own = o.takeOver?.(conn, bytes, end, slot, (b = bytes) => relay(conn, b));
     await (own ?? relay(conn, bytes));
   };
 
@@ -203,11 +212,32 @@ export function gatedServe(o: GateOptions): Gate {
       held.add(close);
       return () => held.delete(close);
     },
+    track(conn) {
+      const entry: Relayed = { last: performance.now(), close: () => closeQuietly(conn) };
+      const ended = Promise.withResolvers<void>();
+      entry.done = ended.promise;
+      relays.add(entry);
+      return {
+        touch: () => void (entry.last = performance.now()),
+        between(on) {
+          entry.between = on;
+          if (on && stopping) entry.close();
+        },
+        get stopping() {
+          return stopping;
+        },
+        end() {
+          relays.delete(entry);
+          ended.resolve();
+        },
+      };
+    },
     async shutdown() {
       stopping = true;
       clearInterval(sweep);
       listener.close();
       for (const conn of arriving) closeQuietly(conn);
+      for (const r of relays) if (r.between) r.close();
       // Graceful: the HTTP server finishes what it answers and closes its end, which ends each
       // relay once it has passed every byte on (a second at most for a client that reads
       // nothing more).
@@ -274,6 +304,31 @@ export async function answerAndClose(conn: Deno.Conn, bytes: Uint8Array) {
   clearTimeout(timer);
   closeQuietly(conn);
 }
+
+/** Read from `conn` until `have` (and what comes) holds a whole request head: its bytes (and any
+ * after it) and where the head ends; null when the connection ends first; "too big" once past
+ * MAX_HEAD_BYTES. `onRead` is told of every read. */
+export async function readHead(
+  conn: Deno.Conn,
+  have: Uint8Array,
+  onRead?: () => void,
+): Promise<{ bytes: Uint8Array; end: number } | null | "too big"> {
+  let bytes = have;
+  let end = headEnd(bytes);
+  const buf = end < 0 ? new Uint8Array(4096) : bytes;
+  while (end < 0) {
+    if (bytes.length > MAX_HEAD_BYTES) return "too big";
+    const n = await conn.read(buf).catch(() => null);
+    if (n === null) return null;
+    onRead?.();
+    bytes = concat(bytes, buf.subarray(0, n));
+    end = headEnd(bytes);
+  }
+  return { bytes, end };
+}
+
+/** The answer to a head over MAX_HEAD_BYTES. */
+export const headTooBig = () => refusal(431, `Request head over ${MAX_HEAD_BYTES} bytes`);
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   if (a.length === 0) return b.slice();
