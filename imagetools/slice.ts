@@ -15,14 +15,7 @@ import {
   InlineImageHasher,
   SplitImageHasher,
 } from "./hashing/mod.ts";
-import {
-  CHUNKS_DIR,
-  defaultSlicesDir,
-  type ImageSource,
-  MANIFEST_FILE,
-  openImage,
-  osReason,
-} from "./image_io.ts";
+import { CHUNKS_DIR, defaultSlicesDir, MANIFEST_FILE, openImage, osReason } from "./image_io.ts";
 import {
   chunkCount,
   type ChunkEntry,
@@ -44,7 +37,8 @@ import {
 import { CompressPool, DEFAULT_ZSTD_LEVEL } from "./zstd_chunks.ts";
 import { leftoverPath, removeLeftovers } from "./leftovers.ts";
 import { fsyncPath, lstatOrNull, replaceable, swapIn } from "./slice_folder.ts";
-import { analyzeDisk, type DiskLayout, isWhollyFree, zeroFreeBlocks } from "./fs/mod.ts";
+import { analyzeDisk, type DiskLayout, isWhollyFree } from "./fs/mod.ts";
+import { readChunk, readerOf } from "./slice_read.ts";
 import { Progress, type ProgressMode } from "./kit/mod.ts";
 
 export interface SliceOptions {
@@ -106,6 +100,12 @@ export interface SliceResult {
   removedLeftovers: string[];
   seconds: number;
 }
+
+/** Bytes of chunk buffers slicing reads ahead into. WHY 4 × the default: used chunks cost
+ * compression, wholly free ones only the whole-image hashes (the MD5 one chain on one thread);
+ * disks keep their free space together (at the end, after a fresh install), so while that MD5
+ * goes through it the other core compresses the used chunks read ahead, as many as fit here. */
+const SLICE_BUFFERS = 128 * 1024 * 1024;
 
 function createHasher(
   mode: ImageHasherMode,
@@ -180,7 +180,6 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
     }
 
     const size = src.size;
-    const layout = options.raw ? undefined : await analyzeDisk(readerOf(src), size);
     const count = chunkCount(size, chunkSize);
     const entries: ChunkEntry[] = new Array(count);
     const stored = new Set<string>();
@@ -205,7 +204,11 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
 
     // After the read into these buffers no chunk byte is copied: the workers hash them in place
     // and the chunk files are written from them around the page cache.
-    const { memory, buffers: free, scratch, batch } = chunkBuffers(chunkSize, BATCH_SCRATCH);
+    const { memory, buffers: free, scratch, batch } = chunkBuffers(
+      chunkSize,
+      BATCH_SCRATCH,
+      SLICE_BUFFERS,
+    );
     const hasher = createHasher(options.hasher ?? "batch", memory, scratch, batch);
     // Each buffer's output slot: a compressing worker puts the chunk's zstd bytes there, so it
     // reads the chunk while the hashing workers read it too (compression no longer waits for
@@ -216,6 +219,7 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
     // through O_DIRECT: the fastest and steadiest of the ways measured (BENCHMARKS.md).
     const writer = new NewFileWriter({ direct: options.direct ?? true, sync });
     const waiting: ((b: Uint8Array) => void)[] = [];
+    let layout: DiskLayout | undefined;
     const release = (b: Uint8Array) => {
       const w = waiting.shift();
       if (w) w(b);
@@ -235,6 +239,8 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
     };
 
     try {
+      // Read while the workers start (each takes tens of milliseconds to boot).
+      if (!options.raw) layout = await analyzeDisk(readerOf(src), size);
       for (let i = 0; i < count && failure === undefined; i++) {
         const offset = i * chunkSize;
         const length = chunkLength({ size, chunkSize }, i);
@@ -256,22 +262,14 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
         }
         const buf = await acquire();
         const view = buf.subarray(0, length);
-        let n: number;
+        // Free blocks become zeros (unread) before anything is hashed: the manifest describes
+        // exactly the image a PC ends up with.
         try {
-          n = await src.readAt(offset, view);
+          zeroedBytes += await readChunk(src, layout, offset, view);
         } catch (err) {
           release(buf);
           throw err;
         }
-        if (n !== length) {
-          release(buf);
-          throw new Error(
-            `Cannot slice "${options.image}": it ended at byte ${offset + n}, expected ${size}`,
-          );
-        }
-        // Free blocks become zeros before anything is hashed: the manifest describes exactly
-        // the image a PC ends up with.
-        if (layout) zeroedBytes += zeroFreeBlocks(layout, offset, view);
         const zero = isAllZero(view);
         // push() posts to the hashing threads before its first await: chunks stay in order.
         const hashing = hasher.push(view, zero);
@@ -334,7 +332,7 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
         md5: whole.md5,
         sha256: whole.sha256,
         chunks,
-        ...(v2 ? { layout: { scheme: layout.scheme, volumes: layout.volumes } } : {}),
+        ...(v2 ? { layout: { scheme: layout!.scheme, volumes: layout!.volumes } } : {}),
       };
       const text = serializeManifest(manifest);
       parseManifest(text); // never write a manifest this very code would refuse
@@ -385,23 +383,6 @@ function outputSlots(buffers: Uint8Array[], chunkSize: number): Map<Uint8Array, 
   return new Map(
     buffers.map((b, k) => [b, new Uint8Array(memory.buffer, k * stride, chunkSize)]),
   );
-}
-
-/** The file-system parsers' view of an open image (reads outside the image are refused). */
-function readerOf(src: ImageSource) {
-  return async (offset: number, length: number): Promise<Uint8Array> => {
-    if (offset < 0 || length < 0 || offset + length > src.size) {
-      throw new RangeError(
-        `Cannot read ${length} bytes at offset ${offset} of "${src.path}": it is ${src.size} bytes`,
-      );
-    }
-    const buf = new Uint8Array(length);
-    const n = await src.readAt(offset, buf);
-    if (n !== length) {
-      throw new Error(`Cannot read "${src.path}": it ended at byte ${offset + n}`);
-    }
-    return buf;
-  };
 }
 
 async function writeChunk(writer: NewFileWriter, path: string, bytes: Uint8Array) {

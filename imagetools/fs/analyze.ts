@@ -9,7 +9,7 @@ import { ntfsUsedMap } from "./ntfs.ts";
 import { type Partition, readPartitionTable, TYPE_NAMES } from "./partitions.ts";
 import { ascii, NotUnderstood, type ReadAt, u16 } from "./reader.ts";
 import { swapUsedMap } from "./swap.ts";
-import { freeBytes, type UsedMap, whollyFree, zeroFree } from "./used_map.ts";
+import { freeBytes, freeRuns, type UsedMap, whollyFree, zeroFree } from "./used_map.ts";
 
 export type FsKind = "ntfs" | "ext2" | "ext3" | "ext4" | "fat12" | "fat16" | "fat32" | "swap";
 
@@ -116,6 +116,26 @@ export function zeroFreeBlocks(layout: DiskLayout, offset: number, buf: Uint8Arr
   let n = 0;
   for (const m of layout.maps) n += zeroFree(m, offset, buf);
   return n;
+}
+
+/** The runs [a, b) of [from, to) that hold bytes to keep (outside every free block), in order,
+ * with gaps of free blocks shorter than `minGap` bytes kept inside a run (one read, not two). */
+export function keptRuns(
+  layout: DiskLayout,
+  from: number,
+  to: number,
+  minGap = 0,
+): [number, number][] {
+  const free = layout.maps.flatMap((m) => freeRuns(m, from, to)).sort((x, y) => x[0] - y[0]);
+  const runs: [number, number][] = [];
+  let at = from;
+  for (const [a, b] of free) {
+    if (b - a < minGap && a > from && b < to) continue;
+    if (a > at) runs.push([at, a]);
+    at = Math.max(at, b);
+  }
+  if (at < to) runs.push([at, to]);
+  return runs;
 }
 
 /** Whether every byte of [from, to) lies in free blocks of one file system. */

@@ -6,6 +6,7 @@ export {
   type FsKind,
   isWhollyFree,
   keptBytes,
+  keptRuns,
   type Volume,
   zeroFreeBlocks,
 } from "./analyze.ts";

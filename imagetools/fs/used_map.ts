@@ -52,15 +52,13 @@ export function freeBytes(map: UsedMap): number {
   return (map.units - usedUnits(map)) * map.unitSize;
 }
 
-/**
- * Zero, in `buf` (which holds the disk's bytes from `bufOffset`), every byte of a free unit of
- * `map`; returns the bytes zeroed. A unit only partly inside `buf` is zeroed in its part.
- */
-export function zeroFree(map: UsedMap, bufOffset: number, buf: Uint8Array): number {
-  const start = Math.max(bufOffset, map.offset);
-  const end = Math.min(bufOffset + buf.length, map.offset + map.units * map.unitSize);
-  if (start >= end) return 0;
-  let zeroed = 0;
+/** The runs [a, b) of disk bytes within [from, to) that lie in free units of `map`, in order
+ * (a unit only partly inside is cut to its part). */
+export function freeRuns(map: UsedMap, from: number, to: number): [number, number][] {
+  const start = Math.max(from, map.offset);
+  const end = Math.min(to, map.offset + map.units * map.unitSize);
+  const runs: [number, number][] = [];
+  if (start >= end) return runs;
   const first = Math.floor((start - map.offset) / map.unitSize);
   const last = Math.ceil((end - map.offset) / map.unitSize);
   let u = first;
@@ -75,11 +73,24 @@ export function zeroFree(map: UsedMap, bufOffset: number, buf: Uint8Array): numb
     }
     let v = u + 1;
     while (v < last && !isUsed(map, v)) v++;
-    const a = Math.max(start, map.offset + u * map.unitSize) - bufOffset;
-    const b = Math.min(end, map.offset + v * map.unitSize) - bufOffset;
-    buf.fill(0, a, b);
-    zeroed += b - a;
+    runs.push([
+      Math.max(start, map.offset + u * map.unitSize),
+      Math.min(end, map.offset + v * map.unitSize),
+    ]);
     u = v;
+  }
+  return runs;
+}
+
+/**
+ * Zero, in `buf` (which holds the disk's bytes from `bufOffset`), every byte of a free unit of
+ * `map`; returns the bytes zeroed. A unit only partly inside `buf` is zeroed in its part.
+ */
+export function zeroFree(map: UsedMap, bufOffset: number, buf: Uint8Array): number {
+  let zeroed = 0;
+  for (const [a, b] of freeRuns(map, bufOffset, bufOffset + buf.length)) {
+    buf.fill(0, a - bufOffset, b - bufOffset);
+    zeroed += b - a;
   }
   return zeroed;
 }

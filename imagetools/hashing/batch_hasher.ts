@@ -346,12 +346,17 @@ export class ChunkBatchHasher extends Batcher<Digest> {
   }
 }
 
-/** Buffers in flight: enough to overlap reading, hashing and writing (three batches), bounded
- * to ≈ 32 MiB unless a chunk alone is bigger (then 3). Measured (bench:slice, 1 GiB, 1 MiB
- * chunks): 31 buffers 0.99 x the hash limit, 19 buffers 0.92, 11 buffers 0.77; peak RSS
- * 124, 114 and 109 MiB (the runtime and its workers are most of it). */
-function bufferCount(stride: number): number {
-  return Math.max(3, Math.min(3 * MAX_BATCH, Math.floor(32 * 1024 * 1024 / stride)));
+/** Default bytes of chunk buffers: enough to overlap reading, hashing and writing (three
+ * batches). Measured (bench:slice, 1 GiB, 1 MiB chunks): 31 buffers 0.99 x the hash limit, 19
+ * buffers 0.92, 11 buffers 0.77; peak RSS 124, 114 and 109 MiB (the runtime and its workers are
+ * most of it). */
+export const BUFFER_BUDGET = 32 * 1024 * 1024;
+
+/** Buffers in flight: `budget` bytes of them, at least 3 (a chunk alone may be bigger), at
+ * most 3 × MAX_BATCH per BUFFER_BUDGET. */
+function bufferCount(stride: number, budget: number): number {
+  const most = 3 * MAX_BATCH * Math.max(1, Math.floor(budget / BUFFER_BUDGET));
+  return Math.max(3, Math.min(most, Math.floor(budget / stride)));
 }
 
 /** Chunks per batch: a third of the buffers, in whole groups of eight SIMD lanes where possible. */
@@ -375,9 +380,13 @@ export interface ChunkBuffers {
  * workers read them in place (shared, and WebAssembly hashes them where they are) and files can
  * be written from them around the page cache (aligned), so no chunk byte is copied after the read.
  */
-export function chunkBuffers(chunkSize: number, scratchBytes: number): ChunkBuffers {
+export function chunkBuffers(
+  chunkSize: number,
+  scratchBytes: number,
+  budget = BUFFER_BUDGET,
+): ChunkBuffers {
   const stride = Math.ceil((chunkSize + MD5_PAD_ROOM) / DIRECT_ALIGN) * DIRECT_ALIGN;
-  const count = bufferCount(stride);
+  const count = bufferCount(stride, budget);
   const memory = alignedMemory(stride * count + scratchBytes, { shared: true });
   return {
     memory,
@@ -386,6 +395,7 @@ export function chunkBuffers(chunkSize: number, scratchBytes: number): ChunkBuff
       (_, k) => new Uint8Array(memory.buffer, k * stride, chunkSize),
     ),
     scratch: stride * count,
-    batch: batchSize(count),
+    // A bigger budget is for running ahead, not for bigger messages: the default's batch.
+    batch: batchSize(bufferCount(stride, Math.min(budget, BUFFER_BUDGET))),
   };
 }
