@@ -6,8 +6,14 @@ import { DEFAULT_ZSTD_LEVEL, MANIFEST_FORMAT_V3, sliceImage } from "./mod.ts";
 import { openImage } from "./image_io.ts";
 import { readChunk } from "./slice_read.ts";
 import { expectedManifest, mulberry32, withTempDir } from "./testkit.ts";
-import { analyzeDisk, type DiskLayout, isWhollyFree, keptRuns, zeroFreeBlocks } from "./fs/mod.ts";
-import { bytesReader } from "./fs/reader.ts";
+import {
+  analyzeDisk,
+  bytesReader,
+  type DiskLayout,
+  isWhollyFree,
+  keptRuns,
+  zeroFreeBlocks,
+} from "./fs/mod.ts";
 import { fillPlan, makeDisk, makeExt4, makeSwap } from "./fs/testkit.ts";
 import { serializeManifest } from "./manifest.ts";
 
