@@ -194,14 +194,14 @@ export async function rogue(
   lab: HostileLab,
   name: string,
   capacity: number,
-  answer: () => Response,
+  answer: (req: Request) => Response | Promise<Response>,
 ) {
   let requests = 0;
   let manifestRequests = 0;
   const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
     if (new URL(req.url).pathname === "/v1/manifest") manifestRequests++;
     else requests++;
-    return answer();
+    return answer(req);
   });
   const session = await rawSession(lab.url);
   session.send({

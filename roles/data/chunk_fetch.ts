@@ -21,7 +21,7 @@ import type { BufferPool } from "./buffer_pool.ts";
 import { decodeZstdFrame, frameFor } from "./chunk_frames.ts";
 import { answerLength, bitmapLength, blockDigests, blocksOf, blockSpan } from "./delta.ts";
 import { ReceiveError } from "./receive_error.ts";
-import { chunkDeadlineMs, type InFlight } from "./in_flight.ts";
+import { chunkDeadlineMs, headDeadlineMs, type InFlight } from "./in_flight.ts";
 
 export {
   chunkDeadlineMs,
@@ -131,7 +131,12 @@ export class ChunkFetch {
     let res: Response | undefined;
     let reader: ReadableStreamBYOBReader | undefined;
     try {
+      // Only a stream's head is timed: a single chunk's waits for a relay's chunk (waitMs).
+      req.deadline = performance.now() + headDeadlineMs(req.pace);
+      req.head = true;
       res = await this.#open(url, url, req);
+      req.deadline = Infinity;
+      req.head = false;
       if (!res.body) throw new ReceiveError("server-gone", `Cannot fetch ${url}: empty body`);
       const inFrames = res.headers.get(FRAMED_HEADER) === "1";
       reader = res.body.getReader({ mode: "byob" });
@@ -318,6 +323,13 @@ export class ChunkFetch {
     index: number,
   ): Error {
     if (err instanceof ReceiveError || err instanceof FetchCancelled) return err;
+    if (req.slow && req.head) {
+      return new ReceiveError(
+        "too-slow",
+        `Cannot fetch ${what}: no answer within ${headDeadlineMs(req.pace)} ms of the request`,
+        { index, cause: err },
+      );
+    }
     if (req.slow) {
       return new ReceiveError(
         "too-slow",

@@ -223,6 +223,28 @@ Deno.test("ChunkFetch: a trickle that keeps the idle timer happy is cut at the c
   }
 });
 
+Deno.test("ChunkFetch: a server that takes a stream and never answers is cut at the head's deadline", async () => {
+  // No response head at all (a rogue that accepts and keeps quiet): long before the idle
+  // timer's 10 s, at twice the 30 ms grace.
+  const never: ChunkFetchOptions["fetch"] = (_url, init) =>
+    new Promise((_, reject) =>
+      init!.signal!.addEventListener("abort", () => reject(new Error("aborted")))
+    );
+  const { c } = client(never);
+  const req = newInFlight(10_000, { minRate: 100_000, graceMs: 30 });
+  const stop = watchIdle(new Set([req]), 10_000);
+  try {
+    const err = await failure(c.run([4, 5], new BufferPool(1, CHUNK), req, () => {}));
+    assert.equal(err.reason, "too-slow");
+    assert.equal(
+      err.message,
+      `Cannot fetch chunk 4 of "fetch.img" from http://peer:8081/v1/stream?from=4&to=6: no answer within 60 ms of the request`,
+    );
+  } finally {
+    stop();
+  }
+});
+
 Deno.test("ChunkFetch: a request aborted for another's failure is FetchCancelled, else server-gone", async () => {
   let cancelled = false;
   const { c, touched } = client(fixed(stalling(10)).fetch, { cancelled: () => cancelled });

@@ -12,6 +12,8 @@ export interface InFlight {
   deadline: number;
   /** Set when the deadline (not the idle timer) cut the request. */
   slow: boolean;
+  /** The deadline running is the response head's (headDeadlineMs), not a chunk's. */
+  head?: boolean;
   pace: ChunkPace;
 }
 
@@ -55,6 +57,13 @@ export function watchIdle(active: Set<InFlight>, timeoutMs: number): () => void 
     }
   }, Math.max(10, Math.min(250, timeoutMs / 4)));
   return () => clearInterval(ticker);
+}
+
+/** Milliseconds a stream's response head may take: a chunk server answers a stream's head at
+ * once (a relay waits for chunks inside the body), so a server that accepts and says nothing
+ * is given up on in seconds, not at the idle timer's minute. Twice the grace, as on a busy PC. */
+export function headDeadlineMs(pace: ChunkPace): number {
+  return 2 * pace.graceMs;
 }
 
 /** Milliseconds a chunk of `bytes` may take from its first byte at the minimum rate. */
