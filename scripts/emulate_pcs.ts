@@ -245,9 +245,10 @@ export async function emulatePcs(o: EmulateOptions): Promise<Emulation> {
                 seconds: (performance.now() - t0) / 1000,
               });
             }, (o.readback ?? 0.5) * 1000);
-            // As often as the real client: the master's stall rule (1 s without a byte while the
-            // upstream moves) assumes it; at one report a second, any report late under load
-            // made a PC "stalled", and a demoted PC at a chain's tail held up every later one.
+            // As often as the real client (the master's pace): the stall rule (2 reports without a
+            // byte while the upstream moves) assumes it; at one report a second against the half
+            // second's thresholds, any report late under load made a PC "stalled", and a demoted
+            // PC at a chain's tail held up every later one.
           };
           tick = setInterval(() => report(), every);
           timers.add(tick);

@@ -46,7 +46,9 @@
 // says U is the problem, and moving more PCs away from U would only shuffle the chain). A chain's
 // head under a source with nothing to compare to (one chain, no other clients) is not judged.
 //
-// Thresholds, from the emulated lab (LAB-FACTS.md; 100 Mbit/s ports, tbf, 1 MiB chunks):
+// Thresholds, from the emulated lab (LAB-FACTS.md; 100 Mbit/s ports, tbf, 1 MiB chunks), for
+// reports every half second; a room past 500 PCs reports less often and the time-based ones
+// (window, stallAfter, scanEvery) stretch with it (report_pace.ts):
 // - probeShare 0.25 of the median, and only when the median probe is below probeCeiling
 //   (200 MB/s): a port negotiated down runs at a tenth (10 of 100 Mbit/s, 100 of 1000), while
 //   a 1 MiB probe that takes under 5 ms (faster than any 1 Gbit/s port: loopback, one host) is
