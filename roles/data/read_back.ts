@@ -13,6 +13,7 @@ import {
   verifyChunks,
 } from "../../imagetools/mod.ts";
 import { HASH_ALGOS } from "../../imagetools/hashing/mod.ts";
+import { allocAligned } from "../../imagetools/kit/mod.ts";
 
 /** Bytes written at offset `at` of a chunk (a copy): read back and compared. */
 export interface WrittenRun {
@@ -31,6 +32,8 @@ export class VerifyBehind {
   /** Settles when the queue is empty (never rejects). */
   #done: Promise<void> = Promise.resolve();
   #stopped = false;
+  /** One buffer for every read, page-aligned: the target reads it around the page cache. */
+  #buf?: Uint8Array;
 
   constructor(
     private readonly target: ImageReader,
@@ -48,7 +51,7 @@ export class VerifyBehind {
     if (this.#queue.length > 1) return; // The running loop takes it.
     this.#done = (async () => {
       const m = this.manifest;
-      const buf = new Uint8Array(m.chunkSize);
+      const buf = this.#buf ??= allocAligned(m.chunkSize);
       try {
         while (this.#queue.length > 0 && !this.#stopped) {
           const [i, runs] = this.#queue[0];

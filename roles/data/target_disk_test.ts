@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { allocAligned } from "../../imagetools/kit/mod.ts";
 import { openTarget } from "./target_disk.ts";
 
 Deno.test("openTarget creates a missing file at the image size, reading as zeros", async () => {
@@ -149,4 +150,26 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("readAt into aligned memory reads the disk around the cache, the unaligned tail too", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const size = 3 * 65536 + 1000; // the last bytes are not a whole 4 KiB block
+    const image = new Uint8Array(size).map((_, i) => (i * 7 + (i >> 12)) & 255);
+    const t = await openTarget(join(dir, "disk"), size, "games.img");
+    await t.writeAt(0, image);
+    for (const [at, length] of [[0, 65536], [65536, 2 * 65536 + 1000], [4096, 100]]) {
+      const into = allocAligned(length);
+      assert.equal(await t.readAt(at, into), length);
+      assert.deepEqual(into, image.subarray(at, at + length));
+    }
+    // Past the end: what there is.
+    const into = allocAligned(65536);
+    assert.equal(await t.readAt(3 * 65536, into), 1000);
+    assert.deepEqual(into.subarray(0, 1000), image.subarray(3 * 65536));
+    t.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
