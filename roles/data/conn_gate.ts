@@ -11,7 +11,9 @@
 // past 75 s), so a student's idle sockets held a chunk server's descriptors until it had none
 // left. node:http has the timeouts, but answered small requests at about a quarter of
 // Deno.serve's rate (front_door.ts). The relay costs a chunk server about 0.4 CPU s a GiB
-// (loopback, 1 GiB/s direct vs 0.75 GiB/s relayed): far below a PC port's rate.
+// (loopback, 1 GiB/s direct vs 0.75 GiB/s relayed): little for requests, but a third of a
+// relay's CPU budget for its bulk bytes, so a chunk server answers those itself on the
+// accepted connection (direct_http.ts).
 import type { Logger } from "../../imagetools/kit/mod.ts";
 import { headEnd, MAX_HEAD_BYTES, refusal } from "../protocol/mod.ts";
 import { AcceptBackoff } from "./accept_backoff.ts";
