@@ -23,13 +23,15 @@ import type { ServeHandler } from "./serve_guard.ts";
 /** Pieces up to this size go out in one write with what precedes them (a head, a chunk-size
  * line): a copy of a few KiB costs less than a write. */
 const COALESCE = 16 * 1024;
-const CHUNK_PREFIX = `GET ${DATA_PATHS.chunk.slice(0, DATA_PATHS.chunk.indexOf(":"))}`;
+/** The chunk route's path up to its index ("/v1/chunks/"). */
+const CHUNK_PATH = DATA_PATHS.chunk.slice(0, DATA_PATHS.chunk.indexOf(":"));
 const encoder = new TextEncoder();
+const latin1 = new TextDecoder("latin1");
 
 /** Does this first head look like a data GET (decided for sure by `isDataGet`)? */
 export function looksLikeDataGet(bytes: Uint8Array): boolean {
-  const line = new TextDecoder("latin1").decode(bytes.subarray(0, 24));
-  return line.startsWith(CHUNK_PREFIX) || line.startsWith(`GET ${DATA_PATHS.stream}`) ||
+  const line = latin1.decode(bytes.subarray(0, 24));
+  return line.startsWith(`GET ${CHUNK_PATH}`) || line.startsWith(`GET ${DATA_PATHS.stream}`) ||
     line.startsWith(`GET ${DATA_PATHS.image}`);
 }
 
@@ -41,7 +43,7 @@ export function isDataGet(head: RequestHead): boolean {
   if ((h.get("content-length") ?? "0") !== "0") return false;
   const path = head.target.split("?")[0];
   return path === DATA_PATHS.stream || path === DATA_PATHS.image ||
-    (path.startsWith(CHUNK_PREFIX.slice(4)) && path.length > CHUNK_PREFIX.length - 4);
+    (path.startsWith(CHUNK_PATH) && path.length > CHUNK_PATH.length);
 }
 
 /** Serve data GETs on `conn` from its first head (`bytes`, head ending at `end`) until it closes

@@ -176,13 +176,15 @@ export class MasterCore {
     if ("error" in claim) return this.reject(session, claim.error);
     const { mac, bound, holder } = claim;
     const record = (id: string) => this.peers.get(id) ?? this.#departed.get(id);
+    // The hello of a PC that booted from here takes its booting placeholder's place.
+    const replacesBoot = !!mac && this.peers.get(mac)?.state === "booting";
     // Full: only a hello that adds no record (its own, or the booting placeholder it replaces).
     const max = config.maxPeers ?? MAX_PEERS;
-    if (this.peers.size >= max && !this.peers.has(uniqueId(record, msg.name, address, mac))) {
-      if (!(mac && this.peers.get(mac)?.state === "booting")) return this.#full(session, max);
-    }
+    const full = this.peers.size >= max && !replacesBoot &&
+      !this.peers.has(uniqueId(record, msg.name, address, mac));
+    if (full) return this.#full(session, max);
     if (holder) holder.mac = undefined; // an unbound claim gives way to the PC that booted
-    if (mac && this.peers.get(mac)?.state === "booting") this.peers.delete(mac);
+    if (replacesBoot) this.peers.delete(mac!);
     const id = uniqueId(record, msg.name, address, mac);
     const host = address.includes(":") ? `[${address}]` : address;
     const url = msg.url ?? (msg.port ? `http://${host}:${msg.port}` : undefined);

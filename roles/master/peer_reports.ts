@@ -49,14 +49,12 @@ export function takeReport(
         ctx.apply({ type: "progress", id: peer.id, bytes: msg.bytes, at: now });
       }
       return;
-    case "received":
+    case "received": {
       // A waiting client this run assigned was requeued (demoted, or its server moved on) while
       // its fetch from the server it had went on to the end: its bytes are as good (it proves
       // them like any other), and refusing them left a finished PC that could never count.
-      if (
-        peer.role !== "client" ||
-        (peer.state !== "receiving" && (peer.state !== "waiting" || peer.assignedAt === undefined))
-      ) {
+      const requeued = peer.state === "waiting" && peer.assignedAt !== undefined;
+      if (peer.role !== "client" || (peer.state !== "receiving" && !requeued)) {
         return `Unexpected "received" from ${peer.state} peer "${peer.id}"`;
       }
       peer.state = "verifying";
@@ -67,6 +65,7 @@ export function takeReport(
       ctx.apply({ type: "client-received", id: peer.id, at: now });
       ctx.received(peer);
       return;
+    }
     case "verified":
       if (peer.role !== "client" || peer.state !== "verifying") {
         return `Unexpected "verified" from ${peer.state} peer "${peer.id}"`;
