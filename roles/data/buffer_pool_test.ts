@@ -33,3 +33,14 @@ Deno.test("BufferPool replaces a lost or foreign buffer with a fresh one of its 
   pool.release(new ArrayBuffer(8));
   assert.equal((await pool.acquire()).byteLength, 32);
 });
+
+Deno.test("BufferPool: a buffer lent out and given back takes the place of the next one lent", async () => {
+  const pool = new BufferPool(1, 16);
+  const a = await pool.acquire();
+  pool.release(null); // lent out: a fresh one takes its place
+  const b = await pool.acquire();
+  assert.notEqual(b, a);
+  pool.giveBack(a);
+  pool.release(null); // b lent out: a takes its place, nothing allocated
+  assert.equal(await pool.acquire(), a);
+});

@@ -21,51 +21,86 @@ export interface WrittenRun {
   bytes: Uint8Array;
 }
 
+/** A verified chunk's bytes, lent to verify-behind until its read-back is compared; `release`
+ * hands the memory back (to the transfer's buffer pool). */
+export interface VerifiedBytes {
+  bytes: Uint8Array;
+  release(): void;
+}
+
+/** Verified chunks verify-behind holds at once to compare with, in bytes. Its queue is mostly
+ * a chunk or two behind the writes, so a few MiB would do; 32 MiB covers a disk that lags some
+ * 0.25 s at 125 MB/s and stays small beside a lab PC's memory. Past it a chunk is hashed. */
+export const COMPARE_HOLD_BYTES = 32 << 20;
+
 /**
  * Verify-behind: chunks read back one at a time in the background after they were written, so
  * the read-back at the end is short (12 PCs reading a whole disk back at the end on 2 cores
  * cost 0.7-3.7 s). A chunk counts as read back only if it is still held when its read ends.
+ * The disk's bytes must equal verified bytes: compared with the chunk's verified buffer while
+ * verify-behind holds it (memcmp, ~50 GB/s here), else hashed (SHA-256, ~1.5 GB/s: 0.55-0.65
+ * CPU s/GB of a relay's budget).
  */
 export class VerifyBehind {
   #ok: Uint8Array;
-  #queue: [number, readonly WrittenRun[] | undefined][] = [];
+  #queue: [number, readonly WrittenRun[] | undefined, VerifiedBytes | undefined][] = [];
   /** Settles when the queue is empty (never rejects). */
   #done: Promise<void> = Promise.resolve();
   #stopped = false;
   /** One buffer for every read, page-aligned: the target reads it around the page cache. */
   #buf?: Uint8Array;
+  #holding = 0;
+  readonly #holdMax: number;
 
   constructor(
     private readonly target: ImageReader,
     private readonly manifest: Manifest,
     private readonly stillHeld: (index: number) => boolean,
+    holdBytes = COMPARE_HOLD_BYTES,
   ) {
     this.#ok = new Uint8Array(manifest.chunks.length);
+    this.#holdMax = Math.max(1, Math.floor(holdBytes / manifest.chunkSize));
   }
 
   /** Read chunk `index` back soon (it was just written); with `runs` (a delta's writes: the
-   * rest of the chunk was read from this target and verified whole), only those, compared. */
-  queue(index: number, runs?: readonly WrittenRun[]): void {
-    if (this.#stopped) return;
-    this.#queue.push([index, runs]);
-    if (this.#queue.length > 1) return; // The running loop takes it.
+   * rest of the chunk was read from this target and verified whole), only those, compared.
+   * `verified`: the chunk's verified bytes, compared with in place of hashing if there is room
+   * to hold them; returns whether they were taken (then `release` is called once compared). */
+  queue(index: number, runs?: readonly WrittenRun[], verified?: VerifiedBytes): boolean {
+    if (this.#stopped) return false;
+    const take = !runs && verified !== undefined && this.#holding < this.#holdMax;
+    if (take) this.#holding++;
+    this.#queue.push([index, runs, take ? verified : undefined]);
+    if (this.#queue.length > 1) return take; // The running loop takes it.
     this.#done = (async () => {
       const m = this.manifest;
       const buf = this.#buf ??= allocAligned(m.chunkSize);
       try {
         while (this.#queue.length > 0 && !this.#stopped) {
-          const [i, runs] = this.#queue[0];
-          const ok = runs ? await this.#same(i, runs, buf) : await this.#good(i, buf);
+          const [i, runs, verified] = this.#queue[0];
+          const ok = runs
+            ? await this.#same(i, runs, buf)
+            : verified
+            ? await this.#same(i, [{ at: 0, bytes: verified.bytes }], buf)
+            : await this.#good(i, buf);
           if (ok && this.stillHeld(i)) this.#ok[i] = 1;
-          this.#queue.shift();
+          this.#release(this.#queue.shift()?.[2]);
         }
       } catch {
         // The target failed or was closed: stop; the final read-back checks whatever is left.
         this.#stopped = true;
       } finally {
+        for (const [, , verified] of this.#queue) this.#release(verified);
         this.#queue.length = 0;
       }
     })();
+    return take;
+  }
+
+  #release(verified: VerifiedBytes | undefined): void {
+    if (!verified) return;
+    this.#holding--;
+    verified.release();
   }
 
   async #good(i: number, buf: Uint8Array): Promise<boolean> {
@@ -80,7 +115,12 @@ export class VerifyBehind {
     for (const { at, bytes } of runs) {
       const view = buf.subarray(0, bytes.length);
       const n = await this.target.readAt(chunkOffset(this.manifest, i) + at, view);
-      if (n !== bytes.length || !Buffer.from(view.buffer, view.byteOffset, n).equals(bytes)) {
+      if (
+        n !== bytes.length ||
+        !Buffer.from(view.buffer, view.byteOffset, n).equals(
+          Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length),
+        )
+      ) {
         return false;
       }
     }

@@ -90,3 +90,70 @@ Deno.test("badOnTarget: a target that ends early or fails to read is an error, n
   failing.readAt = () => Promise.reject(new Error("Input/output error"));
   await assert.rejects(badOnTarget(failing, m, [1], { md5: true }), /Input\/output error/);
 });
+
+/** Chunk `i`'s verified bytes, lent as a transfer lends its buffer: counts its release. */
+function lend(i: number, released: number[]) {
+  return {
+    bytes: image.slice(i * CHUNK, i * CHUNK + chunkLength(m, i)),
+    release: () => void released.push(i),
+  };
+}
+
+Deno.test("VerifyBehind compares the read-back with the verified bytes it holds: a differing disk is caught", async () => {
+  const t = targetWithImage();
+  t.bytes[3 * CHUNK + 100] ^= 4; // chunk 3 went bad on the way to the disk
+  t.bytes[5 * CHUNK + 299] ^= 1; // and the short last chunk's last byte
+  let reads = 0;
+  const readAt = t.readAt.bind(t);
+  const behind = new VerifyBehind(t, m, () => true);
+  const released: number[] = [];
+  // Reads the disk, but the verified buffer, not the manifest's SHA-256, decides.
+  t.readAt = (offset, into) => (reads++, readAt(offset, into));
+  for (const i of [0, 1, 3, 4, 5]) {
+    assert.equal(behind.queue(i, undefined, lend(i, released)), true);
+  }
+  await behind.settle();
+  assert.equal(reads, 5);
+  assert.deepEqual(released, [0, 1, 3, 4, 5]); // every buffer back, once
+  assert.deepEqual(behind.takeUnchecked(), [2, 3, 5]);
+
+  // Verified bytes that are not the manifest's (they never are, but the disk must equal what
+  // was verified): the disk holding the manifest's bytes is not confirmed either.
+  const wrong = { bytes: image.slice(0, CHUNK), release: () => {} };
+  wrong.bytes[9] ^= 1;
+  t.bytes.set(image);
+  behind.queue(0, undefined, wrong);
+  await behind.settle();
+  assert.deepEqual(behind.takeUnchecked(), [0, 1, 2, 3, 4, 5]);
+});
+
+Deno.test("VerifyBehind hashes what it has no room to hold: the buffer stays with the transfer", async () => {
+  const t = targetWithImage();
+  t.bytes[4 * CHUNK + 7] ^= 1; // chunk 4 went bad on the way to the disk
+  // Room for one chunk's bytes: held while its read is queued, the next two are hashed.
+  const behind = new VerifyBehind(t, m, () => true, CHUNK);
+  const released: number[] = [];
+  assert.equal(behind.queue(0, undefined, lend(0, released)), true);
+  assert.equal(behind.queue(1, undefined, lend(1, released)), false);
+  assert.equal(behind.queue(4, undefined, lend(4, released)), false);
+  await behind.settle();
+  assert.deepEqual(released, [0]); // only the one it took
+  assert.deepEqual(behind.takeUnchecked(), [2, 3, 4, 5]);
+  // Room again once the first was compared: taken.
+  assert.equal(behind.queue(5, undefined, lend(5, released)), true);
+  await behind.settle();
+  assert.deepEqual(released, [0, 5]);
+  assert.deepEqual(behind.takeUnchecked(), [0, 1, 2, 3, 4]);
+});
+
+Deno.test("VerifyBehind gives back every buffer it holds when the target fails", async () => {
+  const t = targetWithImage();
+  t.readAt = () => Promise.reject(new Error("closed"));
+  const behind = new VerifyBehind(t, m, () => true);
+  const released: number[] = [];
+  for (const i of [0, 1, 3]) behind.queue(i, undefined, lend(i, released));
+  await behind.settle();
+  assert.deepEqual(released, [0, 1, 3]);
+  assert.equal(behind.queue(4, undefined, lend(4, released)), false); // stopped: not taken
+  assert.deepEqual(behind.takeUnchecked(), [0, 1, 2, 3, 4, 5]);
+});

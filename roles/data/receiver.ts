@@ -410,12 +410,13 @@ export class Receiver implements ChunkSource {
       received: (index, n) => this.#countBytes(index, n),
       touched: (index) => this.#attempted[index] = 1,
       badChunk: () => this.#badChunks++,
-      written: (index, stored, runs) => {
+      written: (index, stored, runs, verified) => {
         if (stored) this.#keep(index, stored);
         this.#held.mark(index);
         this.#live.end(index);
-        this.#behind.queue(index, runs);
+        const lent = this.#behind.queue(index, runs, verified);
         this.#progress();
+        return lent;
       },
       progress: () => this.#progress(),
       scan: () => this.#scan,

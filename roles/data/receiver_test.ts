@@ -549,3 +549,33 @@ Deno.test("chunks a format 2 manifest marks free are neither sent nor written; r
   assert.equal(r.stats().heldChunks, 24);
   assert.deepEqual(await r.readBack(), []);
 });
+
+Deno.test("a chunk the disk took wrong is caught by verify-behind's compare and refetched", async () => {
+  await withFixture(async (f) => {
+    const server = await startChunkServer({ source: f.src, hostname: "127.0.0.1" });
+    const r = await newReceiver(f, "disk");
+    const path = join(f.dir, "disk");
+    const writeAt = r.target.writeAt.bind(r.target);
+    let flipped = false;
+    // The disk takes chunk 7's first write with one bit wrong (the verified buffer is right).
+    r.target.writeAt = (offset, data) => {
+      if (flipped || offset !== 7 * CHUNK) return writeAt(offset, data);
+      flipped = true;
+      const bad = data.slice();
+      bad[1234] ^= 0x10;
+      return writeAt(offset, bad);
+    };
+    try {
+      await r.fetchFrom(server.url);
+      assert.ok(flipped);
+      assert.deepEqual(await r.readBack(), [7]);
+      assert.deepEqual(r.missing(), [7]);
+      await r.fetchFrom(server.url);
+      assert.deepEqual(await r.readBack(), []);
+      assert.deepEqual(await Deno.readFile(path), f.image);
+    } finally {
+      r.target.close();
+      await server.close();
+    }
+  });
+});

@@ -26,7 +26,7 @@ import type { LiveChunks } from "./live_chunks.ts";
 import { isBadChunk, ReceiveError } from "./receive_error.ts";
 import type { TargetDisk } from "./target_disk.ts";
 import type { TargetScan } from "./target_scan.ts";
-import { readOwn, type WrittenRun } from "./read_back.ts";
+import { readOwn, type VerifiedBytes, type WrittenRun } from "./read_back.ts";
 
 export interface FetchOptions {
   signal?: AbortSignal;
@@ -67,8 +67,14 @@ export interface TransferHost {
   badChunk(): void;
   /** Chunk `index` is verified and written: mark it held (and read it back behind); `stored`:
    * the zstd bytes it came as (a relay sends them on); `runs`: a delta's writes (copies), read
-   * back in place of the whole chunk. */
-  written(index: number, stored?: Uint8Array, runs?: readonly WrittenRun[]): void;
+   * back in place of the whole chunk; `verified`: the chunk's verified bytes, lent to compare
+   * the read-back with (true: taken, they are released later; else the buffer is reused). */
+  written(
+    index: number,
+    stored?: Uint8Array,
+    runs?: readonly WrittenRun[],
+    verified?: VerifiedBytes,
+  ): boolean | void;
   progress(): void;
   /** The scan of what the target holds, if one ran (chunks it has not judged wait for it). */
   scan?(): TargetScan | undefined;
@@ -195,7 +201,7 @@ export class Transfer {
       if (bad.length > h.maxBad) fail(err);
     };
     const stage = (index: number, got: Received, delta: boolean) => {
-      const p = this.#verifyAndWrite(base, index, got, hasher)
+      const p = this.#verifyAndWrite(base, index, got, hasher, pool)
         .then((buf) => pool.release(buf), (err) => {
           pool.release(null);
           h.live.end(index, (err as Error).message);
@@ -347,13 +353,15 @@ export class Transfer {
     );
   }
 
-  /** Check MD5 (on the worker) and SHA-256, then write. Resolves to the buffer to reuse. */
+  /** Check MD5 (on the worker) and SHA-256, then write. Resolves to the buffer to reuse, or
+   * null when verify-behind took it (lent from `pool`, given back once compared). */
   async #verifyAndWrite(
     base: string,
     index: number,
     got: Received,
     hasher: Md5Hasher | undefined,
-  ): Promise<ArrayBuffer> {
+    pool: BufferPool,
+  ): Promise<ArrayBuffer | null> {
     const h = this.host;
     const m = h.manifest;
     const entry = m.chunks[index];
@@ -414,17 +422,24 @@ export class Transfer {
     // A delta's runs are read back and compared with copies of what was written (the rest of
     // the chunk was read from this target and verified whole): 0.6 s of SHA-256 and 850 MB of
     // reads in a 4 GiB re-image's client, had verify-behind checked each patched chunk whole.
-    h.written(
+    // A whole chunk's read-back is compared with its verified bytes, this very buffer, while
+    // verify-behind has room to hold it (no copy, no second SHA-256).
+    const done = buffer;
+    const lent = h.written(
       index,
       got.stored,
       got.patched
         ? runs.map(([at, len]) => ({ at, bytes: new Uint8Array(buffer, at, len).slice() }))
         : undefined,
+      got.patched ? undefined : {
+        bytes: new Uint8Array(done, 0, length),
+        release: () => pool.giveBack(done),
+      },
     );
     if (this.#first) {
       this.#first = false;
       h.log("fetch.first", { peer: h.peerId, server: base, index });
     }
-    return buffer;
+    return lent === true ? null : buffer;
   }
 }
