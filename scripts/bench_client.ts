@@ -5,6 +5,8 @@
 //   (c) this machine's hash limit: MD5 + SHA-256 of the same bytes in memory, one thread
 //   (d) a relay (scripts/bench_relay.ts): a receiver that serves each verified chunk on to one
 //       downstream receiver at the same time; its CPU seconds per GB relayed
+//   (e) the loopback floor (scripts/bench_floor.ts): a plain TCP sender of as many bytes, its
+//       CPU s/GB: what serving costs on loopback before any of Cascade's own work
 // Prints medians: MB/s, ratio to curl, ratio to the hash limit, CPU seconds per GB, and the
 // client's read-back after the fetch. --compare DIR adds the receiver of another checkout (its
 // roles/data/mod.ts) in the same harness, alternating with this one: an A/B of two versions (the
@@ -22,6 +24,7 @@ import { writeSlices } from "../roles/data/testkit.ts";
 import type * as DataRoom from "../roles/data/mod.ts";
 import { imageUrl } from "../roles/protocol/mod.ts";
 import { relayChild, relayRun, type RelaySample } from "./bench_relay.ts";
+import { floorRun, type FloorSample } from "./bench_floor.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLK_TCK = 100; // Linux USER_HZ: /proc times are in 1/100 s on every mainstream kernel.
@@ -409,6 +412,7 @@ async function main(): Promise<number> {
     const relayCodes = [ROOT, ...variants.filter((v) => v.code !== ROOT).map((v) => v.code)];
     const relaysOf: RelaySample[][] = relayCodes.map(() => []);
     const relays = relaysOf[0];
+    const floors: FloorSample[] = [];
     const target = join(dir, "target.img");
     const relayTarget = join(dir, "relay.img");
     for (let i = 0; i < runs; i++) {
@@ -474,6 +478,7 @@ async function main(): Promise<number> {
           } MB/s to its downstream, ${(r.cpu / (size / 1e9)).toFixed(2)} CPU s/GB`,
         );
       }
+      floors.push(await floorRun(size));
       if (i === 0) {
         await run("cmp", [image, relayTarget], "comparing the relay's image");
         await run("cmp", [image, target], "comparing the relay's downstream image");
@@ -526,6 +531,12 @@ async function main(): Promise<number> {
         median(rs.map((r) => r.cpu)) / gb,
       )
     );
+    row(
+      "loopback floor: a plain TCP sender of as many bytes",
+      null,
+      size / 1e6 / median(floors.map((f) => f.seconds)),
+      median(floors.map((f) => f.cpu)) / gb,
+    );
     row("hash limit: MD5 + SHA-256 in memory, 1 thread", null, hashRate, hashSeconds / gb);
     row(
       "  the same, MD5 on a worker (the client's split)",
@@ -566,11 +577,18 @@ async function main(): Promise<number> {
         } MB/s here.`,
     );
     const relayCpu = median(relays.map((r) => r.cpu)) / gb;
+    const floorCpu = median(floors.map((f) => f.cpu)) / gb;
     console.log(
       `A relay at 1 Gbit/s (125 MB/s in and out) needs ${(relayCpu * 0.125 * 100).toFixed(0)}% ` +
         `of one core; it ran at ${
           (size / 1e6 / median(relays.map((r) => r.seconds))).toFixed(0)
         } MB/s here (its downstream's rate).`,
+    );
+    console.log(
+      `Its serving over receiving alone: ${(relayCpu - cpuPerGb).toFixed(2)} CPU s/GB, of which ` +
+        `the loopback floor (a plain sender's) is ${floorCpu.toFixed(2)}: ${
+          (relayCpu - cpuPerGb - floorCpu).toFixed(2)
+        } is the relay's own.`,
     );
     console.log(
       "Notes: the client's time is fetchFrom's (process start excluded; read-back s is the " +
@@ -579,7 +597,8 @@ async function main(): Promise<number> {
         "client's threads); the server's is shown apart. The client skips writing zero chunks " +
         "on a fresh target, curl writes them. The relay row: its MB/s is the downstream's, its CPU " +
         "s/GB the relay process's (receive, verify, write, and serve every chunk once) per GB of " +
-        "image; the server CPU is the source's.",
+        "image; the server CPU is the source's. The loopback floor's CPU s/GB is its sender's alone " +
+        "(on loopback it includes the kernel's receive side, which a NIC leaves to the other PC).",
     );
     return 0;
   } finally {

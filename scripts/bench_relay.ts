@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type * as DataRoom from "../roles/data/mod.ts";
 import { issueTicket, ticketValid } from "../roles/protocol/mod.ts";
+import { jsonLines } from "./child_lines.ts";
 
 /** Child mode: receive from `url` onto `target` and serve it on; print the URL, then stats. */
 export async function relayChild(args: {
@@ -102,18 +103,7 @@ export async function relayRun(o: {
     stderr: "inherit",
   }).spawn();
   const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = "";
-  const nextLine = async (what: string): Promise<Record<string, number | string>> => {
-    while (!buffered.includes("\n")) {
-      const { value, done } = await lines.read();
-      if (done) throw new Error(`The relay exited before it printed ${what}`);
-      buffered += value;
-    }
-    const at = buffered.indexOf("\n");
-    const line = buffered.slice(0, at);
-    buffered = buffered.slice(at + 1);
-    return JSON.parse(line);
-  };
+  const nextLine = jsonLines(lines, "The relay");
   try {
     const { url } = await nextLine("its URL");
     const c0 = await o.cpuSeconds(child.pid);
