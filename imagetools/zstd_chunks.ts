@@ -100,6 +100,11 @@ export class CompressPool {
     this.#workers = Array.from({ length: threads }, () => new WorkerRpc(WORKER_SOURCE, "compress"));
   }
 
+  /** Chunks given to the workers and not compressed yet. */
+  get queued(): number {
+    return this.#workers.reduce((n, w) => n + w.inFlight, 0);
+  }
+
   /** Compress `view` into `into` (both in SharedArrayBuffers, `into` at least as long):
    * resolves to the compressed length now in `into`'s first bytes, or 0 when it did not shrink
    * (`into` is then unchanged). The caller must not change `view` or touch `into` until this

@@ -4,7 +4,6 @@
 import {
   chunkLength,
   chunkOffset,
-  compressChunk,
   imageIdOf,
   type ImageSource,
   type Manifest,
@@ -16,6 +15,7 @@ import {
 } from "../../imagetools/mod.ts";
 import { formatBytes } from "../../imagetools/kit/mod.ts";
 import type { ChunkFeed } from "./live_chunks.ts";
+import { ServePacker } from "./serve_pack.ts";
 
 export { type ChunkFeed, ChunkFeedFailed } from "./live_chunks.ts";
 
@@ -134,10 +134,6 @@ export async function openSlicesSource(dir: string): Promise<ChunkSource> {
   return new SlicesSource(slices);
 }
 
-/** The zstd level a server compresses a disk's chunks at as it sends them: the fastest, since it
- * runs per request on the server's thread (the slices' level was chosen for size, once). Any
- * level will do for the PCs: a frame is decompressed, bounded to the chunk, and verified. */
-export const SERVE_ZSTD_LEVEL = 1;
 /** Compressed bytes a server keeps of the chunks it compressed last (a room's PCs ask for the
  * same chunks about when the others do: each chunk is compressed about once, not once per PC). */
 export const SERVE_CACHE_BYTES = 64 * 1024 * 1024;
@@ -146,15 +142,16 @@ class DiskSource extends CompleteSource {
   /** Recently compressed chunks, oldest first (a Map keeps insertion order). */
   readonly #packed = new Map<number, StoredChunk>();
   #packedBytes = 0;
+  readonly #packer = new ServePacker();
 
   constructor(manifest: Manifest, manifestBytes: Uint8Array, private readonly disk: ImageSource) {
     super(manifest, manifestBytes);
   }
 
-  /** A chunk the slices stored zstd is sent zstd here too (compressed at SERVE_ZSTD_LEVEL as it
-   * is read; before, a server sent a disk's chunks uncompressed: ~4 x the bytes of the slices'
-   * on the three bench:bytes disks). A chunk stored raw, or a manifest of format 1 or 2 (no
-   * compressed chunks, maybe older PCs), is sent as it is. */
+  /** A chunk the slices stored zstd is sent zstd here too (compressed as it is read, on a
+   * worker: serve_pack.ts; before, a server sent a disk's chunks uncompressed: ~4 x the bytes
+   * of the slices' on the three bench:bytes disks). A chunk stored raw, or a manifest of format
+   * 1 or 2 (no compressed chunks, maybe older PCs), is sent as it is. */
   override async readStored(index: number): Promise<StoredChunk> {
     checkChunkIndex(this.manifest, index);
     const entry = this.manifest.chunks[index];
@@ -165,9 +162,9 @@ class DiskSource extends CompleteSource {
       this.#packed.set(index, hit);
       return hit;
     }
-    const bytes = await this.read(index);
-    const z = compressChunk(bytes, SERVE_ZSTD_LEVEL);
-    const out: StoredChunk = z ? { zstd: true, bytes: z } : { zstd: false, bytes };
+    const out = await this.#packer.fromDisk(this.manifest, index, () => this.read(index));
+    // Only what was compressed (a chunk sent raw because the workers were busy is not kept).
+    if (!out.zstd) return out;
     this.#packed.set(index, out);
     this.#packedBytes += out.bytes.length;
     for (const [i, c] of this.#packed) {
@@ -190,6 +187,7 @@ class DiskSource extends CompleteSource {
   }
 
   close(): void {
+    this.#packer.close();
     this.disk.close();
   }
 }

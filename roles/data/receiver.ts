@@ -37,6 +37,7 @@ import { RateMeter } from "./rate_meter.ts";
 import { badOnTarget, VerifyBehind } from "./read_back.ts";
 import { ReceiveError } from "./receive_error.ts";
 import type { TargetDisk } from "./target_disk.ts";
+import { type PackStats, ServePacker } from "./serve_pack.ts";
 import { type FetchOptions, Transfer, type TransferHost } from "./transfer.ts";
 import { TargetScan } from "./target_scan.ts";
 
@@ -74,8 +75,12 @@ export interface ReceiverOptions {
   /** The clock of the rate meter (default performance.now). */
   now?: () => number;
   /** Memory for the zstd bytes of chunks received compressed, which a relay sends on as they
-   * came (default RELAY_KEEP_BYTES; the oldest go first, and are then sent uncompressed). */
+   * came (default RELAY_KEEP_BYTES; the oldest go first, and are then compressed again as they
+   * are read: serve_pack.ts). */
   relayKeepBytes?: number;
+  /** Compresses the chunks served from the target (default: one worker of this receiver's,
+   * started at the first such chunk; close() ends it). */
+  packer?: ServePacker;
 }
 
 export const DEFAULT_INFLIGHT = 4;
@@ -115,6 +120,8 @@ export class Receiver implements ChunkSource {
   #kept = new Map<number, Uint8Array>();
   #keptBytes = 0;
   #keepLimit: number;
+  #packer: ServePacker;
+  #ownPacker: boolean;
 
   constructor(opts: ReceiverOptions) {
     this.manifestBytes = opts.manifestBytes;
@@ -139,6 +146,8 @@ export class Receiver implements ChunkSource {
     this.#behind = new VerifyBehind(this.target, this.manifest, (i) => this.#held.holds(i));
     this.#zerosOnDisk = this.target.fresh === true;
     this.#keepLimit = opts.relayKeepBytes ?? RELAY_KEEP_BYTES;
+    this.#ownPacker = opts.packer === undefined;
+    this.#packer = opts.packer ?? new ServePacker();
     this.#host = this.#transferHost();
     if (this.target.size < this.manifest.size) {
       throw new RangeError(
@@ -173,7 +182,8 @@ export class Receiver implements ChunkSource {
   }
 
   /** A held chunk as it came when it came zstd-compressed (sent on without compressing
-   * again), else its bytes from the target. */
+   * again), else read from the target: compressed again if the manifest stores it so
+   * (serve_pack.ts), and kept like a received one. */
   async readStored(index: number, opts: ReadOptions = {}): Promise<StoredChunk> {
     checkChunkIndex(this.manifest, index);
     if (!this.manifest.chunks[index].zero) {
@@ -181,7 +191,10 @@ export class Receiver implements ChunkSource {
     }
     const kept = this.#kept.get(index);
     if (kept) return { zstd: true, bytes: kept };
-    return { zstd: false, bytes: await this.read(index, opts) };
+    const s = await this.#packer.fromDisk(this.manifest, index, () => this.read(index, opts));
+    // Not if read-back unmarked it meanwhile (the bytes read may be the bad ones).
+    if (s.zstd && this.#held.holds(index)) this.#keep(index, s.bytes);
+    return s;
   }
 
   /** A framed request's chunk as soon as it is coming: held (as readStored gives it), or the
@@ -212,6 +225,16 @@ export class Receiver implements ChunkSource {
     if (!bytes) return;
     this.#kept.delete(index);
     this.#keptBytes -= bytes.length;
+  }
+
+  /** End the workers that compress served chunks (the target is the caller's to close). */
+  close(): void {
+    if (this.#ownPacker) this.#packer.close();
+  }
+
+  /** What was compressed for serving (serve_pack.ts). */
+  packStats(): PackStats {
+    return this.#packer.stats();
   }
 
   // ---- state ----------------------------------------------------------------------------------

@@ -354,6 +354,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
   ticker.stop();
   current?.abort.abort();
   await server.close();
+  receiver.close();
   await receiver.stopScan();
   // Finish the disk once nothing reads it for others any more (it changes bytes of the image).
   const finishing: FinishOutcome[] = [];
