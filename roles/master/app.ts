@@ -19,6 +19,7 @@ import type { HistoryAdminAction } from "./history.ts";
 import { type PortFigures, renderMetrics, renderPortMetrics, RunCounters } from "./metrics.ts";
 import { type ImageRun, Site } from "./site.ts";
 import { runLinks } from "./feed.ts";
+import { probeRoutes } from "./probe_route.ts";
 import { attachControlSocket, type ControlTarget } from "./control_socket.ts";
 
 export { attachControlSocket, type ControlTarget };
@@ -80,18 +81,6 @@ export function imageNameOf(manifestName: string): string {
   return name || "image";
 }
 
-/** The probe blob: 1 MiB, 88 ms at 100 Mbit/s, 0.9 s at 10 Mbit/s (random: nothing shrinks it). */
-export const PROBE_BYTES = 1 << 20;
-const PROBE_PIECE = 64 * 1024;
-const PROBE_QUEUE = 64;
-const PROBE_BLOB = (() => {
-  const b = new Uint8Array(PROBE_BYTES);
-  for (let off = 0; off < b.length; off += PROBE_PIECE) {
-    crypto.getRandomValues(b.subarray(off, off + PROBE_PIECE));
-  }
-  return b;
-})();
-
 function mentions(e: EventRecord, id: string): boolean {
   const f = e.fields;
   return f.peer === id || f.server === id ||
@@ -121,8 +110,6 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
     if (run) return views.get(run)!;
     return c.json({ error: `No image "${key}" on this master: it serves ${site.describe()}` }, 404);
   };
-  let probing = 0;
-  let probeTail = Promise.resolve();
 
   // The control WebSocket is served by the front door (front_door.ts) when it is the first
   // request on its connection; what reaches the app here is answered, never upgraded.
@@ -138,42 +125,7 @@ export function createMasterApp(o: MasterAppOptions): Hono<{ Bindings: Deno.Serv
     }, 400);
   });
 
-  // The probe (roles/peers/probe.ts): a fixed blob, one PC at a time, so each PC times its own
-  // port and not a share of the master's. Bounded: a queue of PROBE_QUEUE, the rest get 503.
-  app.get("/api/v1/probe", async (c) => {
-    if (probing >= PROBE_QUEUE) return c.json({ error: "Probe queue full: try later" }, 503);
-    probing++;
-    const turn = probeTail;
-    let release!: () => void;
-    probeTail = new Promise<void>((r) => (release = r));
-    await turn;
-    let ended = false;
-    const done = () => {
-      if (ended) return;
-      ended = true;
-      clearTimeout(timer);
-      probing--;
-      release();
-    };
-    // The next PC's turn comes when the last piece is taken (the socket's backpressure paces
-    // the pieces, so about a socket buffer is still on the wire), or when this one goes away.
-    const timer = setTimeout(done, 10_000);
-    let off = 0;
-    const body = new ReadableStream<Uint8Array>({
-      pull(ctl) {
-        ctl.enqueue(PROBE_BLOB.subarray(off, off + PROBE_PIECE));
-        off += PROBE_PIECE;
-        if (off >= PROBE_BLOB.length) {
-          ctl.close();
-          done();
-        }
-      },
-      cancel: done,
-    }, { highWaterMark: 0 });
-    return new Response(body, {
-      headers: { "content-type": "application/octet-stream", "cache-control": "no-store" },
-    });
-  });
+  probeRoutes(app);
 
   // Every PC fetches these at the start: encoded once, served compressed, cached by ETag.
   app.get("/api/v1/manifest", (c) => {

@@ -1,7 +1,7 @@
 // The master's routes through app.request: no sockets, a core driven by hand.
 import assert from "node:assert/strict";
 import type { MasterConfig } from "./core.ts";
-import { adminDenied, createMasterApp, parseAdminBody, PROBE_BYTES } from "./app.ts";
+import { adminDenied, createMasterApp, parseAdminBody } from "./app.ts";
 import type { LiveStatus } from "./live_status.ts";
 import { coreHarness, playSample, SAMPLE_MANIFEST, sseReader } from "./testkit.ts";
 
@@ -370,21 +370,6 @@ Deno.test("admin enrol opens a window for new PCs; boots of strangers are listed
     boots: 2,
   }]);
   assert.equal(status.peers.length, 0); // none of them is a PC of the run
-});
-
-Deno.test("app: the probe is 1 MiB of bytes, one PC at a time (the next waits for its turn)", async () => {
-  const { app } = setup();
-  const first = await app.request("/api/v1/probe");
-  assert.equal(first.status, 200);
-  assert.equal(first.headers.get("content-type"), "application/octet-stream");
-  // The second's headers come only once the first's body is all taken.
-  let second: Response | null = null;
-  const pending = Promise.resolve(app.request("/api/v1/probe")).then((r) => (second = r));
-  await new Promise((r) => setTimeout(r, 20));
-  assert.equal(second, null);
-  assert.equal((await first.arrayBuffer()).byteLength, PROBE_BYTES);
-  await pending;
-  assert.equal((await second!.arrayBuffer()).byteLength, PROBE_BYTES);
 });
 
 Deno.test("GET /api/v1/peers/:id carries the PC's boot answers (the details panel)", async () => {

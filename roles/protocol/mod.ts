@@ -9,3 +9,4 @@ export * from "./feed.ts";
 export * from "./proof.ts";
 export * from "./ws_frames.ts";
 export * from "./ws_handshake.ts";
+export * from "./probe.ts";
