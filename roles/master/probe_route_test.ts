@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { PROBE_BYTES, probeRoutes } from "./probe_route.ts";
 import { PROBE_PATH, PROBE_TURN_HEADER } from "../protocol/mod.ts";
-import { probeMaster } from "../peers/probe.ts";
+import { probeMaster } from "../peers/mod.ts";
 
 const later = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -6,3 +6,4 @@ export { listenLldp } from "./lldp_listen.ts";
 export * from "./client.ts";
 export * from "./finish_step.ts";
 export * from "./target_choice.ts";
+export { probeMaster } from "./probe.ts";
