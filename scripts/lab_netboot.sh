@@ -15,7 +15,8 @@
 #                                              serial console to STATE/NAME.log; env
 #                                              VM_NIC_OPTS adds NIC options (romfile= : no iPXE),
 #                                              VM_DISK_BOOTINDEX the disk's boot order place
-#                                              VM_DRIVE_OPTS disk options (werror=report)
+#                                              VM_DRIVE_OPTS disk options (werror=report),
+#                                              VM_REBOOT=1 a reset reboots (default: QEMU ends)
 #   lab_netboot.sh wait PREFIX NAME REGEX SECS wait until STATE/NAME.log matches REGEX
 #   lab_netboot.sh down PREFIX                 end recorded processes (by PID), delete the
 #                                              namespaces (PREFIXlan with bridge and taps,
@@ -125,12 +126,15 @@ cmd_vm() {
     disk_args=(-drive "file=$disk,format=raw,if=none,id=d0"
       -device "virtio-blk-pci,drive=d0,bootindex=$VM_DISK_BOOTINDEX")
   fi
-  # -no-reboot: a reboot ends QEMU, so a run cannot loop; poweroff ends it too.
+  # -no-reboot: a reboot ends QEMU, so a run cannot loop; poweroff ends it too. VM_REBOOT=1
+  # lets the PC reset and boot again (PXELINUX's answer to a failed download is a reset).
+  local reboot_args=(-no-reboot)
+  [[ ${VM_REBOOT:-0} == 1 ]] && reboot_args=()
   # vnet_hdr=off: the kernel then fills in checksums before the tap. With it, packets from
   # this namespace reach the guest with partial UDP checksums, which QEMU's virtio-net fixes
   # only for port 67: iPXE dropped every ProxyDHCP answer (port 4011). Real wires are fine.
   cmd_run "$prefix" "$name" qemu-system-x86_64 -accel tcg -m 512 -smp 1 \
-    -nographic -monitor none -no-reboot -boot n \
+    -nographic -monitor none "${reboot_args[@]}" -boot n \
     -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no,vnet_hdr=off" \
     -device "virtio-net-pci,netdev=n0,mac=$mac${VM_NIC_OPTS:+,$VM_NIC_OPTS}" \
     "${disk_args[@]}" "$@"

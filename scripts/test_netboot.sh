@@ -637,7 +637,11 @@ scenario() (
   echo "== $name: firmware $firmware, DHCP $dhcp$([[ $local_boot == 1 ]] && echo ", local boot")"
   local t0
   t0=$(now_ds)
-  bash $lab vm "$prefix" vm1 "$mac" "$state/vm1.img" "${qemu_args[@]}" >/dev/null
+  # PXELINUX resets the PC when a download fails (option 211's 30 s): with QEMU's -no-reboot
+  # that reset would end the VM instead of retrying the boot, as a real PC does.
+  local reboot=0
+  [[ $dhcp == pxelinux ]] && reboot=1
+  VM_REBOOT=$reboot bash $lab vm "$prefix" vm1 "$mac" "$state/vm1.img" "${qemu_args[@]}" >/dev/null
   step() {
     if ! bash $lab wait "$prefix" "$1" "$2" "$timeout"; then
       echo "== $name: VM console (tail)"
