@@ -44,6 +44,9 @@ export async function relayChild(args: {
   console.log(JSON.stringify({ received: (performance.now() - t0) / 1000 }));
   // Serve until the parent has read this process's CPU time and stops it.
   await new Promise<void>((resolve) => Deno.addSignalListener("SIGTERM", () => resolve()));
+  // Where the held chunks it served came from (checkouts before held_read.ts have no counts).
+  const held = (receiver as { heldReadStats?: () => unknown }).heldReadStats?.();
+  if (held) console.error(`relay held reads ${JSON.stringify(held)}`);
   await server.close();
   target.close();
 }

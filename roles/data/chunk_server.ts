@@ -20,6 +20,7 @@ import {
   FRAME_HEAD_BYTES,
   FRAMED_HEADER,
   frameHead,
+  frameOf,
   IMAGE_HEADER,
 } from "../protocol/mod.ts";
 import {
@@ -113,14 +114,11 @@ export function createChunkApp(
     ro: ReadOptions,
   ): Promise<Uint8Array | ChunkFeed> => {
     if (!inFrame) return await source.read(index, ro);
+    if (source.readFrame) return await source.readFrame(index, ro);
     const s = source.readLive
       ? await source.readLive(index, ro)
       : await source.readStored(index, ro);
-    if ("next" in s) return s;
-    const out = new Uint8Array(FRAME_HEAD_BYTES + s.bytes.length);
-    out.set(frameHead(s.zstd, s.bytes.length));
-    out.set(s.bytes, FRAME_HEAD_BYTES);
-    return out;
+    return "next" in s ? s : frameOf(s.zstd, s.bytes);
   };
   /** Read chunk `index` for a request (as its frame with `inFrame`), or the error answer (503
    * not held yet, 500). */

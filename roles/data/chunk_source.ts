@@ -41,6 +41,9 @@ export interface ChunkSource {
   /** A relay (optional): as readStored, or, for a chunk it is receiving now, the feed of its
    * bytes as they arrive (sent on before the chunk is whole: live_chunks.ts). */
   readLive?(index: number, opts?: ReadOptions): Promise<StoredChunk | ChunkFeed>;
+  /** A relay (optional): readLive's answer with a held chunk as its whole frame (head and
+   * stored bytes in one buffer, roles/protocol's frameOf), built with one copy fewer. */
+  readFrame?(index: number, opts?: ReadOptions): Promise<Uint8Array | ChunkFeed>;
   /** Release files held open (optional: sources without any omit it). */
   close?(): void;
   /** A rate-limited source: wait until `bytes` more may go out (a sub-chunk delta reads the

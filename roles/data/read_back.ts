@@ -127,6 +127,13 @@ export class VerifyBehind {
     return true;
   }
 
+  /** Chunk `index`'s verified bytes while they wait here to be compared (a relay serves a
+   * held chunk from them instead of reading its disk). */
+  bytesOf(index: number): Uint8Array | undefined {
+    for (const [i, , verified] of this.#queue) if (i === index && verified) return verified.bytes;
+    return undefined;
+  }
+
   /** Resolves once no read is in flight. */
   settle(): Promise<void> {
     return this.#done;

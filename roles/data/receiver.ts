@@ -23,7 +23,7 @@ import {
   type StoredChunk,
 } from "../../imagetools/mod.ts";
 import { type Logger, type Progress, silentLogger } from "../../imagetools/kit/mod.ts";
-import { dataBase } from "../protocol/mod.ts";
+import { dataBase, frameOf } from "../protocol/mod.ts";
 import type { FetchLike } from "./chunk_fetch.ts";
 import {
   checkChunkIndex,
@@ -32,6 +32,8 @@ import {
   type ReadOptions,
 } from "./chunk_source.ts";
 import { HeldChunks } from "./held_chunks.ts";
+import { HeldReads, type HeldReadStats } from "./held_read.ts";
+import { KeptFrames } from "./kept_frames.ts";
 import { type ChunkFeed, LiveChunks } from "./live_chunks.ts";
 import { RateMeter } from "./rate_meter.ts";
 import { badOnTarget, VerifyBehind } from "./read_back.ts";
@@ -111,15 +113,14 @@ export class Receiver implements ChunkSource {
   #rate: RateMeter;
   #fetching: Promise<void> = Promise.resolve();
   #behind: VerifyBehind;
+  #heldReads: HeldReads;
   /** The target was created empty, so unwritten zero chunks already read as zeros. */
   #zerosOnDisk: boolean;
   #host: TransferHost;
   /** The check of what a used target holds (startScan), while it runs or after it failed. */
   #scan?: TargetScan;
-  /** Chunks received zstd-compressed, as they came, oldest first (a Map keeps insertion order). */
-  #kept = new Map<number, Uint8Array>();
-  #keptBytes = 0;
-  #keepLimit: number;
+  /** Chunks received zstd-compressed, as they came (kept_frames.ts). */
+  #kept: KeptFrames;
   #packer: ServePacker;
   #ownPacker: boolean;
 
@@ -144,8 +145,9 @@ export class Receiver implements ChunkSource {
     this.#live = new LiveChunks((i) => this.#held.poke(i));
     this.#attempted = new Uint8Array(this.manifest.chunks.length);
     this.#behind = new VerifyBehind(this.target, this.manifest, (i) => this.#held.holds(i));
+    this.#heldReads = new HeldReads(this.target, this.manifest, (i) => this.#behind.bytesOf(i));
     this.#zerosOnDisk = this.target.fresh === true;
-    this.#keepLimit = opts.relayKeepBytes ?? RELAY_KEEP_BYTES;
+    this.#kept = new KeptFrames(opts.relayKeepBytes ?? RELAY_KEEP_BYTES);
     this.#ownPacker = opts.packer === undefined;
     this.#packer = opts.packer ?? new ServePacker();
     this.#host = this.#transferHost();
@@ -171,14 +173,7 @@ export class Receiver implements ChunkSource {
     const length = chunkLength(this.manifest, index);
     if (this.manifest.chunks[index].zero) return new Uint8Array(length);
     await this.#held.waitFor(index, opts.waitMs ?? DEFAULT_WAIT_MS, opts.signal);
-    const out = new Uint8Array(length);
-    const n = await this.target.readAt(chunkOffset(this.manifest, index), out);
-    if (n !== length) {
-      throw new Error(
-        `Cannot read chunk ${index} of "${this.manifest.name}" from "${this.target.path}": it ends after ${n} of ${length} bytes`,
-      );
-    }
-    return out;
+    return await this.#heldReads.with(index, (bytes) => bytes.slice());
   }
 
   /** A held chunk as it came when it came zstd-compressed (sent on without compressing
@@ -193,38 +188,43 @@ export class Receiver implements ChunkSource {
     if (kept) return { zstd: true, bytes: kept };
     const s = await this.#packer.fromDisk(this.manifest, index, () => this.read(index, opts));
     // Not if read-back unmarked it meanwhile (the bytes read may be the bad ones).
-    if (s.zstd && this.#held.holds(index)) this.#keep(index, s.bytes);
+    if (s.zstd && this.#held.holds(index)) this.#kept.keep(index, s.bytes);
     return s;
   }
 
   /** A framed request's chunk as soon as it is coming: held (as readStored gives it), or the
    * feed of its bytes as they arrive (cut-through); waits like read() for either. */
   async readLive(index: number, opts: ReadOptions = {}): Promise<StoredChunk | ChunkFeed> {
+    return await this.#feedOnceHeld(index, opts) ?? await this.readStored(index, opts);
+  }
+
+  /** readLive's answer as a framed reply sends it (head and bytes in one buffer): a held raw
+   * chunk is framed straight from the bytes held_read.ts lends (no fresh buffer, one copy). */
+  async readFrame(index: number, opts: ReadOptions = {}): Promise<Uint8Array | ChunkFeed> {
+    const feed = await this.#feedOnceHeld(index, opts);
+    if (feed) return feed;
+    const entry = this.manifest.chunks[index];
+    if (entry.zero || entry.zstd !== undefined) {
+      const s = await this.readStored(index, opts);
+      return frameOf(s.zstd, s.bytes);
+    }
+    return await this.#heldReads.with(index, (bytes) => frameOf(false, bytes));
+  }
+
+  /** Wait until chunk `index` is held or coming; its feed if it is coming. */
+  async #feedOnceHeld(index: number, opts: ReadOptions): Promise<ChunkFeed | undefined> {
     checkChunkIndex(this.manifest, index);
     this.#live.enable(); // a relay: the chunks that begin from now on go on as they come
     const live = () => this.#held.holds(index) ? undefined : this.#live.get(index);
     if (!this.manifest.chunks[index].zero) {
       await this.#held.waitFor(index, opts.waitMs ?? DEFAULT_WAIT_MS, opts.signal, () => !!live());
     }
-    return live() ?? await this.readStored(index, opts);
+    return live();
   }
 
-  #keep(index: number, stored: Uint8Array) {
-    if (stored.length > this.#keepLimit || this.#kept.has(index)) return;
-    this.#kept.set(index, stored);
-    this.#keptBytes += stored.length;
-    for (const [i, bytes] of this.#kept) {
-      if (this.#keptBytes <= this.#keepLimit) break;
-      this.#kept.delete(i);
-      this.#keptBytes -= bytes.length;
-    }
-  }
-
-  #forget(index: number) {
-    const bytes = this.#kept.get(index);
-    if (!bytes) return;
-    this.#kept.delete(index);
-    this.#keptBytes -= bytes.length;
+  /** Where the held chunks served came from (held_read.ts). */
+  heldReadStats(): HeldReadStats {
+    return this.#heldReads.stats();
   }
 
   /** End the workers that compress served chunks (the target is the caller's to close). */
@@ -256,7 +256,7 @@ export class Receiver implements ChunkSource {
   }
 
   #unmark(index: number) {
-    this.#forget(index);
+    this.#kept.forget(index);
     this.#behind.forget(index);
     this.#held.unmark(index);
   }
@@ -434,7 +434,7 @@ export class Receiver implements ChunkSource {
       touched: (index) => this.#attempted[index] = 1,
       badChunk: () => this.#badChunks++,
       written: (index, stored, runs, verified) => {
-        if (stored) this.#keep(index, stored);
+        if (stored) this.#kept.keep(index, stored);
         this.#held.mark(index);
         this.#live.end(index);
         const lent = this.#behind.queue(index, runs, verified);

@@ -46,6 +46,14 @@ export function frameHead(zstd: boolean, length: number): Uint8Array {
   return head;
 }
 
+/** A whole frame: the head and `bytes` in one buffer (a reply's one write). */
+export function frameOf(zstd: boolean, bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(FRAME_HEAD_BYTES + bytes.length);
+  out.set(frameHead(zstd, bytes.length));
+  out.set(bytes, FRAME_HEAD_BYTES);
+  return out;
+}
+
 /** Read a frame head; a string saying what is wrong when it is not one. */
 export function parseFrameHead(head: Uint8Array): { zstd: boolean; length: number } | string {
   if (head.length !== FRAME_HEAD_BYTES) return `a frame head of ${head.length} bytes`;
