@@ -133,6 +133,31 @@ async function blocksChanged(a: string, b: string, m: Manifest, chunks: number[]
   return counts;
 }
 
+/** A master (relay mode, ending once `expect` PCs are verified) and a fake server with
+ * `fakeArgs`, on loopback, named by `tag`: the master's URL once the fake server registered. */
+export async function startSeeded(
+  procs: LabProcesses,
+  slices: string,
+  tag: string,
+  expect: number,
+  fakeArgs: string[] = [],
+): Promise<string> {
+  const url = await procs.startMaster(
+    [
+      ...["--slices", slices, "--host", "127.0.0.1", "--port", "0"],
+      ...["--mode", "relay", "--expect", String(expect), "--linger", "0"],
+    ],
+    30_000,
+    `master-${tag}`,
+  );
+  procs.start(`fake-${tag}`, [
+    ...["fake-server", "--master", url, "--slices", slices, "--name", "fake"],
+    ...["--listen", "127.0.0.1", ...fakeArgs],
+  ]);
+  await new Promise((r) => setTimeout(r, 500)); // the fake server registers first
+  return url;
+}
+
 /** One client imaging `slices` onto `target` from a fake server at `rate`: bytes, seconds. */
 export async function imageOnce(
   dir: string,
@@ -144,19 +169,7 @@ export async function imageOnce(
 ) {
   const procs = new LabProcesses(join(dir, "logs"), cascade);
   try {
-    const url = await procs.startMaster(
-      [
-        ...["--slices", slices, "--host", "127.0.0.1", "--port", "0"],
-        ...["--mode", "relay", "--expect", "1", "--linger", "0"],
-      ],
-      30_000,
-      `master-${tag}`,
-    );
-    procs.start(`fake-${tag}`, [
-      ...["fake-server", "--master", url, "--slices", slices, "--name", "fake"],
-      ...["--listen", "127.0.0.1", "--rate-limit", rate],
-    ]);
-    await new Promise((r) => setTimeout(r, 500)); // the fake server registers first
+    const url = await startSeeded(procs, slices, tag, 1, ["--rate-limit", rate]);
     const t = performance.now();
     const pc = procs.start(`pc-${tag}`, [
       ...["client", "--master", url, "--target", target, "--name", "pc"],
