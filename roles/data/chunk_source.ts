@@ -165,7 +165,11 @@ class DiskSource extends CompleteSource {
       this.#packed.set(index, hit);
       return hit;
     }
-    const out = await this.#packer.fromDisk(this.manifest, index, () => this.read(index));
+    const out = await this.#packer.fromDisk(
+      this.manifest,
+      index,
+      (into) => this.readPlain(index, chunkLength(this.manifest, index), into),
+    );
     // Only what was compressed (a chunk sent raw because the workers were busy is not kept).
     if (!out.zstd) return out;
     this.#packed.set(index, out);
@@ -178,8 +182,8 @@ class DiskSource extends CompleteSource {
     return out;
   }
 
-  protected async readPlain(index: number, length: number): Promise<Uint8Array> {
-    const out = new Uint8Array(length);
+  protected async readPlain(index: number, length: number, into?: Uint8Array) {
+    const out = into?.length === length ? into : new Uint8Array(length);
     const n = await this.disk.readAt(chunkOffset(this.manifest, index), out);
     if (n !== length) {
       throw new Error(

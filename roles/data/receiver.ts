@@ -168,12 +168,14 @@ export class Receiver implements ChunkSource {
     return this.#held.count;
   }
 
-  async read(index: number, opts: ReadOptions = {}): Promise<Uint8Array> {
+  /** `into`: memory of the chunk's length to copy the bytes into (else a new buffer). */
+  async read(index: number, opts: ReadOptions = {}, into?: Uint8Array): Promise<Uint8Array> {
     checkChunkIndex(this.manifest, index);
     const length = chunkLength(this.manifest, index);
     if (this.manifest.chunks[index].zero) return new Uint8Array(length);
     await this.#held.waitFor(index, opts.waitMs ?? DEFAULT_WAIT_MS, opts.signal);
-    return await this.#heldReads.with(index, (bytes) => bytes.slice());
+    const put = (b: Uint8Array) => into?.length === length ? (into.set(b), into) : b.slice();
+    return await this.#heldReads.with(index, put);
   }
 
   /** A held chunk as it came when it came zstd-compressed (sent on without compressing
@@ -186,7 +188,7 @@ export class Receiver implements ChunkSource {
     }
     const kept = this.#kept.get(index);
     if (kept) return { zstd: true, bytes: kept };
-    const s = await this.#packer.fromDisk(this.manifest, index, () => this.read(index, opts));
+    const s = await this.#packer.fromDisk(this.manifest, index, (to) => this.read(index, opts, to));
     // Not if read-back unmarked it meanwhile (the bytes read may be the bad ones).
     if (s.zstd && this.#held.holds(index)) this.#kept.keep(index, s.bytes);
     return s;

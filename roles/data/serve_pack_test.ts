@@ -163,3 +163,54 @@ Deno.test("a PC whose kept window is gone serves a newcomer compressed chunks, o
     }
   });
 });
+
+Deno.test("pooled chunk memory: chunks in flight at once, read in any order, each comes back its own frame", async () => {
+  const packer = new ServePacker(1, 2, 8);
+  try {
+    // A manifest of 9 compressible chunks, the last one short (memory of a larger chunk serves it).
+    const chunks = Array.from(
+      { length: 9 },
+      (_, i) => compressibleImage(i === 8 ? CHUNK / 3 : CHUNK, 100 + i),
+    );
+    const m = {
+      chunks: chunks.map((c) => ({ zero: false, zstd: c.length - 1 })),
+      chunkSize: CHUNK,
+      size: 8 * CHUNK + chunks[8].length,
+    } as unknown as Manifest;
+    const rounds: Uint8Array[][] = [];
+    for (let round = 0; round < 4; round++) {
+      // Reads finish in reverse order, half into the memory given, half as bytes of their own.
+      const got = await Promise.all(
+        chunks.slice(0, 8).map((_, i) =>
+          packer.fromDisk(m, i + (round % 2), async (into) => {
+            const own = chunks[i + (round % 2)];
+            await new Promise((r) => setTimeout(r, (8 - i) * 3));
+            if (i % 2 === 0 && into) {
+              assert.equal(into.length, own.length);
+              into.set(own);
+              return into;
+            }
+            return own.slice();
+          })
+        ),
+      );
+      const frames = got.map((s, i) => {
+        assert.equal(s.zstd, true, `round ${round} chunk ${i}`);
+        return s.bytes;
+      });
+      rounds.push(frames);
+    }
+    // Every frame of every round still the chunk it was made of: none shares pooled memory.
+    for (const [round, frames] of rounds.entries()) {
+      for (const [i, f] of frames.entries()) {
+        const own = chunks[i + (round % 2)];
+        assert.deepEqual(decompressChunk(f, own.length), own, `round ${round} chunk ${i}`);
+      }
+    }
+    const s = packer.stats();
+    assert.equal(s.packed, 32);
+    assert.equal(s.backedUp, 0);
+  } finally {
+    packer.close();
+  }
+});
