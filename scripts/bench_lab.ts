@@ -15,7 +15,15 @@ import {
 import { simulate } from "../roles/planner/mod.ts";
 import { LabNet } from "./lab_net.ts";
 import { phaseTable, readRun } from "./lab_phases.ts";
-import { type Room, ROOMS, roomsHeader, roomTable, runRooms, stallCost } from "./lab_rooms.ts";
+import {
+  cpuTable,
+  type Room,
+  ROOMS,
+  roomsHeader,
+  roomTable,
+  runRooms,
+  stallCost,
+} from "./lab_rooms.ts";
 import {
   type LabImage,
   makeRandomImage,
@@ -47,6 +55,10 @@ OPTIONS:
                       told with --topology); the slow or stalled PC is shown apart
   --compare PATH      With --rooms: also run the relay of the checkout whose cascade.ts is PATH
                       in every room, interleaved (the "before" rows: before/after in one run)
+  --load LIST         With --rooms: CPU-busy processes (a spinning sh each) beside every run,
+                      relay's and udpcast's alike, started and ended by bench:lab; each count,
+                      comma separated (e.g. 0,1,2), is a row of its own, interleaved (default 0).
+                      A table of each room's CPU by process role follows
   --chunk-size SIZE   Chunk size of the slices (default 1MiB)
   --linger S          Master's linger, also given to the planner (default 2)
   --fanout N          Relay fan-out (default 1: a chain)
@@ -156,6 +168,7 @@ interface Config {
   verbose: boolean;
   rooms?: Room[];
   compare?: string;
+  loads: number[];
 }
 
 function parseRooms(text: string): Room[] {
@@ -185,6 +198,7 @@ function parseConfig(args: string[]): Config | null {
       keep: { type: "boolean", default: false },
       rooms: { type: "string" },
       compare: { type: "string" },
+      load: { type: "string", default: "0" },
       verbose: { type: "boolean", short: "v", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -216,6 +230,7 @@ function parseConfig(args: string[]): Config | null {
     verbose: v.verbose,
     ...(v.rooms !== undefined ? { rooms: parseRooms(v.rooms) } : {}),
     ...(v.compare ? { compare: v.compare } : {}),
+    loads: v.load.split(",").map((n) => parseCount(n, "--load", 0, 16)),
   };
 }
 
@@ -301,16 +316,23 @@ async function main(args: string[]): Promise<number> {
     const image: LabImage = await makeRandomImage(dir, c.size, c.chunkSize);
     if (c.rooms) {
       const rc = { pcs: c.pcs, size: c.size, rate: c.rate, runs: c.runs, linger: c.linger };
-      const config = { ...rc, rooms: c.rooms, ...(c.compare ? { compare: c.compare } : {}) };
+      const config = {
+        ...rc,
+        rooms: c.rooms,
+        loads: c.loads,
+        ...(c.compare ? { compare: c.compare } : {}),
+      };
       const runs = await runRooms(config, image, dir, (line) => console.log(line));
       console.log(`\n${roomsHeader(config)}:\n`);
       console.log(roomTable(runs, config));
+      console.log(`\nCPU s by process role, medians (from /proc, sampled every 0.5 s):`);
+      console.log(cpuTable(runs, config));
       // Where each room's relay time goes (the fixed cost of a run, issue 11).
       for (const room of c.rooms) {
         for (const tool of c.compare ? ["relay", "before"] : ["relay"]) {
           const kept = [];
           for (let run = 1; run <= c.runs; run++) {
-            const r = await readRun(join(dir, `${room}-${tool}-${run}`)).catch(() => null);
+            const r = await readRun(join(dir, `${room}-${tool}-${run}`)).catch(() => null); // load 0
             if (r?.length) kept.push(r);
           }
           if (!kept.length) continue;

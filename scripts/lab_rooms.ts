@@ -5,6 +5,7 @@
 import { join } from "node:path";
 import { formatBytes, parseRate } from "../imagetools/kit/mod.ts";
 import { simulate } from "../roles/planner/mod.ts";
+import { loadAverage, sampleCpu, startLoad } from "./lab_load.ts";
 import { LabNet } from "./lab_net.ts";
 import {
   type LabImage,
@@ -36,6 +37,8 @@ export interface RoomConfig {
   rooms: Room[];
   /** Another checkout's cascade.ts: its relay runs too, interleaved ("before" rows). */
   compare?: string;
+  /** CPU-busy processes beside each run (lab_load.ts), each count its rows (default [0]). */
+  loads?: number[];
 }
 
 /** "before": Cascade relay from the checkout of RoomConfig.compare. */
@@ -45,7 +48,13 @@ export interface RoomRun {
   room: Room;
   tool: RoomTool;
   result: RunResult;
+  /** Busy processes beside it, the 1-minute load average as it began, CPU s by role. */
+  load?: number;
+  loadavg?: number;
+  cpu?: Record<string, number>;
 }
+
+const loadsOf = (c: RoomConfig) => c.loads ?? [0];
 
 /** The tools of a room, in the order they run (and show). */
 export const roomTools = (c: { compare?: string }): RoomTool[] =>
@@ -158,6 +167,7 @@ export function roomTable(runs: RoomRun[], c: RoomConfig): string {
   const slowSOverB = c.size / parseRate(SLOW_RATE, "slow rate");
   const head = [
     "room",
+    "load",
     "tool",
     "ok",
     "others (s)",
@@ -170,31 +180,59 @@ export function roomTable(runs: RoomRun[], c: RoomConfig): string {
   ];
   const rows: string[][] = [];
   for (const room of c.rooms) {
-    for (const tool of roomTools(c)) {
-      const mine = runs.filter((r) => r.room === room && r.tool === tool);
-      const good = mine.filter((r) => r.result.ok).map((r) => split(room, r.result));
-      const others = median(good.map((g) => g.others));
-      const a = median(good.map((g) => g.apart).filter((x): x is number => x !== null));
-      const own = room === "slow" ? slowSOverB : sOverB;
-      rows.push([
-        room,
-        tool,
-        `${good.length}/${mine.length}`,
-        f(others),
-        f(others / sOverB, 2),
-        room === "slow" || room === "stall" ? f(a) : "",
-        room === "slow" ? f(a / own, 2) : "",
-        good.map((g) => f(g.others)).join(" "),
-        tool !== "udpcast" ? `${f(predictRoom(room, c).others)} s` : `${f(sOverB)} s (S/B)`,
-        f(others / (tool !== "udpcast" ? predictRoom(room, c).others : sOverB), 2),
-      ]);
+    for (const load of loadsOf(c)) {
+      for (const tool of roomTools(c)) {
+        const mine = runs.filter((r) =>
+          r.room === room && r.tool === tool && (r.load ?? 0) === load
+        );
+        const good = mine.filter((r) => r.result.ok).map((r) => split(room, r.result));
+        const others = median(good.map((g) => g.others));
+        const a = median(good.map((g) => g.apart).filter((x): x is number => x !== null));
+        const own = room === "slow" ? slowSOverB : sOverB;
+        rows.push([
+          room,
+          String(load),
+          tool,
+          `${good.length}/${mine.length}`,
+          f(others),
+          f(others / sOverB, 2),
+          room === "slow" || room === "stall" ? f(a) : "",
+          room === "slow" ? f(a / own, 2) : "",
+          good.map((g) => f(g.others)).join(" "),
+          tool !== "udpcast" ? `${f(predictRoom(room, c).others)} s` : `${f(sOverB)} s (S/B)`,
+          f(others / (tool !== "udpcast" ? predictRoom(room, c).others : sOverB), 2),
+        ]);
+      }
     }
   }
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) =>
-    r.map((x, i) => (i < 2 || i === 7 ? x.padEnd(w[i]) : x.padStart(w[i]))).join("  ")
+    r.map((x, i) => (i === 0 || i === 2 || i === 8 ? x.padEnd(w[i]) : x.padStart(w[i]))).join("  ")
       .trimEnd();
   return [line(head), line(w.map((n) => "-".repeat(n))), ...rows.map(line)].join("\n");
+}
+
+/** Where each room's CPU went (pure): per room, load and tool, the median CPU s of each role
+ * (lab_load.ts) and the load averages the runs began at. */
+export function cpuTable(runs: RoomRun[], c: RoomConfig): string {
+  const out: string[] = [];
+  for (const room of c.rooms) {
+    for (const load of loadsOf(c)) {
+      for (const tool of roomTools(c)) {
+        const mine = runs.filter((r) =>
+          r.room === room && r.tool === tool && (r.load ?? 0) === load && r.cpu
+        );
+        if (!mine.length) continue;
+        const roles = [...new Set(mine.flatMap((r) => Object.keys(r.cpu!)))].sort();
+        const parts = roles.map((role) =>
+          `${role} ${f(median(mine.map((r) => r.cpu![role] ?? 0)))}`
+        );
+        const avgs = mine.map((r) => f(r.loadavg ?? NaN)).join(" ");
+        out.push(`  ${room} load ${load} ${tool} (load avg ${avgs}): ${parts.join(", ")}`);
+      }
+    }
+  }
+  return out.join("\n");
 }
 
 /** The stall's cost: how much later the others finished than in the flat room, per tool. */
@@ -203,7 +241,7 @@ export function stallCost(runs: RoomRun[]): Record<string, number> {
   for (const tool of ["relay", "before", "udpcast"]) {
     const m = (room: Room) =>
       median(
-        runs.filter((r) => r.room === room && r.tool === tool && r.result.ok)
+        runs.filter((r) => r.room === room && r.tool === tool && r.result.ok && !r.load)
           .map((r) => split(room, r.result).others),
       );
     out[tool] = m("stall") - m("flat");
@@ -254,8 +292,12 @@ export async function runRooms(
     try {
       for (let run = 1; run <= c.runs; run++) {
         for (const room of lab.rooms) {
-          for (const tool of roomTools(c)) {
-            const label = `${room}/${tool} ${run}/${c.runs}`;
+          for (
+            const [load, tool] of loadsOf(c).flatMap((l) =>
+              roomTools(c).map((t) => [l, t] as const)
+            )
+          ) {
+            const label = `${room}/${tool}${load ? ` load ${load}` : ""} ${run}/${c.runs}`;
             const stall = room === "stall"
               ? {
                 seconds: STALL_SECONDS,
@@ -268,12 +310,15 @@ export async function runRooms(
               net,
               image,
               pcs: c.pcs,
-              dir: join(dir, `${room}-${tool}-${run}`),
+              dir: join(dir, `${room}-${tool}-${run}${load ? `-load${load}` : ""}`),
               timeout: room === "slow" ? 300 : 120,
               progress: (line: string) => say(`  ${label} ${line}`),
               ...(stall ? { stall } : {}),
             };
-            const result = tool === "udpcast" ? await runUdpcast(common) : await runCascade({
+            const busy = startLoad(load);
+            const loadavg = await loadAverage();
+            const cpuOf = sampleCpu(busy.pids);
+            const result = await (tool === "udpcast" ? runUdpcast(common) : runCascade({
               ...common,
               mode: "relay",
               fakeCapacity: 1,
@@ -282,8 +327,9 @@ export async function runRooms(
               linger: c.linger,
               ...(tool === "before" ? { cascade: c.compare } : {}),
               ...(lab.topology ? { topology: lab.topology(net) } : {}),
-            });
-            out.push({ room, tool, result });
+            })).finally(() => busy.stop());
+            const cpu = await cpuOf.stop();
+            out.push({ room, tool, result, load, loadavg, cpu });
             if (!result.ok) say(`${label}: FAILED: ${result.reason}`);
             else {
               const s = split(room, result);
@@ -311,5 +357,7 @@ export function roomsHeader(c: RoomConfig): string {
     c.pcs / 2
   } PCs, ${UPLINK_RATE} uplink; stall: PC ${STALL_POSITION} of the chain (udpcast: pc${STALL_POSITION}) stopped ${STALL_SECONDS} s at ${
     STALL_SHARE * 100
-  } %${c.compare ? `; before: the relay of ${c.compare}` : ""}; median of ${c.runs}`;
+  } %${c.compare ? `; before: the relay of ${c.compare}` : ""}${
+    loadsOf(c).some((n) => n > 0) ? `; load: that many busy processes beside each run` : ""
+  }; median of ${c.runs}`;
 }
