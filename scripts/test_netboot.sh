@@ -6,8 +6,8 @@
 # "image" scenario passes when the VM's console shows the client ran and reported.
 #
 # Scenarios (env SCENARIOS, default "archs lab proxy local uefi-pxe uefi-http+uefi-http-proxy
-# pxelinux secureboot sb-bad-grub+sb-bad-kernel room master-down"; scenarios joined by + run side
-# by side, each in its own lab):
+# pxelinux pxelinux-cut secureboot sb-bad-grub+sb-bad-kernel room master-down"; scenarios joined
+# by + run side by side, each in its own lab):
 #   lab       a lab: three VMs (two BIOS, one UEFI/OVMF) with blank disks PXE-boot together from
 #             `cascade master --netboot` (relay mode) and a fake-server, image their disks
 #             serving each other, and power off once the master ends the run; the host compares
@@ -29,6 +29,8 @@
 #   pxelinux  a lab that boots PXELINUX: SeaBIOS + the NIC's PXE ROM load lpxelinux.0 over TFTP
 #             (dnsmasq option 210 = the master's /boot/), which fetches ldlinux.c32, the
 #             per-MAC pxelinux.cfg/01-<mac>, kernel and initrd from the master over HTTP
+#   pxelinux-cut  the same, the initrd's connection reset 3 s into its download: the short
+#             initrd fails in the kernel, the PC reboots (panic=10), fetches it again, runs the client
 #   secureboot  OVMF with Secure Boot on and the Microsoft keys enrolled: shim -> Debian's
 #             signed GRUB -> Debian's signed kernel (GRUB's configuration and the kernel over
 #             TFTP from the master); images an EFI disk (shim + GRUB on its ESP), powers off; the
@@ -563,7 +565,7 @@ master_down_scenario() {
 # One scenario in a subshell: its own lab (prefix), torn down on the way out.
 scenario() (
   set -euo pipefail
-  local name=$1 prefix="nb$$${1//[^a-z]/}-" dhcp=full firmware=bios local_boot=0 real=0
+  local name=$1 prefix="nb$$${1//[^a-z]/}-" dhcp=full firmware=bios local_boot=0 real=0 cut=0
   case $name in
   lab) lab_scenario; return ;;
   room) room_scenario; return ;;
@@ -581,6 +583,7 @@ scenario() (
   uefi-http) firmware=uefi-http ;;
   uefi-http-proxy) firmware=uefi-http dhcp=proxy ;;
   pxelinux) dhcp=pxelinux ;;
+  pxelinux-cut) dhcp=pxelinux cut=1 ;;
   *) echo "test_netboot: unknown scenario \"$name\"" >&2; return 2 ;;
   esac
   prefix=${prefix:0:20}
@@ -679,6 +682,20 @@ scenario() (
     return 0
   fi
   step http "GET /boot/initrd" "initrd requested"
+  if [[ $cut == 1 ]]; then
+    # The initrd's TCP connection reset 3 s in (as a switch port flapping would): PXELINUX's HTTP
+    # takes the short file as whole, the kernel panics on it, and the PC must boot again itself.
+    sleep 3
+    ip netns exec "${prefix}lan" ss -tnK dst "$subnet.130" >/dev/null
+    echo "  initrd connection reset 3 s in"
+    step vm1 "Initramfs unpacking failed|Boot failed" "short initrd noticed"
+    for _ in $(seq "$timeout"); do
+      (($(grep -c "GET /boot/initrd" "$state/http.log") >= 2)) && break
+      sleep 1
+    done
+    (($(grep -c "GET /boot/initrd" "$state/http.log") >= 2)) || { echo "  the PC did not boot again"; return 1; }
+    printf '  %-26s %4d.%d s\n' "booted again, initrd again:" $((($(now_ds) - t0) / 10)) $((($(now_ds) - t0) % 10))
+  fi
   step vm1 "Cascade netboot:" "/init running"
   step vm1 "network up" "network up"
   step vm1 "running: cascade client" "cascade client started"
@@ -722,7 +739,7 @@ scenario() (
 
 passed=0
 failed=0
-DEFAULT_SCENARIOS="archs lab proxy local uefi-pxe uefi-http+uefi-http-proxy pxelinux secureboot sb-bad-grub+sb-bad-kernel room master-down"
+DEFAULT_SCENARIOS="archs lab proxy local uefi-pxe uefi-http+uefi-http-proxy pxelinux pxelinux-cut secureboot sb-bad-grub+sb-bad-kernel room master-down"
 suite_t0=$(now_ds)
 failed_names=()
 rm -f "$out"/.scenario-*.log
