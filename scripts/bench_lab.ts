@@ -52,7 +52,8 @@ OPTIONS:
   --rooms LIST        Instead: rooms that are not flat, Cascade relay against udpcast in each:
                       ${ROOMS.join(",")} (flat and stall share a lab; slow: one PC's port at
                       10mbit; switches: PCs over two switches and a 200mbit uplink, the master
-                      told with --topology); the slow or stalled PC is shown apart
+                      told with --topology; fast: the fake server's port at 1gbit, told
+                      with --port-rate); the slow or stalled PC is shown apart
   --compare PATH      With --rooms: also run the relay of the checkout whose cascade.ts is PATH
                       in every room, interleaved (the "before" rows: before/after in one run)
   --load LIST         With --rooms: CPU-busy processes (a spinning sh each) beside every run,

@@ -1,5 +1,6 @@
 // `bench:lab --rooms`: rooms that are not flat (issue 11). Each room is a lab of its own (a
-// slow port, two switches joined by an uplink, a flat room where one PC stalls mid-run), and in
+// slow port, two switches joined by an uplink, a flat room where one PC stalls mid-run, a fake
+// server on a port faster than the PCs' that says so and feeds several chains), and in
 // each Cascade relay and udpcast run interleaved, medians of several runs, every disk checked.
 // The slow or stalled PC is shown apart: "others" is the last of the rest.
 import { join } from "node:path";
@@ -16,13 +17,15 @@ import {
   SERVER_HOST,
 } from "./lab_scenarios.ts";
 
-export const ROOMS = ["flat", "stall", "slow", "switches"] as const;
+export const ROOMS = ["flat", "stall", "slow", "switches", "fast"] as const;
 export type Room = typeof ROOMS[number];
 
 /** The PC on the slow port (in join order it lands anywhere: the master does not know it). */
 export const SLOW_PC = 5;
 export const SLOW_RATE = "10mbit";
 export const UPLINK_RATE = "200mbit";
+/** The fake server's port in the fast room (the PCs' stay at --rate). */
+export const SOURCE_RATE = "1gbit";
 export const STALL_SECONDS = 5;
 /** The stalled PC: this many hops below the fake server, once the room holds this share. */
 export const STALL_POSITION = 3;
@@ -136,6 +139,9 @@ export function predictRoom(room: Room, c: RoomConfig): { others: number; apart:
         ),
         uplink: parseRate(UPLINK_RATE, "uplink"),
       }
+      : {}),
+    ...(room === "fast"
+      ? { sourceRate: parseRate(SOURCE_RATE, "source rate"), fakeCapacity: c.pcs }
       : {}),
   });
   const apartId = room === "slow" ? `pc${SLOW_PC}` : room === "stall" ? plan.stalled : undefined;
@@ -253,6 +259,8 @@ interface Lab {
   rooms: Room[];
   net: () => Promise<LabNet>;
   topology?: (net: LabNet) => string;
+  /** The fake server's capacity and extra flags, where not 1 and none. */
+  fake?: { capacity: number; args: string[] };
 }
 
 /** Run every room: one lab per room kind (flat and stall share one), runs interleaved. */
@@ -282,6 +290,13 @@ export async function runRooms(
           uplink: UPLINK_RATE,
         }),
       topology: (net) => net.topology(),
+    },
+    {
+      rooms: c.rooms.filter((r) => r === "fast"),
+      net: () => LabNet.up({ hosts, rate: c.rate, ports: { [SERVER_HOST]: SOURCE_RATE } }),
+      // It says its port's rate and may serve every PC at once: its chains follow from the
+      // PCs' probes (roles/master/scheduler_pick.ts).
+      fake: { capacity: c.pcs, args: ["--port-rate", SOURCE_RATE] },
     },
   ];
   const sOverB = c.size / parseRate(c.rate, "--rate");
@@ -321,7 +336,8 @@ export async function runRooms(
             const result = await (tool === "udpcast" ? runUdpcast(common) : runCascade({
               ...common,
               mode: "relay",
-              fakeCapacity: 1,
+              fakeCapacity: lab.fake?.capacity ?? 1,
+              ...(lab.fake ? { fakeArgs: lab.fake.args } : {}),
               capacity: 3,
               fanout: 1,
               linger: c.linger,
@@ -355,7 +371,7 @@ export function roomsHeader(c: RoomConfig): string {
     sOverB.toFixed(1)
   } s); slow: pc${SLOW_PC} at ${SLOW_RATE}; switches: ${c.pcs / 2} + ${
     c.pcs / 2
-  } PCs, ${UPLINK_RATE} uplink; stall: PC ${STALL_POSITION} of the chain (udpcast: pc${STALL_POSITION}) stopped ${STALL_SECONDS} s at ${
+  } PCs, ${UPLINK_RATE} uplink; fast: the fake server's port at ${SOURCE_RATE}; stall: PC ${STALL_POSITION} of the chain (udpcast: pc${STALL_POSITION}) stopped ${STALL_SECONDS} s at ${
     STALL_SHARE * 100
   } %${c.compare ? `; before: the relay of ${c.compare}` : ""}${
     loadsOf(c).some((n) => n > 0) ? `; load: that many busy processes beside each run` : ""

@@ -80,6 +80,8 @@ export interface CascadeOptions extends RunOptions {
   inflight?: number;
   /** Extra client flags. */
   clientArgs?: string[];
+  /** Extra fake-server flags (e.g. --port-rate). */
+  fakeArgs?: string[];
   /** The master's --topology file, as text. */
   topology?: string;
   /** The cascade.ts to run (default: this tree's), e.g. a patched checkout to compare. */
@@ -245,6 +247,7 @@ export async function runCascade(o: CascadeOptions): Promise<RunResult> {
         "fake",
         "--capacity",
         String(o.fakeCapacity),
+        ...(o.fakeArgs ?? []),
       ], o.cascade),
       { log: log("fake") },
     ));

@@ -77,6 +77,10 @@ export interface SimulateParams {
   switchOf?: Record<number, number>;
   /** Each uplink between neighbouring switches, bytes/s each way (default: `rate`). */
   uplink?: number;
+  /** The fake server's port, bytes/s each way, where it is faster than the PCs': in relay mode it
+   * says so (fake-server --port-rate) and feeds as many chains as the PCs' probes say it carries,
+   * up to `fakeCapacity` (default: `rate`, and the fan-out caps it). */
+  sourceRate?: number;
   /** Seconds from a PC's assignment to its first byte (default 0). */
   startup?: number;
   /** Seconds each relay hop adds (verify the chunk's end, wake, send; default 0). */
@@ -171,6 +175,7 @@ function checkParams(p: SimulateParams) {
     need(ok, "switch", `${k}=${w}`, "PC 1..pcs, switch >= 1");
   }
   positive(p.uplink, "uplink rate");
+  positive(p.sourceRate, "source rate");
   for (
     const [what, v] of [["startup", p.startup], ["hop extra", p.hopExtra], [
       "finish time",
@@ -190,12 +195,16 @@ export function simulate(params: SimulateParams): SimulationResult {
   checkParams(params);
   const { mode, pcs, size } = params;
   const eff = params.efficiency ?? 1;
-  const rate = params.rate * eff; // image bytes a second, each way
+  // Image bytes a second, each way.
   const portOf = (id: string) =>
-    id === FAKE_ID ? rate : (params.ports?.[Number(id.slice(2))] ?? params.rate) * eff;
+    id === FAKE_ID
+      ? (params.sourceRate ?? params.rate) * eff
+      : (params.ports?.[Number(id.slice(2))] ?? params.rate) * eff;
   const switchOf = (id: string) => id === FAKE_ID ? 1 : params.switchOf?.[Number(id.slice(2))] ?? 1;
   const uplink = (params.uplink ?? params.rate) * eff;
-  const hasRoom = params.ports !== undefined || params.switchOf !== undefined;
+  const hasRoom = params.ports !== undefined || params.switchOf !== undefined ||
+    params.sourceRate !== undefined;
+  const rated = mode === "relay" && params.sourceRate !== undefined;
   const diskRate = params.diskRate ?? Infinity;
   const chunk = params.chunkSize ?? 1024 * 1024;
   const capacity = params.capacity ?? 3;
@@ -232,10 +241,11 @@ export function simulate(params: SimulateParams): SimulationResult {
   };
 
   // Unicast: the fake serves everyone at once. Relay: the master caps every server's capacity,
-  // the fake's too, at the fan-out (roles/master/core.ts), so this does the same.
+  // the fake's too, at the fan-out (roles/master/core.ts), so this does the same, but for a
+  // source that said its port rate (its chains follow from it, up to its capacity).
   const fakeCapacity = mode === "unicast"
     ? Math.max(1, pcs)
-    : mode === "relay"
+    : mode === "relay" && !rated
     ? Math.min(params.fakeCapacity ?? 2, fanout)
     : params.fakeCapacity ?? 2;
   const fakeReady = () =>
@@ -246,6 +256,7 @@ export function simulate(params: SimulateParams): SimulationResult {
       kind: "fake",
       at: 0,
       ...(hasRoom ? { switch: "sw1" } : {}),
+      ...(rated ? { rate: portOf(FAKE_ID) } : {}),
     }));
   if (!hasRoom) fakeReady();
   for (let i = 1; i <= pcs; i++) {

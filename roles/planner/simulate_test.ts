@@ -304,16 +304,18 @@ Deno.test("simulate: the CLI rejects a bad mode with exit 2 and writes --json an
   }
 });
 
+/** 12 PCs in relay mode with whole-chunk hops: a chain's length shows in its finish. */
+const ROOM12 = {
+  mode: "relay",
+  pcs: 12,
+  size: S,
+  rate: B,
+  linger: 2,
+  cutThrough: false,
+} as const;
+
 Deno.test("simulate: rooms that are not flat: a slow port at the end, switches crossed once", () => {
-  // Whole-chunk hops: a chain's length shows in its finish.
-  const common = {
-    mode: "relay",
-    pcs: 12,
-    size: S,
-    rate: B,
-    linger: 2,
-    cutThrough: false,
-  } as const;
+  const common = ROOM12;
   const flat = simulate(common);
   // pc5 at a tenth of the rate: a leaf from its probe, served last; the 11 others as if flat.
   const slow = simulate({ ...common, ports: { 5: B / 10 } });
@@ -330,6 +332,23 @@ Deno.test("simulate: rooms that are not flat: a slow port at the end, switches c
   const thin = simulate({ ...common, switchOf, uplink: B / 2 });
   assert.ok(thin.finish > 1.9 * S / B, `${thin.finish}`);
   assert.throws(() => simulate({ ...common, ports: { 13: B } }), /Invalid port "13=/);
+});
+
+Deno.test("simulate: a source on a faster port feeds as many chains as the probes say", () => {
+  const common = { ...ROOM12, fakeCapacity: 12 };
+  const chain = simulate(common);
+  // A 10x port: 10 chains, 8 of one PC and 2 of two; the longest is two hops.
+  const fast = simulate({ ...common, sourceRate: 10 * B });
+  const fromFake = fast.perPc.filter((p) => p.server === "fake");
+  assert.equal(fromFake.length, 10);
+  near(fast.finish, S / B + delta, "two hops at the port rate");
+  assert.ok(fast.finish < chain.finish - 9 * delta, `${fast.finish} vs ${chain.finish}`);
+  // Capped by what the source announced; a source no faster than the PCs is one chain.
+  const capped = simulate({ ...common, sourceRate: 10 * B, fakeCapacity: 3 });
+  assert.equal(capped.perPc.filter((p) => p.server === "fake").length, 3);
+  const same = simulate({ ...common, sourceRate: B });
+  assert.equal(same.perPc.filter((p) => p.server === "fake").length, 1);
+  assert.throws(() => simulate({ ...common, sourceRate: 0 }), /Invalid source rate "0"/);
 });
 
 Deno.test("simulate: a chain's start-up, hop extra and finish time add as measured", () => {
