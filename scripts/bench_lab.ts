@@ -25,6 +25,7 @@ import {
   stallCost,
 } from "./lab_rooms.ts";
 import {
+  describeRun,
   type LabImage,
   makeRandomImage,
   pcHost,
@@ -261,16 +262,6 @@ export function prediction(s: Scenario, c: Config): number {
   }).finish;
 }
 
-function describe(r: RunResult): string {
-  return r.pcs.map((p) =>
-    `    ${p.name.padEnd(5)} ${
-      p.seconds === null ? "   -  " : p.seconds.toFixed(1).padStart(6)
-    } s  ${p.matches ? "disk ok " : "DISK BAD"}  failures ${p.failures}  served by ${
-      p.servedBy.join(" > ")
-    }`
-  ).join("\n");
-}
-
 /** Free bytes on the file system holding `dir` (df: Deno has no statfs). */
 async function freeBytes(dir: string): Promise<number> {
   const out = await new Deno.Command("df", { args: ["--output=avail", "-B1", dir] }).output();
@@ -321,6 +312,7 @@ async function main(args: string[]): Promise<number> {
         ...rc,
         rooms: c.rooms,
         loads: c.loads,
+        verbose: c.verbose,
         ...(c.compare ? { compare: c.compare } : {}),
       };
       const runs = await runRooms(config, image, dir, (line) => console.log(line));
@@ -392,7 +384,7 @@ async function main(args: string[]): Promise<number> {
             } × predicted), every disk verified`
             : `${label}: FAILED: ${r.reason}`,
         );
-        if (c.verbose || !r.ok) console.log(describe(r));
+        if (c.verbose || !r.ok) console.log(describeRun(r));
       }
     }
     const rows: ScenarioSummary[] = c.only.map((o) => ({

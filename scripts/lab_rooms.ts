@@ -9,6 +9,7 @@ import { simulate } from "../roles/planner/mod.ts";
 import { loadAverage, sampleCpu, startLoad } from "./lab_load.ts";
 import { LabNet } from "./lab_net.ts";
 import {
+  describeRun,
   type LabImage,
   pcHost,
   runCascade,
@@ -42,6 +43,8 @@ export interface RoomConfig {
   compare?: string;
   /** CPU-busy processes beside each run (lab_load.ts), each count its rows (default [0]). */
   loads?: number[];
+  /** Each PC's time and servers after every Cascade run (bench:lab -v). */
+  verbose?: boolean;
 }
 
 /** "before": Cascade relay from the checkout of RoomConfig.compare. */
@@ -355,6 +358,7 @@ export async function runRooms(
                   ", every disk verified",
               );
             }
+            if (c.verbose && tool !== "udpcast") say(describeRun(result));
           }
         }
       }

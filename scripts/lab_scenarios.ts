@@ -169,6 +169,17 @@ function cascadeCmd(args: string[], cascade = CASCADE): string[] {
 
 /** One Cascade run: master, N clients all registered and waiting, then the fake server. Timed
  * by the master's clock from the fake server's registration to the last verified disk. */
+/** Each PC's time, disk check, failures and servers, a line each (bench:lab -v). */
+export function describeRun(r: RunResult): string {
+  return r.pcs.map((p) =>
+    `    ${p.name.padEnd(5)} ${
+      p.seconds === null ? "   -  " : p.seconds.toFixed(1).padStart(6)
+    } s  ${p.matches ? "disk ok " : "DISK BAD"}  failures ${p.failures}  served by ${
+      p.servedBy.join(" > ")
+    }`
+  ).join("\n");
+}
+
 export async function runCascade(o: CascadeOptions): Promise<RunResult> {
   const { net, image, pcs } = o;
   const log = (name: string) => join(o.dir, "logs", `${name}.log`);
