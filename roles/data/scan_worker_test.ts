@@ -48,3 +48,23 @@ Deno.test("scanInWorker: a file that ends early is a read failure at its end", a
     assert.deepEqual(seen, [0, 1, 2, 3, 4]);
   });
 });
+
+Deno.test("scanInWorker: zeros are judged unhashed, also where the manifest does not flag the chunk zero", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "disk.img");
+    await Deno.writeFile(path, image);
+    // A manifest of the first format had no zero flags: chunk 3 (zeros) is a chunk like any.
+    const old = { ...m, chunks: m.chunks.map((c, i) => (i === 3 ? { ...c, zero: false } : c)) };
+    const verdicts = new Map<number, [boolean, boolean]>();
+    await scanInWorker(path, old, all, { onChunk: (i, ok, z) => verdicts.set(i, [ok, z]) });
+    assert.deepEqual(verdicts.get(3), [true, false]);
+    assert.ok(all.every((i) => verdicts.get(i)![0]));
+    // A blank disk: every chunk with data is bad and zeros, every zero chunk good.
+    await Deno.writeFile(path, new Uint8Array(image.length));
+    verdicts.clear();
+    await scanInWorker(path, m, all, { onChunk: (i, ok, z) => verdicts.set(i, [ok, z]) });
+    for (const i of all) {
+      assert.deepEqual(verdicts.get(i), m.chunks[i].zero ? [true, false] : [false, true], `${i}`);
+    }
+  });
+});
