@@ -4,12 +4,21 @@
 // moment it verifies. The transfer fetches only chunks the scan has judged missing; a chunk whose bytes
 // on the disk are an older version (not all zeros) is fetched by sub-chunk delta (delta.ts).
 // The scan never writes, so a crash in the middle of it loses nothing.
+//
+// A blank disk (a new PC's, or one wiped) holds nothing worth a scan: once the first BLANK_AFTER
+// chunks with data it judged (a quarter of them in a small image) all read as zeros, the scan
+// stops and every chunk left is fetched. Reading the rest would only compete with the writes for
+// the disk (30 GB used: 30 GB read before the PC holds a byte more). Always safe: a chunk judged
+// missing is fetched, at worst one the disk did hold.
 import type { Manifest } from "../../imagetools/mod.ts";
 import type { Logger } from "../../imagetools/kit/mod.ts";
 import type { HeldChunks } from "./held_chunks.ts";
 import { badOnTarget } from "./read_back.ts";
 import { scanInWorker } from "./scan_worker.ts";
 import type { TargetDisk } from "./target_disk.ts";
+
+/** Chunks with data that must all read as zeros, from the scan's start, for a blank disk. */
+export const BLANK_AFTER = 256;
 
 export interface ScanHost {
   readonly manifest: Manifest;
@@ -32,6 +41,10 @@ export class TargetScan {
   #marked = 0;
   #failure: unknown;
   #ended = false;
+  /** Chunks with data judged so far that read as zeros, all of them; -1 once one did not. */
+  #blankRun = 0;
+  readonly #blankAfter: number;
+  #blank = false;
   #wake: (() => void)[] = [];
   readonly #stop = new AbortController();
   /** Settles (never rejects) once every chunk asked has its verdict, or the scan failed. */
@@ -45,6 +58,8 @@ export class TargetScan {
       if (!this.#pending[i]) this.#left++;
       this.#pending[i] = 1;
     }
+    const data = host.manifest.chunks.filter((c) => !c.zero).length;
+    this.#blankAfter = Math.max(1, Math.min(BLANK_AFTER, Math.ceil(data / 4)));
     this.done = this.#run([...indices]);
   }
 
@@ -72,8 +87,10 @@ export class TargetScan {
         });
       }
     } catch (err) {
-      this.#failure = err;
-      h.log("scan.failed", { peer: h.peerId, error: (err as Error).message, left: this.#left });
+      if (!this.#blank) {
+        this.#failure = err;
+        h.log("scan.failed", { peer: h.peerId, error: (err as Error).message, left: this.#left });
+      }
     }
     this.#ended = true;
     h.log("scan.done", {
@@ -89,11 +106,26 @@ export class TargetScan {
     if (!this.#pending[index]) return;
     this.#pending[index] = 0;
     this.#left--;
+    if (this.#blankRun >= 0 && !this.host.manifest.chunks[index].zero) {
+      this.#blankRun = !ok && zeros ? this.#blankRun + 1 : -1;
+      if (this.#blankRun >= this.#blankAfter) return this.#blankDisk();
+    }
     if (ok) {
       this.host.checked(index);
       if (this.host.held.mark(index)) this.#marked++;
       this.host.progress();
     } else if (!zeros) this.#older[index] = 1;
+    this.#notify();
+  }
+
+  /** Every chunk still without a verdict is missing: stop reading the disk. */
+  #blankDisk() {
+    this.#blank = true;
+    const left = this.#left;
+    this.#pending.fill(0);
+    this.#left = 0;
+    this.host.log("scan.blank", { peer: this.host.peerId, after: this.#blankRun, left });
+    this.#stop.abort(new Error("the disk is blank"));
     this.#notify();
   }
 

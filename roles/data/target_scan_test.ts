@@ -174,3 +174,26 @@ Deno.test("re-image: a delta that does not verify is fetched whole at once, not 
   assert.equal(s.bytesReceived, 2 * (DELTA_BLOCK + 2) + (904 + 1) + (CHUNK + 2) + 2 * CHUNK);
   assert.equal(s.badChunks, 1);
 });
+
+Deno.test("re-image: a blank disk stops the scan early; everything is fetched whole", async () => {
+  // 21 chunks with data: a quarter of them (6) read as zeros, and the scan stops.
+  const target = usedTarget(new Uint8Array(SIZE));
+  const lines: string[] = [];
+  const r = new Receiver({
+    manifestBytes: src.manifestBytes,
+    target,
+    inflight: 3,
+    md5Threads: 0,
+    fetch: appFetch(createChunkApp(src)),
+    log: (event, fields) => lines.push(`${event} ${JSON.stringify(fields ?? {})}`),
+  });
+  const scan = r.startScan();
+  await scan.done;
+  assert.equal(scan.failure, undefined);
+  assert.equal(scan.marked, 3); // zero chunks 3-5, judged before the stop
+  assert.ok(target.reads.length < 20, `the scan read ${target.reads.length} of 24 chunks`);
+  assert.ok(lines.some((l) => l.startsWith("scan.blank")), lines.join("\n"));
+  await r.fetchFrom("http://server");
+  assert.deepEqual(target.bytes, image);
+  assert.equal(r.stats().badChunks, 0);
+});
