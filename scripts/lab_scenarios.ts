@@ -167,8 +167,6 @@ function cascadeCmd(args: string[], cascade = CASCADE): string[] {
   return [Deno.execPath(), "run", "-A", "--quiet", cascade, ...args];
 }
 
-/** One Cascade run: master, N clients all registered and waiting, then the fake server. Timed
- * by the master's clock from the fake server's registration to the last verified disk. */
 /** Each PC's time, disk check, failures and servers, a line each (bench:lab -v). */
 export function describeRun(r: RunResult): string {
   return r.pcs.map((p) =>
@@ -180,6 +178,8 @@ export function describeRun(r: RunResult): string {
   ).join("\n");
 }
 
+/** One Cascade run: master, N clients all registered and waiting, then the fake server. Timed
+ * by the master's clock from the fake server's registration to the last verified disk. */
 export async function runCascade(o: CascadeOptions): Promise<RunResult> {
   const { net, image, pcs } = o;
   const log = (name: string) => join(o.dir, "logs", `${name}.log`);
