@@ -169,6 +169,10 @@ export async function demoMain(args: string[]): Promise<number> {
       v.linger as string,
       "--status-file",
       statusFile,
+      // Every PC of this lab comes from 127.0.0.1, where a real room's each have an address:
+      // the per-address cap (64 descriptors, an HTTP connection 4) is scaled to the room.
+      "--max-per-address",
+      String(Math.max(64, 16 * (clients + 1))),
     ]);
     console.log(
       `Master on ${master} (dashboard: ${master}/); ${clients} PCs, ${mode} mode; logs in ${
