@@ -71,6 +71,9 @@ OPTIONS:
   -v, --verbose       Per-PC times and servers after every Cascade run
   -h, --help          Show this help
 
+Environment: CASCADE_LAB_PROFILE=DIR makes every Cascade client write its V8 CPU profile into DIR
+(deno --cpu-prof, at its exit); scripts/profile_top.ts names where the time went.
+
 Wall time: Cascade runs from the fake server's registration (every PC booted and waiting) to the
 last PC's verified disk, by the master's clock; udpcast from udp-sender's start (every receiver
 waiting) to the last receiver's exit. Every disk is checked against the golden image (SHA-256)

@@ -164,7 +164,17 @@ async function readLog(path: string): Promise<string> {
 }
 
 function cascadeCmd(args: string[], cascade = CASCADE): string[] {
-  return [Deno.execPath(), "run", "-A", "--quiet", cascade, ...args];
+  // CASCADE_LAB_PROFILE=DIR: each client's V8 CPU profile, written there at its exit.
+  const prof = Deno.env.get("CASCADE_LAB_PROFILE");
+  return [
+    Deno.execPath(),
+    "run",
+    "-A",
+    "--quiet",
+    ...(prof && args[0] === "client" ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : []),
+    cascade,
+    ...args,
+  ];
 }
 
 /** Each PC's time, disk check, failures and servers, a line each (bench:lab -v). */
