@@ -44,7 +44,6 @@ export class TargetScan {
   /** Chunks with data judged so far that read as zeros, all of them; -1 once one did not. */
   #blankRun = 0;
   readonly #blankAfter: number;
-  #blank = false;
   #wake: (() => void)[] = [];
   readonly #stop = new AbortController();
   /** Settles (never rejects) once every chunk asked has its verdict, or the scan failed. */
@@ -87,7 +86,7 @@ export class TargetScan {
         });
       }
     } catch (err) {
-      if (!this.#blank) {
+      if (!this.#blank) { // the blank disk's stop is not a failure
         this.#failure = err;
         h.log("scan.failed", { peer: h.peerId, error: (err as Error).message, left: this.#left });
       }
@@ -118,9 +117,13 @@ export class TargetScan {
     this.#notify();
   }
 
+  /** The scan stopped on a blank disk. */
+  get #blank(): boolean {
+    return this.#blankRun >= this.#blankAfter;
+  }
+
   /** Every chunk still without a verdict is missing: stop reading the disk. */
   #blankDisk() {
-    this.#blank = true;
     const left = this.#left;
     this.#pending.fill(0);
     this.#left = 0;
