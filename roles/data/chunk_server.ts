@@ -217,6 +217,7 @@ export function createChunkApp(
       },
       cancel() {
         gone.abort();
+        feed.close();
       },
     });
     return new Response(body, {
@@ -249,7 +250,7 @@ export function createChunkApp(
     };
     let sent = 0;
     /** The chunk a relay is receiving, being sent as it comes. */
-    let feed: { next: ReturnType<typeof feedPieces>; length: number } | undefined;
+    let feed: { next: ReturnType<typeof feedPieces>; length: number; close(): void } | undefined;
     const body = new ReadableStream<Uint8Array>({
       async pull(controller) {
         try {
@@ -267,7 +268,7 @@ export function createChunkApp(
             if (!p) return controller.close();
             const bytes = await p;
             if (!(bytes instanceof Uint8Array)) {
-              feed = { next: feedPieces(bytes), length: bytes.length };
+              feed = { next: feedPieces(bytes), length: bytes.length, close: bytes.close };
               continue;
             }
             served(bytes.length - (inFrames ? FRAME_HEAD_BYTES : 0));
@@ -282,6 +283,9 @@ export function createChunkApp(
       },
       cancel() {
         gone.abort();
+        // The feeds this response holds or read ahead ask no more.
+        feed?.close();
+        for (const p of ahead) p.then((b) => b instanceof Uint8Array || b.close(), () => {});
       },
     });
     let length = 0;

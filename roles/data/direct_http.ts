@@ -19,6 +19,7 @@ import {
   writeAll,
 } from "./conn_gate.ts";
 import type { ServeHandler } from "./serve_guard.ts";
+import { releasePiece } from "./live_chunks.ts";
 
 /** Pieces up to this size go out in one write with what precedes them (a head, a chunk-size
  * line): a copy of a few KiB costs less than a write. */
@@ -149,6 +150,7 @@ async function writeResponse(
       const piece = got.value;
       if (piece.length === 0) continue;
       await send(chunked ? `${prefix}${piece.length.toString(16)}\r\n` : prefix, piece);
+      releasePiece(piece); // written: a relay's chunk buffer under it may be reused
       prefix = chunked ? "\r\n" : "";
     }
     await send(chunked ? `${prefix}0\r\n\r\n` : prefix);

@@ -6,7 +6,8 @@
 // downstream never gets a whole response of bad bytes, and it verifies what it gets before it
 // writes a byte anyway.
 
-/** A chunk as it arrives: its frame (zstd or raw, `length` bytes as stored) and its bytes. */
+/** A chunk as it arrives, as one response reads it: its frame (zstd or raw, `length` bytes as
+ * stored) and its bytes. */
 export interface ChunkFeed {
   readonly index: number;
   readonly zstd: boolean;
@@ -14,8 +15,12 @@ export interface ChunkFeed {
   readonly length: number;
   /** The bytes from `from` on that may go now (a view: bytes once appended never change, so
    * no copy per piece sent on): waits until there are some (the last one only once verified);
-   * null once all `length` are out. Throws when the chunk failed here or `signal` aborts. */
+   * null once all `length` are out. Throws when the chunk failed here or `signal` aborts. A
+   * view stays the chunk's until `releasePiece` says it was written: only then may the buffer
+   * under it carry another chunk. */
   next(from: number, signal?: AbortSignal): Promise<Uint8Array | null>;
+  /** This reader asks no more (also once next() gave null or threw; again is a no-op). */
+  close(): void;
 }
 
 /** The chunk failed at this relay after its first bytes went on: the response must be cut. */
@@ -23,15 +28,70 @@ export class ChunkFeedFailed extends Error {
   override name = "ChunkFeedFailed";
 }
 
-class LiveChunk implements ChunkFeed {
+/** The chunk each view handed out by a feed is lent from, until releasePiece. */
+const lent = new WeakMap<Uint8Array, LiveChunk>();
+
+/** A view from a feed was written out whole (its bytes copied to the socket): the buffer under
+ * it may carry another chunk once no reader or view of this one is left. Any other bytes are
+ * ignored. Only a writer that is done with the bytes when its write resolves may call this
+ * (direct_http.ts); a view that is never released only keeps its buffer from being reused. */
+export function releasePiece(view: Uint8Array) {
+  const chunk = lent.get(view);
+  if (!chunk) return;
+  lent.delete(view);
+  chunk.unlend();
+}
+
+/** Where the buffers of the chunks in flight come from: a fresh 1 MiB buffer per chunk was the
+ * top function of every relaying client's profile (5.5-12 % of its busy time, BENCHMARKS.md),
+ * a reused one costs a fifth (0.06 against 0.31 ms a chunk). */
+class ChunkBuffers {
+  readonly #free: ArrayBuffer[] = [];
+  /** The largest frame seen: every new buffer holds one, so any frame fits any buffer kept. */
+  #size = 0;
+
+  take(length: number): ArrayBuffer {
+    this.#size = Math.max(this.#size, length);
+    for (;;) {
+      const b = this.#free.pop();
+      if (!b) return new ArrayBuffer(this.#size);
+      if (b.byteLength >= length) return b;
+    }
+  }
+
+  give(b: ArrayBuffer) {
+    if (this.#free.length < KEPT_BUFFERS) this.#free.push(b);
+  }
+
+  kept(): number {
+    return this.#free.length;
+  }
+}
+/** Free buffers kept: a relay receives up to its requests in flight at once (4-8); more would
+ * only hold memory. */
+const KEPT_BUFFERS = 8;
+
+class LiveChunk {
+  #buffer: ArrayBuffer | null;
   readonly #bytes: Uint8Array;
   #got = 0;
   #state: "receiving" | "verified" | "failed" = "receiving";
   #why = "";
   #wakers = new Set<() => void>();
+  /** Readers that may still ask, views not yet written, and whether the chunk has left the live
+   * set: the buffer goes back for another chunk only once all three are done. */
+  #readers = 0;
+  #lent = 0;
+  #retired = false;
 
-  constructor(readonly index: number, readonly zstd: boolean, readonly length: number) {
-    this.#bytes = new Uint8Array(length);
+  constructor(
+    readonly index: number,
+    readonly zstd: boolean,
+    readonly length: number,
+    private readonly buffers: ChunkBuffers,
+  ) {
+    this.#buffer = buffers.take(length);
+    this.#bytes = new Uint8Array(this.#buffer, 0, length);
   }
 
   append(piece: Uint8Array) {
@@ -57,21 +117,68 @@ class LiveChunk implements ChunkFeed {
     this.#wake();
   }
 
+  /** No longer in the live set: no new reader comes. */
+  retire() {
+    this.#retired = true;
+    this.#recycle();
+  }
+
+  /** A new reader of this chunk (a response sending it). */
+  reader(): ChunkFeed {
+    this.#readers++;
+    let open = true;
+    const close = () => {
+      if (!open) return;
+      open = false;
+      this.#readers--;
+      this.#recycle();
+    };
+    const next = async (from: number, signal?: AbortSignal) => {
+      try {
+        const piece = await this.#next(from, signal);
+        if (!piece) close();
+        return piece;
+      } catch (err) {
+        close();
+        throw err;
+      }
+    };
+    return { index: this.index, zstd: this.zstd, length: this.length, next, close };
+  }
+
+  unlend() {
+    this.#lent--;
+    this.#recycle();
+  }
+
+  #recycle() {
+    if (!this.#retired || this.#readers > 0 || this.#lent > 0 || !this.#buffer) return;
+    this.buffers.give(this.#buffer);
+    this.#buffer = null;
+  }
+
   #wake() {
     const w = [...this.#wakers];
     this.#wakers.clear();
     for (const f of w) f();
   }
 
-  async next(from: number, signal?: AbortSignal): Promise<Uint8Array | null> {
+  async #next(from: number, signal?: AbortSignal): Promise<Uint8Array | null> {
     for (;;) {
       signal?.throwIfAborted();
       if (this.#state === "failed") {
         throw new ChunkFeedFailed(`Chunk ${this.index} failed at this relay: ${this.#why}`);
       }
       if (from >= this.length) return null;
+      // Not reached by a reader that is still open (it holds the buffer): a safeguard.
+      if (!this.#buffer) throw new ChunkFeedFailed(`Chunk ${this.index} is no longer here`);
       const upTo = this.#state === "verified" ? this.length : Math.min(this.#got, this.length - 1);
-      if (upTo > from) return this.#bytes.subarray(from, upTo);
+      if (upTo > from) {
+        const view = this.#bytes.subarray(from, upTo);
+        lent.set(view, this);
+        this.#lent++;
+        return view;
+      }
       await new Promise<void>((resolve, reject) => {
         const onAbort = () => {
           this.#wakers.delete(wake);
@@ -91,6 +198,7 @@ class LiveChunk implements ChunkFeed {
 /** The chunks a receiver is receiving now, by index. */
 export class LiveChunks {
   readonly #live = new Map<number, LiveChunk>();
+  readonly #buffers = new ChunkBuffers();
   /** Off until a downstream asks (enable): a PC nobody fetches from keeps no copies (bench:client's
    * receiver: +0.7 CPU s/GB and +45 MiB of peak RSS with them). */
   #on = false;
@@ -105,15 +213,20 @@ export class LiveChunks {
 
   /** Chunk `index` begins to arrive as a frame of `length` bytes. */
   begin(index: number, zstd: boolean, length: number) {
-    this.#live.get(index)?.fail("received again");
+    this.end(index, "received again");
     if (!this.#on) return;
-    this.#live.set(index, new LiveChunk(index, zstd, length));
+    this.#live.set(index, new LiveChunk(index, zstd, length, this.#buffers));
     this.onBegin(index);
   }
 
-  /** The chunk being received as `index`, or undefined. */
+  /** Is chunk `index` being received now? */
+  has(index: number): boolean {
+    return this.#live.has(index);
+  }
+
+  /** A reader of the chunk being received as `index` (close it when done), or undefined. */
   get(index: number): ChunkFeed | undefined {
-    return this.#live.get(index);
+    return this.#live.get(index)?.reader();
   }
 
   /** More bytes of chunk `index` (copied: the caller's buffer is reused). */
@@ -128,12 +241,20 @@ export class LiveChunks {
   /** Chunk `index` is held now, or failed here (`why`): responses sending it end, cut short
    * if it was not verified; new requests read it from the target or wait for it again. */
   end(index: number, why = "not held") {
-    this.#live.get(index)?.fail(why);
+    const chunk = this.#live.get(index);
+    if (!chunk) return;
+    chunk.fail(why);
     this.#live.delete(index);
+    chunk.retire();
   }
 
   /** Chunks in flight now (tests: none may be left behind). */
   size(): number {
     return this.#live.size;
+  }
+
+  /** Free buffers kept for the next chunks (tests). */
+  keptBuffers(): number {
+    return this.#buffers.kept();
   }
 }

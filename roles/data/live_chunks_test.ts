@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ChunkFeedFailed, LiveChunks } from "./live_chunks.ts";
+import { ChunkFeedFailed, LiveChunks, releasePiece } from "./live_chunks.ts";
 import { HeldChunks } from "./held_chunks.ts";
 import { memorySource, randomImage } from "./testkit.ts";
 
@@ -50,6 +50,65 @@ Deno.test("a live chunk that fails cuts its readers; an abort ends a wait", asyn
   const wait = live.get(1)!.next(0, ctl.signal);
   ctl.abort(new Error("client gone"));
   await assert.rejects(wait, new Error("client gone"));
+});
+
+/** Chunk `index` received whole as `bytes` and verified. */
+function receive(live: LiveChunks, index: number, bytes: number[]) {
+  live.begin(index, false, bytes.length);
+  live.piece(index, new Uint8Array(bytes));
+  live.verified(index);
+}
+
+Deno.test("a chunk's buffer carries the next chunk only once it ended, its readers closed and its views were written", async () => {
+  const live = new LiveChunks(() => {});
+  live.enable();
+  receive(live, 0, [1, 2, 3, 4]);
+  const feed = live.get(0)!;
+  const view = (await feed.next(0))!;
+  assert.deepEqual(view, new Uint8Array([1, 2, 3, 4]));
+  assert.equal(await feed.next(4), null); // this reader is done
+  live.end(0);
+  assert.equal(live.keptBuffers(), 0, "a view not yet written keeps the buffer");
+  releasePiece(view);
+  releasePiece(view); // again: nothing more
+  assert.equal(live.keptBuffers(), 1);
+  receive(live, 1, [9, 9, 9]);
+  assert.equal(live.keptBuffers(), 0);
+  const next = (await live.get(1)!.next(0))!;
+  assert.equal(next.buffer, view.buffer, "the buffer is reused");
+  assert.deepEqual(next, new Uint8Array([9, 9, 9]));
+});
+
+Deno.test("a reader still open or a view never written keeps a chunk's bytes as they were", async () => {
+  const live = new LiveChunks(() => {});
+  live.enable();
+  // A reader that may still ask after its chunk ended (a slow downstream).
+  receive(live, 0, [1, 2, 3, 4]);
+  const slow = live.get(0)!;
+  const first = (await slow.next(0))!;
+  releasePiece(first);
+  live.end(0);
+  receive(live, 1, [7, 7, 7, 7]);
+  assert.deepEqual(await slow.next(0), new Uint8Array([1, 2, 3, 4]));
+  // A view handed to a writer that never says it wrote it (Deno.serve's path).
+  const other = live.get(1)!;
+  const kept = (await other.next(0))!;
+  other.close();
+  other.close();
+  live.end(1);
+  receive(live, 2, [5, 5, 5, 5]);
+  assert.deepEqual(kept, new Uint8Array([7, 7, 7, 7]));
+  assert.notEqual((await live.get(2)!.next(0))!.buffer, kept.buffer);
+  // A chunk that fails before it is verified: its reader is cut, and done once it knows.
+  live.begin(3, false, 4);
+  live.piece(3, new Uint8Array([6, 6]));
+  const cut = live.get(3)!;
+  const part = (await cut.next(0))!;
+  releasePiece(part);
+  live.end(3, "upstream gone");
+  assert.equal(live.keptBuffers(), 0, "its reader has not asked since");
+  await assert.rejects(cut.next(2), ChunkFeedFailed);
+  assert.equal(live.keptBuffers(), 1);
 });
 
 Deno.test("HeldChunks.waitFor with `until`: a poke wakes it only once `until` holds", async () => {

@@ -217,11 +217,11 @@ export class Receiver implements ChunkSource {
   async #feedOnceHeld(index: number, opts: ReadOptions): Promise<ChunkFeed | undefined> {
     checkChunkIndex(this.manifest, index);
     this.#live.enable(); // a relay: the chunks that begin from now on go on as they come
-    const live = () => this.#held.holds(index) ? undefined : this.#live.get(index);
+    const live = () => !this.#held.holds(index) && this.#live.has(index);
     if (!this.manifest.chunks[index].zero) {
-      await this.#held.waitFor(index, opts.waitMs ?? DEFAULT_WAIT_MS, opts.signal, () => !!live());
+      await this.#held.waitFor(index, opts.waitMs ?? DEFAULT_WAIT_MS, opts.signal, live);
     }
-    return live();
+    return live() ? this.#live.get(index) : undefined;
   }
 
   /** Where the held chunks served came from (held_read.ts). */
