@@ -111,6 +111,32 @@ Deno.test("a reader still open or a view never written keeps a chunk's bytes as 
   assert.equal(live.keptBuffers(), 1);
 });
 
+Deno.test("a live chunk goes on in pieces of a sixteenth of it, the rest once it is whole", async () => {
+  const live = new LiveChunks(() => {});
+  live.enable();
+  live.begin(0, false, 1600); // pieces of 100 bytes or more
+  const feed = live.get(0)!;
+  let got: Uint8Array | null = null;
+  const first = feed.next(0).then((v) => got = v);
+  live.piece(0, new Uint8Array(60).fill(1));
+  await Promise.resolve();
+  assert.equal(got, null, "60 bytes wait for more");
+  live.piece(0, new Uint8Array(60).fill(2));
+  await first;
+  assert.equal(got!.length, 120);
+  // The last 80 bytes of the chunk: less than a piece, sent once whole (all but the last byte)
+  // and verified (the last).
+  live.piece(0, new Uint8Array(1400).fill(3));
+  assert.equal((await feed.next(120))!.length, 1400);
+  const tail = feed.next(1520);
+  live.piece(0, new Uint8Array(80).fill(4));
+  assert.equal((await tail)!.length, 79);
+  const last = feed.next(1599);
+  live.verified(0);
+  assert.deepEqual(await last, new Uint8Array([4]));
+  assert.equal(await feed.next(1600), null);
+});
+
 Deno.test("HeldChunks.waitFor with `until`: a poke wakes it only once `until` holds", async () => {
   const held = new HeldChunks(src.manifest);
   let live = false;
