@@ -129,10 +129,20 @@ lab_scenario() {
     bash $lab vm "$prefix" "vm$i" "52:54:00:77:01:0$i" "$state/vm$i.img" "${fw[@]}" >/dev/null
   done
   lap() { local t=$(($(now_ds) - t0)); printf '  %-34s %4d.%d s\n' "$1:" $((t / 10)) $((t % 10)); }
+  # A VM that fails: the master's and the fake server's side too (is each alive, what it logged
+  # last), so a failure says where it was (one run saw vm1 refused by the master for 200 s).
+  others() {
+    local p
+    for p in http fake; do
+      if kill -0 "$(cat "$state/$p.pid")" 2>/dev/null; then echo "  $p: running"; else echo "  $p: NOT running"; fi
+      tail -n 8 "$state/$p.log" | cut -c1-300 | sed "s/^/  $p: /"
+    done
+  }
   for v in "${vms[@]}"; do
     if ! bash $lab wait "$prefix" "$v" "running: cascade client" "$timeout"; then
       echo "  $v never started the client; console (tail):"
       tr -d '\r' <"$state/$v.log" | grep -av '^$' | tail -15
+      others
       return 1
     fi
     lap "$v: cascade client started"
@@ -141,6 +151,7 @@ lab_scenario() {
     if ! bash $lab wait "$prefix" "$v" "DISK IMAGED AND VERIFIED" "$timeout"; then
       echo "  $v did not image its disk; console (tail):"
       tr -d '\r' <"$state/$v.log" | grep -av '^$' | tail -15
+      others
       return 1
     fi
     lap "$v: disk imaged and verified"
