@@ -48,20 +48,27 @@ export function compressChunk(bytes: Uint8Array, level = DEFAULT_ZSTD_LEVEL): Ui
 /** The chunk of `length` bytes that `stored` (zstd) holds; a ChunkDecodeError saying why when
  * it is not zstd or decompresses to another length (never more than `length` is made). */
 export function decompressChunk(stored: Uint8Array, length: number): Uint8Array {
+  const out = decompressAtMost(stored, length);
+  if (out.length !== length) {
+    throw new ChunkDecodeError(`it decompresses to ${out.length} bytes, expected ${length}`);
+  }
+  return out;
+}
+
+/** What `stored` (zstd) holds, at most `max` bytes of it (a ChunkDecodeError past that, or
+ * when it is not zstd): for bytes whose exact length is known only once decoded. */
+export function decompressAtMost(stored: Uint8Array, max: number): Uint8Array {
   let out: Uint8Array;
   try {
     // One output buffer of the chunk's size: node:zlib's default of 16 KiB pieces made
     // decompression 1.3-2 x slower (CPU time per MB, bench in BENCHMARKS.md).
-    out = zstdDecompressSync(stored, { maxOutputLength: length, chunkSize: Math.max(64, length) });
+    out = zstdDecompressSync(stored, { maxOutputLength: max, chunkSize: Math.max(64, max) });
   } catch (cause) {
     const msg = (cause as Error).message;
     const why = (cause as { code?: string }).code === "ERR_BUFFER_TOO_LARGE"
-      ? `it decompresses to more than ${length} bytes`
+      ? `it decompresses to more than ${max} bytes`
       : `it is not valid zstd (${msg.replace(/^Zstd decompress error: /, "")})`;
     throw new ChunkDecodeError(why, { cause });
-  }
-  if (out.length !== length) {
-    throw new ChunkDecodeError(`it decompresses to ${out.length} bytes, expected ${length}`);
   }
   return new Uint8Array(out.buffer, out.byteOffset, out.length);
 }

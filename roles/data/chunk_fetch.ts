@@ -19,7 +19,8 @@ import {
 } from "../protocol/mod.ts";
 import type { BufferPool } from "./buffer_pool.ts";
 import { decodeZstdFrame, frameFor } from "./chunk_frames.ts";
-import { answerLength, bitmapLength, blockDigests, blocksOf, blockSpan } from "./delta.ts";
+import { blockDigests } from "./delta.ts";
+import { patchWith, readDeltaAnswer } from "./delta_read.ts";
 import { ReceiveError } from "./receive_error.ts";
 import { chunkDeadlineMs, headDeadlineMs, type InFlight } from "./in_flight.ts";
 
@@ -189,46 +190,24 @@ export class ChunkFetch {
         throw new ReceiveError("bad-chunk", `Cannot verify ${what}: empty body`, { index });
       }
       reader = res.body.getReader({ mode: "byob" });
-      const head = await this.#fill(
-        reader,
-        new Uint8Array(bitmapLength(length)),
+      const r = reader;
+      const answer = await readDeltaAnswer(
+        (view) => this.#fill(r, view, what, req, at, index),
+        res.headers.get(FRAMED_HEADER) === "1",
+        length,
         what,
-        req,
-        at,
         index,
       );
-      let blocks: number[];
-      try {
-        blocks = blocksOf(new Uint8Array(head), length);
-      } catch (err) {
-        throw new ReceiveError("bad-chunk", `Cannot verify ${what}: ${(err as Error).message}`, {
-          index,
-        });
-      }
-      const cl = res.headers.get("content-length");
-      if (cl !== null && Number(cl) !== answerLength(length, blocks)) {
-        throw new ReceiveError(
-          "bad-chunk",
-          `Cannot verify ${what}: the server sends ${cl} bytes for ${blocks.length} blocks, expected ${
-            answerLength(length, blocks)
-          }`,
-          { index },
-        );
-      }
-      let buf = buffer;
-      for (const b of blocks) {
-        const [start, len] = blockSpan(length, b);
-        buf = await this.#fill(reader, new Uint8Array(buf, start, len), what, req, at, index);
-      }
       const tail = await reader.read(new Uint8Array(1));
       if (!tail.done) {
         throw new ReceiveError("bad-chunk", `Cannot verify ${what}: the answer is too long`, {
           index,
         });
       }
+      const blocks = patchWith(new Uint8Array(buffer, 0, length), answer, what, index);
       reader = undefined;
-      const sha256 = createHash("sha256").update(new Uint8Array(buf, 0, length)).digest("hex");
-      return { buffer: buf, sha256, patched: blocks };
+      const sha256 = createHash("sha256").update(new Uint8Array(buffer, 0, length)).digest("hex");
+      return { buffer, sha256, patched: blocks };
     } catch (err) {
       throw this.#failure(err, req, what, at.got, length, index);
     } finally {
@@ -285,7 +264,7 @@ export class ChunkFetch {
       ? { authorization: `Bearer ${this.#o.ticket}` }
       : {};
     if (body) headers["content-type"] = "application/octet-stream";
-    else headers[FRAMED_HEADER] = "1"; // chunks framed (a delta answer is not)
+    headers[FRAMED_HEADER] = "1"; // chunks framed, and a delta's answer
     const res = await this.#fetch(
       url,
       body

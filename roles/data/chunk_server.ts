@@ -30,7 +30,7 @@ import {
   DEFAULT_WAIT_MS,
   type ReadOptions,
 } from "./chunk_source.ts";
-import { blockCount, DELTA_DIGEST, deltaAnswer } from "./delta.ts";
+import { answerFrame, blockCount, DELTA_DIGEST, deltaAnswer } from "./delta.ts";
 import { type Gate, gatedServe, RELAY_SLOTS } from "./conn_gate.ts";
 import { looksLikeDataGet, serveData } from "./direct_http.ts";
 import { countedHandler } from "./serve_guard.ts";
@@ -183,9 +183,11 @@ export function createChunkApp(
     const bytes = await readFor(index, (ro) => source.read(index, { ...ro, paced: false }));
     if (bytes instanceof Response) return bytes;
     const answer = deltaAnswer(bytes, theirs);
-    await source.pace?.(answer.length);
-    served(answer.length);
-    return octets(answer);
+    // Framed for a client that asks (zstd when smaller); as it is for an older one.
+    const body = framed(c) ? answerFrame(answer) : answer;
+    await source.pace?.(body.length);
+    served(body.length);
+    return octets(body, body !== answer);
   });
 
   /** Requests' waits end when the client goes away (cancel) or the server closes. */

@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import { createChunkApp } from "./chunk_server.ts";
+import { compressibleImage } from "../../imagetools/testkit.ts";
 import {
+  answerFrame,
   answerLength,
+  answerOfFrame,
+  applyAnswer,
   bitmapLength,
   blockCount,
   blockDigests,
@@ -10,7 +14,9 @@ import {
   DELTA_BLOCK,
   DELTA_DIGEST,
   deltaAnswer,
+  maxAnswerLength,
 } from "./delta.ts";
+import { frameOf } from "../protocol/mod.ts";
 import { memorySource, randomImage } from "./testkit.ts";
 
 /** Apply a delta answer to `mine` as the client does (the pure half of ChunkFetch.delta). */
@@ -75,6 +81,16 @@ Deno.test("POST /v1/delta/:index answers the differing blocks; a bad index or bo
   assert.deepEqual([...body.subarray(0, 2)], [0b10_0000, 0]);
   assert.deepEqual(body.subarray(2), image.subarray(K64 + 5 * DELTA_BLOCK, K64 + 6 * DELTA_BLOCK));
   // The short last chunk: 5000 bytes, 2 blocks.
+  // Asked for a frame: one frame, raw here (random blocks do not compress), said in a header.
+  const framed = await app.request("/v1/delta/1", {
+    method: "POST",
+    body: blockDigests(mine) as Uint8Array<ArrayBuffer>,
+    headers: { "x-cascade-framed": "1" },
+  });
+  assert.equal(framed.headers.get("x-cascade-framed"), "1");
+  const frame = new Uint8Array(await framed.arrayBuffer());
+  assert.deepEqual(frame, frameOf(false, body));
+  // The short last chunk: 5000 bytes, 2 blocks.
   const last = await post("/v1/delta/3", blockDigests(new Uint8Array(5000)));
   assert.deepEqual(new Uint8Array(await last.arrayBuffer()).subarray(1), image.subarray(3 * K64));
 
@@ -99,4 +115,41 @@ Deno.test("blockRuns joins adjacent patched blocks into one write each, the shor
     [5 * DELTA_BLOCK, 100],
   ]);
   assert.deepEqual(blockRuns(length, [4, 5]), [[4 * DELTA_BLOCK, DELTA_BLOCK + 100]]);
+});
+
+Deno.test("delta answers as frames: zstd when smaller, raw otherwise, and read back exactly", () => {
+  const chunk = compressibleImage(16 * DELTA_BLOCK, 3);
+  const old = chunk.slice();
+  old.fill(0, 4 * DELTA_BLOCK, 8 * DELTA_BLOCK);
+  const answer = deltaAnswer(chunk, blockDigests(old));
+  const frame = answerFrame(answer);
+  assert.equal(frame[0], 1, "a zstd frame");
+  assert.ok(frame.length < answer.length / 2, `${frame.length} of ${answer.length}`);
+  assert.deepEqual(answerOfFrame(frame, chunk.length), answer);
+  const patched = old.slice();
+  assert.deepEqual(applyAnswer(patched, answerOfFrame(frame, chunk.length)), [4, 5, 6, 7]);
+  assert.deepEqual(patched, chunk);
+  // Random blocks do not compress: the answer goes raw.
+  const noise = randomImage(4 * DELTA_BLOCK);
+  const all = deltaAnswer(noise, blockDigests(new Uint8Array(noise.length)));
+  const rawFrame = answerFrame(all);
+  assert.equal(rawFrame[0], 0);
+  assert.equal(rawFrame.length, 5 + all.length);
+  assert.equal(maxAnswerLength(noise.length), all.length);
+  assert.deepEqual(answerOfFrame(rawFrame, noise.length), all);
+});
+
+Deno.test("applyAnswer refuses an answer its bitmap does not describe, and leaves the chunk", () => {
+  const chunk = randomImage(3 * DELTA_BLOCK);
+  const before = chunk.slice();
+  assert.throws(() => applyAnswer(chunk, new Uint8Array([0b11, 1, 2])), {
+    message: "Invalid delta answer: 3 bytes for 2 blocks, expected 8193",
+  });
+  assert.throws(() => applyAnswer(chunk, new Uint8Array(0)), {
+    message: "Invalid delta answer: 0 bytes, shorter than its bitmap",
+  });
+  assert.throws(() => answerOfFrame(new Uint8Array([0, 0, 0, 0, 9, 1]), chunk.length), {
+    message: "Invalid delta answer: a frame of 9 bytes holds 1",
+  });
+  assert.deepEqual(chunk, before);
 });

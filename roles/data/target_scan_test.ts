@@ -3,6 +3,7 @@
 // 4 KiB pages costs those pages, and a crash in the middle of the scan loses nothing.
 import assert from "node:assert/strict";
 import { chunkLength, chunkOffset } from "../../imagetools/mod.ts";
+import { FRAME_HEAD_BYTES } from "../protocol/mod.ts";
 import { createChunkApp } from "./chunk_server.ts";
 import type { ChunkSource } from "./chunk_source.ts";
 import { DELTA_BLOCK } from "./delta.ts";
@@ -103,8 +104,12 @@ Deno.test("re-image: the transfer starts while the scan runs; changed pages cost
   assert.deepEqual(asked.sort((a, b) => a - b), [2, 7, 10, 12, 23]);
   // A page (and its 2-byte bitmap) for 2 and 7, the short block (1-byte bitmap) of 23; 10
   // whole by delta (all 16 blocks differ); 12 held only zeros on the disk: streamed whole.
+  // Each delta answer is one frame (random blocks do not compress: raw), its 5-byte head more.
   const s = r.stats();
-  assert.equal(s.bytesReceived, 2 * (DELTA_BLOCK + 2) + (904 + 1) + (CHUNK + 2) + CHUNK);
+  assert.equal(
+    s.bytesReceived,
+    2 * (DELTA_BLOCK + 2) + (904 + 1) + (CHUNK + 2) + 4 * FRAME_HEAD_BYTES + CHUNK,
+  );
   assert.equal(s.badChunks, 0);
 
   // The read-back reads only what was written without being read back yet: zero chunk 4.
@@ -171,7 +176,10 @@ Deno.test("re-image: a delta that does not verify is fetched whole at once, not 
   assert.deepEqual(target.bytes, image);
   const s = r.stats();
   // 7 twice: its delta, then the whole chunk.
-  assert.equal(s.bytesReceived, 2 * (DELTA_BLOCK + 2) + (904 + 1) + (CHUNK + 2) + 2 * CHUNK);
+  assert.equal(
+    s.bytesReceived,
+    2 * (DELTA_BLOCK + 2) + (904 + 1) + (CHUNK + 2) + 4 * FRAME_HEAD_BYTES + 2 * CHUNK,
+  );
   assert.equal(s.badChunks, 1);
 });
 
