@@ -184,10 +184,11 @@ export function createChunkApp(
     if (bytes instanceof Response) return bytes;
     const answer = deltaAnswer(bytes, theirs);
     // Framed for a client that asks (zstd when smaller); as it is for an older one.
-    const body = framed(c) ? answerFrame(answer) : answer;
+    const inFrame = framed(c);
+    const body = inFrame ? answerFrame(answer) : answer;
     await source.pace?.(body.length);
     served(body.length);
-    return octets(body, body !== answer);
+    return octets(body, inFrame);
   });
 
   /** Requests' waits end when the client goes away (cancel) or the server closes. */

@@ -159,7 +159,7 @@ export function answerFrame(answer: Uint8Array): Uint8Array {
 /** The most bytes a delta answer for a chunk of `length` bytes can hold (every block differs);
  * a framed answer is at most its head more (a zstd frame goes only when smaller). */
 export function maxAnswerLength(length: number): number {
-  return answerLength(length, Array.from({ length: blockCount(length) }, (_, b) => b));
+  return bitmapLength(length) + length;
 }
 
 /** The delta answer a frame (head and body, whole) holds for a chunk of `length` bytes; a

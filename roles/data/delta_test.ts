@@ -6,7 +6,6 @@ import {
   answerLength,
   answerOfFrame,
   applyAnswer,
-  bitmapLength,
   blockCount,
   blockDigests,
   blockRuns,
@@ -19,17 +18,10 @@ import {
 import { frameOf } from "../protocol/mod.ts";
 import { memorySource, randomImage } from "./testkit.ts";
 
-/** Apply a delta answer to `mine` as the client does (the pure half of ChunkFetch.delta). */
+/** `mine` patched with a delta answer, as the client does (applyAnswer on a copy). */
 function patch(mine: Uint8Array, answer: Uint8Array): Uint8Array {
   const out = mine.slice();
-  const head = bitmapLength(mine.length);
-  let at = head;
-  for (const b of blocksOf(answer.subarray(0, head), mine.length)) {
-    const len = Math.min(DELTA_BLOCK, mine.length - b * DELTA_BLOCK);
-    out.set(answer.subarray(at, at + len), b * DELTA_BLOCK);
-    at += len;
-  }
-  assert.equal(at, answer.length);
+  applyAnswer(out, answer);
   return out;
 }
 
@@ -80,7 +72,6 @@ Deno.test("POST /v1/delta/:index answers the differing blocks; a bad index or bo
   const body = new Uint8Array(await res.arrayBuffer());
   assert.deepEqual([...body.subarray(0, 2)], [0b10_0000, 0]);
   assert.deepEqual(body.subarray(2), image.subarray(K64 + 5 * DELTA_BLOCK, K64 + 6 * DELTA_BLOCK));
-  // The short last chunk: 5000 bytes, 2 blocks.
   // Asked for a frame: one frame, raw here (random blocks do not compress), said in a header.
   const framed = await app.request("/v1/delta/1", {
     method: "POST",
