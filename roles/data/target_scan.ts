@@ -14,7 +14,7 @@ import type { Manifest } from "../../imagetools/mod.ts";
 import type { Logger } from "../../imagetools/kit/mod.ts";
 import type { HeldChunks } from "./held_chunks.ts";
 import { badOnTarget } from "./read_back.ts";
-import { scanInWorker } from "./scan_worker.ts";
+import { diskSeeks, scanInWorker, scanWorkers } from "./scan_worker.ts";
 import type { TargetDisk } from "./target_disk.ts";
 
 /** Chunks with data that must all read as zeros, from the scan's start, for a blank disk. */
@@ -68,11 +68,12 @@ export class TargetScan {
     try {
       const onChunk = (i: number, ok: boolean, zeros: boolean) => this.#verdict(i, ok, zeros);
       const signal = this.#stop.signal;
-      // On a thread of its own where the target is a file or device that thread can open:
+      // On threads of their own where the target is a file or device they can open:
       // the scan is a re-image's critical path, and on this thread it waited behind the deltas.
       const path = h.target.sharedPath;
+      const workers = path !== undefined && diskSeeks(path) ? 1 : scanWorkers();
       const inWorker = path !== undefined &&
-        await scanInWorker(path, h.manifest, indices, { onChunk, signal, batch: 8 });
+        await scanInWorker(path, h.manifest, indices, { onChunk, signal, batch: 8, workers });
       if (!inWorker) {
         await badOnTarget(h.target, h.manifest, indices, {
           // SHA-256 alone (node:crypto, ~3 x the speed of MD5 and SHA-256 in lanes): the scan
