@@ -256,20 +256,20 @@ export async function reimageRows(
       full.push(await imageOnce(dir, newer.dir, empty, rate, `full-${rate}-${r}`));
       await Deno.remove(empty);
       const used = join(dir, "pc-used.img");
-      await run("cp", ["--sparse=always", pcOld, used]);
-      // The copy's dirty pages are this benchmark's setup, not the PC's: on the disk before the
-      // clock starts (the client's sync at its end paid ~0.8 s for them).
-      await fsyncFile(used);
-      again.push(await imageOnce(dir, newer.dir, used, rate, `again-${rate}-${r}`));
-      await Deno.remove(used);
-      if (!other) continue;
-      // The other checkout's re-image of the same disk from the same slices, in turn.
-      await run("cp", ["--sparse=always", pcOld, used]);
-      await fsyncFile(used);
-      theirs.push(
-        (await imageOnce(dir, newer.dir, used, rate, `other-${rate}-${r}`, other)).seconds,
-      );
-      await Deno.remove(used);
+      const reimage = async (label: string, cascade?: string) => {
+        await run("cp", ["--sparse=always", pcOld, used]);
+        // The copy's dirty pages are this benchmark's setup, not the PC's: on the disk before
+        // the clock starts (the client's sync at its end paid ~0.8 s for them).
+        await fsyncFile(used);
+        const got = await imageOnce(dir, newer.dir, used, rate, `${label}-${rate}-${r}`, cascade);
+        await Deno.remove(used);
+        return got;
+      };
+      // With --compare the two checkouts take turns going first: the re-image right after the
+      // full image was ~1 s slower, whichever checkout it was.
+      if (other && r % 2 === 1) theirs.push((await reimage("other", other)).seconds);
+      again.push(await reimage("again"));
+      if (other && r % 2 === 0) theirs.push((await reimage("other", other)).seconds);
     }
     const [fb, fs] = [median(full.map((x) => x.bytes)), median(full.map((x) => x.seconds))];
     const [ab, as] = [median(again.map((x) => x.bytes)), median(again.map((x) => x.seconds))];
