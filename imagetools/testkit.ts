@@ -122,9 +122,10 @@ async function losetup(args: string[]): Promise<{ ok: boolean; out: string }> {
   }
 }
 
-/** Attach `file` to a free loop device; returns its path (e.g. /dev/loop3). */
-export async function attachLoop(file: string): Promise<string> {
-  const r = await losetup(["--find", "--show", file]);
+/** Attach `file` to a free loop device; returns its path (e.g. /dev/loop3). `sectorSize`:
+ * its logical sector size (4096: a 4Kn disk). */
+export async function attachLoop(file: string, sectorSize = 512): Promise<string> {
+  const r = await losetup(["--find", "--show", "--sector-size", String(sectorSize), file]);
   if (!r.ok) throw new Error(`Cannot attach "${file}" to a loop device: ${r.out}`);
   return r.out;
 }

@@ -171,7 +171,7 @@ export async function moveGptBackup(io: BlockIo, path: string): Promise<GptMoveR
   if (table.scheme !== "gpt") {
     return { moved: false, message: `"${path}" has no GPT: nothing to move` };
   }
-  const ss = 512; // the sector size partitions.ts reads
+  const ss = table.sectorSize; // 512, or 4096 on a 4Kn disk
   const sector = await readExactly(io, ss, ss);
   const h = parseGptHeader(sector, ss);
   if (!h) return { moved: false, message: `"${path}" has no GPT header: nothing to move` };

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { type BlockIo, moveGptBackup, planGptMove } from "./gpt_backup.ts";
+import { attachLoop, detachLoop, whyNoLoopDevices } from "../testkit.ts";
 
 const MiB = 1024 * 1024;
 
@@ -16,6 +17,19 @@ function fileIo(path: string): BlockIo & { close(): void } {
     sync: () => Promise.resolve(fs.fsyncSync(fd)),
     close: () => fs.closeSync(fd),
   };
+}
+
+/** Move the backup of the GPT on file `img`; it must say it moved it from sector `from` to `to`. */
+async function movedOnFile(img: string, from: number, to: number) {
+  const io = fileIo(img);
+  try {
+    assert.deepEqual(await moveGptBackup(io, img), {
+      moved: true,
+      message: `GPT of "${img}": backup moved from sector ${from} to the disk's end (${to})`,
+    });
+  } finally {
+    io.close();
+  }
 }
 
 async function run(cmd: string, ...args: string[]): Promise<{ code: number; out: string }> {
@@ -53,13 +67,7 @@ Deno.test({
       const stale = await run("sgdisk", "-v", img);
       assert.match(stale.out, /secondary header|backup/i, "sgdisk sees the misplaced backup");
 
-      const io = fileIo(img);
-      const result = await moveGptBackup(io, img);
-      io.close();
-      assert.deepEqual(result, {
-        moved: true,
-        message: `GPT of "${img}": backup moved from sector 8191 to the disk's end (16383)`,
-      });
+      await movedOnFile(img, 8191, 16383);
       const verify = await run("sgdisk", "-v", img);
       assert.equal(verify.code, 0, verify.out);
       assert.match(verify.out, /No problems found/, verify.out);
@@ -112,4 +120,47 @@ Deno.test("moveGptBackup: a disk without a partition table is left alone", async
     moved: false,
     message: '"/dev/vda" has no GPT: nothing to move',
   });
+});
+
+const noLoop = await whyNoLoopDevices();
+Deno.test({
+  name: `moveGptBackup: a 4Kn disk (4096-byte sectors) bigger than the image ends with a valid GPT${
+    noLoop ? ` (ignored: ${noLoop})` : ""
+  }`,
+  ignore: noLoop !== null,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const img = `${dir}/disk4kn.img`;
+      await Deno.writeFile(img, crypto.getRandomValues(new Uint8Array(65536)));
+      await Deno.truncate(img, 8 * MiB);
+      // sgdisk writes a 4Kn table only through a device of 4096-byte sectors.
+      const sgdisk = async (...args: string[]) => {
+        const dev = await attachLoop(img, 4096);
+        try {
+          return await run("sgdisk", ...args, dev);
+        } finally {
+          await detachLoop(dev);
+        }
+      };
+      const made = await sgdisk("-o", "-n", "1:256:+1M", "-t", "1:ef00", "-n", "2:0:0");
+      assert.equal(made.code, 0, made.out);
+      const before = await Deno.readFile(img);
+      assert.equal(new TextDecoder().decode(before.subarray(4096, 4104)), "EFI PART");
+      await Deno.truncate(img, 16 * MiB);
+      await movedOnFile(img, 2047, 4095); // in 4 KiB sectors
+      const verify = await sgdisk("-v");
+      assert.equal(verify.code, 0, verify.out);
+      assert.match(verify.out, /No problems found/, verify.out);
+      const after = await Deno.readFile(img);
+      assert.deepEqual(after.subarray(0, 4096), before.subarray(0, 4096), "sector 0 unchanged");
+      assert.deepEqual(after.subarray(8192, 8 * MiB - 4096), before.subarray(8192, 8 * MiB - 4096));
+      assert.equal(
+        new TextDecoder().decode(after.subarray(16 * MiB - 4096, 16 * MiB - 4088)),
+        "EFI PART",
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

@@ -1,6 +1,10 @@
 // Partition tables: MBR (primary, extended and its chain of logical partitions) and GPT (the
 // primary header and entries; the backup at the disk's end is never parsed, and like every table
 // it lies outside the partitions, so it is kept byte for byte). Pure over a ReadAt.
+//
+// A GPT counts in the disk's logical sectors: 512 bytes, or 4096 on a 4Kn disk (its header is
+// then at byte 4096, and bytes 512.. of sector 0 are zeros). An image does not say which, so
+// the header is looked for at both. An MBR is read in 512-byte sectors only.
 import { ascii, type ReadAt, u16, u32, u64 } from "./reader.ts";
 
 export const SECTOR = 512;
@@ -20,7 +24,12 @@ export interface Partition {
 export interface PartitionTable {
   scheme: "mbr" | "gpt" | "none";
   partitions: Partition[];
+  /** Bytes per sector the table counts in: 512, or 4096 for a GPT of a 4Kn disk. */
+  sectorSize: number;
 }
+
+/** The logical sector sizes a GPT is looked for in, in this order. */
+export const GPT_SECTOR_SIZES = [512, 4096] as const;
 
 const EXTENDED = new Set([0x05, 0x0f, 0x85]);
 
@@ -144,8 +153,12 @@ async function readMbr(read: ReadAt, first: Uint8Array, diskSize: number): Promi
   return parts;
 }
 
-async function readGpt(read: ReadAt, diskSize: number): Promise<Partition[] | null> {
-  const header = await read(SECTOR, SECTOR);
+async function readGpt(
+  read: ReadAt,
+  diskSize: number,
+  ss: number,
+): Promise<Partition[] | null> {
+  const header = await read(ss, SECTOR);
   if (ascii(header, 0, 8) !== "EFI PART") return null;
   const entriesLba = u64(header, 72);
   const count = u32(header, 80);
@@ -155,14 +168,14 @@ async function readGpt(read: ReadAt, diskSize: number): Promise<Partition[] | nu
       `Invalid GPT: ${count} partition entries of ${entrySize} bytes are not a sane table`,
     );
   }
-  const table = await read(entriesLba * SECTOR, count * entrySize);
+  const table = await read(entriesLba * ss, count * entrySize);
   const parts: Partition[] = [];
   for (let i = 0; i < count; i++) {
     const e = table.subarray(i * entrySize, (i + 1) * entrySize);
     if (e.subarray(0, 16).every((b) => b === 0)) continue;
     const first = u64(e, 32);
     const last = u64(e, 40);
-    if (last < first || (last + 1) * SECTOR > diskSize) {
+    if (last < first || (last + 1) * ss > diskSize) {
       throw new RangeError(
         `Invalid GPT: partition ${i + 1} spans sectors ${first}..${last}, outside the disk`,
       );
@@ -175,8 +188,8 @@ async function readGpt(read: ReadAt, diskSize: number): Promise<Partition[] | nu
     }
     parts.push({
       number: i + 1,
-      start: first * SECTOR,
-      size: (last - first + 1) * SECTOR,
+      start: first * ss,
+      size: (last - first + 1) * ss,
       type: guidText(e.subarray(0, 16)),
       name,
     });
@@ -185,19 +198,24 @@ async function readGpt(read: ReadAt, diskSize: number): Promise<Partition[] | nu
 }
 
 /**
- * The disk's partition table. A protective MBR (type 0xEE) means GPT; "none" means sector 0 is
- * no partition table (a file system on the whole disk, or something unknown).
+ * The disk's partition table. A protective MBR (type 0xEE) means GPT, its header looked for in
+ * 512- and then 4096-byte sectors; "none" means sector 0 is no partition table (a file system on
+ * the whole disk, or something unknown).
  */
 export async function readPartitionTable(
   read: ReadAt,
   diskSize: number,
 ): Promise<PartitionTable> {
-  if (diskSize < 2 * SECTOR) return { scheme: "none", partitions: [] };
+  const none: PartitionTable = { scheme: "none", partitions: [], sectorSize: SECTOR };
+  if (diskSize < 2 * SECTOR) return none;
   const first = await read(0, SECTOR);
   if (hasBootSignature(first) && mbrEntries(first).some((e) => e.type === 0xee)) {
-    const gpt = await readGpt(read, diskSize);
-    if (gpt) return { scheme: "gpt", partitions: gpt };
+    for (const ss of GPT_SECTOR_SIZES) {
+      if (diskSize < 2 * ss) break;
+      const gpt = await readGpt(read, diskSize, ss);
+      if (gpt) return { scheme: "gpt", partitions: gpt, sectorSize: ss };
+    }
   }
-  if (!isMbr(first, diskSize)) return { scheme: "none", partitions: [] };
-  return { scheme: "mbr", partitions: await readMbr(read, first, diskSize) };
+  if (!isMbr(first, diskSize)) return none;
+  return { scheme: "mbr", partitions: await readMbr(read, first, diskSize), sectorSize: SECTOR };
 }

@@ -51,3 +51,34 @@ Deno.test("bytes with no table and no file system are kept whole", async () => {
   assert.equal(layout.scheme, "none");
   assert.deepEqual(layout.volumes.map((v) => [v.fs, v.free]), [[null, 0]]);
 });
+
+/** A GPT in `ss`-byte sectors: protective MBR, the header at LBA 1, one entry at LBA 2. */
+function gpt(ss: number, first: number, last: number): Uint8Array {
+  const disk = new Uint8Array(1024 * ss);
+  mbr(disk, 0, [[0xee, 1, 1023]]);
+  const h = new DataView(disk.buffer, ss, 92);
+  new TextEncoder().encodeInto("EFI PART", disk.subarray(ss));
+  h.setBigUint64(24, 1n, true);
+  h.setBigUint64(72, 2n, true);
+  h.setUint32(80, 128, true);
+  h.setUint32(84, 128, true);
+  const e = new DataView(disk.buffer, 2 * ss, 128);
+  e.setUint32(0, 0x0fc63daf, true); // a type GUID (Linux filesystem's first bytes)
+  e.setBigUint64(32, BigInt(first), true);
+  e.setBigUint64(40, BigInt(last), true);
+  return disk;
+}
+
+Deno.test("a GPT counts in 512-byte sectors, or in 4096 on a 4Kn disk (its header at byte 4096)", async () => {
+  for (const ss of [512, 4096]) {
+    const t = await readPartitionTable(bytesReader(gpt(ss, 256, 511)), 1024 * ss);
+    assert.equal(t.scheme, "gpt", `${ss}`);
+    assert.equal(t.sectorSize, ss);
+    assert.deepEqual(t.partitions.map((p) => [p.start, p.size]), [[256 * ss, 256 * ss]]);
+  }
+  // A 4Kn partition past the disk's end is refused as in 512-byte sectors.
+  await assert.rejects(
+    readPartitionTable(bytesReader(gpt(4096, 256, 1024)), 1024 * 4096),
+    /partition 1 spans sectors 256..1024, outside the disk/,
+  );
+});

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { assembleImage, sliceImage, verifyImage } from "../mod.ts";
-import { withTempDir } from "../testkit.ts";
+import { whyNoLoopDevices, withTempDir } from "../testkit.ts";
 import { analyzeDisk, type DiskLayout } from "./analyze.ts";
 import { bytesReader } from "./reader.ts";
 import {
@@ -68,6 +68,25 @@ async function mbrDisk(tmp: string): Promise<Made> {
   ];
   const disk = join(tmp, "mbr.img");
   const { starts } = await makeDisk(disk, "mbr", specs);
+  return { disk, parts: specs.map((p, i) => ({ ...p, start: starts[i] })) };
+}
+
+/** A 4Kn disk (4096-byte logical sectors): its GPT header at byte 4096, every LBA in 4 KiB
+ * sectors; ext4, FAT16 and NTFS made for 4096-byte sectors. */
+async function disk4kn(tmp: string): Promise<Made> {
+  const ext = join(tmp, "root4k.img");
+  const fat = join(tmp, "boot4k.img");
+  const ntfs = join(tmp, "data4k.img");
+  await makeExt4(ext, 32 * MIB, fillPlan(9, 14, 500_000), tmp, ["-b", "4096"]);
+  await makeFat(fat, 24 * MIB, 16, fillPlan(10, 8, 200_000), tmp, ["-S", "4096", "-s", "1"]);
+  await makeNtfs(ntfs, 48 * MIB, fillPlan(11, 16, 700_000), tmp, ["-s", "4096"]);
+  const specs = [
+    { image: ext, size: 32 * MIB, type: "8300", check: "ext4" as const, partclone: "extfs" },
+    { image: fat, size: 24 * MIB, type: "ef00", check: "fat" as const },
+    { image: ntfs, size: 48 * MIB, type: "0700", check: "ntfs" as const, partclone: "ntfs" },
+  ];
+  const disk = join(tmp, "disk4kn.img");
+  const { starts } = await makeDisk(disk, "gpt", specs, 4096);
   return { disk, parts: specs.map((p, i) => ({ ...p, start: starts[i] })) };
 }
 
@@ -208,3 +227,18 @@ Deno.test("an MBR disk with logical partitions (FAT16, ext4, swap, FAT12) slices
     const { createHash } = await import("node:crypto");
     assert.equal(raw.manifest.sha256, createHash("sha256").update(golden).digest("hex"));
   }));
+
+const noLoop = await whyNoLoopDevices();
+Deno.test({
+  name: `a 4Kn GPT disk (4096-byte sectors: ext4, FAT16, NTFS) slices likewise${
+    noLoop ? ` (ignored: ${noLoop})` : ""
+  }`,
+  ignore: noLoop !== null,
+  fn: () =>
+    withTempDir(async (tmp) => {
+      const made = await disk4kn(tmp);
+      const head = await Deno.readFile(made.disk);
+      assert.equal(new TextDecoder().decode(head.subarray(4096, 4104)), "EFI PART");
+      await checkDisk(made, tmp, { scheme: "gpt", fs: ["ext4", "fat16", "ntfs"] });
+    }),
+});

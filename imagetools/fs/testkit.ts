@@ -5,6 +5,7 @@
 // debugfs and mtools write ext4 and FAT images directly.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { attachLoop, detachLoop } from "../testkit.ts";
 
 /** Run a tool; throws naming it, with its stderr, if it fails. */
 export async function run(cmd: string, args: string[], stdin?: string): Promise<string> {
@@ -198,8 +199,15 @@ export interface PartSpec {
 const MIB = 1024 * 1024;
 
 /** Write a partitioned disk: partitions 1 MiB apart from 1 MiB on, their images copied in.
- * MBR: the partitions after the first go as logical partitions into one extended partition. */
-export async function makeDisk(path: string, scheme: "gpt" | "mbr", parts: PartSpec[]) {
+ * MBR: the partitions after the first go as logical partitions into one extended partition.
+ * GPT with `sectorSize` 4096: a 4Kn disk's table, written by sgdisk through a loop device of
+ * 4096-byte sectors (root only). */
+export async function makeDisk(
+  path: string,
+  scheme: "gpt" | "mbr",
+  parts: PartSpec[],
+  sectorSize = 512,
+) {
   const starts: number[] = [];
   let at = MIB;
   for (const p of parts) {
@@ -212,11 +220,19 @@ export async function makeDisk(path: string, scheme: "gpt" | "mbr", parts: PartS
   if (scheme === "gpt") {
     const args = ["-o"];
     parts.forEach((p, i) => {
-      const first = starts[i] / 512;
-      const last = (starts[i] + p.size) / 512 - 1;
+      const first = starts[i] / sectorSize;
+      const last = (starts[i] + p.size) / sectorSize - 1;
       args.push("-n", `${i + 1}:${first}:${last}`, "-t", `${i + 1}:${p.type}`);
     });
-    await run("sgdisk", [...args, path]);
+    if (sectorSize === 512) await run("sgdisk", [...args, path]);
+    else {
+      const dev = await attachLoop(path, sectorSize);
+      try {
+        await run("sgdisk", [...args, dev]);
+      } finally {
+        await detachLoop(dev);
+      }
+    }
   } else {
     const lines = ["label: dos", "unit: sectors"];
     lines.push(`start=${starts[0] / 512}, size=${parts[0].size / 512}, type=${parts[0].type}`);
