@@ -1,9 +1,12 @@
 // NTFS: the used clusters are the set bits of $Bitmap (MFT record 6), as ntfsclone and
 // partclone.ntfs read them. The volume spans the boot sector's "total sectors"; the backup boot
 // sector in the partition's last sector lies past it, so it is kept byte for byte. A volume
-// marked dirty (not cleanly unmounted: $LogFile may still name clusters $Bitmap does not) or a
-// $Bitmap split over an attribute list is not understood and kept whole.
+// marked dirty (not cleanly unmounted: $LogFile may still name clusters $Bitmap does not), one
+// whose journal says Windows did not shut down cleanly (Fast Startup, hibernation: its $Bitmap
+// may be stale; ntfs_logfile.ts) or a $Bitmap split over an attribute list is not understood
+// and kept whole.
 import { ascii, NotUnderstood, type ReadAt, u16, u32, u64 } from "./reader.ts";
+import { journalState } from "./ntfs_logfile.ts";
 import { newUsedMap, type UsedMap } from "./used_map.ts";
 
 export interface NtfsGeometry {
@@ -138,6 +141,26 @@ const ATTRIBUTE_LIST = 0x20;
 const DATA = 0x80;
 const VOLUME_DIRTY = 0x0001;
 
+/** The journal must say the volume was shut down cleanly (ntfs_logfile.ts says why). */
+async function checkJournal(read: ReadAt, start: number, g: NtfsGeometry): Promise<void> {
+  const data = attributes(await readRecord(read, start, g, 2), 2)
+    .find((a) => a.type === DATA && a.nameLength === 0);
+  if (!data?.nonResident) throw new NotUnderstood("NTFS $LogFile has no non-resident data");
+  const state = await journalState(
+    read,
+    start,
+    g.clusterSize,
+    dataRuns(data.bytes),
+    u64(data.bytes, 0x30),
+  );
+  if (state === "unclean") {
+    throw new NotUnderstood(
+      "NTFS $LogFile says Windows did not shut down cleanly (Fast Startup, hibernation or a " +
+        "crash: its $Bitmap may be stale); shut Windows down fully (shutdown /s /t 0) first",
+    );
+  }
+}
+
 /** The used-cluster map of the NTFS volume at `start`, or null if it is no NTFS. */
 export async function ntfsUsedMap(
   read: ReadAt,
@@ -164,6 +187,8 @@ export async function ntfsUsedMap(
       }
     }
   }
+
+  await checkJournal(read, start, g);
 
   const bitmapRec = await readRecord(read, start, g, 6);
   const attrs = attributes(bitmapRec, 6);
