@@ -5,12 +5,15 @@
 // flex_bg those of other groups too), which is what e2fsprogs' mark_uninit_bg_group_blocks
 // marks. Every group's bitmaps, inode table and backups are marked used besides, whatever its
 // bitmap says (a superset is always safe). Not understood, so kept whole: a journal that needs
-// recovery (replay writes blocks the bitmaps do not know), meta_bg, an external journal device,
-// snapshots. bigalloc is read per cluster.
+// recovery (replay writes blocks the bitmaps do not know), a file system not cleanly unmounted
+// or with errors recorded (as partclone.extfs refuses them), meta_bg, an external journal
+// device, snapshots. bigalloc is read per cluster.
 import { NotUnderstood, type ReadAt, u16, u32 } from "./reader.ts";
 import { markUsed, newUsedMap, type UsedMap } from "./used_map.ts";
 
 const EXT_MAGIC = 0xef53;
+const STATE_VALID = 0x1;
+const STATE_ERROR = 0x2;
 const COMPAT_RESIZE_INODE = 0x10;
 const INCOMPAT_RECOVER = 0x4;
 const INCOMPAT_JOURNAL_DEV = 0x8;
@@ -41,6 +44,8 @@ export interface ExtSuper {
   incompat: number;
   roCompat: number;
   backupBgs: [number, number];
+  /** s_state: VALID_FS (1) once cleanly unmounted or checked, ERROR_FS (2) with errors found. */
+  state: number;
   /** "ext4" with extents or flex_bg or 64bit, "ext3" with a journal, else "ext2". */
   kind: "ext2" | "ext3" | "ext4";
 }
@@ -90,6 +95,7 @@ export function extSuper(sb: Uint8Array): ExtSuper | null {
     incompat,
     roCompat,
     backupBgs: [u32(sb, 0x24c), u32(sb, 0x250)],
+    state: u16(sb, 0x3a),
     kind,
   };
 }
@@ -119,6 +125,14 @@ export async function extUsedMap(
   if (!s) return null;
   if (s.incompat & INCOMPAT_RECOVER) {
     throw new NotUnderstood(`${s.kind} journal needs recovery (not cleanly unmounted)`);
+  }
+  // As partclone.extfs refuses them: the bitmaps of a file system mounted without a journal,
+  // or with errors the kernel found, may not name every block in use.
+  if (s.state & STATE_ERROR) {
+    throw new NotUnderstood(`${s.kind} has errors recorded (run e2fsck on the golden disk)`);
+  }
+  if (!(s.state & STATE_VALID)) {
+    throw new NotUnderstood(`${s.kind} was not cleanly unmounted (run e2fsck on the golden disk)`);
   }
   if (s.incompat & INCOMPAT_JOURNAL_DEV) throw new NotUnderstood("ext journal device");
   if (s.incompat & INCOMPAT_META_BG) throw new NotUnderstood(`${s.kind} with meta_bg`);

@@ -88,6 +88,32 @@ Deno.test("ext4 whose journal needs recovery is kept whole, and says why", () =>
     ]);
   }));
 
+for (
+  const [state, note, partclone] of [
+    [0, "ext4 was not cleanly unmounted (run e2fsck on the golden disk)", /not cleanly unmounted/],
+    [3, "ext4 has errors recorded (run e2fsck on the golden disk)", /with errors/],
+  ] as const
+) {
+  Deno.test(`ext4 in state ${state} is kept whole, and says why, as partclone refuses it`, () =>
+    withTempDir(async (tmp) => {
+      const image = join(tmp, "ext.img");
+      await makeExt4(image, 16 * MIB, fillPlan(14, 3, 100_000), tmp);
+      await run("debugfs", ["-w", "-R", `ssv state ${state}`, image]);
+      const bytes = await Deno.readFile(image);
+      const layout = await analyzeDisk(bytesReader(bytes), bytes.length);
+      assert.deepEqual(layout.maps, []);
+      assert.deepEqual(layout.volumes.map((v) => [v.fs, v.note, v.free]), [["ext2", note, 0]]);
+      const log = join(tmp, "partclone.log");
+      const pc = await new Deno.Command("partclone.extfs", {
+        args: ["-c", "-s", image, "-O", join(tmp, "pc.img"), "-L", log],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      assert.equal(pc.success, false);
+      assert.match(await Deno.readTextFile(log), partclone);
+    }));
+}
+
 for (const cluster of [1024, 65536]) {
   Deno.test(`NTFS with ${cluster}-byte clusters: ntfsfix clean, files intact, used as partclone counts`, () =>
     withTempDir(async (tmp) => {
