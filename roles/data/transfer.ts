@@ -1,9 +1,8 @@
 // One transfer: every missing chunk from one chunk server, for a Receiver. `inflight` requests
-// at once, each a stream of one run of missing chunks (fetch_plan.ts), a chunk's sub-chunk
-// delta where the target holds an older version of it (delta.ts), or per-chunk requests when a
-// server has no streams or a stream was cut; while the target's scan runs, only chunks it has
-// judged missing are asked for. Every chunk is verified before it is written; the first real
-// failure cancels the requests in flight, bad chunks are borne up to a bound.
+// at once: streams of runs of missing chunks (fetch_plan.ts), a chunk's sub-chunk delta where the
+// target holds an older version (delta.ts, while delta_gauge.ts says they pay), single chunks
+// where streams fail. While the scan runs, only chunks it judged missing are asked for. Each chunk
+// is verified before it is written; a real failure cancels the rest, bad chunks up to a bound.
 import { chunkLength, chunkOffset, type Manifest } from "../../imagetools/mod.ts";
 import type { Md5Hasher } from "../../imagetools/hashing/mod.ts";
 import { giveMd5Hasher, takeMd5Hasher } from "./md5_pool.ts";
@@ -21,6 +20,7 @@ import {
 } from "./chunk_fetch.ts";
 import { bufferSlots, chunksOf, planWork, type WorkItem } from "./fetch_plan.ts";
 import { blockRuns } from "./delta.ts";
+import { DeltaGauge } from "./delta_gauge.ts";
 import type { HeldChunks } from "./held_chunks.ts";
 import type { LiveChunks } from "./live_chunks.ts";
 import { isBadChunk, ReceiveError } from "./receive_error.ts";
@@ -101,9 +101,8 @@ export class Transfer {
     h.log("fetch.start", { peer: h.peerId, server: base, missing: h.held.missing().length });
 
     const hasher = h.verifyMd5 ? takeMd5Hasher(h.md5Threads) : undefined;
-    // A re-image's requests are mostly deltas, a few KiB each and latency-bound: more go at
-    // once (measured, 163 deltas of a 1 GiB disk, loaded 2-core machine: 4 in flight 9.2-9.7 s,
-    // 16 in flight 3.7-5.4 s, 32 in flight 4.0-4.3 s).
+    // A re-image's requests are mostly deltas, a few KiB each and latency-bound: more at once
+    // (163 deltas of a 1 GiB disk: 4 in flight 9.2-9.7 s, 16 3.7-5.4 s, 32 4.0-4.3 s).
     const workers = scan ? h.inflight * DELTA_INFLIGHT_FACTOR : h.inflight;
     const pool = new BufferPool(bufferSlots(workers, m.chunkSize), m.chunkSize);
     const active = new Set<InFlight>();
@@ -137,6 +136,7 @@ export class Transfer {
     const taken = new Uint8Array(m.chunks.length);
     let streams = true;
     let deltas = scan !== undefined;
+    const gauge = new DeltaGauge(); // deltas stop where most blocks changed (another image)
     let items: WorkItem[] = [];
     let busy = 0;
     let wakers: (() => void)[] = [];
@@ -165,7 +165,8 @@ export class Transfer {
     const next = async (): Promise<WorkItem | null> => {
       for (;;) {
         if (failure !== undefined) return null;
-        if (items.length > 0) return items.shift()!;
+        const it = items.shift(); // a delta planned before deltas stopped goes whole
+        if (it) return it.kind === "delta" && !deltas ? { kind: "chunk", index: it.index } : it;
         let ready = readyNow();
         if (ready.length === 0 && !scan?.running && busy === 0 && stages.size === 0) {
           // Nothing in flight: the last word is the whole manifest's (a chunk unmarked
@@ -271,6 +272,10 @@ export class Transfer {
           throw err;
         }
         handed.add(index);
+        if (deltas && gauge.turnsOff(got.patched, chunkLength(m, index))) {
+          deltas = false;
+          h.log("delta.off", { peer: h.peerId, server: base, changed: gauge.share.toFixed(2) });
+        }
         stage(index, got, item.kind === "delta");
       } catch (err) {
         giveBack(chunksOf(item), handed);
