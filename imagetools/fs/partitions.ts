@@ -29,7 +29,7 @@ export interface PartitionTable {
 }
 
 /** The logical sector sizes a GPT is looked for in, in this order. */
-export const GPT_SECTOR_SIZES = [512, 4096] as const;
+const GPT_SECTOR_SIZES = [512, 4096] as const;
 
 const EXTENDED = new Set([0x05, 0x0f, 0x85]);
 

@@ -138,16 +138,17 @@ export function scanInWorker(
     sha256: m.chunks[i].sha256,
   }));
   if (chunks.length === 0) return Promise.resolve(true);
-  const parts = dealRuns(chunks, o.workers ?? scanWorkers(), o.turn);
+  // No more workers than turns to take; the chunks are dealt among those the runtime started.
+  const turn = o.turn ?? SCAN_RUN;
+  const wanted = Math.min(o.workers ?? scanWorkers(), Math.ceil(chunks.length / turn));
   const workers: Worker[] = [];
-  for (const _ of parts) {
+  for (let k = 0; k < wanted; k++) {
     const w = startWorker();
     if (!w) break;
     workers.push(w);
   }
   if (workers.length === 0) return Promise.resolve(false);
-  // Fewer threads than asked (the runtime refused one): the parts dealt again among those.
-  const dealt = workers.length === parts.length ? parts : dealRuns(chunks, workers.length, o.turn);
+  const parts = dealRuns(chunks, workers.length, turn);
   const stop = new SharedArrayBuffer(4);
   const { promise, resolve, reject } = Promise.withResolvers<boolean>();
   const onAbort = () => Atomics.store(new Int32Array(stop), 0, 1);
@@ -195,7 +196,7 @@ export function scanInWorker(
       e.preventDefault();
       end(failed(`the scan's worker failed: ${e.message}`));
     };
-    worker.postMessage({ path, chunks: dealt[k], stop, batch: o.batch ?? 8 });
+    worker.postMessage({ path, chunks: parts[k], stop, batch: o.batch ?? 8 });
   });
   return promise;
 }
