@@ -1,8 +1,8 @@
 // What a disk holds: its partition table, and for each partition (or the whole disk, when it has
 // no table) the file system found there and the map of the blocks it uses. Anything not
 // understood (no table, an unknown or encrypted file system, a file system whose map is not
-// trusted, space outside every partition, the tables themselves) has no map, so every byte of it
-// is kept. Pure over a ReadAt.
+// trusted, partitions that share bytes, space outside every partition, the tables themselves)
+// has no map, so every byte of it is kept. Pure over a ReadAt.
 import { extUsedMap } from "./ext.ts";
 import { fatUsedMap } from "./fat.ts";
 import { ntfsUsedMap } from "./ntfs.ts";
@@ -86,13 +86,21 @@ export async function analyzeDisk(read: ReadAt, size: number): Promise<DiskLayou
     ? [{ number: 0, start: 0, size, type: "" }]
     : [...table.partitions].sort((a, b) => a.start - b.start);
   const volumes: Volume[] = [];
-  const maps: UsedMap[] = [];
+  const mapOf = new Map<Volume, UsedMap>();
   let end = 0;
   for (const p of parts) {
-    const overlaps = p.start < end;
-    const found = overlaps
-      ? { fs: null, note: "overlaps the partition before it" }
+    const pEnd = p.start + p.size;
+    // Partitions that share bytes: each one's free blocks may be the other's data, so neither
+    // is trusted (the one before is not either: its map would zero the other's bytes).
+    const earlier = volumes.filter((v) => p.start < v.start + v.size && v.start < pEnd);
+    const found = p.start < end
+      ? { fs: null, note: `overlaps partition ${earlier.map((v) => v.number).join(", ")}` }
       : await probe(read, p.start, p.size);
+    for (const v of earlier) {
+      mapOf.delete(v);
+      v.free = 0;
+      v.note = `${v.note ? `${v.note}; ` : ""}overlaps partition ${p.number}`;
+    }
     const v: Volume = { number: p.number, start: p.start, size: p.size, fs: found.fs, free: 0 };
     if (p.number !== 0) {
       v.type = p.type;
@@ -101,12 +109,14 @@ export async function analyzeDisk(read: ReadAt, size: number): Promise<DiskLayou
     if (p.name) v.name = p.name;
     if (found.note) v.note = found.note;
     if (found.map) {
-      maps.push(found.map);
+      mapOf.set(v, found.map);
       v.free = freeBytes(found.map);
     }
     volumes.push(v);
-    end = Math.max(end, p.start + p.size);
+    end = Math.max(end, pEnd);
   }
+  // In disk order, as the partitions were sorted.
+  const maps = volumes.filter((v) => mapOf.has(v)).map((v) => mapOf.get(v)!);
   volumes.sort((a, b) => a.number - b.number);
   return { size, scheme: table.scheme, volumes, maps };
 }

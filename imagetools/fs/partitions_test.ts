@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { analyzeDisk } from "./analyze.ts";
+import { analyzeDisk, zeroFreeBlocks } from "./analyze.ts";
 import { readPartitionTable } from "./partitions.ts";
 import { bytesReader } from "./reader.ts";
 
@@ -43,6 +43,30 @@ Deno.test("a looping chain of logical partitions keeps the whole disk, saying wh
     note: "Invalid MBR: the chain of logical partitions loops at sector 3072",
     free: 0,
   }]);
+});
+
+Deno.test("partitions that share bytes are both kept whole: neither one's free blocks are zeroed", async () => {
+  const disk = new Uint8Array(4096 * 512).map((_, i) => (i * 31 + (i >> 9)) & 0xff);
+  // A swap area (its header page used, the rest free) whose tail is a second partition's head.
+  disk.fill(0, 0, 512);
+  mbr(disk, 0, [[0x82, 1024, 1024], [0x83, 1536, 1024]]);
+  new TextEncoder().encodeInto("SWAPSPACE2", disk.subarray(1024 * 512 + 4096 - 10));
+  const layout = await analyzeDisk(bytesReader(disk), disk.length);
+  assert.deepEqual(layout.maps, []);
+  assert.deepEqual(layout.volumes.map((v) => [v.number, v.fs, v.free, v.note]), [
+    [1, "swap", 0, "overlaps partition 2"],
+    [2, null, 0, "overlaps partition 1"],
+  ]);
+  const copy = disk.slice();
+  assert.equal(zeroFreeBlocks(layout, 0, copy), 0);
+  assert.deepEqual(copy, disk);
+  // Apart, the same swap area's free pages are found.
+  mbr(disk, 0, [[0x82, 1024, 1024], [0x83, 2048, 1024]]);
+  const apart = await analyzeDisk(bytesReader(disk), disk.length);
+  assert.deepEqual(apart.volumes.map((v) => [v.fs, v.free]), [["swap", 1024 * 512 - 4096], [
+    null,
+    0,
+  ]]);
 });
 
 Deno.test("bytes with no table and no file system are kept whole", async () => {
