@@ -4,7 +4,7 @@
 // trusted, partitions that share bytes, space outside every partition, the tables themselves)
 // has no map, so every byte of it is kept. Pure over a ReadAt.
 import { extUsedMap } from "./ext.ts";
-import { fatUsedMap } from "./fat.ts";
+import { fatGeometry, fatUsedMap } from "./fat.ts";
 import { ntfsUsedMap } from "./ntfs.ts";
 import { type Partition, readPartitionTable, TYPE_NAMES } from "./partitions.ts";
 import { ascii, NotUnderstood, type ReadAt, u16 } from "./reader.ts";
@@ -39,6 +39,16 @@ export interface DiskLayout {
   maps: UsedMap[];
 }
 
+/** "fat12"/"fat16"/"fat32" when `boot` is a FAT boot sector, else null. */
+function fatKind(boot: Uint8Array): FsKind | null {
+  try {
+    const g = fatGeometry(boot.subarray(0, 512));
+    return g ? `fat${g.bits}` : null;
+  } catch {
+    return null; // a geometry too odd to name; the probe below says why
+  }
+}
+
 async function probe(
   read: ReadAt,
   start: number,
@@ -49,6 +59,7 @@ async function probe(
   let fs: FsKind | null = null;
   if (ascii(boot, 3, 8) === "NTFS    ") fs = "ntfs";
   else if (boot.length >= 2048 && u16(boot, 1024 + 0x38) === 0xef53) fs = "ext2";
+  else fs = fatKind(boot);
   try {
     const ntfs = await ntfsUsedMap(read, start, size);
     if (ntfs) return { fs: "ntfs", map: ntfs };

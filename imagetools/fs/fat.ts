@@ -2,6 +2,9 @@
 // so they are kept). Everything before the data region (boot sector, FSInfo, the backup boot
 // sector, every copy of the FAT, FAT12/16's root directory) and the tail past the last cluster
 // is kept byte for byte. The first FAT copy is the one read, as dosfsck and partclone.fat do.
+// A volume marked dirty (the boot sector's state bit, set by Linux while mounted, or FAT[1]'s
+// clean-shutdown bit cleared, by Windows while mounted) or with a disk error recorded in FAT[1]
+// is kept whole: its FAT may not name every cluster a file holds, as fsck.fat warns.
 import { ascii, NotUnderstood, type ReadAt, u16, u32 } from "./reader.ts";
 import { markUsed, newUsedMap, type UsedMap } from "./used_map.ts";
 
@@ -62,13 +65,33 @@ export function fatEntry(fat: Uint8Array, bits: 12 | 16 | 32, n: number): number
   return n & 1 ? v >> 4 : v & 0xfff;
 }
 
+/** Why the volume's FAT may be stale ("was not cleanly unmounted ...", "recorded ..."), or
+ * null when it was cleanly unmounted. The bits fsck.fat reads: the boot sector's state byte
+ * (0x25, or 0x41 on FAT32, present with an extended boot signature) and FAT[1]'s top bits
+ * (FAT16 0x8000 clean, 0x4000 no error; FAT32 0x08000000, 0x04000000; FAT12 has none). */
+export function fatDirty(boot: Uint8Array, fat: Uint8Array, bits: 12 | 16 | 32): string | null {
+  const ext = bits === 32 ? 0x40 : 0x24;
+  const hasState = boot[ext + 2] === 0x29 || boot[ext + 2] === 0x28;
+  const fix = "run fsck.vfat or chkdsk on the golden disk";
+  if (hasState && boot[ext + 1] & 0x01) {
+    return `was not cleanly unmounted (its boot sector's dirty bit is set; ${fix})`;
+  }
+  if (bits === 12) return null;
+  const entry = fatEntry(fat, bits, 1);
+  const [clean, noError] = bits === 32 ? [0x08000000, 0x04000000] : [0x8000, 0x4000];
+  if (!(entry & clean)) return `was not cleanly unmounted (FAT[1]'s clean bit is clear; ${fix})`;
+  if (!(entry & noError)) return `recorded a disk I/O error (FAT[1]'s error bit; ${fix})`;
+  return null;
+}
+
 /** The used-cluster map of the FAT volume at `start`, or null if it is no FAT. */
 export async function fatUsedMap(
   read: ReadAt,
   start: number,
   size: number,
 ): Promise<{ map: UsedMap; bits: 12 | 16 | 32 } | null> {
-  const g = fatGeometry(await read(start, 512));
+  const boot = await read(start, 512);
+  const g = fatGeometry(boot);
   if (!g) return null;
   const end = g.dataOffset + g.clusters * g.clusterSize;
   if (end > size) {
@@ -77,6 +100,8 @@ export async function fatUsedMap(
     );
   }
   const fat = await read(start + g.fatOffset, g.fatBytes);
+  const dirty = fatDirty(boot, fat, g.bits);
+  if (dirty) throw new NotUnderstood(`FAT${g.bits} volume ${dirty}`);
   const map = newUsedMap(start + g.dataOffset, g.clusterSize, g.clusters);
   for (let c = 0; c < g.clusters; c++) {
     if (fatEntry(fat, g.bits, c + 2) !== 0) markUsed(map, c);

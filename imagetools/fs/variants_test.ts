@@ -114,6 +114,67 @@ for (
     }));
 }
 
+for (
+  const [bits, label, flip, note] of [
+    [
+      16,
+      "the boot sector's dirty bit (Linux, mounted)",
+      "boot",
+      "was not cleanly unmounted (its boot sector's dirty bit is set",
+    ],
+    [
+      32,
+      "the boot sector's dirty bit (Linux, mounted)",
+      "boot",
+      "was not cleanly unmounted (its boot sector's dirty bit is set",
+    ],
+    [
+      16,
+      "FAT[1]'s clean bit cleared (Windows, mounted)",
+      "fat",
+      "was not cleanly unmounted (FAT[1]'s clean bit is clear",
+    ],
+    [
+      32,
+      "FAT[1]'s clean bit cleared (Windows, mounted)",
+      "fat",
+      "was not cleanly unmounted (FAT[1]'s clean bit is clear",
+    ],
+    [32, "FAT[1]'s disk error bit", "error", "recorded a disk I/O error (FAT[1]'s error bit"],
+  ] as const
+) {
+  Deno.test(`FAT${bits} with ${label} is kept whole, and says why`, () =>
+    withTempDir(async (tmp) => {
+      const image = join(tmp, "fat.img");
+      await makeFat(image, 40 * MIB, bits, fillPlan(15, 4, 100_000), tmp);
+      const clean = await Deno.readFile(image);
+      assert.equal((await analyzeDisk(bytesReader(clean), clean.length)).maps.length, 1);
+      const bytes = clean.slice();
+      const v = new DataView(bytes.buffer);
+      const fat1 = v.getUint16(0x0e, true) * 512 + (bits === 32 ? 4 : 2);
+      if (flip === "boot") bytes[bits === 32 ? 0x41 : 0x25] |= 1;
+      else if (bits === 32) {
+        v.setUint32(
+          fat1,
+          v.getUint32(fat1, true) & ~(flip === "fat" ? 0x08000000 : 0x04000000),
+          true,
+        );
+      } else v.setUint16(fat1, v.getUint16(fat1, true) & ~0x8000, true);
+      const layout = await analyzeDisk(bytesReader(bytes), bytes.length);
+      assert.deepEqual(layout.maps, []);
+      assert.deepEqual(layout.volumes.map((v) => [v.fs, v.note, v.free]), [[
+        `fat${bits}`,
+        `FAT${bits} volume ${note}; run fsck.vfat or chkdsk on the golden disk)`,
+        0,
+      ]]);
+      await Deno.writeFile(image, bytes);
+      const fsck = await new Deno.Command("fsck.vfat", { args: ["-n", image] }).output();
+      const said = new TextDecoder().decode(fsck.stdout);
+      // fsck.fat reads both dirty bits (and leaves the error bit to chkdsk's surface scan).
+      if (flip !== "error") assert.match(said, /Dirty bit is set/);
+    }));
+}
+
 for (const cluster of [1024, 65536]) {
   Deno.test(`NTFS with ${cluster}-byte clusters: ntfsfix clean, files intact, used as partclone counts`, () =>
     withTempDir(async (tmp) => {
