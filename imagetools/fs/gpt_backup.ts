@@ -3,9 +3,8 @@
 // and firmware and OS tools complain or "repair" the table.
 //
 // The disk's table is read with partitions.ts (readPartitionTable: a protective MBR, a GPT
-// whose partitions lie on the disk); the header fields that parser does not keep (backup and
-// last usable LBA, the CRCs) are parsed here, only as far as the move needs. Changed: the
-// primary header's
+// whose CRCs hold and whose partitions lie on the disk; parseGptHeader for the fields the move
+// needs). Changed: the primary header's
 // backup-LBA and last-usable-LBA fields and its CRC (LBA 1); written: the new backup entries
 // and header in the disk's last sectors. The partition entries and every partition stay as they
 // are; the old backup copy inside the image's bytes is left untouched. The new backup is
@@ -15,60 +14,14 @@
 // Pure core: planGptMove(primary header, entries, disk size) -> the writes; moveGptBackup does
 // the reads and writes through a small block I/O interface.
 import { crc32 } from "node:zlib";
-import { readPartitionTable } from "./partitions.ts";
+import { parseGptHeader, readPartitionTable } from "./partitions.ts";
 import type { ReadAt } from "./reader.ts";
-
-const SIGNATURE = "EFI PART";
 
 export interface BlockIo {
   size: number;
   readAt(offset: number, into: Uint8Array): Promise<number>;
   writeAt(offset: number, bytes: Uint8Array): Promise<void>;
   sync(): Promise<void>;
-}
-
-export interface GptHeader {
-  sectorSize: number;
-  headerSize: number;
-  currentLba: bigint;
-  backupLba: bigint;
-  firstUsableLba: bigint;
-  lastUsableLba: bigint;
-  entriesLba: bigint;
-  entries: number;
-  entrySize: number;
-  entriesCrc: number;
-}
-
-/** Parse and check a GPT header sector (CRC included); null when there is no "EFI PART". */
-export function parseGptHeader(sector: Uint8Array, sectorSize: number): GptHeader | null {
-  if (new TextDecoder().decode(sector.subarray(0, 8)) !== SIGNATURE) return null;
-  const v = new DataView(sector.buffer, sector.byteOffset, sector.byteLength);
-  const headerSize = v.getUint32(12, true);
-  if (headerSize < 92 || headerSize > sectorSize) {
-    throw new RangeError(`Bad GPT header: header size ${headerSize} (expected 92..${sectorSize})`);
-  }
-  const copy = sector.slice(0, headerSize);
-  new DataView(copy.buffer).setUint32(16, 0, true);
-  const want = v.getUint32(16, true);
-  const got = crc32(copy) >>> 0;
-  if (got !== want) {
-    throw new RangeError(
-      `Bad GPT header: CRC32 ${want.toString(16)} recorded, ${got.toString(16)} computed`,
-    );
-  }
-  return {
-    sectorSize,
-    headerSize,
-    currentLba: v.getBigUint64(24, true),
-    backupLba: v.getBigUint64(32, true),
-    firstUsableLba: v.getBigUint64(40, true),
-    lastUsableLba: v.getBigUint64(48, true),
-    entriesLba: v.getBigUint64(72, true),
-    entries: v.getUint32(80, true),
-    entrySize: v.getUint32(84, true),
-    entriesCrc: v.getUint32(88, true),
-  };
 }
 
 function setHeaderCrc(sector: Uint8Array, headerSize: number): void {

@@ -5,7 +5,8 @@
 // A GPT counts in the disk's logical sectors: 512 bytes, or 4096 on a 4Kn disk (its header is
 // then at byte 4096, and bytes 512.. of sector 0 are zeros). An image does not say which, so
 // the header is looked for at both. An MBR is read in 512-byte sectors only.
-import { ascii, type ReadAt, u16, u32, u64 } from "./reader.ts";
+import { crc32 } from "node:zlib";
+import { type ReadAt, u16, u32, u64 } from "./reader.ts";
 
 export const SECTOR = 512;
 
@@ -153,22 +154,73 @@ async function readMbr(read: ReadAt, first: Uint8Array, diskSize: number): Promi
   return parts;
 }
 
+export interface GptHeader {
+  sectorSize: number;
+  headerSize: number;
+  currentLba: bigint;
+  backupLba: bigint;
+  firstUsableLba: bigint;
+  lastUsableLba: bigint;
+  entriesLba: bigint;
+  entries: number;
+  entrySize: number;
+  entriesCrc: number;
+}
+
+/** Parse and check a GPT header sector (CRC included); null when there is no "EFI PART". */
+export function parseGptHeader(sector: Uint8Array, sectorSize: number): GptHeader | null {
+  if (new TextDecoder().decode(sector.subarray(0, 8)) !== "EFI PART") return null;
+  const v = new DataView(sector.buffer, sector.byteOffset, sector.byteLength);
+  const headerSize = v.getUint32(12, true);
+  if (headerSize < 92 || headerSize > sectorSize) {
+    throw new RangeError(`Bad GPT header: header size ${headerSize} (expected 92..${sectorSize})`);
+  }
+  const copy = sector.slice(0, headerSize);
+  new DataView(copy.buffer).setUint32(16, 0, true);
+  const want = v.getUint32(16, true);
+  const got = crc32(copy) >>> 0;
+  if (got !== want) {
+    throw new RangeError(
+      `Bad GPT header: CRC32 ${want.toString(16)} recorded, ${got.toString(16)} computed`,
+    );
+  }
+  return {
+    sectorSize,
+    headerSize,
+    currentLba: v.getBigUint64(24, true),
+    backupLba: v.getBigUint64(32, true),
+    firstUsableLba: v.getBigUint64(40, true),
+    lastUsableLba: v.getBigUint64(48, true),
+    entriesLba: v.getBigUint64(72, true),
+    entries: v.getUint32(80, true),
+    entrySize: v.getUint32(84, true),
+    entriesCrc: v.getUint32(88, true),
+  };
+}
+
 async function readGpt(
   read: ReadAt,
   diskSize: number,
   ss: number,
 ): Promise<Partition[] | null> {
-  const header = await read(ss, SECTOR);
-  if (ascii(header, 0, 8) !== "EFI PART") return null;
-  const entriesLba = u64(header, 72);
-  const count = u32(header, 80);
-  const entrySize = u32(header, 84);
+  const h = parseGptHeader(await read(ss, ss), ss);
+  if (!h) return null;
+  const { entries: count, entrySize } = h;
   if (entrySize < 128 || entrySize > 4096 || count > 4096) {
     throw new RangeError(
       `Invalid GPT: ${count} partition entries of ${entrySize} bytes are not a sane table`,
     );
   }
-  const table = await read(entriesLba * ss, count * entrySize);
+  const table = await read(Number(h.entriesLba) * ss, count * entrySize);
+  // Entries that do not match their CRC are not the table the firmware and the OS read.
+  const got = crc32(table) >>> 0;
+  if (got !== h.entriesCrc) {
+    throw new RangeError(
+      `Bad GPT partition entries: CRC32 ${h.entriesCrc.toString(16)} recorded, ${
+        got.toString(16)
+      } computed`,
+    );
+  }
   const parts: Partition[] = [];
   for (let i = 0; i < count; i++) {
     const e = table.subarray(i * entrySize, (i + 1) * entrySize);

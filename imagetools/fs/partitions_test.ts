@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { crc32 } from "node:zlib";
 import { analyzeDisk, zeroFreeBlocks } from "./analyze.ts";
 import { readPartitionTable } from "./partitions.ts";
 import { bytesReader } from "./reader.ts";
@@ -84,12 +85,15 @@ function gpt(ss: number, first: number, last: number): Uint8Array {
   new TextEncoder().encodeInto("EFI PART", disk.subarray(ss));
   h.setBigUint64(24, 1n, true);
   h.setBigUint64(72, 2n, true);
-  h.setUint32(80, 128, true);
+  h.setUint32(12, 92, true);
+  h.setUint32(80, 4, true);
   h.setUint32(84, 128, true);
   const e = new DataView(disk.buffer, 2 * ss, 128);
   e.setUint32(0, 0x0fc63daf, true); // a type GUID (Linux filesystem's first bytes)
   e.setBigUint64(32, BigInt(first), true);
   e.setBigUint64(40, BigInt(last), true);
+  h.setUint32(88, crc32(disk.subarray(2 * ss, 2 * ss + 4 * 128)) >>> 0, true);
+  h.setUint32(16, crc32(disk.subarray(ss, ss + 92)) >>> 0, true);
   return disk;
 }
 
@@ -105,4 +109,23 @@ Deno.test("a GPT counts in 512-byte sectors, or in 4096 on a 4Kn disk (its heade
     readPartitionTable(bytesReader(gpt(4096, 256, 1024)), 1024 * 4096),
     /partition 1 spans sectors 256..1024, outside the disk/,
   );
+});
+
+Deno.test("a GPT whose header or entries fail their CRC keeps the whole disk, saying why", async () => {
+  const entry = gpt(512, 256, 511);
+  entry[2 * 512 + 40] ^= 1; // the partition's last sector, changed after the CRC was taken
+  const header = gpt(512, 256, 511);
+  header[512 + 72] ^= 1; // the entries' LBA
+  for (
+    const [disk, note] of [
+      [entry, /^Bad GPT partition entries: CRC32 [0-9a-f]+ recorded, [0-9a-f]+ computed$/],
+      [header, /^Bad GPT header: CRC32 [0-9a-f]+ recorded, [0-9a-f]+ computed$/],
+    ] as const
+  ) {
+    const layout = await analyzeDisk(bytesReader(disk), disk.length);
+    assert.deepEqual(layout.maps, []);
+    assert.equal(layout.volumes.length, 1);
+    assert.equal(layout.volumes[0].number, 0);
+    assert.match(layout.volumes[0].note ?? "", note);
+  }
 });
