@@ -45,6 +45,11 @@ export const SLICE_SPEC: CommandSpec = {
       help: "Keep every byte: read no partition table or file system (free blocks kept)",
       env: "CASCADE_RAW",
     },
+    "keep-pagefiles": {
+      type: "boolean",
+      help: "Keep the contents of Windows' pagefile.sys, swapfile.sys and hiberfil.sys",
+      env: "CASCADE_KEEP_PAGEFILES",
+    },
     uncompressed: {
       type: "boolean",
       help: "Store chunks as they are, not zstd-compressed (manifest format 1 or 2)",
@@ -63,6 +68,8 @@ export const SLICE_SPEC: CommandSpec = {
     "Reads the partition table (MBR, GPT) and the used-block maps of NTFS, ext2/3/4,",
     "FAT12/16/32 and Linux swap (its header page only): free blocks become zeros before",
     "hashing, so the manifest describes exactly that image. Anything else is kept byte for byte.",
+    "The contents of pagefile.sys, swapfile.sys and hiberfil.sys in an NTFS root (memory of the",
+    "last session) past their first MiB count as free too, unless --keep-pagefiles.",
     "Writes DIR/manifest.json and DIR/chunks/: each chunk zstd-compressed as <sha256>.zst, or",
     "as it is in <sha256>.chunk when zstd does not shrink it (or with --uncompressed); hashes",
     "are those of the uncompressed bytes. All-zero chunks are not stored, identical chunks are",
@@ -154,6 +161,7 @@ export async function sliceMain(args: string[]): Promise<number> {
     name: p.values.name as string | undefined,
     force: p.values.force === true,
     raw: p.values.raw === true,
+    keepPagefiles: p.values["keep-pagefiles"] === true,
     uncompressed: p.values.uncompressed === true,
     zstdLevel: zstdLevelOption(p.values["zstd-level"] as string),
     progress: progressMode(quiet),

@@ -107,7 +107,10 @@ export function volumeLine(v: ManifestVolume): string {
   const head = `${what.length ? what.join(" ") + ", " : ""}${formatBytes(v.size)} at ${v.start}`;
   if (v.fs === null) return `${head}: no file system understood, kept whole`;
   if (v.note) return `${head}: ${v.fs}, kept whole (${v.note})`;
-  return `${head}: ${v.fs}, ${formatBytes(v.size - v.free)} used, ${formatBytes(v.free)} free`;
+  const dropped = v.dropped ? ` (with the contents of ${v.dropped}, past their first MiB)` : "";
+  return `${head}: ${v.fs}, ${formatBytes(v.size - v.free)} used, ${
+    formatBytes(v.free)
+  } free${dropped}`;
 }
 
 function layoutRows(l: ManifestLayout): [string, string][] {

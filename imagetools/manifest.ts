@@ -55,6 +55,9 @@ export interface ManifestVolume {
   note?: string;
   /** Bytes of free blocks, zeros in the image. */
   free: number;
+  /** Files whose contents past their first MiB count as free (Windows' pagefile.sys,
+   * swapfile.sys, hiberfil.sys), as "name size" text. */
+  dropped?: string;
 }
 
 export interface ManifestLayout {
@@ -298,7 +301,18 @@ function validateLayout(value: unknown, size: number): ManifestLayout {
   const volumes = value.volumes.map((v: unknown, i: number): ManifestVolume => {
     const where = `volume ${i}`;
     if (!isRecord(v)) throw new TypeError(`Invalid manifest: ${where} is not a JSON object`);
-    const known = ["number", "start", "size", "type", "typeName", "name", "fs", "note", "free"];
+    const known = [
+      "number",
+      "start",
+      "size",
+      "type",
+      "typeName",
+      "name",
+      "fs",
+      "note",
+      "free",
+      "dropped",
+    ];
     for (const key of Object.keys(v)) {
       if (!known.includes(key)) {
         throw new SyntaxError(`Invalid manifest: unknown field "${key}" in ${where}`);
@@ -311,7 +325,7 @@ function validateLayout(value: unknown, size: number): ManifestLayout {
       fs: null,
       free: requireInteger(v, "free", 0, size),
     };
-    for (const key of ["type", "typeName", "name", "note"] as const) {
+    for (const key of ["type", "typeName", "name", "note", "dropped"] as const) {
       if (v[key] === undefined) continue;
       const text = v[key];
       if (typeof text !== "string" || !PRINTABLE.test(text)) {
@@ -383,6 +397,7 @@ function canonicalLayout(l: ManifestLayout): ManifestLayout {
       fs: v.fs,
       ...(v.note !== undefined ? { note: v.note } : {}),
       free: v.free,
+      ...(v.dropped !== undefined ? { dropped: v.dropped } : {}),
     })),
   };
 }

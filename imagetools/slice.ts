@@ -66,6 +66,9 @@ export interface SliceOptions {
   /** Keep every byte: no partition table or file system is read, free blocks are kept as they
    * are (default false: free blocks of understood file systems become zeros). */
   raw?: boolean;
+  /** Keep the contents of Windows' paging and hibernation files (default false: past their
+   * first MiB they count as free; fs/ntfs_transient.ts). */
+  keepPagefiles?: boolean;
   /** Store chunks as they are, not zstd-compressed (manifest format 1 or 2, as before). */
   uncompressed?: boolean;
   /** zstd level of the stored chunks (default DEFAULT_ZSTD_LEVEL). */
@@ -240,7 +243,9 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
 
     try {
       // Read while the workers start (each takes tens of milliseconds to boot).
-      if (!options.raw) layout = await analyzeDisk(readerOf(src), size);
+      if (!options.raw) {
+        layout = await analyzeDisk(readerOf(src), size, { keepPagefiles: options.keepPagefiles });
+      }
       for (let i = 0; i < count && failure === undefined; i++) {
         const offset = i * chunkSize;
         const length = chunkLength({ size, chunkSize }, i);

@@ -3,13 +3,15 @@
 // understood (no table, an unknown or encrypted file system, a file system whose map is not
 // trusted, partitions that share bytes, space outside every partition, the tables themselves)
 // has no map, so every byte of it is kept. Pure over a ReadAt.
+import { formatBytes } from "../kit/mod.ts";
 import { extUsedMap } from "./ext.ts";
 import { fatGeometry, fatUsedMap } from "./fat.ts";
-import { ntfsUsedMap } from "./ntfs.ts";
+import { ntfsGeometry, ntfsUsedMap } from "./ntfs.ts";
+import { transientFiles } from "./ntfs_transient.ts";
 import { type Partition, readPartitionTable, TYPE_NAMES } from "./partitions.ts";
 import { ascii, NotUnderstood, type ReadAt, u16 } from "./reader.ts";
 import { swapUsedMap } from "./swap.ts";
-import { freeBytes, freeRuns, type UsedMap, whollyFree, zeroFree } from "./used_map.ts";
+import { freeBytes, freeRuns, markFree, type UsedMap, whollyFree, zeroFree } from "./used_map.ts";
 
 export type FsKind = "ntfs" | "ext2" | "ext3" | "ext4" | "fat12" | "fat16" | "fat32" | "swap";
 
@@ -29,6 +31,14 @@ export interface Volume {
   note?: string;
   /** Bytes of the partition that are free (become zeros); 0 when kept whole. */
   free: number;
+  /** Files whose contents past their first MiB count as free (Windows' pagefile.sys,
+   * swapfile.sys, hiberfil.sys: ntfs_transient.ts), as "name size" text. */
+  dropped?: string;
+}
+
+export interface AnalyzeOptions {
+  /** Keep the contents of Windows' paging and hibernation files (default: dropped). */
+  keepPagefiles?: boolean;
 }
 
 export interface DiskLayout {
@@ -53,7 +63,8 @@ async function probe(
   read: ReadAt,
   start: number,
   size: number,
-): Promise<{ fs: FsKind | null; map?: UsedMap; note?: string }> {
+  options: AnalyzeOptions,
+): Promise<{ fs: FsKind | null; map?: UsedMap; note?: string; dropped?: string }> {
   // The signatures first, so a file system whose map is not understood is still named.
   const boot = await read(start, Math.min(size, 2048));
   let fs: FsKind | null = null;
@@ -62,7 +73,13 @@ async function probe(
   else fs = fatKind(boot);
   try {
     const ntfs = await ntfsUsedMap(read, start, size);
-    if (ntfs) return { fs: "ntfs", map: ntfs };
+    if (ntfs) {
+      if (options.keepPagefiles) return { fs: "ntfs", map: ntfs };
+      const files = await transientFiles(read, start, ntfsGeometry(boot)!, ntfs);
+      for (const f of files) for (const [lcn, count] of f.dropped) markFree(ntfs, lcn, count);
+      const dropped = files.map((f) => `${f.name} ${formatBytes(f.size)}`).join(", ");
+      return { fs: "ntfs", map: ntfs, ...(dropped ? { dropped } : {}) };
+    }
     const fat = await fatUsedMap(read, start, size);
     if (fat) return { fs: `fat${fat.bits}`, map: fat.map };
     const ext = await extUsedMap(read, start, size);
@@ -79,7 +96,11 @@ async function probe(
 }
 
 /** Find the partitions and file systems of a disk of `size` bytes. */
-export async function analyzeDisk(read: ReadAt, size: number): Promise<DiskLayout> {
+export async function analyzeDisk(
+  read: ReadAt,
+  size: number,
+  options: AnalyzeOptions = {},
+): Promise<DiskLayout> {
   let table;
   try {
     table = await readPartitionTable(read, size);
@@ -106,10 +127,11 @@ export async function analyzeDisk(read: ReadAt, size: number): Promise<DiskLayou
     const earlier = volumes.filter((v) => p.start < v.start + v.size && v.start < pEnd);
     const found = p.start < end
       ? { fs: null, note: `overlaps partition ${earlier.map((v) => v.number).join(", ")}` }
-      : await probe(read, p.start, p.size);
+      : await probe(read, p.start, p.size, options);
     for (const v of earlier) {
       mapOf.delete(v);
       v.free = 0;
+      delete v.dropped;
       v.note = `${v.note ? `${v.note}; ` : ""}overlaps partition ${p.number}`;
     }
     const v: Volume = { number: p.number, start: p.start, size: p.size, fs: found.fs, free: 0 };
@@ -119,6 +141,7 @@ export async function analyzeDisk(read: ReadAt, size: number): Promise<DiskLayou
     }
     if (p.name) v.name = p.name;
     if (found.note) v.note = found.note;
+    if (found.dropped) v.dropped = found.dropped;
     if (found.map) {
       mapOf.set(v, found.map);
       v.free = freeBytes(found.map);

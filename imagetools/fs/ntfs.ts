@@ -47,22 +47,24 @@ export function ntfsGeometry(boot: Uint8Array): NtfsGeometry | null {
   return geometry;
 }
 
-/** Apply the update sequence (fixups) of an MFT record in place; throws if torn. */
-export function applyFixups(rec: Uint8Array, index: number): void {
-  if (ascii(rec, 0, 4) !== "FILE") {
-    throw new NotUnderstood(`MFT record ${index} is not a FILE record`);
+/** Apply the update sequence (fixups) of an MFT record (or of an index block: magic "INDX")
+ * in place; throws if torn. */
+export function applyFixups(rec: Uint8Array, index: number, magic = "FILE"): void {
+  const what = magic === "FILE" ? "MFT record" : `${magic} block`;
+  if (ascii(rec, 0, 4) !== magic) {
+    throw new NotUnderstood(`${what} ${index} is not a ${magic} record`);
   }
   const usaOffset = u16(rec, 4);
   const usaCount = u16(rec, 6);
   if (
     usaCount === 0 || usaOffset + usaCount * 2 > rec.length || (usaCount - 1) * 512 > rec.length
   ) {
-    throw new NotUnderstood(`MFT record ${index} has a bad update sequence array`);
+    throw new NotUnderstood(`${what} ${index} has a bad update sequence array`);
   }
   const usn = u16(rec, usaOffset);
   for (let i = 1; i < usaCount; i++) {
     const end = i * 512 - 2;
-    if (u16(rec, end) !== usn) throw new NotUnderstood(`MFT record ${index} is torn (fixup ${i})`);
+    if (u16(rec, end) !== usn) throw new NotUnderstood(`${what} ${index} is torn (fixup ${i})`);
     rec[end] = rec[usaOffset + 2 * i];
     rec[end + 1] = rec[usaOffset + 2 * i + 1];
   }

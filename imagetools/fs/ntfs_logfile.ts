@@ -18,7 +18,7 @@ const VOLUME_IS_CLEAN = 0x0002;
 export type JournalState = "clean" | "unclean";
 
 /** The byte on the disk of byte `pos` of a file whose clusters are `runs` (LCN, count). */
-function diskOffset(
+export function diskOffset(
   runs: readonly [number | null, number][],
   start: number,
   clusterSize: number,

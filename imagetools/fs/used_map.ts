@@ -28,6 +28,12 @@ export function markUsed(map: UsedMap, first: number, count = 1): void {
   }
 }
 
+/** Mark units free again (their bytes become zeros in the image). */
+export function markFree(map: UsedMap, first: number, count = 1): void {
+  const end = Math.min(map.units, first + count);
+  for (let i = Math.max(0, first); i < end; i++) map.used[i >> 3] &= ~(1 << (i & 7));
+}
+
 export function isUsed(map: UsedMap, unit: number): boolean {
   return (map.used[unit >> 3] & (1 << (unit & 7))) !== 0;
 }
