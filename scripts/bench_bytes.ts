@@ -28,7 +28,7 @@ import {
 } from "../imagetools/mod.ts";
 import { extract, run } from "../imagetools/fs/testkit.ts";
 import { parseCount } from "../imagetools/kit/mod.ts";
-import { buildDisks, say } from "./bench_disks.ts";
+import { buildDisks, DISK_KINDS, type DiskKind, say } from "./bench_disks.ts";
 import { REIMAGE_HEAD, reimageRows } from "./bench_reimage.ts";
 import { LAB_HEAD, labRows } from "./bench_bytes_lab.ts";
 
@@ -43,6 +43,8 @@ USAGE
 
 OPTIONS
   --scale N   disk sizes x N (1: Windows-like 1 GiB, Linux + swap 768 MiB, fresh 768 MiB)
+  --disks L   which disks, of ${DISK_KINDS.join(",")} (default: windows,linux,fresh;
+              windows-in-use: Windows-like with a pagefile.sys and hiberfil.sys of stale memory)
   --runs N    timed runs of slice and of partclone | zstd -3 (median)
   --rates R   the re-image row's fake-server rates (scripts/bench_reimage.ts; its own task:
               bench:reimage)
@@ -114,6 +116,7 @@ async function main() {
     args: Deno.args,
     options: {
       scale: { type: "string", default: "1" },
+      disks: { type: "string", default: "windows,linux,fresh" },
       runs: { type: "string", default: "3" },
       rates: { type: "string", default: "100mbit,1gbit" },
       dir: { type: "string", default: "/tmp" },
@@ -134,9 +137,17 @@ async function main() {
   const runs = Number(values.runs);
   if (!(scale > 0 && scale <= 16)) throw new RangeError(`Invalid --scale "${values.scale}": 0..16`);
   if (!Number.isInteger(runs) || runs < 1) throw new RangeError(`Invalid --runs "${values.runs}"`);
+  const kinds = values.disks.split(",").map((k) => {
+    if (!(DISK_KINDS as readonly string[]).includes(k)) {
+      throw new RangeError(`Invalid --disks "${k}": one of ${DISK_KINDS.join(", ")}`);
+    }
+    return k as DiskKind;
+  });
   const dir = await Deno.makeTempDir({ dir: values.dir, prefix: "cascade-bench-bytes-" });
   try {
-    const disks = await buildDisks(dir, scale);
+    const disks = await buildDisks(dir, scale, kinds);
+    // The lab and re-image rows image the Windows-like disk.
+    const windows = kinds.includes("windows") ? disks[0] : undefined;
     const rows: string[][] = [];
     const times: string[][] = [];
     for (const d of disks) {
@@ -279,9 +290,9 @@ async function main() {
         times,
       ),
     );
-    if (values.lab) {
+    if (values.lab && windows) {
       const pcs = parseCount(values.pcs, "--pcs", 1, 200);
-      const lab = await labRows(disks[0], dir, {
+      const lab = await labRows(windows, dir, {
         pcs,
         rate: values["lab-rate"],
         runs,
@@ -291,9 +302,9 @@ async function main() {
       console.log(table(LAB_HEAD, lab.table));
       for (const n of lab.notes) console.log(`- ${n}`);
     }
-    if (values["no-reimage"]) return;
+    if (values["no-reimage"] || !windows) return;
     // Re-imaging a PC that holds the Windows-like disk, after an update changed ~3 % of it.
-    const re = await reimageRows(disks[0], dir, { rates: values.rates.split(","), runs });
+    const re = await reimageRows(windows, dir, { rates: values.rates.split(","), runs });
     console.log();
     console.log(table(REIMAGE_HEAD, re.table));
     for (const n of re.notes) console.log(`- ${n}`);

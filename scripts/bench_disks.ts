@@ -1,7 +1,9 @@
 // The disks bench:bytes (and its re-image row, bench_reimage.ts) measure, made with the real
 // tools from this machine's own /usr files: Windows-like (GPT: FAT32 EFI + MSR + NTFS, a third
 // of what was written deleted), Linux + swap (GPT: ext4 likewise + a swap partition full of old
-// data), fresh install (MBR: ext4 at ~29 %).
+// data), fresh install (MBR: ext4 at ~29 %); and Windows in use: the Windows-like disk with a
+// pagefile.sys (8 % of the NTFS) and a hiberfil.sys (4 %) holding stale memory, as a PC that ran
+// Windows leaves them (not among the issue's three: bench:bytes --disks picks).
 import { join } from "node:path";
 import { makeDisk, makeSwap, type PartSpec, run, withNtfsMount } from "../imagetools/fs/testkit.ts";
 
@@ -66,13 +68,43 @@ export async function buildNtfs(
   size: number,
   files: { path: string }[],
   tmp: string,
+  more?: (root: string) => Promise<void>,
 ) {
   await sparse(path, size);
   await run("mkntfs", ["-q", "-F", "-f", "-L", "Windows", path]);
   await withNtfsMount(path, tmp, async (dir) => {
     const names = await fillDir(dir, files);
     for (const [i, n] of names.entries()) if (i % 3 === 1) await Deno.remove(join(dir, n));
+    await more?.(dir);
   });
+}
+
+/** `size` bytes as a paging file holds them: 4 KiB pages in turn of program bytes (this
+ * machine's files), random bytes (encrypted or compressed data), zeros and program bytes
+ * again. */
+export async function staleMemory(
+  files: { path: string; size: number }[],
+  size: number,
+): Promise<Uint8Array> {
+  const out = new Uint8Array(size);
+  const random = new Uint8Array(4096);
+  let src = new Uint8Array(0);
+  let at = 0;
+  let next = 0;
+  for (let page = 0; page * 4096 < size; page++) {
+    const to = out.subarray(page * 4096, (page + 1) * 4096);
+    if (page % 4 === 1) to.set(crypto.getRandomValues(random).subarray(0, to.length));
+    else if (page % 4 === 2) continue;
+    else {
+      while (src.length - at < to.length) {
+        src = await Deno.readFile(files[next++ % files.length].path);
+        at = 0;
+      }
+      to.set(src.subarray(at, at + to.length));
+      at += to.length;
+    }
+  }
+  return out;
 }
 
 async function buildExt4(
@@ -97,11 +129,14 @@ const t0 = performance.now();
 export const say = (what: string) =>
   console.error(`bench:bytes: ${((performance.now() - t0) / 1000).toFixed(0)} s: ${what}`);
 
-/** The three kinds of disk (or only `kinds`), in `dir`, sizes x `scale`. */
+export const DISK_KINDS = ["windows", "linux", "fresh", "windows-in-use"] as const;
+export type DiskKind = typeof DISK_KINDS[number];
+
+/** The issue's three kinds of disk (or `kinds`), in `dir`, sizes x `scale`; Windows first. */
 export async function buildDisks(
   dir: string,
   scale: number,
-  kinds: readonly ("windows" | "linux" | "fresh")[] = ["windows", "linux", "fresh"],
+  kinds: readonly DiskKind[] = ["windows", "linux", "fresh"],
 ): Promise<Disk[]> {
   const files = await systemFiles();
   const total = files.reduce((n, f) => n + f.size, 0);
@@ -112,10 +147,13 @@ export async function buildDisks(
   const s = (mib: number) => Math.round(mib * scale) * MIB;
 
   // Windows-like: FAT32 EFI (a few files), MSR (zeros), NTFS 45 % filled, a third deleted.
-  if (kinds.includes("windows")) {
-    const efi = join(dir, "w-efi.img");
-    const msr = join(dir, "w-msr.img");
-    const ntfs = join(dir, "w-ntfs.img");
+  // Windows in use: the same, with a pagefile.sys and a hiberfil.sys of stale memory.
+  for (const kind of ["windows", "windows-in-use"] as const) {
+    if (!kinds.includes(kind)) continue;
+    const inUse = kind === "windows-in-use";
+    const efi = join(dir, `${kind}-efi.img`);
+    const msr = join(dir, `${kind}-msr.img`);
+    const ntfs = join(dir, `${kind}-ntfs.img`);
     const efiSize = Math.max(s(100), 40 * MIB); // FAT32 needs 65525 clusters at least
     await sparse(efi, efiSize);
     await run("mkfs.vfat", ["-F", "32", "-s", "1", "-n", "EFI", efi]);
@@ -125,17 +163,24 @@ export async function buildDisks(
     }
     await sparse(msr, s(16));
     const ntfsSize = s(1024) - efiSize - s(16) - 4 * MIB;
-    say("Windows-like: EFI done, filling NTFS");
-    await buildNtfs(ntfs, ntfsSize, pick(files, 500, ntfsSize * 0.45), dir);
+    say(`${kind}: EFI done, filling NTFS`);
+    await buildNtfs(ntfs, ntfsSize, pick(files, 500, ntfsSize * 0.45), dir, async (root) => {
+      if (!inUse) return;
+      const memory = pick(files, 9000, ntfsSize * 0.1);
+      const page = Math.floor(ntfsSize * 0.08 / 4096) * 4096;
+      await Deno.writeFile(join(root, "pagefile.sys"), await staleMemory(memory, page));
+      const hiber = Math.floor(ntfsSize * 0.04 / 4096) * 4096;
+      await Deno.writeFile(join(root, "hiberfil.sys"), await staleMemory(memory.slice(50), hiber));
+    });
     const specs = [
       { image: efi, size: efiSize, type: "ef00", pc: "fat" },
       { image: msr, size: s(16), type: "0c01" },
       { image: ntfs, size: ntfsSize, type: "0700", pc: "ntfs" },
     ];
-    const path = join(dir, "windows.img");
+    const path = join(dir, `${kind}.img`);
     const { starts } = await makeDisk(path, "gpt", specs);
     disks.push({
-      label: "Windows-like (GPT)",
+      label: inUse ? "Windows in use (GPT)" : "Windows-like (GPT)",
       path,
       parts: specs.map((p, i) => ({ ...p, start: starts[i] })),
     });
