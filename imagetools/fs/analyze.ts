@@ -11,9 +11,19 @@ import { transientFiles } from "./ntfs_transient.ts";
 import { type Partition, readPartitionTable, TYPE_NAMES } from "./partitions.ts";
 import { ascii, NotUnderstood, type ReadAt, u16 } from "./reader.ts";
 import { swapUsedMap } from "./swap.ts";
+import { xfsUsedMap } from "./xfs.ts";
 import { freeBytes, freeRuns, markFree, type UsedMap, whollyFree, zeroFree } from "./used_map.ts";
 
-export type FsKind = "ntfs" | "ext2" | "ext3" | "ext4" | "fat12" | "fat16" | "fat32" | "swap";
+export type FsKind =
+  | "ntfs"
+  | "ext2"
+  | "ext3"
+  | "ext4"
+  | "fat12"
+  | "fat16"
+  | "fat32"
+  | "xfs"
+  | "swap";
 
 export interface Volume {
   /** Partition number (0: a file system on the whole disk). */
@@ -70,6 +80,7 @@ async function probe(
   let fs: FsKind | null = null;
   if (ascii(boot, 3, 8) === "NTFS    ") fs = "ntfs";
   else if (boot.length >= 2048 && u16(boot, 1024 + 0x38) === 0xef53) fs = "ext2";
+  else if (ascii(boot, 0, 4) === "XFSB") fs = "xfs";
   else fs = fatKind(boot);
   try {
     const ntfs = await ntfsUsedMap(read, start, size);
@@ -84,6 +95,8 @@ async function probe(
     if (fat) return { fs: `fat${fat.bits}`, map: fat.map };
     const ext = await extUsedMap(read, start, size);
     if (ext) return { fs: ext.kind, map: ext.map };
+    const xfs = await xfsUsedMap(read, start, size);
+    if (xfs) return { fs: "xfs", map: xfs };
     const swap = await swapUsedMap(read, start, size);
     if (swap) return { fs: "swap", map: swap };
     return { fs: null };

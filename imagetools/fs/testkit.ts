@@ -1,8 +1,9 @@
 // Disks made by the real tools, for the file-system tests and bench:bytes: file systems built by
 // mkntfs, mkfs.ext4, mkfs.vfat and mkswap in files of their own, filled (files written, deleted,
 // and written again into the holes, so some are fragmented), then put into a partitioned disk
-// (sgdisk for GPT, sfdisk for MBR). No loop device: ntfs-3g mounts an image file through FUSE,
-// debugfs and mtools write ext4 and FAT images directly.
+// (sgdisk for GPT, sfdisk for MBR). No loop device, except for XFS (the kernel's driver):
+// ntfs-3g mounts an image file through FUSE, debugfs and mtools write ext4 and FAT images
+// directly.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { attachLoop, detachLoop } from "../testkit.ts";
@@ -181,6 +182,50 @@ export async function makeNtfs(
   });
 }
 
+/** Mount a file-system image through a loop device (the kernel's own driver: XFS), run `fn`,
+ * unmount. Root only. */
+export async function withLoopMount<T>(
+  image: string,
+  tmp: string,
+  fn: (dir: string) => Promise<T>,
+  readOnly = false,
+): Promise<T> {
+  const dir = await Deno.makeTempDir({ dir: tmp, prefix: "loop-mnt-" });
+  const device = await attachLoop(image);
+  try {
+    await run("mount", [...(readOnly ? ["-o", "ro"] : []), device, dir]);
+    try {
+      return await fn(dir);
+    } finally {
+      await run("umount", [dir]);
+    }
+  } finally {
+    await detachLoop(device);
+    await Deno.remove(dir);
+  }
+}
+
+/** An XFS filled by `plan` through the kernel (mkfs.xfs wants 300 MiB at least). */
+export async function makeXfs(
+  path: string,
+  size: number,
+  plan: FillPlan,
+  tmp: string,
+  mkfsArgs: string[] = [],
+) {
+  await sparseFile(path, size);
+  await run("mkfs.xfs", ["-q", "-f", "-L", "golden", ...mkfsArgs, path]);
+  await withLoopMount(path, tmp, async (dir) => {
+    await stage(dir, plan.first);
+    // Written out before the deletes, or delayed allocation never gives the deleted files
+    // blocks (and leaves no holes for the later files to fill).
+    await run("sync", ["-f", dir]);
+    for (const p of plan.remove) await Deno.remove(join(dir, p));
+    await run("sync", ["-f", dir]);
+    await stage(dir, plan.then);
+  });
+}
+
 /** A swap area whose pages hold stale data (as after use), with a fresh swap header. */
 export async function makeSwap(path: string, size: number, seed: number) {
   await Deno.writeFile(path, fileBytes(seed, size, "text"));
@@ -297,11 +342,12 @@ async function walk(dir: string, prefix = ""): Promise<Record<string, string>> {
 
 /** Every file's MD5, by path, as the file system's own tools read it back out of `image`. */
 export async function fileSums(
-  fs: "ntfs" | "ext4" | "fat",
+  fs: "ntfs" | "ext4" | "fat" | "xfs",
   image: string,
   tmp: string,
 ): Promise<Record<string, string>> {
   if (fs === "ntfs") return await withNtfsMount(image, tmp, (dir) => walk(dir), true);
+  if (fs === "xfs") return await withLoopMount(image, tmp, (dir) => walk(dir), true);
   const dir = await Deno.makeTempDir({ dir: tmp, prefix: "files-" });
   try {
     if (fs === "ext4") {
@@ -315,8 +361,9 @@ export async function fileSums(
 }
 
 /** The file system's own check, read-only: throws with its output if it finds anything. */
-export async function fsck(fs: "ntfs" | "ext4" | "fat", image: string): Promise<string> {
+export async function fsck(fs: "ntfs" | "ext4" | "fat" | "xfs", image: string): Promise<string> {
   if (fs === "ntfs") return await run("ntfsfix", ["-n", image]);
+  if (fs === "xfs") return await run("xfs_repair", ["-n", "-f", image]);
   if (fs === "ext4") return await run("e2fsck", ["-fn", image]);
   return await run("fsck.vfat", ["-n", image]);
 }
