@@ -12,6 +12,7 @@ import { type Partition, readPartitionTable, TYPE_NAMES } from "./partitions.ts"
 import { ascii, NotUnderstood, type ReadAt, u16 } from "./reader.ts";
 import { swapUsedMap } from "./swap.ts";
 import { xfsUsedMap } from "./xfs.ts";
+import { lvmPhysicalVolume, type PhysicalVolume } from "./lvm.ts";
 import { freeBytes, freeRuns, markFree, type UsedMap, whollyFree, zeroFree } from "./used_map.ts";
 
 export type FsKind =
@@ -23,7 +24,8 @@ export type FsKind =
   | "fat16"
   | "fat32"
   | "xfs"
-  | "swap";
+  | "swap"
+  | "lvm2";
 
 export interface Volume {
   /** Partition number (0: a file system on the whole disk). */
@@ -74,13 +76,16 @@ async function probe(
   start: number,
   size: number,
   options: AnalyzeOptions,
-): Promise<{ fs: FsKind | null; map?: UsedMap; note?: string; dropped?: string }> {
+): Promise<
+  { fs: FsKind | null; map?: UsedMap; note?: string; dropped?: string; pv?: PhysicalVolume }
+> {
   // The signatures first, so a file system whose map is not understood is still named.
   const boot = await read(start, Math.min(size, 2048));
   let fs: FsKind | null = null;
   if (ascii(boot, 3, 8) === "NTFS    ") fs = "ntfs";
   else if (boot.length >= 2048 && u16(boot, 1024 + 0x38) === 0xef53) fs = "ext2";
   else if (ascii(boot, 0, 4) === "XFSB") fs = "xfs";
+  else if (boot.length >= 1024 && ascii(boot, 512, 8) === "LABELONE") fs = "lvm2";
   else fs = fatKind(boot);
   try {
     const ntfs = await ntfsUsedMap(read, start, size);
@@ -99,6 +104,13 @@ async function probe(
     if (xfs) return { fs: "xfs", map: xfs };
     const swap = await swapUsedMap(read, start, size);
     if (swap) return { fs: "swap", map: swap };
+    const pv = await lvmPhysicalVolume(read, start, size);
+    if (pv) {
+      const skipped = pv.skipped.length ? `; kept whole: ${pv.skipped.join(", ")}` : "";
+      const note = `LVM2 physical volume of "${pv.vg}": its metadata and free extents are kept, ` +
+        `its linear logical volumes follow${skipped}`;
+      return { fs: "lvm2", note, pv };
+    }
     return { fs: null };
   } catch (err) {
     // A recognised file system whose map cannot be trusted: kept whole, and `info` says why.
@@ -139,7 +151,10 @@ export async function analyzeDisk(
     // is trusted (the one before is not either: its map would zero the other's bytes).
     const earlier = volumes.filter((v) => p.start < v.start + v.size && v.start < pEnd);
     const found = p.start < end
-      ? { fs: null, note: `overlaps partition ${earlier.map((v) => v.number).join(", ")}` }
+      ? {
+        fs: null,
+        note: `overlaps partition ${[...new Set(earlier.map((v) => v.number))].join(", ")}`,
+      }
       : await probe(read, p.start, p.size, options);
     for (const v of earlier) {
       mapOf.delete(v);
@@ -161,6 +176,28 @@ export async function analyzeDisk(
     }
     volumes.push(v);
     end = Math.max(end, pEnd);
+    // A PV's logical volumes: each probed as a partition of its own (an LV holding a PV again
+    // is not followed).
+    for (const lv of found.pv?.volumes ?? []) {
+      const inner = await probe(read, lv.start, lv.size, options);
+      const l: Volume = {
+        number: p.number,
+        start: lv.start,
+        size: lv.size,
+        type: "lvm",
+        typeName: "LVM logical volume",
+        name: lv.name,
+        fs: inner.pv ? null : inner.fs,
+        free: 0,
+      };
+      if (inner.note && !inner.pv) l.note = inner.note;
+      if (inner.dropped) l.dropped = inner.dropped;
+      if (inner.map) {
+        mapOf.set(l, inner.map);
+        l.free = freeBytes(inner.map);
+      }
+      volumes.push(l);
+    }
   }
   // In disk order, as the partitions were sorted.
   const maps = volumes.filter((v) => mapOf.has(v)).map((v) => mapOf.get(v)!);

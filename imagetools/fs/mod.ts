@@ -1,5 +1,6 @@
 // File-system-aware slicing: partition tables (MBR, GPT) and the used-block maps of NTFS,
-// ext2/3/4, FAT12/16/32, XFS and Linux swap, read through an injected ReadAt. Pure.
+// ext2/3/4, FAT12/16/32, XFS and Linux swap (also in LVM2 linear logical volumes), read
+// through an injected ReadAt. Pure.
 export {
   analyzeDisk,
   type DiskLayout,
