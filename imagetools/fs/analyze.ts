@@ -4,7 +4,7 @@
 // trusted, partitions that share bytes, space outside every partition, the tables themselves)
 // has no map, so every byte of it is kept. Pure over a ReadAt.
 import { formatBytes } from "../kit/mod.ts";
-import { extUsedMap } from "./ext.ts";
+import { extSuper, extUsedMap } from "./ext.ts";
 import { fatGeometry, fatUsedMap } from "./fat.ts";
 import { ntfsGeometry, ntfsUsedMap } from "./ntfs.ts";
 import { transientFiles } from "./ntfs_transient.ts";
@@ -61,6 +61,15 @@ export interface DiskLayout {
   maps: UsedMap[];
 }
 
+/** ext2/3/4 by the superblock's features (in `boot`, the first 2 KiB), "ext2" if odd. */
+function extKind(boot: Uint8Array): FsKind {
+  try {
+    return extSuper(boot.subarray(1024, 2048))?.kind ?? "ext2";
+  } catch {
+    return "ext2"; // a superblock too odd to name; the probe below says why
+  }
+}
+
 /** "fat12"/"fat16"/"fat32" when `boot` is a FAT boot sector, else null. */
 function fatKind(boot: Uint8Array): FsKind | null {
   try {
@@ -83,7 +92,7 @@ async function probe(
   const boot = await read(start, Math.min(size, 2048));
   let fs: FsKind | null = null;
   if (ascii(boot, 3, 8) === "NTFS    ") fs = "ntfs";
-  else if (boot.length >= 2048 && u16(boot, 1024 + 0x38) === 0xef53) fs = "ext2";
+  else if (boot.length >= 2048 && u16(boot, 1024 + 0x38) === 0xef53) fs = extKind(boot);
   else if (ascii(boot, 0, 4) === "XFSB") fs = "xfs";
   else if (boot.length >= 1024 && ascii(boot, 512, 8) === "LABELONE") fs = "lvm2";
   else fs = fatKind(boot);

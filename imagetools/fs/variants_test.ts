@@ -58,6 +58,20 @@ const EXT_VARIANTS: [string, string, string[], boolean][] = [
     "-O",
     "^flex_bg,^metadata_csum,uninit_bg",
   ], true],
+  ["ext4 without a journal, sparse_super2, no resize inode", "ext4", [
+    "-O",
+    "^has_journal,sparse_super2,^resize_inode",
+  ], true],
+  ["ext4, 64bit off, 1 KiB blocks, 256-byte inodes, few inodes", "ext4", [
+    "-O",
+    "^64bit",
+    "-b",
+    "1024",
+    "-I",
+    "256",
+    "-N",
+    "64",
+  ], true],
   [
     "ext4, bigalloc with 16 KiB clusters",
     "ext4",
@@ -84,7 +98,19 @@ Deno.test("ext4 whose journal needs recovery is kept whole, and says why", () =>
     const layout = await analyzeDisk(bytesReader(bytes), bytes.length);
     assert.deepEqual(layout.maps, []);
     assert.deepEqual(layout.volumes.map((v) => [v.fs, v.note, v.free]), [
-      ["ext2", "ext4 journal needs recovery (not cleanly unmounted)", 0],
+      ["ext4", "ext4 journal needs recovery (not cleanly unmounted)", 0],
+    ]);
+  }));
+
+Deno.test("ext4 with meta_bg (group descriptors spread over the disk) is kept whole, and says why", () =>
+  withTempDir(async (tmp) => {
+    const image = join(tmp, "ext.img");
+    await makeExt4(image, 16 * MIB, fillPlan(16, 3, 100_000), tmp, ["-O", "meta_bg,^resize_inode"]);
+    const bytes = await Deno.readFile(image);
+    const layout = await analyzeDisk(bytesReader(bytes), bytes.length);
+    assert.deepEqual(layout.maps, []);
+    assert.deepEqual(layout.volumes.map((v) => [v.fs, v.note, v.free]), [
+      ["ext4", "ext4 with meta_bg", 0],
     ]);
   }));
 
@@ -102,7 +128,7 @@ for (
       const bytes = await Deno.readFile(image);
       const layout = await analyzeDisk(bytesReader(bytes), bytes.length);
       assert.deepEqual(layout.maps, []);
-      assert.deepEqual(layout.volumes.map((v) => [v.fs, v.note, v.free]), [["ext2", note, 0]]);
+      assert.deepEqual(layout.volumes.map((v) => [v.fs, v.note, v.free]), [["ext4", note, 0]]);
       const log = join(tmp, "partclone.log");
       const pc = await new Deno.Command("partclone.extfs", {
         args: ["-c", "-s", image, "-O", join(tmp, "pc.img"), "-L", log],
