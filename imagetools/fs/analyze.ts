@@ -4,6 +4,7 @@
 // trusted, partitions that share bytes, space outside every partition, the tables themselves)
 // has no map, so every byte of it is kept. Pure over a ReadAt.
 import { formatBytes } from "../kit/mod.ts";
+import { exfatUsedMap } from "./exfat.ts";
 import { extSuper, extUsedMap } from "./ext.ts";
 import { fatGeometry, fatUsedMap } from "./fat.ts";
 import { ntfsGeometry, ntfsUsedMap } from "./ntfs.ts";
@@ -23,6 +24,7 @@ export type FsKind =
   | "fat12"
   | "fat16"
   | "fat32"
+  | "exfat"
   | "xfs"
   | "swap"
   | "lvm2";
@@ -92,6 +94,7 @@ async function probe(
   const boot = await read(start, Math.min(size, 2048));
   let fs: FsKind | null = null;
   if (ascii(boot, 3, 8) === "NTFS    ") fs = "ntfs";
+  else if (ascii(boot, 3, 8) === "EXFAT   ") fs = "exfat";
   else if (boot.length >= 2048 && u16(boot, 1024 + 0x38) === 0xef53) fs = extKind(boot);
   else if (ascii(boot, 0, 4) === "XFSB") fs = "xfs";
   else if (boot.length >= 1024 && ascii(boot, 512, 8) === "LABELONE") fs = "lvm2";
@@ -105,6 +108,8 @@ async function probe(
       const dropped = files.map((f) => `${f.name} ${formatBytes(f.size)}`).join(", ");
       return { fs: "ntfs", map: ntfs, ...(dropped ? { dropped } : {}) };
     }
+    const exfat = await exfatUsedMap(read, start, size);
+    if (exfat) return { fs: "exfat", map: exfat };
     const fat = await fatUsedMap(read, start, size);
     if (fat) return { fs: `fat${fat.bits}`, map: fat.map };
     const ext = await extUsedMap(read, start, size);

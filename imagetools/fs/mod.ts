@@ -1,5 +1,5 @@
 // File-system-aware slicing: partition tables (MBR, GPT) and the used-block maps of NTFS,
-// ext2/3/4, FAT12/16/32, XFS and Linux swap (also in LVM2 linear logical volumes), read
+// ext2/3/4, FAT12/16/32, exFAT, XFS and Linux swap (also in LVM2 linear logical volumes), read
 // through an injected ReadAt. Pure.
 export {
   analyzeDisk,

@@ -182,27 +182,45 @@ export async function makeNtfs(
   });
 }
 
-/** Mount a file-system image through a loop device (the kernel's own driver: XFS), run `fn`,
- * unmount. Root only. */
+/** Mount a file-system image through a loop device, run `fn`, unmount. The kernel's own driver
+ * (XFS), or a FUSE one that wants a block device (`fuse`: "mount.exfat-fuse"). Root only. */
 export async function withLoopMount<T>(
   image: string,
   tmp: string,
   fn: (dir: string) => Promise<T>,
   readOnly = false,
+  fuse?: string,
 ): Promise<T> {
   const dir = await Deno.makeTempDir({ dir: tmp, prefix: "loop-mnt-" });
   const device = await attachLoop(image);
   try {
-    await run("mount", [...(readOnly ? ["-o", "ro"] : []), device, dir]);
+    await run(fuse ?? "mount", [...(readOnly ? ["-o", "ro"] : []), device, dir]);
     try {
       return await fn(dir);
     } finally {
-      await run("umount", [dir]);
+      await run(fuse ? "fusermount" : "umount", [...(fuse ? ["-u"] : []), dir]);
     }
   } finally {
     await detachLoop(device);
     await Deno.remove(dir);
   }
+}
+
+/** An exFAT filled by `plan` through exfat-fuse (on a loop device: it wants a block device). */
+export async function makeExfat(path: string, size: number, plan: FillPlan, tmp: string) {
+  await sparseFile(path, size);
+  await run("mkfs.exfat", ["-L", "golden", path]);
+  await withLoopMount(
+    path,
+    tmp,
+    async (dir) => {
+      await stage(dir, plan.first);
+      for (const p of plan.remove) await Deno.remove(join(dir, p));
+      await stage(dir, plan.then);
+    },
+    false,
+    "mount.exfat-fuse",
+  );
 }
 
 /** An XFS filled by `plan` through the kernel (mkfs.xfs wants 300 MiB at least). */
@@ -342,11 +360,14 @@ async function walk(dir: string, prefix = ""): Promise<Record<string, string>> {
 
 /** Every file's MD5, by path, as the file system's own tools read it back out of `image`. */
 export async function fileSums(
-  fs: "ntfs" | "ext4" | "fat" | "xfs",
+  fs: "ntfs" | "ext4" | "fat" | "xfs" | "exfat",
   image: string,
   tmp: string,
 ): Promise<Record<string, string>> {
   if (fs === "ntfs") return await withNtfsMount(image, tmp, (dir) => walk(dir), true);
+  if (fs === "exfat") {
+    return await withLoopMount(image, tmp, (dir) => walk(dir), true, "mount.exfat-fuse");
+  }
   if (fs === "xfs") return await withLoopMount(image, tmp, (dir) => walk(dir), true);
   const dir = await Deno.makeTempDir({ dir: tmp, prefix: "files-" });
   try {
@@ -361,7 +382,11 @@ export async function fileSums(
 }
 
 /** The file system's own check, read-only: throws with its output if it finds anything. */
-export async function fsck(fs: "ntfs" | "ext4" | "fat" | "xfs", image: string): Promise<string> {
+export async function fsck(
+  fs: "ntfs" | "ext4" | "fat" | "xfs" | "exfat",
+  image: string,
+): Promise<string> {
+  if (fs === "exfat") return await run("fsck.exfat", ["-n", image]);
   if (fs === "ntfs") return await run("ntfsfix", ["-n", image]);
   if (fs === "xfs") return await run("xfs_repair", ["-n", "-f", image]);
   if (fs === "ext4") return await run("e2fsck", ["-fn", image]);
