@@ -66,9 +66,9 @@ export const SLICE_SPEC: CommandSpec = {
   },
   notes: [
     "Reads the partition table (MBR, GPT) and the used-block maps of NTFS, ext2/3/4,",
-    "FAT12/16/32, exFAT, XFS and Linux swap (its header page only), also inside LVM2's linear",
-    "logical volumes: free blocks become zeros before hashing, so the manifest describes exactly",
-    "that image. Anything else is kept byte for byte.",
+    "FAT12/16/32, exFAT, XFS, Btrfs and Linux swap (its header page only), also inside LVM2's",
+    "linear logical volumes: free blocks become zeros before hashing, so the manifest describes",
+    "exactly that image. Anything else is kept byte for byte.",
     "The contents of pagefile.sys, swapfile.sys and hiberfil.sys in an NTFS root (memory of the",
     "last session) past their first MiB count as free too, unless --keep-pagefiles.",
     "Writes DIR/manifest.json and DIR/chunks/: each chunk zstd-compressed as <sha256>.zst, or",

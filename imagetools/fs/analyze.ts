@@ -4,6 +4,7 @@
 // trusted, partitions that share bytes, space outside every partition, the tables themselves)
 // has no map, so every byte of it is kept. Pure over a ReadAt.
 import { formatBytes } from "../kit/mod.ts";
+import { btrfsUsedMap } from "./btrfs.ts";
 import { exfatUsedMap } from "./exfat.ts";
 import { extSuper, extUsedMap } from "./ext.ts";
 import { fatGeometry, fatUsedMap } from "./fat.ts";
@@ -26,6 +27,7 @@ export type FsKind =
   | "fat32"
   | "exfat"
   | "xfs"
+  | "btrfs"
   | "swap"
   | "lvm2";
 
@@ -98,7 +100,9 @@ async function probe(
   else if (boot.length >= 2048 && u16(boot, 1024 + 0x38) === 0xef53) fs = extKind(boot);
   else if (ascii(boot, 0, 4) === "XFSB") fs = "xfs";
   else if (boot.length >= 1024 && ascii(boot, 512, 8) === "LABELONE") fs = "lvm2";
-  else fs = fatKind(boot);
+  else if (size >= 0x10048 && ascii(await read(start + 0x10040, 8), 0, 8) === "_BHRfS_M") {
+    fs = "btrfs";
+  } else fs = fatKind(boot);
   try {
     const ntfs = await ntfsUsedMap(read, start, size);
     if (ntfs) {
@@ -116,6 +120,8 @@ async function probe(
     if (ext) return { fs: ext.kind, map: ext.map };
     const xfs = await xfsUsedMap(read, start, size);
     if (xfs) return { fs: "xfs", map: xfs };
+    const btrfs = await btrfsUsedMap(read, start, size);
+    if (btrfs) return { fs: "btrfs", map: btrfs };
     const swap = await swapUsedMap(read, start, size);
     if (swap) return { fs: "swap", map: swap };
     const pv = await lvmPhysicalVolume(read, start, size);

@@ -1,6 +1,6 @@
 // File-system-aware slicing: partition tables (MBR, GPT) and the used-block maps of NTFS,
-// ext2/3/4, FAT12/16/32, exFAT, XFS and Linux swap (also in LVM2 linear logical volumes), read
-// through an injected ReadAt. Pure.
+// ext2/3/4, FAT12/16/32, exFAT, XFS, Btrfs and Linux swap (also in LVM2 linear logical
+// volumes), read through an injected ReadAt. Pure.
 export {
   analyzeDisk,
   type DiskLayout,

@@ -223,6 +223,24 @@ export async function makeExfat(path: string, size: number, plan: FillPlan, tmp:
   );
 }
 
+/** Fill a mounted file system by `plan`, each step written out before the next: with delayed
+ * allocation (XFS, Btrfs) files deleted before they reach the disk never get blocks, and leave
+ * no holes for the later files to fill. */
+async function fillMounted(dir: string, plan: FillPlan) {
+  await stage(dir, plan.first);
+  await run("sync", ["-f", dir]);
+  for (const p of plan.remove) await Deno.remove(join(dir, p));
+  await run("sync", ["-f", dir]);
+  await stage(dir, plan.then);
+}
+
+/** A Btrfs filled by `plan` through the kernel's driver (mkfs.btrfs wants ~110 MiB at least). */
+export async function makeBtrfs(path: string, size: number, plan: FillPlan, tmp: string) {
+  await sparseFile(path, size);
+  await run("mkfs.btrfs", ["-q", "-f", "-L", "golden", path]);
+  await withLoopMount(path, tmp, (dir) => fillMounted(dir, plan));
+}
+
 /** An XFS filled by `plan` through the kernel (mkfs.xfs wants 300 MiB at least). */
 export async function makeXfs(
   path: string,
@@ -233,15 +251,7 @@ export async function makeXfs(
 ) {
   await sparseFile(path, size);
   await run("mkfs.xfs", ["-q", "-f", "-L", "golden", ...mkfsArgs, path]);
-  await withLoopMount(path, tmp, async (dir) => {
-    await stage(dir, plan.first);
-    // Written out before the deletes, or delayed allocation never gives the deleted files
-    // blocks (and leaves no holes for the later files to fill).
-    await run("sync", ["-f", dir]);
-    for (const p of plan.remove) await Deno.remove(join(dir, p));
-    await run("sync", ["-f", dir]);
-    await stage(dir, plan.then);
-  });
+  await withLoopMount(path, tmp, (dir) => fillMounted(dir, plan));
 }
 
 /** A swap area whose pages hold stale data (as after use), with a fresh swap header. */
@@ -360,7 +370,7 @@ async function walk(dir: string, prefix = ""): Promise<Record<string, string>> {
 
 /** Every file's MD5, by path, as the file system's own tools read it back out of `image`. */
 export async function fileSums(
-  fs: "ntfs" | "ext4" | "fat" | "xfs" | "exfat",
+  fs: "ntfs" | "ext4" | "fat" | "xfs" | "exfat" | "btrfs",
   image: string,
   tmp: string,
 ): Promise<Record<string, string>> {
@@ -368,7 +378,9 @@ export async function fileSums(
   if (fs === "exfat") {
     return await withLoopMount(image, tmp, (dir) => walk(dir), true, "mount.exfat-fuse");
   }
-  if (fs === "xfs") return await withLoopMount(image, tmp, (dir) => walk(dir), true);
+  if (fs === "xfs" || fs === "btrfs") {
+    return await withLoopMount(image, tmp, (dir) => walk(dir), true);
+  }
   const dir = await Deno.makeTempDir({ dir: tmp, prefix: "files-" });
   try {
     if (fs === "ext4") {
@@ -383,10 +395,11 @@ export async function fileSums(
 
 /** The file system's own check, read-only: throws with its output if it finds anything. */
 export async function fsck(
-  fs: "ntfs" | "ext4" | "fat" | "xfs" | "exfat",
+  fs: "ntfs" | "ext4" | "fat" | "xfs" | "exfat" | "btrfs",
   image: string,
 ): Promise<string> {
   if (fs === "exfat") return await run("fsck.exfat", ["-n", image]);
+  if (fs === "btrfs") return await run("btrfs", ["check", "--readonly", image]);
   if (fs === "ntfs") return await run("ntfsfix", ["-n", image]);
   if (fs === "xfs") return await run("xfs_repair", ["-n", "-f", image]);
   if (fs === "ext4") return await run("e2fsck", ["-fn", image]);
