@@ -45,7 +45,7 @@ OPTIONS
   --scale N   disk sizes x N (1: Windows-like 1 GiB, Linux + swap 768 MiB, fresh 768 MiB)
   --disks L   which disks, of ${DISK_KINDS.join(",")} (default: windows,linux,fresh;
               windows-in-use: Windows-like with a pagefile.sys and hiberfil.sys of stale memory;
-              rhel: XFS + swap, root: XFS is filled through a loop device)
+              rhel: XFS + swap, fedora: Btrfs; root: they are filled through a loop device)
   --runs N    timed runs of slice and of partclone | zstd -3 (median)
   --rates R   the re-image row's fake-server rates (scripts/bench_reimage.ts; its own task:
               bench:reimage)

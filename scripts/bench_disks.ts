@@ -4,8 +4,8 @@
 // data), fresh install (MBR: ext4 at ~29 %); and Windows in use: the Windows-like disk with a
 // pagefile.sys (8 % of the NTFS) and a hiberfil.sys (4 %) holding stale memory, as a PC that ran
 // Windows leaves them; RHEL-like (GPT: XFS filled and a third deleted, through the kernel's
-// driver on a loop device, + swap) (these two are not among the issue's three: bench:bytes
-// --disks picks).
+// driver on a loop device, + swap); Fedora-like (GPT: the same on Btrfs) (these three are not
+// among the issue's three: bench:bytes --disks picks).
 import { join } from "node:path";
 import {
   makeDisk,
@@ -138,7 +138,14 @@ const t0 = performance.now();
 export const say = (what: string) =>
   console.error(`bench:bytes: ${((performance.now() - t0) / 1000).toFixed(0)} s: ${what}`);
 
-export const DISK_KINDS = ["windows", "linux", "fresh", "windows-in-use", "rhel"] as const;
+export const DISK_KINDS = [
+  "windows",
+  "linux",
+  "fresh",
+  "windows-in-use",
+  "rhel",
+  "fedora",
+] as const;
 export type DiskKind = typeof DISK_KINDS[number];
 
 /** The issue's three kinds of disk (or `kinds`), in `dir`, sizes x `scale`; Windows first. */
@@ -229,27 +236,30 @@ export async function buildDisks(
     });
   }
   // RHEL-like: XFS 45 % filled, a third deleted (synced first, so they had blocks); swap.
-  if (kinds.includes("rhel")) {
-    const xfs = join(dir, "r-xfs.img");
-    const swap = join(dir, "r-swap.img");
+  // Fedora-like: the same on Btrfs, no swap partition (Fedora swaps to zram).
+  for (const kind of ["rhel", "fedora"] as const) {
+    if (!kinds.includes(kind)) continue;
+    const btrfs = kind === "fedora";
+    const xfs = join(dir, `${kind}-root.img`);
+    const swap = join(dir, `${kind}-swap.img`);
     const xfsSize = Math.max(s(640), 304 * MIB); // mkfs.xfs makes nothing under 300 MiB
     await sparse(xfs, xfsSize);
-    await run("mkfs.xfs", ["-q", "-f", "-L", "rhel", xfs]);
+    await run(btrfs ? "mkfs.btrfs" : "mkfs.xfs", ["-q", "-f", "-L", kind, xfs]);
     await withLoopMount(xfs, dir, async (root) => {
       const names = await fillDir(root, pick(files, 9000, xfsSize * 0.45));
       await run("sync", ["-f", root]);
       for (const [i, n] of names.entries()) if (i % 3 === 1) await Deno.remove(join(root, n));
     });
-    await makeSwap(swap, s(128), 11);
+    if (!btrfs) await makeSwap(swap, s(128), 11);
     const specs = [
-      { image: xfs, size: xfsSize, type: "8300", pc: "xfs" },
-      { image: swap, size: s(128), type: "8200", swap: true },
+      { image: xfs, size: xfsSize, type: "8300", pc: btrfs ? "btrfs" : "xfs" },
+      ...(btrfs ? [] : [{ image: swap, size: s(128), type: "8200", swap: true }]),
     ];
-    say("RHEL-like: XFS and swap made");
-    const path = join(dir, "rhel.img");
+    say(`${kind}: root made`);
+    const path = join(dir, `${kind}.img`);
     const { starts } = await makeDisk(path, "gpt", specs);
     disks.push({
-      label: "RHEL-like, XFS + swap (GPT)",
+      label: btrfs ? "Fedora-like, Btrfs (GPT)" : "RHEL-like, XFS + swap (GPT)",
       path,
       parts: specs.map((p, i) => ({ ...p, start: starts[i] })),
     });
