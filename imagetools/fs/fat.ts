@@ -1,7 +1,8 @@
 // FAT12/16/32: a data cluster is used when its FAT entry is not 0 (bad clusters count as used,
 // so they are kept). Everything before the data region (boot sector, FSInfo, the backup boot
 // sector, every copy of the FAT, FAT12/16's root directory) and the tail past the last cluster
-// is kept byte for byte. The first FAT copy is the one read, as dosfsck and partclone.fat do.
+// is kept byte for byte. A cluster any copy of the FAT names is used (dosfsck and partclone.fat
+// read only the first; FAT32 with mirroring off lives in its active copy).
 // A volume marked dirty (the boot sector's state bit, set by Linux while mounted, or FAT[1]'s
 // clean-shutdown bit cleared, by Windows while mounted) or with a disk error recorded in FAT[1]
 // is kept whole: its FAT may not name every cluster a file holds, as fsck.fat warns.
@@ -15,6 +16,8 @@ export interface FatGeometry {
   /** Byte offsets inside the volume. */
   fatOffset: number;
   fatBytes: number;
+  /** Copies of the FAT, back to back from fatOffset. */
+  fats: number;
   dataOffset: number;
   clusters: number;
 }
@@ -52,6 +55,7 @@ export function fatGeometry(boot: Uint8Array): FatGeometry | null {
     clusterSize: spc * bytesPerSector,
     fatOffset: reserved * bytesPerSector,
     fatBytes,
+    fats,
     dataOffset: dataSector * bytesPerSector,
     clusters,
   };
@@ -103,8 +107,13 @@ export async function fatUsedMap(
   const dirty = fatDirty(boot, fat, g.bits);
   if (dirty) throw new NotUnderstood(`FAT${g.bits} volume ${dirty}`);
   const map = newUsedMap(start + g.dataOffset, g.clusterSize, g.clusters);
-  for (let c = 0; c < g.clusters; c++) {
-    if (fatEntry(fat, g.bits, c + 2) !== 0) markUsed(map, c);
+  // A cluster is used when any copy of the FAT says so: copies that differ (FAT32 with
+  // mirroring off uses its active copy, a crash can leave one stale) then lose nothing.
+  for (let k = 0; k < g.fats; k++) {
+    const copy = k === 0 ? fat : await read(start + g.fatOffset + k * g.fatBytes, g.fatBytes);
+    for (let c = 0; c < g.clusters; c++) {
+      if (fatEntry(copy, g.bits, c + 2) !== 0) markUsed(map, c);
+    }
   }
   return { map, bits: g.bits };
 }

@@ -201,6 +201,42 @@ for (
     }));
 }
 
+Deno.test("FAT32 whose two FAT copies differ: a cluster either copy names is kept", () =>
+  withTempDir(async (tmp) => {
+    const image = join(tmp, "fat.img");
+    await makeFat(image, 40 * MIB, 32, fillPlan(17, 4, 100_000), tmp);
+    const bytes = await Deno.readFile(image);
+    const v = new DataView(bytes.buffer);
+    const fatAt = v.getUint16(0x0e, true) * 512;
+    const fatBytes = v.getUint32(0x24, true) * 512;
+    const dataAt = fatAt + 2 * fatBytes;
+    const clusterSize = bytes[0x0d] * 512;
+    // The first data cluster past the root directory's that a file holds (non-zero bytes).
+    let c = 3;
+    while (v.getUint32(fatAt + 4 * c, true) === 0 || bytes[dataAt + (c - 2) * clusterSize] === 0) {
+      c++;
+    }
+    const entry = (copy: number) => fatAt + copy * fatBytes + 4 * c;
+    const zeroedAt = (b: Uint8Array) => {
+      const layout = analyzeDisk(bytesReader(b), b.length);
+      return layout.then((l) => {
+        const out = b.slice();
+        zeroFreeBlocks(l, 0, out);
+        return out.subarray(dataAt + (c - 2) * clusterSize, dataAt + (c - 1) * clusterSize);
+      });
+    };
+    const cluster = bytes.slice(dataAt + (c - 2) * clusterSize, dataAt + (c - 1) * clusterSize);
+    for (const copy of [0, 1]) {
+      const one = bytes.slice();
+      new DataView(one.buffer).setUint32(entry(copy), 0, true);
+      assert.deepEqual(await zeroedAt(one), cluster, `FAT copy ${copy} says free, the other used`);
+    }
+    const both = bytes.slice();
+    new DataView(both.buffer).setUint32(entry(0), 0, true);
+    new DataView(both.buffer).setUint32(entry(1), 0, true);
+    assert.ok((await zeroedAt(both)).every((b) => b === 0), "free in both: zeroed");
+  }));
+
 for (const cluster of [1024, 65536]) {
   Deno.test(`NTFS with ${cluster}-byte clusters: ntfsfix clean, files intact, used as partclone counts`, () =>
     withTempDir(async (tmp) => {
