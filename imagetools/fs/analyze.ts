@@ -84,14 +84,23 @@ function fatKind(boot: Uint8Array): FsKind | null {
   }
 }
 
+/** What a probe found in a partition (or a logical volume). */
+interface Found {
+  fs: FsKind | null;
+  map?: UsedMap;
+  note?: string;
+  dropped?: string;
+  pv?: PhysicalVolume;
+}
+
+const LV_TYPE = "LVM logical volume";
+
 async function probe(
   read: ReadAt,
   start: number,
   size: number,
   options: AnalyzeOptions,
-): Promise<
-  { fs: FsKind | null; map?: UsedMap; note?: string; dropped?: string; pv?: PhysicalVolume }
-> {
+): Promise<Found> {
   // The signatures first, so a file system whose map is not understood is still named.
   const boot = await read(start, Math.min(size, 2048));
   let fs: FsKind | null = null;
@@ -170,7 +179,7 @@ export async function analyzeDisk(
     // Partitions that share bytes: each one's free blocks may be the other's data, so neither
     // is trusted (the one before is not either: its map would zero the other's bytes).
     const earlier = volumes.filter((v) => p.start < v.start + v.size && v.start < pEnd);
-    const found = p.start < end
+    const found: Found = p.start < end
       ? {
         fs: null,
         note: `overlaps partition ${[...new Set(earlier.map((v) => v.number))].join(", ")}`,
@@ -182,41 +191,39 @@ export async function analyzeDisk(
       delete v.dropped;
       v.note = `${v.note ? `${v.note}; ` : ""}overlaps partition ${p.number}`;
     }
+    const add = (v: Volume, found: Found) => {
+      if (found.note) v.note = found.note;
+      if (found.dropped) v.dropped = found.dropped;
+      if (found.map) {
+        mapOf.set(v, found.map);
+        v.free = freeBytes(found.map);
+      }
+      volumes.push(v);
+    };
     const v: Volume = { number: p.number, start: p.start, size: p.size, fs: found.fs, free: 0 };
     if (p.number !== 0) {
       v.type = p.type;
       if (TYPE_NAMES[p.type]) v.typeName = TYPE_NAMES[p.type];
     }
     if (p.name) v.name = p.name;
-    if (found.note) v.note = found.note;
-    if (found.dropped) v.dropped = found.dropped;
-    if (found.map) {
-      mapOf.set(v, found.map);
-      v.free = freeBytes(found.map);
-    }
-    volumes.push(v);
+    add(v, found);
     end = Math.max(end, pEnd);
     // A PV's logical volumes: each probed as a partition of its own (an LV holding a PV again
     // is not followed).
     for (const lv of found.pv?.volumes ?? []) {
-      const inner = await probe(read, lv.start, lv.size, options);
-      const l: Volume = {
+      const probed = await probe(read, lv.start, lv.size, options);
+      const inner: Found = probed.pv ? { fs: null } : probed;
+      const { start, size, name } = lv;
+      add({
         number: p.number,
-        start: lv.start,
-        size: lv.size,
+        start,
+        size,
         type: "lvm",
-        typeName: "LVM logical volume",
-        name: lv.name,
-        fs: inner.pv ? null : inner.fs,
+        typeName: LV_TYPE,
+        name,
+        fs: inner.fs,
         free: 0,
-      };
-      if (inner.note && !inner.pv) l.note = inner.note;
-      if (inner.dropped) l.dropped = inner.dropped;
-      if (inner.map) {
-        mapOf.set(l, inner.map);
-        l.free = freeBytes(inner.map);
-      }
-      volumes.push(l);
+      }, inner);
     }
   }
   // In disk order, as the partitions were sorted.

@@ -155,9 +155,8 @@ export async function lvmPhysicalVolume(
   text.set(await read(start + mdaOffset + textAt, first));
   if (first < textSize) text.set(await read(start + mdaOffset + SECTOR, textSize - first), first);
   if (lvmCrc(text) !== textCrc) throw new NotUnderstood("LVM2 metadata fails its checksum");
-  const config = parseLvmText(
-    new TextDecoder().decode(text.subarray(0, text.indexOf(0) < 0 ? textSize : text.indexOf(0))),
-  );
+  const nul = text.indexOf(0); // the text may be padded with NULs
+  const config = parseLvmText(new TextDecoder().decode(nul < 0 ? text : text.subarray(0, nul)));
   const vgName = Object.keys(config).find((k) => isSection(config[k]));
   const vg = vgName === undefined ? undefined : config[vgName];
   if (!isSection(vg) || typeof vg.extent_size !== "number" || !isSection(vg.physical_volumes)) {

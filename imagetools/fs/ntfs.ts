@@ -130,7 +130,7 @@ export function dataRuns(attr: Uint8Array): [number | null, number][] {
 }
 
 /** Read one MFT record from the start of the MFT (records 0-15 are contiguous there). */
-async function readRecord(read: ReadAt, start: number, g: NtfsGeometry, index: number) {
+export async function readRecord(read: ReadAt, start: number, g: NtfsGeometry, index: number) {
   const rec = new Uint8Array(
     await read(start + g.mftCluster * g.clusterSize + index * g.recordSize, g.recordSize),
   );

@@ -13,7 +13,7 @@
 // the sequence number the index named, a $FILE_NAME in the root with that name, one unnamed
 // non-resident $DATA whose clusters all lie in the volume and are used in $Bitmap. Anything odd
 // drops nothing (the file is kept). Pure over a ReadAt.
-import { applyFixups, attributes, dataRuns, type NtfsGeometry } from "./ntfs.ts";
+import { applyFixups, attributes, dataRuns, type NtfsGeometry, readRecord } from "./ntfs.ts";
 import { diskOffset } from "./ntfs_logfile.ts";
 import { NotUnderstood, type ReadAt, u16, u32, u64 } from "./reader.ts";
 import { isUsed, type UsedMap } from "./used_map.ts";
@@ -114,11 +114,7 @@ async function find(
   map: UsedMap,
 ): Promise<TransientFile[]> {
   const { clusterSize, recordSize } = g;
-  const mft0 = new Uint8Array(
-    await read(start + g.mftCluster * clusterSize, recordSize),
-  );
-  applyFixups(mft0, 0);
-  const mftAttrs = attributes(mft0, 0);
+  const mftAttrs = attributes(await readRecord(read, start, g, 0), 0);
   const mftData = mftAttrs.find((a) => a.type === DATA && a.nameLength === 0);
   if (mftAttrs.some((a) => a.type === ATTRIBUTE_LIST) || !mftData?.nonResident) return [];
   const mftRuns = dataRuns(mftData.bytes);
@@ -133,13 +129,14 @@ async function find(
   if (!root) return [];
   const hits = new Map<number, number>(); // record -> sequence number
   let blockSize = 0;
-  for (const a of attributes(root, ROOT)) {
+  const rootAttrs = attributes(root, ROOT);
+  for (const a of rootAttrs) {
     if (a.type !== INDEX_ROOT || a.nonResident) continue;
     const value = a.bytes.subarray(u16(a.bytes, 0x14), u16(a.bytes, 0x14) + u32(a.bytes, 0x10));
     blockSize = u32(value, 0x08);
     indexHits(value, 0x10, hits);
   }
-  const alloc = attributes(root, ROOT).find((a) => a.type === INDEX_ALLOCATION && a.nonResident);
+  const alloc = rootAttrs.find((a) => a.type === INDEX_ALLOCATION && a.nonResident);
   if (alloc && blockSize >= 512 && blockSize <= 65536) {
     const runs = dataRuns(alloc.bytes);
     const size = u64(alloc.bytes, 0x30);
