@@ -109,8 +109,19 @@ export async function fatUsedMap(
   const map = newUsedMap(start + g.dataOffset, g.clusterSize, g.clusters);
   // A cluster is used when any copy of the FAT says so: copies that differ (FAT32 with
   // mirroring off uses its active copy, a crash can leave one stale) then lose nothing.
+  // Each copy starts with the media byte and all other bits set (FAT[0]): a copy that does
+  // not is not where the boot sector's FAT size says, and neither is the data after it.
+  const media = (g.bits === 12 ? 0xf00 : g.bits === 16 ? 0xff00 : 0x0fffff00) | boot[0x15];
   for (let k = 0; k < g.fats; k++) {
     const copy = k === 0 ? fat : await read(start + g.fatOffset + k * g.fatBytes, g.fatBytes);
+    const first = fatEntry(copy, g.bits, 0);
+    if (first !== media) {
+      throw new NotUnderstood(
+        `FAT${g.bits} copy ${k + 1} does not start with the media byte (FAT[0] is 0x${
+          first.toString(16)
+        }, not 0x${media.toString(16)}): the boot sector's FAT size may be wrong`,
+      );
+    }
     for (let c = 0; c < g.clusters; c++) {
       if (fatEntry(copy, g.bits, c + 2) !== 0) markUsed(map, c);
     }
