@@ -5,7 +5,11 @@
 // a byte is zeroed the extents found must add up to the superblock's bytes_used exactly. Not
 // understood, so kept whole: a tree log to replay (a crash after fsync), several devices,
 // chunks striped in a way one device cannot hold, a tree block that is not where its chunk
-// says. Pure over a ReadAt.
+// says, a superblock or tree block that fails its checksum (CRC-32C or SHA-256, checked as the
+// kernel checks them; xxhash64 and BLAKE2b, which node:crypto lacks, rely on the other checks).
+// Pure over a ReadAt.
+import { createHash } from "node:crypto";
+import { crc32c } from "./crc.ts";
 import { ascii, NotUnderstood, type ReadAt, u16, u32, u64 } from "./reader.ts";
 import { markUsed, newUsedMap, type UsedMap } from "./used_map.ts";
 
@@ -26,6 +30,25 @@ const DUP = 1 << 5;
 const SYSTEM = 1 << 1;
 const METADATA = 1 << 2;
 const STRIPED = (1 << 3) | (1 << 4) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10);
+
+const CSUM_CRC32C = 0;
+const CSUM_SHA256 = 2;
+
+/** Whether block `b` holds its own checksum of type `type` in its first bytes (of b[32..]);
+ * true for the types not checked here. */
+function csumHolds(b: Uint8Array, type: number): boolean {
+  const body = b.subarray(32);
+  if (type === CSUM_CRC32C) {
+    const c = crc32c(body);
+    return b[0] === (c & 255) && b[1] === ((c >>> 8) & 255) && b[2] === ((c >>> 16) & 255) &&
+      b[3] === c >>> 24;
+  }
+  if (type === CSUM_SHA256) {
+    const d = createHash("sha256").update(body).digest();
+    return d.every((x, i) => b[i] === x);
+  }
+  return true;
+}
 
 /** A key's u64, which may be a "negative" object id (the reloc trees, -7 and -8): those read as
  * -1, never an extent or a chunk. */
@@ -71,6 +94,8 @@ export async function btrfsUsedMap(
   if (size < SUPER_AT + 4096) return null;
   const sb = await read(start + SUPER_AT, 4096);
   if (ascii(sb, 0x40, 8) !== "_BHRfS_M") return null;
+  const csumType = u16(sb, 0xc4);
+  if (!csumHolds(sb, csumType)) throw new NotUnderstood("Btrfs superblock fails its checksum");
   const total = u64(sb, 0x70);
   const bytesUsed = u64(sb, 0x78);
   const sector = u32(sb, 0x90);
@@ -120,6 +145,9 @@ export async function btrfsUsedMap(
       u64(node, 48) !== root || node[100] !== level || !fsid.every((x, i) => node[32 + i] === x)
     ) {
       throw new NotUnderstood(`Btrfs tree block at ${root} is not the one its parent names`);
+    }
+    if (!csumHolds(node, csumType)) {
+      throw new NotUnderstood(`Btrfs tree block at ${root} fails its checksum`);
     }
     const items = u32(node, 96);
     if (HEADER + items * (level ? 33 : 25) > nodeSize) {

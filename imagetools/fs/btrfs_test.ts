@@ -7,6 +7,7 @@ import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { assembleImage, sliceImage } from "../mod.ts";
 import { whyNoLoopDevices, withTempDir } from "../testkit.ts";
+import { crc32c } from "./crc.ts";
 import { extract, fileSums, fillPlan, fsck, makeBtrfs, makeDisk, run } from "./testkit.ts";
 
 const MIB = 1024 * 1024;
@@ -77,9 +78,11 @@ Deno.test({
       const fs = join(tmp, "log.img");
       await makeBtrfs(fs, SIZE, fillPlan(52, 3, 100_000), tmp);
       const bytes = await Deno.readFile(fs);
-      // log_root: what a crash after an fsync leaves (the superblock's own checksum is not
-      // what this reads).
-      new DataView(bytes.buffer).setBigUint64(0x10000 + 0x60, 0x1234000n, true);
+      // log_root: what a crash after an fsync leaves, with the superblock's checksum (CRC-32C
+      // of its bytes from 32 on) made anew as the kernel writes it.
+      const view = new DataView(bytes.buffer);
+      view.setBigUint64(0x10000 + 0x60, 0x1234000n, true);
+      view.setUint32(0x10000, crc32c(bytes.subarray(0x10000 + 32, 0x10000 + 4096)), true);
       await Deno.writeFile(fs, bytes);
       const sliced = await sliceImage({ image: fs, out: join(tmp, "slices"), sync: false });
       assert.deepEqual(sliced.layout!.volumes.map((v) => [v.fs, v.note, v.free]), [[

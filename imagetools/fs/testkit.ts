@@ -235,9 +235,15 @@ async function fillMounted(dir: string, plan: FillPlan) {
 }
 
 /** A Btrfs filled by `plan` through the kernel's driver (mkfs.btrfs wants ~110 MiB at least). */
-export async function makeBtrfs(path: string, size: number, plan: FillPlan, tmp: string) {
+export async function makeBtrfs(
+  path: string,
+  size: number,
+  plan: FillPlan,
+  tmp: string,
+  mkfsArgs: string[] = [],
+) {
   await sparseFile(path, size);
-  await run("mkfs.btrfs", ["-q", "-f", "-L", "golden", path]);
+  await run("mkfs.btrfs", ["-q", "-f", "-L", "golden", ...mkfsArgs, path]);
   await withLoopMount(path, tmp, (dir) => fillMounted(dir, plan));
 }
 

@@ -72,6 +72,13 @@ const EXT_VARIANTS: [string, string, string[], boolean][] = [
     "-N",
     "64",
   ], true],
+  ["ext4, metadata_csum_seed", "ext4", ["-O", "metadata_csum_seed"], true],
+  [
+    "ext4, bigalloc with 1 KiB blocks (first data block 0, descriptors in block 2)",
+    "ext4",
+    ["-b", "1024", "-O", "bigalloc", "-C", "16384"],
+    false,
+  ],
   [
     "ext4, bigalloc with 16 KiB clusters",
     "ext4",

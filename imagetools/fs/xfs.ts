@@ -5,7 +5,10 @@
 // internal log's last record must be an unmount record (xlog_find_head / xlog_check_unmount_rec
 // in the kernel, simplified: anything it cannot read that way is not clean). Not understood, so
 // kept whole: a log that needs replay, an external log, a realtime device, a file system being
-// made or flagged as needing repair. Pure over a ReadAt; XFS is big-endian.
+// made or flagged as needing repair. On v5 the superblock, each AGF and each tree block must
+// pass its CRC-32C and name its own address (as the kernel's verifiers check them: a flipped
+// bit in a free-space record would zero used blocks). Pure over a ReadAt; XFS is big-endian.
+import { crc32cFieldHolds } from "./crc.ts";
 import { NotUnderstood, type ReadAt } from "./reader.ts";
 import { markFree, markUsed, newUsedMap, type UsedMap } from "./used_map.ts";
 
@@ -27,6 +30,19 @@ const VERSION_5 = 5;
 const INCOMPAT_NEEDSREPAIR = 0x10;
 const UNMOUNT_TRANS = 0x20;
 const BB = 512;
+// Where v5 keeps each structure's CRC-32C (xfs_format.h: XFS_SB_CRC_OFF, XFS_AGF_CRC_OFF,
+// XFS_BTREE_SBLOCK_CRC_OFF) and a short-form tree block its own disk address (bb_blkno).
+const SB_CRC = 224;
+const AGF_CRC = 216;
+const SBLOCK_CRC = 52;
+const SBLOCK_BLKNO = 16;
+
+/** On v5: `b` must pass its CRC-32C at `at`, or `what` is not trusted. */
+function checkCrc(s: XfsSuper, b: Uint8Array, at: number, what: string) {
+  if (s.version === VERSION_5 && !crc32cFieldHolds(b, at)) {
+    throw new NotUnderstood(`XFS ${what} fails its CRC`);
+  }
+}
 
 export interface XfsSuper {
   blockSize: number;
@@ -124,6 +140,8 @@ export async function xfsUsedMap(
   if (size < 4096) return null;
   const s = xfsSuper(await read(start, 512));
   if (!s) return null;
+  if (s.sectSize > 32768) throw new NotUnderstood(`XFS sector size ${s.sectSize} is impossible`);
+  checkCrc(s, await read(start, s.sectSize), SB_CRC, "superblock");
   if (s.blocks * s.blockSize > size) {
     throw new NotUnderstood(`XFS (${s.blocks * s.blockSize} bytes) is larger than its partition`);
   }
@@ -139,10 +157,11 @@ export async function xfsUsedMap(
   for (let ag = 0; ag < s.agCount; ag++) {
     const agStart = ag * s.agBlocks;
     const agLength = Math.min(s.agBlocks, s.blocks - agStart);
-    const agf = await read(start + agStart * s.blockSize + s.sectSize, 64);
+    const agf = await read(start + agStart * s.blockSize + s.sectSize, s.sectSize);
     if (be32(agf, 0) !== XAGF || be32(agf, 8) !== ag || be32(agf, 12) !== agLength) {
       throw new NotUnderstood(`XFS AG ${ag} has no valid AGF`);
     }
+    checkCrc(s, agf, AGF_CRC, `AG ${ag}'s AGF`);
     const free: [number, number][] = [];
     let visited = 0;
     const walk = async (agbno: number, level: number) => {
@@ -151,8 +170,16 @@ export async function xfsUsedMap(
       }
       const b = await read(start + (agStart + agbno) * s.blockSize, s.blockSize);
       const magic = be32(b, 0);
-      if ((magic !== ABTB && magic !== AB3B) || be16(b, 4) !== level) {
+      const v5 = s.version === VERSION_5;
+      if (magic !== (v5 ? AB3B : ABTB) || be16(b, 4) !== level) {
         throw new NotUnderstood(`XFS AG ${ag} free-space tree block ${agbno} is not one`);
+      }
+      checkCrc(s, b, SBLOCK_CRC, `AG ${ag} free-space tree block ${agbno}`);
+      const daddr = ((agStart + agbno) * s.blockSize) / BB;
+      if (v5 && be64(b, SBLOCK_BLKNO) !== daddr) {
+        throw new NotUnderstood(
+          `XFS AG ${ag} free-space tree block ${agbno} names another address`,
+        );
       }
       const n = be16(b, 6);
       if (level === 0) {
