@@ -144,8 +144,8 @@ export async function extUsedMap(
     const computed = crc32cRaw(0xffffffff, sbBytes.subarray(0, 0x3fc));
     if (sbBytes[0x175] !== 1 || stored !== computed) {
       throw new NotUnderstood(
-        `${s.kind} superblock fails its checksum (${hex(stored)} stored, ${
-          hex(computed)
+        `${s.kind} superblock fails its checksum (${hex(stored, 8)} stored, ${
+          hex(computed, 8)
         } computed)`,
       );
     }

@@ -103,6 +103,18 @@ export async function fatUsedMap(
       `FAT${g.bits} volume (${end} bytes) is larger than its partition (${size})`,
     );
   }
+  // FAT32 keeps its root in a cluster chain and its FAT size in the 32-bit field; FAT12/16 in
+  // the fixed root area. A boot sector saying both would place the data wrongly.
+  if (g.bits === 32 && (u16(boot, 0x11) !== 0 || u16(boot, 0x16) !== 0)) {
+    throw new NotUnderstood(
+      `FAT32 boot sector names a fixed root directory (${
+        u16(boot, 0x11)
+      } entries) or a 16-bit FAT size (${u16(boot, 0x16)} sectors), which FAT32 has not`,
+    );
+  }
+  if (g.bits !== 32 && u16(boot, 0x11) === 0) {
+    throw new NotUnderstood(`FAT${g.bits} boot sector names no fixed root directory (0 entries)`);
+  }
   const fat = await read(start + g.fatOffset, g.fatBytes);
   const dirty = fatDirty(boot, fat, g.bits);
   if (dirty) throw new NotUnderstood(`FAT${g.bits} volume ${dirty}`);

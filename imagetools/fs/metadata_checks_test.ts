@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { analyzeDisk, bytesReader } from "./mod.ts";
-import { fillPlan, makeBtrfs, makeExt4, makeXfs } from "./testkit.ts";
+import { fillPlan, makeBtrfs, makeExt4, makeFat, makeXfs } from "./testkit.ts";
 import { whyNoLoopDevices, withTempDir } from "../testkit.ts";
 
 const MIB = 1024 * 1024;
@@ -161,3 +161,26 @@ Deno.test({
       }
     }),
 });
+
+Deno.test("FAT32 whose boot sector says a wrong FAT size or a fixed root directory is kept whole", () =>
+  withTempDir(async (tmp) => {
+    const image = join(tmp, "fat.img");
+    await makeFat(image, 48 * MIB, 32, fillPlan(34, 6, 200_000), tmp);
+    const clean = await Deno.readFile(image);
+    assert.equal((await analyzeDisk(bytesReader(clean), clean.length)).maps.length, 1);
+    const size = clean.slice();
+    const v = new DataView(size.buffer);
+    v.setUint32(0x24, v.getUint32(0x24, true) + 1, true); // FATSz32 one sector more
+    const [fs, note] = await keptWhole(size);
+    assert.equal(fs, "fat32");
+    assert.match(
+      note!,
+      /^FAT32 copy 2 does not start with the media byte \(FAT\[0\] is 0x[0-9a-f]+, not 0xffffff8\): the boot sector's FAT size may be wrong$/,
+    );
+    const root = clean.slice();
+    new DataView(root.buffer).setUint16(0x11, 512, true);
+    assert.deepEqual(await keptWhole(root), [
+      "fat32",
+      "FAT32 boot sector names a fixed root directory (512 entries) or a 16-bit FAT size (0 sectors), which FAT32 has not",
+    ]);
+  }));
