@@ -6,6 +6,7 @@
 import { dirname } from "node:path";
 import { BATCH_SCRATCH, ChunkBatchHasher, chunkBuffers } from "./hashing/mod.ts";
 import { leftoverPath, removeLeftovers } from "./leftovers.ts";
+import { refuseMounted } from "./mounted.ts";
 import { openSlices, osReason, sizeOf, type Slices, writeFully } from "./image_io.ts";
 import { chunkCount, chunkLength, type Manifest } from "./manifest.ts";
 import { Progress, type ProgressMode } from "./kit/mod.ts";
@@ -89,6 +90,7 @@ export async function assembleImage(options: AssembleOptions): Promise<AssembleR
     );
   }
   const blockDevice = Boolean(info?.isBlockDevice);
+  if (blockDevice) await refuseMounted(out, "assemble to", true);
   const removedLeftovers = blockDevice ? [] : await removeLeftovers(out);
   const target = blockDevice ? out : leftoverPath(out, "partial");
 

@@ -5,6 +5,7 @@ export * from "./cli.ts";
 export * from "./direct_write.ts";
 export * from "./image_io.ts";
 export * from "./manifest.ts";
+export * from "./mounted.ts";
 export * from "./slice.ts";
 export * from "./slice_summary.ts";
 export * from "./verify.ts";

@@ -39,6 +39,7 @@ import { leftoverPath, removeLeftovers } from "./leftovers.ts";
 import { fsyncPath, lstatOrNull, replaceable, swapIn } from "./slice_folder.ts";
 import { analyzeDisk, type DiskLayout, isWhollyFree } from "./fs/mod.ts";
 import { readChunk, readerOf } from "./slice_read.ts";
+import { refuseMounted } from "./mounted.ts";
 import { Progress, type ProgressMode } from "./kit/mod.ts";
 
 export interface SliceOptions {
@@ -155,6 +156,7 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
         `Cannot slice "${options.image}": its ${src.size} bytes exceed the ${MAX_IMAGE_SIZE} allowed`,
       );
     }
+    if (src.blockDevice) await refuseMounted(options.image, "slice");
     if (options.out === undefined && src.blockDevice) {
       throw new TypeError(
         `Cannot slice block device "${options.image}" without an output folder (give --out)`,

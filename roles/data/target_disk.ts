@@ -7,6 +7,7 @@ import {
   type ImageReader,
   isDirectRefused,
   readFullyAt,
+  refuseMounted,
   sizeOf,
 } from "../../imagetools/mod.ts";
 import { DIRECT_ALIGN, formatBytes, isAligned } from "../../imagetools/kit/mod.ts";
@@ -117,6 +118,8 @@ export async function openTarget(
       throw new Error(`Cannot use target "${path}": ${(err as Error).message}`, { cause: err });
     }
   }
+  // A lab PC netboots with nothing mounted; a disk in use here is the wrong disk.
+  if (existing?.isBlockDevice) await refuseMounted(path, "use target", true);
   const empty = !existing || (!existing.isBlockDevice && existing.size === 0);
   if (existing && !empty && existing.size < imageSize) {
     throw new RangeError(

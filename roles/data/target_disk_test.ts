@@ -152,6 +152,40 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "openTarget refuses a block device that is mounted, naming where",
+  ignore: noLoop !== null,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    const backing = join(dir, "backing");
+    await Deno.writeFile(backing, new Uint8Array(0));
+    await Deno.truncate(backing, 8 * 1024 * 1024);
+    const mkfs = await new Deno.Command("mkfs.ext4", { args: ["-q", backing], stderr: "null" })
+      .output();
+    assert.ok(mkfs.success, "mkfs.ext4");
+    const dev = await losetup("--find", "--show", backing);
+    if (!dev) return assert.fail("Cannot attach a loop device");
+    const mnt = join(dir, "mnt");
+    await Deno.mkdir(mnt);
+    try {
+      const mount = await new Deno.Command("mount", { args: [dev, mnt] }).output();
+      assert.ok(mount.success, "mount");
+      try {
+        await assert.rejects(openTarget(dev, 1024 * 1024, "games.img"), {
+          message:
+            `Cannot use target "${dev}": ${dev} is mounted read-write on ${mnt} (writing under a mounted file system corrupts it; unmount it first)`,
+        });
+      } finally {
+        await new Deno.Command("umount", { args: [mnt] }).output();
+      }
+      (await openTarget(dev, 1024 * 1024, "games.img")).close();
+    } finally {
+      await losetup("--detach", dev);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
 Deno.test("readAt into aligned memory reads the disk around the cache, the unaligned tail too", async () => {
   const dir = await Deno.makeTempDir();
   try {
