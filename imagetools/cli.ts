@@ -62,6 +62,11 @@ export const SLICE_SPEC: CommandSpec = {
       default: String(DEFAULT_ZSTD_LEVEL),
       env: "CASCADE_ZSTD_LEVEL",
     },
+    "image-md5": {
+      type: "boolean",
+      help: "Also record the whole image's MD5 (slower: one MD5 pass over every byte)",
+      env: "CASCADE_IMAGE_MD5",
+    },
     quiet: { ...quietOption, help: "No progress; print only the image id" },
   },
   notes: [
@@ -75,6 +80,9 @@ export const SLICE_SPEC: CommandSpec = {
     "as it is in <sha256>.chunk when zstd does not shrink it (or with --uncompressed); hashes",
     "are those of the uncompressed bytes. All-zero chunks are not stored, identical chunks are",
     "stored once. Prints the image id (SHA-256 of manifest.json) last.",
+    "The manifest holds each chunk's SHA-256 and MD5 and the whole image's SHA-256; the whole",
+    "image's MD5 only with --image-md5 (or --uncompressed): its one chain over every byte, the",
+    "free space's zeros included, is the slowest part of slicing a mostly free disk.",
     "A block device needs --out (nothing is written beside /dev/...).",
   ],
 };
@@ -165,6 +173,7 @@ export async function sliceMain(args: string[]): Promise<number> {
     keepPagefiles: p.values["keep-pagefiles"] === true,
     uncompressed: p.values.uncompressed === true,
     zstdLevel: zstdLevelOption(p.values["zstd-level"] as string),
+    imageMd5: p.values["image-md5"] === true,
     progress: progressMode(quiet),
   });
   if (!quiet) reportLeftovers(r.removedLeftovers);

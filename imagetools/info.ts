@@ -91,7 +91,7 @@ export function renderInfo(m: Manifest, imageId: string): string {
         : sized(s.storedBytes),
     ],
     ["Image id", imageId],
-    ["Image MD5", m.md5],
+    ...(m.md5 !== undefined ? [["Image MD5", m.md5] as [string, string]] : []),
     ["Image SHA-256", m.sha256],
     ...(m.layout ? layoutRows(m.layout) : []),
   ];

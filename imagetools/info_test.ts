@@ -54,6 +54,17 @@ Deno.test("renderInfo of a format 3 manifest says how much zstd saved", () => {
   assert.equal(stats.zstdChunks, 2);
   const lines = renderInfo(m, "ef".repeat(32)).split("\n");
   assert.equal(lines[5], "Unique chunks stored: 3 (2 zstd, 1 raw)");
+  // No whole-image MD5 unless slicing was asked for it (--image-md5): no line for it.
+  assert.deepEqual(lines.slice(7, 9), [
+    `Image id:             ${"ef".repeat(32)}`,
+    `Image SHA-256:        ${m.sha256}`,
+  ]);
+  const withMd5 = expectedManifest(image, CHUNK, "text.img", { zstd: 3, imageMd5: true });
+  assert.ok(
+    renderInfo(withMd5.manifest, "ef".repeat(32)).includes(
+      `\nImage MD5:            ${withMd5.manifest.md5}\nImage SHA-256:`,
+    ),
+  );
   assert.equal(
     lines[6],
     `Bytes stored:         ${

@@ -70,7 +70,11 @@ export interface Manifest {
   name: string;
   size: number;
   chunkSize: number;
-  md5: string;
+  /** The whole image's MD5: always in formats 1 and 2; in format 3 only when slicing was asked
+   * for it (`--image-md5`: one MD5 chain over every byte, zeros included, is the slowest part
+   * of slicing a mostly free disk, and nothing on the data path needs it). */
+  md5?: string;
+  /** The whole image's SHA-256. */
   sha256: string;
   chunks: ChunkEntry[];
   /** (format 2) The disk's partitions and file systems, as slicing found them. */
@@ -167,7 +171,7 @@ export function validateManifest(value: unknown): Manifest {
   }
   const size = requireInteger(value, "size", 1, MAX_IMAGE_SIZE);
   const chunkSize = requireInteger(value, "chunkSize", MIN_CHUNK_SIZE, MAX_CHUNK_SIZE);
-  const md5 = requireHex(value, "md5", MD5_HEX, "");
+  const md5 = v3 && value.md5 === undefined ? undefined : requireHex(value, "md5", MD5_HEX, "");
   const sha256 = requireHex(value, "sha256", SHA256_HEX, "");
   if (!Array.isArray(value.chunks)) {
     throw new TypeError(
@@ -226,7 +230,15 @@ export function validateManifest(value: unknown): Manifest {
     return entry;
   });
   if (v3) sameStoredForms(chunks);
-  const manifest: Manifest = { format, name, size, chunkSize, md5, sha256, chunks };
+  const manifest: Manifest = {
+    format,
+    name,
+    size,
+    chunkSize,
+    ...(md5 !== undefined ? { md5 } : {}),
+    sha256,
+    chunks,
+  };
   if (v2 && value.layout !== undefined) manifest.layout = validateLayout(value.layout, size);
   return manifest;
 }
@@ -367,7 +379,7 @@ export function serializeManifest(m: Manifest): string {
     name: m.name,
     size: m.size,
     chunkSize: m.chunkSize,
-    md5: m.md5,
+    ...(m.md5 !== undefined ? { md5: m.md5 } : {}),
     sha256: m.sha256,
     ...(v2 && m.layout ? { layout: canonicalLayout(m.layout) } : {}),
   });

@@ -183,6 +183,10 @@ Deno.test("format 3 says how each non-zero chunk is stored, and is refused when 
   assert.deepEqual(m, v3.manifest);
   assert.equal(serializeManifest(m), v3.text);
   assert.equal(m.format, 3);
+  assert.equal(m.md5, undefined); // the whole-image MD5: only when slicing was asked for it
+  const withMd5 = expectedManifest(image, CHUNK, "v3.img", { zstd: 3, imageMd5: true });
+  assert.deepEqual(parseManifest(withMd5.text), withMd5.manifest);
+  assert.match(withMd5.text, /"md5":"[0-9a-f]{32}","sha256"/);
   assert.ok(m.chunks[0].zstd! > 0 && m.chunks[0].zstd! < CHUNK);
   assert.equal(m.chunks[2].raw, true);
   assert.equal(storedFileName(m.chunks[0]), `${m.chunks[0].sha256}.zst`);
@@ -212,10 +216,16 @@ Deno.test("format 3 says how each non-zero chunk is stored, and is refused when 
     message: "Invalid manifest: chunks 0 and 3 have the same SHA-256 but are stored differently",
   });
   // Older formats know nothing of stored forms.
-  const o = JSON.parse(v3.text);
+  const o = JSON.parse(withMd5.text);
   o.format = 1;
   assert.throws(() => parseManifest(JSON.stringify(o)), {
     message: 'Invalid manifest: unknown field "zstd" in chunk 0',
+  });
+  // ... and always carry the whole image's MD5.
+  const old = JSON.parse(VALID.text);
+  delete old.md5;
+  assert.throws(() => parseManifest(JSON.stringify(old)), {
+    message: 'Invalid manifest: missing field "md5"',
   });
 });
 

@@ -76,6 +76,10 @@ export interface SliceOptions {
   zstdLevel?: number;
   /** Threads compressing (default: one per core, at most 4). */
   zstdThreads?: number;
+  /** Record the whole image's MD5 too (default false: its one chain over every byte, free
+   * space included, costs more than the rest of slicing on a mostly free disk). Always with
+   * `uncompressed`: formats 1 and 2 carry it. */
+  imageMd5?: boolean;
 }
 
 export interface SliceResult {
@@ -116,10 +120,11 @@ function createHasher(
   memory: WebAssembly.Memory,
   scratch: number,
   batch: number,
+  imageMd5: boolean,
 ): ImageHasher {
   if (mode === "inline") return new InlineImageHasher();
   if (mode === "split") return new SplitImageHasher();
-  return new BatchImageHasher({ memory, scratch, batch });
+  return new BatchImageHasher({ memory, scratch, batch, imageMd5 });
 }
 
 function checkName(name: string) {
@@ -214,7 +219,8 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
       BATCH_SCRATCH,
       SLICE_BUFFERS,
     );
-    const hasher = createHasher(options.hasher ?? "batch", memory, scratch, batch);
+    const imageMd5 = options.imageMd5 === true || pool === undefined;
+    const hasher = createHasher(options.hasher ?? "batch", memory, scratch, batch, imageMd5);
     // Each buffer's output slot: a compressing worker puts the chunk's zstd bytes there, so it
     // reads the chunk while the hashing workers read it too (compression no longer waits for
     // the hashes), and the chunk file is written from the slot.
@@ -336,7 +342,7 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
         name,
         size,
         chunkSize,
-        md5: whole.md5,
+        ...(imageMd5 ? { md5: whole.md5 } : {}),
         sha256: whole.sha256,
         chunks,
         ...(v2 ? { layout: { scheme: layout!.scheme, volumes: layout!.volumes } } : {}),

@@ -61,27 +61,43 @@ const CASES: Case[] = [
   },
 ];
 
+const WAYS = [
+  ["uncompressed", false, false],
+  ["zstd", true, false],
+  ["zstd, with the whole image's MD5", true, true],
+] as const;
+
 for (const c of CASES) {
-  for (const compressed of [false, true]) {
-    const how = compressed ? "zstd" : "uncompressed";
-    Deno.test(`slice -> assemble round trip (${how}): ${c.what}`, () => roundTrip(c, compressed));
+  for (const [how, compressed, imageMd5] of WAYS) {
+    Deno.test(
+      `slice -> assemble round trip (${how}): ${c.what}`,
+      () => roundTrip(c, compressed, imageMd5),
+    );
   }
 }
 
-function roundTrip(c: Case, compressed: boolean) {
+function roundTrip(c: Case, compressed: boolean, imageMd5: boolean) {
   return withTempDir(async (dir) => {
     const image = join(dir, "golden.img");
     await Deno.writeFile(image, c.image);
     const out = join(dir, "slices");
-    const r = await sliceImage({ image, out, chunkSize: c.chunkSize, uncompressed: !compressed });
+    const r = await sliceImage({
+      image,
+      out,
+      chunkSize: c.chunkSize,
+      uncompressed: !compressed,
+      imageMd5,
+    });
 
-    // The manifest on disk is exactly what an in-memory oracle computes.
+    // The manifest on disk is exactly what an in-memory oracle computes: the whole image's
+    // MD5 in it uncompressed (formats 1 and 2 carry it) or when asked for.
     const want = expectedManifest(
       c.image,
       c.chunkSize,
       "golden.img",
-      compressed ? { zstd: DEFAULT_ZSTD_LEVEL } : {},
+      compressed ? { zstd: DEFAULT_ZSTD_LEVEL, imageMd5 } : {},
     );
+    assert.equal(r.manifest.md5 !== undefined, !compressed || imageMd5);
     const text = await Deno.readTextFile(join(out, "manifest.json"));
     assert.equal(text, want.text);
     assert.deepEqual(r.manifest, want.manifest);

@@ -2,10 +2,12 @@
 // over in batches: BatchImageHasher for slicing (each chunk's MD5 and SHA-256 and the whole
 // image's), ChunkBatchHasher for checking chunks against a manifest (verify, assemble).
 //
-// WHY slicing splits its work this way: the whole-image MD5 is one chain over every byte (nothing
-// can share it out), so it gets a thread of its own; the other thread does both SHA-256s and the
-// chunk MD5s, eight chunks at once in WebAssembly SIMD lanes (md5_multi.ts), so the two carry
-// about the same load (costs per MiB: BENCHMARKS.md).
+// WHY slicing splits its work this way: each whole-image hash is one chain over every byte, the
+// zeros of free space included (nothing can share it out), so each gets a thread of its own; a
+// third does the chunks' SHA-256s and MD5s, eight chunks at once in WebAssembly SIMD lanes
+// (md5_multi.ts). The whole-image MD5 (0.6 GB/s, a third of SHA-256's speed here) is computed
+// only when asked for: on a mostly free disk its chain alone took longer than partclone | zstd
+// takes for the whole disk (BENCHMARKS.md).
 //
 // Batches, because eight lanes want eight chunks at once, and one message per batch instead of
 // two per chunk. The worker writes each chunk's MD5 padding into the MD5_PAD_ROOM bytes that
@@ -88,6 +90,8 @@ self.onmessage = (e) => {
     if (m.init) {
       ({ role, memory, scratch } = m);
       running = m.feed === false ? null : createHash(role === "image-md5" ? "md5" : "sha256");
+      // "image-md5" and "image-sha256" keep one chain; "chunks" hashes each chunk (and feeds a
+      // chain as well, unless told not to).
       if (role === "chunks") {
         try {
           lanes4 = instance(m.lanes4);
@@ -112,7 +116,7 @@ self.onmessage = (e) => {
       return zeros.subarray(0, c.length);
     });
     if (running) for (const v of views) running.update(v);
-    if (role === "image-md5") {
+    if (role !== "chunks") {
       self.postMessage({ id: m.id });
       return;
     }
@@ -162,6 +166,9 @@ export interface BatchHasherOptions {
   scratch: number;
   /** Chunks a batch holds before it goes to the workers by itself (1..MAX_BATCH). */
   batch: number;
+  /** Also chain the whole image's MD5 (BatchImageHasher; default false: its finish() then gives
+   * the SHA-256 alone). */
+  imageMd5?: boolean;
   /** Chunk MD5s in WebAssembly SIMD lanes (default true; without, or where the runtime has no
    * WebAssembly SIMD, one node:crypto pass a chunk). */
   simd?: boolean;
@@ -265,17 +272,20 @@ function digestOf(r: Reply, k: number, chunk: BatchChunk): Digest {
 
 /** ImageHasher for slicing (see the top of this file). */
 export class BatchImageHasher extends Batcher<ChunkHashes> implements ImageHasher {
-  #imageMd5 = new WorkerRpc<Reply>(WORKER_SOURCE, "hash");
+  #imageMd5: WorkerRpc<Reply> | undefined;
+  #imageSha256 = new WorkerRpc<Reply>(WORKER_SOURCE, "hash");
   #chunks = new WorkerRpc<Reply>(WORKER_SOURCE, "hash");
 
   constructor(options: BatchHasherOptions) {
     super(options, BATCH_SCRATCH);
+    if (options.imageMd5) this.#imageMd5 = new WorkerRpc<Reply>(WORKER_SOURCE, "hash");
     // Each worker handles its messages in order, so pushes need not wait for these; a failed
     // init makes every later request fail too.
     const { memory, scratch } = options;
     Promise.all([
-      this.#imageMd5.request({ init: true, role: "image-md5", memory, scratch }),
-      this.#chunks.request(chunksInit(options, scratch, true)),
+      this.#imageMd5?.request({ init: true, role: "image-md5", memory, scratch }),
+      this.#imageSha256.request({ init: true, role: "image-sha256", memory, scratch }),
+      this.#chunks.request(chunksInit(options, scratch, false)),
     ]).catch(() => {});
   }
 
@@ -289,8 +299,9 @@ export class BatchImageHasher extends Batcher<ChunkHashes> implements ImageHashe
   }
 
   protected async send(chunks: BatchChunk[]): Promise<ChunkHashes[]> {
-    const [, r] = await Promise.all([
-      this.#imageMd5.request({ chunks }),
+    const [, , r] = await Promise.all([
+      this.#imageMd5?.request({ chunks }),
+      this.#imageSha256.request({ chunks }),
       this.#chunks.request({ chunks }),
     ]);
     return chunks.map((c, k) =>
@@ -298,17 +309,18 @@ export class BatchImageHasher extends Batcher<ChunkHashes> implements ImageHashe
     );
   }
 
-  async finish(): Promise<{ md5: string; sha256: string }> {
+  async finish(): Promise<{ md5?: string; sha256: string }> {
     this.flush();
     const [md5, sha256] = await Promise.all([
-      this.#imageMd5.request({ finish: true }),
-      this.#chunks.request({ finish: true }),
+      this.#imageMd5?.request({ finish: true }),
+      this.#imageSha256.request({ finish: true }),
     ]);
-    return { md5: md5.digest!, sha256: sha256.digest! };
+    return { ...(md5 ? { md5: md5.digest! } : {}), sha256: sha256.digest! };
   }
 
   close() {
-    this.#imageMd5.close();
+    this.#imageMd5?.close();
+    this.#imageSha256.close();
     this.#chunks.close();
     this.rejectWaiting();
   }
