@@ -90,7 +90,7 @@ export async function assembleImage(options: AssembleOptions): Promise<AssembleR
     );
   }
   const blockDevice = Boolean(info?.isBlockDevice);
-  if (blockDevice) await refuseMounted(out, "assemble to", true);
+  if (info) await refuseMounted(out, "assemble to", true);
   const removedLeftovers = blockDevice ? [] : await removeLeftovers(out);
   const target = blockDevice ? out : leftoverPath(out, "partial");
 

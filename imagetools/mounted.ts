@@ -3,8 +3,9 @@
 // written under (assembling onto it would corrupt it in the kernel's hands). What counts: the
 // device itself, its partitions, and what holds them (LVM, md, dm-crypt: sysfs "holders"),
 // found in /proc/self/mountinfo by device number or by the mount's source path (Btrfs shows an
-// anonymous device number there), and active swap (/proc/swaps). Linux only; elsewhere, or
-// where /sys or /proc cannot be read, nothing is found.
+// anonymous device number there), and active swap (/proc/swaps). An image file counts through
+// the loop devices it backs (sysfs loop/backing_file). Linux only; elsewhere, or where /sys or
+// /proc cannot be read, nothing is found.
 import { basename, join } from "node:path";
 
 export interface MountUse {
@@ -79,10 +80,31 @@ async function rdevOf(path: string): Promise<string | null> {
   }
 }
 
-/** Every mount and active swap on block device `path` or on what is built on it. */
+/** The loop devices (/dev/loopN) whose backing file is `file`. */
+async function loopsOf(file: string): Promise<string[]> {
+  let real: string;
+  try {
+    real = await Deno.realPath(file);
+  } catch {
+    return [];
+  }
+  const loops: string[] = [];
+  for (const name of await names("/sys/block")) {
+    const backing = (await readText(`/sys/block/${name}/loop/backing_file`))?.trim();
+    if (backing === real) loops.push(`/dev/${name}`);
+  }
+  return loops;
+}
+
+/** Every mount and active swap on block device `path` or on what is built on it; for an image
+ * file, on the loop devices it backs. */
 export async function mountsOn(path: string): Promise<MountUse[]> {
   const dev = await rdevOf(path);
-  if (dev === null) return [];
+  if (dev === null) {
+    const uses: MountUse[] = [];
+    for (const loop of await loopsOf(path)) uses.push(...await mountsOn(loop));
+    return uses;
+  }
   const devs = await family(dev);
   if (!devs.has(dev)) devs.set(dev, basename(path));
   const uses: MountUse[] = [];

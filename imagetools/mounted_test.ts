@@ -120,3 +120,37 @@ Deno.test({
       }
     }),
 });
+
+Deno.test({
+  name: `an image file mounted through a loop device is neither sliced nor written${ignored}`,
+  ignore: noLoop !== null,
+  fn: () =>
+    withTempDir(async (tmp) => {
+      const image = join(tmp, "golden.img");
+      await makeExt4(image, 16 * MIB, fillPlan(64, 3, 100_000), tmp);
+      const golden = await sliceImage({ image, out: join(tmp, "golden"), sync: false });
+      const dev = await attachLoop(image);
+      const dir = join(tmp, "mnt");
+      await Deno.mkdir(dir);
+      try {
+        await run("mount", [dev, dir]);
+        try {
+          await assert.rejects(
+            sliceImage({ image, out: join(tmp, "s"), sync: false }),
+            new Error(
+              `Cannot slice "${image}": ${dev} is mounted read-write on ${dir} (a file system in use changes while it is read, and its free-block map with it; unmount it or remount it read-only first)`,
+            ),
+          );
+          await assert.rejects(
+            assembleImage({ slices: golden.dir, out: image, force: true, sync: false }),
+            /^Error: Cannot assemble to ".*golden\.img": \/dev\/loop\d+ is mounted read-write on /,
+          );
+        } finally {
+          await run("umount", [dir]);
+        }
+        await sliceImage({ image, out: join(tmp, "s"), sync: false });
+      } finally {
+        await detachLoop(dev);
+      }
+    }),
+});

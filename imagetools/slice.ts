@@ -161,7 +161,7 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
         `Cannot slice "${options.image}": its ${src.size} bytes exceed the ${MAX_IMAGE_SIZE} allowed`,
       );
     }
-    if (src.blockDevice) await refuseMounted(options.image, "slice");
+    await refuseMounted(options.image, "slice");
     if (options.out === undefined && src.blockDevice) {
       throw new TypeError(
         `Cannot slice block device "${options.image}" without an output folder (give --out)`,

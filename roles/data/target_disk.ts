@@ -119,7 +119,7 @@ export async function openTarget(
     }
   }
   // A lab PC netboots with nothing mounted; a disk in use here is the wrong disk.
-  if (existing?.isBlockDevice) await refuseMounted(path, "use target", true);
+  if (existing) await refuseMounted(path, "use target", true);
   const empty = !existing || (!existing.isBlockDevice && existing.size === 0);
   if (existing && !empty && existing.size < imageSize) {
     throw new RangeError(
