@@ -93,6 +93,29 @@ Deno.test({
     }),
 });
 
+/** Attach `image` to a loop device, mount it, run `mounted`, unmount, run `unmounted`, detach. */
+async function onLoop(
+  image: string,
+  tmp: string,
+  mounted: (dev: string, dir: string) => Promise<void>,
+  unmounted: (dev: string) => Promise<unknown>,
+) {
+  const dev = await attachLoop(image);
+  const dir = join(tmp, "mnt");
+  await Deno.mkdir(dir);
+  try {
+    await run("mount", [dev, dir]);
+    try {
+      await mounted(dev, dir);
+    } finally {
+      await run("umount", [dir]);
+    }
+    await unmounted(dev);
+  } finally {
+    await detachLoop(dev);
+  }
+}
+
 Deno.test({
   name: `a Btrfs mounted on a whole device is found by its source path${ignored}`,
   ignore: noLoop !== null,
@@ -100,24 +123,13 @@ Deno.test({
     withTempDir(async (tmp) => {
       const image = join(tmp, "btrfs.img");
       await makeBtrfs(image, 128 * MIB, fillPlan(63, 2, 50_000), tmp);
-      const dev = await attachLoop(image);
-      const dir = join(tmp, "mnt");
-      await Deno.mkdir(dir);
-      try {
-        await run("mount", [dev, dir]);
-        try {
-          assert.deepEqual(await mountsOn(dev), [{ device: dev, where: dir, readOnly: false }]);
-          await assert.rejects(
-            sliceImage({ image: dev, out: join(tmp, "s"), sync: false }),
-            /is mounted read-write on /,
-          );
-        } finally {
-          await run("umount", [dir]);
-        }
-        assert.deepEqual(await mountsOn(dev), []);
-      } finally {
-        await detachLoop(dev);
-      }
+      await onLoop(image, tmp, async (dev, dir) => {
+        assert.deepEqual(await mountsOn(dev), [{ device: dev, where: dir, readOnly: false }]);
+        await assert.rejects(
+          sliceImage({ image: dev, out: join(tmp, "s"), sync: false }),
+          /is mounted read-write on /,
+        );
+      }, async (dev) => assert.deepEqual(await mountsOn(dev), []));
     }),
 });
 
@@ -129,28 +141,17 @@ Deno.test({
       const image = join(tmp, "golden.img");
       await makeExt4(image, 16 * MIB, fillPlan(64, 3, 100_000), tmp);
       const golden = await sliceImage({ image, out: join(tmp, "golden"), sync: false });
-      const dev = await attachLoop(image);
-      const dir = join(tmp, "mnt");
-      await Deno.mkdir(dir);
-      try {
-        await run("mount", [dev, dir]);
-        try {
-          await assert.rejects(
-            sliceImage({ image, out: join(tmp, "s"), sync: false }),
-            new Error(
-              `Cannot slice "${image}": ${dev} is mounted read-write on ${dir} (a file system in use changes while it is read, and its free-block map with it; unmount it or remount it read-only first)`,
-            ),
-          );
-          await assert.rejects(
-            assembleImage({ slices: golden.dir, out: image, force: true, sync: false }),
-            /^Error: Cannot assemble to ".*golden\.img": \/dev\/loop\d+ is mounted read-write on /,
-          );
-        } finally {
-          await run("umount", [dir]);
-        }
-        await sliceImage({ image, out: join(tmp, "s"), sync: false });
-      } finally {
-        await detachLoop(dev);
-      }
+      await onLoop(image, tmp, async (dev, dir) => {
+        await assert.rejects(
+          sliceImage({ image, out: join(tmp, "s"), sync: false }),
+          new Error(
+            `Cannot slice "${image}": ${dev} is mounted read-write on ${dir} (a file system in use changes while it is read, and its free-block map with it; unmount it or remount it read-only first)`,
+          ),
+        );
+        await assert.rejects(
+          assembleImage({ slices: golden.dir, out: image, force: true, sync: false }),
+          /^Error: Cannot assemble to ".*golden\.img": \/dev\/loop\d+ is mounted read-write on /,
+        );
+      }, () => sliceImage({ image, out: join(tmp, "s"), sync: false }));
     }),
 });
