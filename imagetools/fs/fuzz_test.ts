@@ -3,13 +3,23 @@
 // carries checksums (ext4 with metadata_csum, XFS v5, Btrfs) and on FAT (two copies of the FAT
 // that must both say free) it never counts free a byte the unchanged disk keeps. The changes
 // land in the bytes the parsers read (each read of the clean disk is recorded), most of them in
-// a read's first 512 bytes, where the headers are. NTFS, exFAT and ext2 are only checked for
-// not throwing: their bitmaps carry no checksum, so a cleared bit there is a free block to them
-// as to partclone.
+// a read's first 512 bytes, where the headers are. NTFS, exFAT, ext2 and partitioned disks are
+// only checked for not throwing: those bitmaps carry no checksum (a cleared bit there is a free
+// block to Cascade as to partclone), and a changed partition entry moves what it names.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { analyzeDisk, keptRuns } from "./mod.ts";
-import { fillPlan, makeBtrfs, makeExt4, makeFat, makeNtfs, makeXfs } from "./testkit.ts";
+import {
+  fillPlan,
+  makeBtrfs,
+  makeDisk,
+  makeExfat,
+  makeExt4,
+  makeFat,
+  makeNtfs,
+  makeSwap,
+  makeXfs,
+} from "./testkit.ts";
 import { mulberry32, whyNoLoopDevices, withTempDir } from "../testkit.ts";
 
 const MIB = 1024 * 1024;
@@ -94,6 +104,37 @@ Deno.test("fuzzed ext4 (metadata_csum), ext2, FAT32 and NTFS metadata: nothing t
     await makeNtfs(ntfs, 48 * MIB, plan, tmp);
     await fuzz(ntfs, 4, false);
   }));
+
+Deno.test("fuzzed partition tables (GPT, MBR with logical partitions) and what they hold: nothing throws", () =>
+  withTempDir(async (tmp) => {
+    const plan = fillPlan(43, 6, 100_000);
+    const fat = join(tmp, "fat.img");
+    await makeFat(fat, 16 * MIB, 16, plan, tmp);
+    const ext = join(tmp, "ext.img");
+    await makeExt4(ext, 16 * MIB, plan, tmp, ["-t", "ext2"]);
+    const swap = join(tmp, "swap.img");
+    await makeSwap(swap, 2 * MIB, 44);
+    for (const [k, scheme] of (["gpt", "mbr"] as const).entries()) {
+      const disk = join(tmp, `${scheme}.img`);
+      await makeDisk(disk, scheme, [
+        { image: fat, size: 16 * MIB, type: scheme === "gpt" ? "ef00" : "0e" },
+        { image: swap, size: 2 * MIB, type: scheme === "gpt" ? "8200" : "82" },
+        { image: ext, size: 16 * MIB, type: scheme === "gpt" ? "8300" : "83" },
+      ]);
+      await fuzz(disk, 7 + k, false);
+    }
+  }));
+
+Deno.test({
+  name: `fuzzed exFAT metadata: nothing throws${noLoop ? ` (ignored: ${noLoop})` : ""}`,
+  ignore: noLoop !== null,
+  fn: () =>
+    withTempDir(async (tmp) => {
+      const exfat = join(tmp, "exfat.img");
+      await makeExfat(exfat, 48 * MIB, fillPlan(45, 12, 200_000), tmp);
+      await fuzz(exfat, 9, false);
+    }),
+});
 
 Deno.test({
   name: `fuzzed XFS v5 and Btrfs metadata: nothing throws, nothing kept is lost${
