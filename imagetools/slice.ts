@@ -323,9 +323,10 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
       const whole = await hasher.finish();
       progress.finish();
 
-      // Format 1 as before when no file system was understood: nothing of format 2 to say.
-      // Format 3 whenever chunks are compressed (each says how it is stored).
-      const v2 = layout !== undefined && layout.maps.length > 0;
+      // Format 1 as before when nothing was found (no table, no file system recognised, no
+      // reason to give): nothing of format 2 to say. A file system kept whole is recorded with
+      // its reason, for `info` to show. Format 3 whenever chunks are compressed.
+      const v2 = layout !== undefined && layoutWorthRecording(layout);
       const chunks: ChunkEntry[] = v2
         ? entries
         : entries.map(({ md5, sha256, zero }) => ({ md5, sha256, zero }));
@@ -387,6 +388,13 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
     src.close();
     if (tmp !== undefined) await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
+}
+
+/** Whether `layout` says anything: a partition table, a file system recognised, or a reason a
+ * volume was kept whole (a bare image of random bytes says nothing). */
+export function layoutWorthRecording(layout: DiskLayout): boolean {
+  return layout.scheme !== "none" ||
+    layout.volumes.some((v) => v.fs !== null || v.note !== undefined);
 }
 
 /** A page-aligned shared output slot of `chunkSize` bytes for each buffer. */

@@ -3,16 +3,17 @@
 import { volumeLine } from "./info.ts";
 import { formatBytes } from "./kit/mod.ts";
 import { MANIFEST_FORMAT_V3 } from "./manifest.ts";
-import type { SliceResult } from "./slice.ts";
+import { layoutWorthRecording, type SliceResult } from "./slice.ts";
 
 /** The lines for the end of a slice run: what each partition held, then the totals. */
 export function sliceSummary(r: SliceResult): string {
-  // Nothing understood: the image was sliced as it is, and the summary says only that.
-  const understood = r.layout && r.layout.maps.length > 0 ? r.layout : undefined;
-  const volumes = (understood?.volumes ?? []).map((v) =>
+  // Nothing found: the image was sliced as it is, and the summary says only that. A file system
+  // kept whole is named, with why.
+  const found = r.layout && layoutWorthRecording(r.layout) ? r.layout : undefined;
+  const volumes = (found?.volumes ?? []).map((v) =>
     `${v.number === 0 ? "Whole disk" : `Partition ${v.number}`}: ${volumeLine(v)}\n`
   ).join("");
-  const zeroed = understood
+  const zeroed = found && found.maps.length > 0
     ? `; ${formatBytes(r.zeroedBytes)} of free blocks zeroed, ${r.freeChunks} chunks wholly free`
     : "";
   return `${volumes}Sliced "${r.manifest.name}" (${

@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { analyzeDisk, bytesReader } from "./mod.ts";
 import { fillPlan, makeBtrfs, makeExt4, makeFat, makeXfs } from "./testkit.ts";
-import { whyNoLoopDevices, withTempDir } from "../testkit.ts";
+import { seededImage, whyNoLoopDevices, withTempDir } from "../testkit.ts";
+import { sliceImage, sliceSummary } from "../mod.ts";
 
 const MIB = 1024 * 1024;
 const BLOCK = 4096;
@@ -183,4 +184,26 @@ Deno.test("FAT32 whose boot sector says a wrong FAT size or a fixed root directo
       "fat32",
       "FAT32 boot sector names a fixed root directory (512 entries) or a 16-bit FAT size (0 sectors), which FAT32 has not",
     ]);
+  }));
+
+Deno.test("a slice of a file system kept whole records it with the reason, and its summary says so", () =>
+  withTempDir(async (tmp) => {
+    const clean = await volume(tmp, []);
+    clean[1024 + 0x78] ^= 0x20;
+    const image = join(tmp, "bad.img");
+    await Deno.writeFile(image, clean);
+    const r = await sliceImage({ image, out: join(tmp, "bad"), sync: false });
+    const v = r.manifest.layout!.volumes[0];
+    assert.deepEqual([v.number, v.fs, v.free], [0, "ext4", 0]);
+    assert.match(v.note!, /^ext4 superblock fails its checksum/);
+    assert.equal(
+      sliceSummary(r).split("\n")[0],
+      `Whole disk: 16.0 MiB at 0: ext4, kept whole (${v.note})`,
+    );
+    // Random bytes: nothing to say, as before (no layout, no partition line).
+    const noise = join(tmp, "noise.img");
+    await Deno.writeFile(noise, seededImage(4 * MIB, 65));
+    const n = await sliceImage({ image: noise, out: join(tmp, "noise"), sync: false });
+    assert.equal(n.manifest.layout, undefined);
+    assert.match(sliceSummary(n), /^Sliced "noise.img"/);
   }));
