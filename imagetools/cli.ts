@@ -67,6 +67,11 @@ export const SLICE_SPEC: CommandSpec = {
       help: "Also record the whole image's MD5 (slower: one MD5 pass over every byte)",
       env: "CASCADE_IMAGE_MD5",
     },
+    "no-image-sha256": {
+      type: "boolean",
+      help: "Leave out the whole image's SHA-256 (faster on a mostly free disk)",
+      env: "CASCADE_NO_IMAGE_SHA256",
+    },
     quiet: { ...quietOption, help: "No progress; print only the image id" },
   },
   notes: [
@@ -83,6 +88,8 @@ export const SLICE_SPEC: CommandSpec = {
     "The manifest holds each chunk's SHA-256 and MD5 and the whole image's SHA-256; the whole",
     "image's MD5 only with --image-md5 (or --uncompressed): its one chain over every byte, the",
     "free space's zeros included, is the slowest part of slicing a mostly free disk.",
+    "--no-image-sha256 leaves the whole image's SHA-256 out too (its chain is most of a slice",
+    "of a mostly free disk); every chunk's hashes, and so the image id, still pin every byte.",
     "A block device needs --out (nothing is written beside /dev/...).",
   ],
 };
@@ -174,6 +181,7 @@ export async function sliceMain(args: string[]): Promise<number> {
     uncompressed: p.values.uncompressed === true,
     zstdLevel: zstdLevelOption(p.values["zstd-level"] as string),
     imageMd5: p.values["image-md5"] === true,
+    imageSha256: p.values["no-image-sha256"] !== true,
     progress: progressMode(quiet),
   });
   if (!quiet) reportLeftovers(r.removedLeftovers);

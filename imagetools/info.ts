@@ -92,7 +92,7 @@ export function renderInfo(m: Manifest, imageId: string): string {
     ],
     ["Image id", imageId],
     ...(m.md5 !== undefined ? [["Image MD5", m.md5] as [string, string]] : []),
-    ["Image SHA-256", m.sha256],
+    ...(m.sha256 !== undefined ? [["Image SHA-256", m.sha256] as [string, string]] : []),
     ...(m.layout ? layoutRows(m.layout) : []),
   ];
   const width = Math.max(...rows.map(([k]) => k.length)) + 2;

@@ -74,8 +74,9 @@ export interface Manifest {
    * for it (`--image-md5`: one MD5 chain over every byte, zeros included, is the slowest part
    * of slicing a mostly free disk, and nothing on the data path needs it). */
   md5?: string;
-  /** The whole image's SHA-256. */
-  sha256: string;
+  /** The whole image's SHA-256: in format 3 absent only when slicing was told to leave it out
+   * (`--no-image-sha256`: on a mostly free disk its one chain is most of the slice). */
+  sha256?: string;
   chunks: ChunkEntry[];
   /** (format 2) The disk's partitions and file systems, as slicing found them. */
   layout?: ManifestLayout;
@@ -171,8 +172,11 @@ export function validateManifest(value: unknown): Manifest {
   }
   const size = requireInteger(value, "size", 1, MAX_IMAGE_SIZE);
   const chunkSize = requireInteger(value, "chunkSize", MIN_CHUNK_SIZE, MAX_CHUNK_SIZE);
-  const md5 = v3 && value.md5 === undefined ? undefined : requireHex(value, "md5", MD5_HEX, "");
-  const sha256 = requireHex(value, "sha256", SHA256_HEX, "");
+  // The whole image's hashes: format 3 may leave either out (slice --image-md5, --no-image-sha256).
+  const whole = (key: string, hex: RegExp) =>
+    v3 && value[key] === undefined ? undefined : requireHex(value, key, hex, "");
+  const md5 = whole("md5", MD5_HEX);
+  const sha256 = whole("sha256", SHA256_HEX);
   if (!Array.isArray(value.chunks)) {
     throw new TypeError(
       `Invalid manifest: field "chunks" (${
@@ -230,15 +234,9 @@ export function validateManifest(value: unknown): Manifest {
     return entry;
   });
   if (v3) sameStoredForms(chunks);
-  const manifest: Manifest = {
-    format,
-    name,
-    size,
-    chunkSize,
-    ...(md5 !== undefined ? { md5 } : {}),
-    sha256,
-    chunks,
-  };
+  const manifest: Manifest = { format, name, size, chunkSize, md5, sha256, chunks };
+  if (md5 === undefined) delete manifest.md5;
+  if (sha256 === undefined) delete manifest.sha256;
   if (v2 && value.layout !== undefined) manifest.layout = validateLayout(value.layout, size);
   return manifest;
 }
@@ -379,7 +377,7 @@ export function serializeManifest(m: Manifest): string {
     name: m.name,
     size: m.size,
     chunkSize: m.chunkSize,
-    ...(m.md5 !== undefined ? { md5: m.md5 } : {}),
+    md5: m.md5, // JSON leaves out what is undefined
     sha256: m.sha256,
     ...(v2 && m.layout ? { layout: canonicalLayout(m.layout) } : {}),
   });

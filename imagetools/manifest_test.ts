@@ -221,12 +221,17 @@ Deno.test("format 3 says how each non-zero chunk is stored, and is refused when 
   assert.throws(() => parseManifest(JSON.stringify(o)), {
     message: 'Invalid manifest: unknown field "zstd" in chunk 0',
   });
-  // ... and always carry the whole image's MD5.
-  const old = JSON.parse(VALID.text);
-  delete old.md5;
-  assert.throws(() => parseManifest(JSON.stringify(old)), {
-    message: 'Invalid manifest: missing field "md5"',
-  });
+  // ... and always carry the whole image's MD5 and SHA-256; format 3 may leave both out.
+  for (const field of ["md5", "sha256"]) {
+    const old = JSON.parse(VALID.text);
+    delete old[field];
+    assert.throws(() => parseManifest(JSON.stringify(old)), {
+      message: `Invalid manifest: missing field "${field}"`,
+    });
+  }
+  const bare = expectedManifest(image, CHUNK, "v3.img", { zstd: 3, imageSha256: false });
+  assert.doesNotMatch(bare.text.split("\n")[0], /md5|sha256/);
+  assert.deepEqual(parseManifest(bare.text), bare.manifest);
 });
 
 Deno.test("manifest fuzzing: every mutation is accepted consistently or refused clearly", () => {

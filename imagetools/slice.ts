@@ -80,6 +80,9 @@ export interface SliceOptions {
    * space included, costs more than the rest of slicing on a mostly free disk). Always with
    * `uncompressed`: formats 1 and 2 carry it. */
   imageMd5?: boolean;
+  /** Record the whole image's SHA-256 (default true; false leaves its one chain over every byte
+   * out, most of a slice of a mostly free disk). Always with `uncompressed`. */
+  imageSha256?: boolean;
 }
 
 export interface SliceResult {
@@ -121,10 +124,11 @@ function createHasher(
   scratch: number,
   batch: number,
   imageMd5: boolean,
+  imageSha256: boolean,
 ): ImageHasher {
   if (mode === "inline") return new InlineImageHasher();
   if (mode === "split") return new SplitImageHasher();
-  return new BatchImageHasher({ memory, scratch, batch, imageMd5 });
+  return new BatchImageHasher({ memory, scratch, batch, imageMd5, imageSha256 });
 }
 
 function checkName(name: string) {
@@ -220,7 +224,15 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
       SLICE_BUFFERS,
     );
     const imageMd5 = options.imageMd5 === true || pool === undefined;
-    const hasher = createHasher(options.hasher ?? "batch", memory, scratch, batch, imageMd5);
+    const imageSha256 = options.imageSha256 !== false || pool === undefined;
+    const hasher = createHasher(
+      options.hasher ?? "batch",
+      memory,
+      scratch,
+      batch,
+      imageMd5,
+      imageSha256,
+    );
     // Each buffer's output slot: a compressing worker puts the chunk's zstd bytes there, so it
     // reads the chunk while the hashing workers read it too (compression no longer waits for
     // the hashes), and the chunk file is written from the slot.
@@ -344,7 +356,7 @@ export async function sliceImage(options: SliceOptions): Promise<SliceResult> {
         size,
         chunkSize,
         ...(imageMd5 ? { md5: whole.md5 } : {}),
-        sha256: whole.sha256,
+        ...(imageSha256 ? { sha256: whole.sha256 } : {}),
         chunks,
         ...(v2 ? { layout: { scheme: layout!.scheme, volumes: layout!.volumes } } : {}),
       };

@@ -62,21 +62,22 @@ const CASES: Case[] = [
 ];
 
 const WAYS = [
-  ["uncompressed", false, false],
-  ["zstd", true, false],
-  ["zstd, with the whole image's MD5", true, true],
+  ["uncompressed", false, false, true],
+  ["zstd", true, false, true],
+  ["zstd, with the whole image's MD5", true, true, true],
+  ["zstd, without the whole image's SHA-256", true, false, false],
 ] as const;
 
 for (const c of CASES) {
-  for (const [how, compressed, imageMd5] of WAYS) {
+  for (const [how, compressed, imageMd5, imageSha256] of WAYS) {
     Deno.test(
       `slice -> assemble round trip (${how}): ${c.what}`,
-      () => roundTrip(c, compressed, imageMd5),
+      () => roundTrip(c, compressed, imageMd5, imageSha256),
     );
   }
 }
 
-function roundTrip(c: Case, compressed: boolean, imageMd5: boolean) {
+function roundTrip(c: Case, compressed: boolean, imageMd5: boolean, imageSha256: boolean) {
   return withTempDir(async (dir) => {
     const image = join(dir, "golden.img");
     await Deno.writeFile(image, c.image);
@@ -87,6 +88,7 @@ function roundTrip(c: Case, compressed: boolean, imageMd5: boolean) {
       chunkSize: c.chunkSize,
       uncompressed: !compressed,
       imageMd5,
+      imageSha256,
     });
 
     // The manifest on disk is exactly what an in-memory oracle computes: the whole image's
@@ -95,9 +97,10 @@ function roundTrip(c: Case, compressed: boolean, imageMd5: boolean) {
       c.image,
       c.chunkSize,
       "golden.img",
-      compressed ? { zstd: DEFAULT_ZSTD_LEVEL, imageMd5 } : {},
+      compressed ? { zstd: DEFAULT_ZSTD_LEVEL, imageMd5, imageSha256 } : {},
     );
     assert.equal(r.manifest.md5 !== undefined, !compressed || imageMd5);
+    assert.equal(r.manifest.sha256 !== undefined, !compressed || imageSha256);
     const text = await Deno.readTextFile(join(out, "manifest.json"));
     assert.equal(text, want.text);
     assert.deepEqual(r.manifest, want.manifest);

@@ -57,13 +57,14 @@ function hex(algo: string, bytes: Uint8Array): string {
 }
 
 /** The manifest (and its canonical text) that slicing `image` must produce: uncompressed
- * (format 1), or with `zstd` (a level) format 3 with each chunk's stored form, and the whole
- * image's MD5 only with `imageMd5` (as slicing records it). */
+ * (format 1), or with `zstd` (a level) format 3 with each chunk's stored form, the whole
+ * image's MD5 only with `imageMd5` and its SHA-256 unless `imageSha256` is false (as slicing
+ * records them). */
 export function expectedManifest(
   image: Uint8Array,
   chunkSize: number,
   name: string,
-  opts: { zstd?: number; imageMd5?: boolean } = {},
+  opts: { zstd?: number; imageMd5?: boolean; imageSha256?: boolean } = {},
 ) {
   const chunks: ChunkEntry[] = [];
   for (let off = 0; off < image.length; off += chunkSize) {
@@ -86,7 +87,9 @@ export function expectedManifest(
     size: image.length,
     chunkSize,
     ...(opts.zstd === undefined || opts.imageMd5 ? { md5: hex("md5", image) } : {}),
-    sha256: hex("sha256", image),
+    ...(opts.zstd === undefined || opts.imageSha256 !== false
+      ? { sha256: hex("sha256", image) }
+      : {}),
     chunks,
   };
   return { manifest, text: serializeManifest(manifest) };

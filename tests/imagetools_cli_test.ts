@@ -18,11 +18,15 @@ interface Run {
   stderr: string;
 }
 
-async function cascade(args: string[], cwd?: string): Promise<Run> {
+async function cascade(
+  args: string[],
+  cwd?: string,
+  env: Record<string, string> = {},
+): Promise<Run> {
   const r = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CASCADE, ...args],
     cwd,
-    env: ENV,
+    env: { ...ENV, ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -70,6 +74,33 @@ Deno.test("slice, info, verify and assemble from the command line", () =>
     assert.equal(info.code, 0, info.stderr);
     assert.match(info.stdout, /^Name: +g\.img\n/);
     assert.match(info.stdout, new RegExp(`\nImage id: +${id}\n`));
+    const sha256 = createHash("sha256").update(data).digest("hex");
+    const md5 = createHash("md5").update(data).digest("hex");
+    assert.match(info.stdout, new RegExp(`\nImage SHA-256: +${sha256}\n`));
+    assert.doesNotMatch(info.stdout, /Image MD5/); // only with --image-md5
+
+    // The whole image's MD5 in, or its SHA-256 out, by flag or environment.
+    for (
+      const [args, env, want] of [
+        [["--image-md5"], {}, { md5, sha256 }],
+        [[], { CASCADE_IMAGE_MD5: "1" }, { md5, sha256 }],
+        [["--no-image-sha256"], {}, {}],
+        [[], { CASCADE_NO_IMAGE_SHA256: "1" }, {}],
+      ] as const
+    ) {
+      const r = await cascade(
+        ["slice", "g.img", "--chunk-size", "4K", "--force", "-q", ...args],
+        dir,
+        env,
+      );
+      assert.equal(r.code, 0, r.stderr);
+      const m = JSON.parse(await Deno.readTextFile(join(dir, "g.img.cascade", "manifest.json")));
+      assert.deepEqual({ md5: m.md5, sha256: m.sha256 }, {
+        md5: undefined,
+        sha256: undefined,
+        ...want,
+      });
+    }
 
     const v = await cascade(["verify", "g.img", "g.img.cascade", "-q"], dir);
     assert.deepEqual(v, {

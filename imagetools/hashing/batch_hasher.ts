@@ -169,6 +169,8 @@ export interface BatchHasherOptions {
   /** Also chain the whole image's MD5 (BatchImageHasher; default false: its finish() then gives
    * the SHA-256 alone). */
   imageMd5?: boolean;
+  /** Chain the whole image's SHA-256 (BatchImageHasher; default true). */
+  imageSha256?: boolean;
   /** Chunk MD5s in WebAssembly SIMD lanes (default true; without, or where the runtime has no
    * WebAssembly SIMD, one node:crypto pass a chunk). */
   simd?: boolean;
@@ -273,18 +275,21 @@ function digestOf(r: Reply, k: number, chunk: BatchChunk): Digest {
 /** ImageHasher for slicing (see the top of this file). */
 export class BatchImageHasher extends Batcher<ChunkHashes> implements ImageHasher {
   #imageMd5: WorkerRpc<Reply> | undefined;
-  #imageSha256 = new WorkerRpc<Reply>(WORKER_SOURCE, "hash");
+  #imageSha256: WorkerRpc<Reply> | undefined;
   #chunks = new WorkerRpc<Reply>(WORKER_SOURCE, "hash");
 
   constructor(options: BatchHasherOptions) {
     super(options, BATCH_SCRATCH);
     if (options.imageMd5) this.#imageMd5 = new WorkerRpc<Reply>(WORKER_SOURCE, "hash");
+    if (options.imageSha256 !== false) {
+      this.#imageSha256 = new WorkerRpc<Reply>(WORKER_SOURCE, "hash");
+    }
     // Each worker handles its messages in order, so pushes need not wait for these; a failed
     // init makes every later request fail too.
     const { memory, scratch } = options;
     Promise.all([
       this.#imageMd5?.request({ init: true, role: "image-md5", memory, scratch }),
-      this.#imageSha256.request({ init: true, role: "image-sha256", memory, scratch }),
+      this.#imageSha256?.request({ init: true, role: "image-sha256", memory, scratch }),
       this.#chunks.request(chunksInit(options, scratch, false)),
     ]).catch(() => {});
   }
@@ -301,7 +306,7 @@ export class BatchImageHasher extends Batcher<ChunkHashes> implements ImageHashe
   protected async send(chunks: BatchChunk[]): Promise<ChunkHashes[]> {
     const [, , r] = await Promise.all([
       this.#imageMd5?.request({ chunks }),
-      this.#imageSha256.request({ chunks }),
+      this.#imageSha256?.request({ chunks }),
       this.#chunks.request({ chunks }),
     ]);
     return chunks.map((c, k) =>
@@ -309,18 +314,21 @@ export class BatchImageHasher extends Batcher<ChunkHashes> implements ImageHashe
     );
   }
 
-  async finish(): Promise<{ md5?: string; sha256: string }> {
+  async finish(): Promise<{ md5?: string; sha256?: string }> {
     this.flush();
     const [md5, sha256] = await Promise.all([
       this.#imageMd5?.request({ finish: true }),
-      this.#imageSha256.request({ finish: true }),
+      this.#imageSha256?.request({ finish: true }),
     ]);
-    return { ...(md5 ? { md5: md5.digest! } : {}), sha256: sha256.digest! };
+    return {
+      ...(md5 ? { md5: md5.digest! } : {}),
+      ...(sha256 ? { sha256: sha256.digest! } : {}),
+    };
   }
 
   close() {
     this.#imageMd5?.close();
-    this.#imageSha256.close();
+    this.#imageSha256?.close();
     this.#chunks.close();
     this.rejectWaiting();
   }

@@ -84,8 +84,15 @@ Deno.test("BatchImageHasher hashes an empty image and refuses chunks it cannot r
     batch: 8,
     imageMd5: true,
   });
+  const neither = new BatchImageHasher({
+    memory,
+    scratch: 65536 * 3 - BATCH_SCRATCH,
+    batch: 8,
+    imageSha256: false,
+  });
   try {
     assert.deepEqual(await h.finish(), { sha256: hex("sha256", new Uint8Array(0)) });
+    assert.deepEqual(await neither.finish(), {});
     assert.deepEqual(await withMd5.finish(), {
       md5: hex("md5", new Uint8Array(0)),
       sha256: hex("sha256", new Uint8Array(0)),
@@ -103,6 +110,7 @@ Deno.test("BatchImageHasher hashes an empty image and refuses chunks it cannot r
   } finally {
     h.close();
     withMd5.close();
+    neither.close();
   }
 });
 

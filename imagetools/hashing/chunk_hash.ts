@@ -137,9 +137,9 @@ export interface ImageHasher {
   /** Start on everything pushed so far: a hasher may hold chunks back to hash several at once,
    * so call this before waiting for a pushed chunk's hashes. */
   flush(): void;
-  /** The whole image's hashes (of everything pushed so far; the MD5 where the hasher chains
+  /** The whole image's hashes (of everything pushed so far; each where the hasher chains
    * one); the hasher then starts over. */
-  finish(): Promise<{ md5?: string; sha256: string }>;
+  finish(): Promise<{ md5?: string; sha256?: string }>;
   close(): void;
 }
 
