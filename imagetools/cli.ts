@@ -90,6 +90,9 @@ export const SLICE_SPEC: CommandSpec = {
     "free space's zeros included, is the slowest part of slicing a mostly free disk.",
     "--no-image-sha256 leaves the whole image's SHA-256 out too (its chain is most of a slice",
     "of a mostly free disk); every chunk's hashes, and so the image id, still pin every byte.",
+    "A file system whose metadata fails its own checksums or counts is kept whole; the summary",
+    "and `info` say why. A disk mounted read-write (or an image file mounted through a loop",
+    "device) is refused: it would change while it is read.",
     "A block device needs --out (nothing is written beside /dev/...).",
   ],
 };
