@@ -234,30 +234,41 @@ async function fillMounted(dir: string, plan: FillPlan) {
   await stage(dir, plan.then);
 }
 
-/** A Btrfs filled by `plan` through the kernel's driver (mkfs.btrfs wants ~110 MiB at least). */
-export async function makeBtrfs(
+/** A file system made by `mkfs` (its -q -f -L golden and `mkfsArgs`) and filled by `plan`
+ * through the kernel's driver on a loop device. */
+async function makeMounted(
+  mkfs: string,
   path: string,
   size: number,
   plan: FillPlan,
   tmp: string,
-  mkfsArgs: string[] = [],
+  mkfsArgs: string[],
 ) {
   await sparseFile(path, size);
-  await run("mkfs.btrfs", ["-q", "-f", "-L", "golden", ...mkfsArgs, path]);
+  await run(mkfs, ["-q", "-f", "-L", "golden", ...mkfsArgs, path]);
   await withLoopMount(path, tmp, (dir) => fillMounted(dir, plan));
 }
 
-/** An XFS filled by `plan` through the kernel (mkfs.xfs wants 300 MiB at least). */
-export async function makeXfs(
+/** A Btrfs filled by `plan` through the kernel's driver (mkfs.btrfs wants ~110 MiB at least). */
+export function makeBtrfs(
   path: string,
   size: number,
   plan: FillPlan,
   tmp: string,
   mkfsArgs: string[] = [],
 ) {
-  await sparseFile(path, size);
-  await run("mkfs.xfs", ["-q", "-f", "-L", "golden", ...mkfsArgs, path]);
-  await withLoopMount(path, tmp, (dir) => fillMounted(dir, plan));
+  return makeMounted("mkfs.btrfs", path, size, plan, tmp, mkfsArgs);
+}
+
+/** An XFS filled by `plan` through the kernel (mkfs.xfs wants 300 MiB at least). */
+export function makeXfs(
+  path: string,
+  size: number,
+  plan: FillPlan,
+  tmp: string,
+  mkfsArgs: string[] = [],
+) {
+  return makeMounted("mkfs.xfs", path, size, plan, tmp, mkfsArgs);
 }
 
 /** A swap area whose pages hold stale data (as after use), with a fresh swap header. */
